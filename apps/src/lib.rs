@@ -1,0 +1,3 @@
+//! Shared code of the `apps` binaries: benchmark modes live in [`bench`].
+
+pub mod bench;

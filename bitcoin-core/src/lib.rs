@@ -1,0 +1,1 @@
+//! bitcoin-core (work in progress).

@@ -1,0 +1,1 @@
+//! LSP core (in progress).

@@ -1,0 +1,1 @@
+//! lsp-mio (work in progress).

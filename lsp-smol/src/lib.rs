@@ -1,0 +1,1 @@
+//! lsp-smol (work in progress).
