@@ -1,1 +1,8 @@
-//! bitcoin-core (work in progress).
+//! The distributed miner's core: the hash, the mining kernel, the wire messages between
+//! miners, clients and the server, and the sans-IO scheduler.
+#![deny(unsafe_code)]
+
+pub mod hash;
+pub mod kernel;
+pub mod message;
+pub mod scheduler;

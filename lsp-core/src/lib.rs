@@ -1,1 +1,5 @@
 //! LSP core (in progress).
+#![forbid(unsafe_code)]
+
+pub mod time;
+pub use time::Timestamp;

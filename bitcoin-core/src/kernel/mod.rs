@@ -1,0 +1,1 @@
+//! The mining kernel (in progress).

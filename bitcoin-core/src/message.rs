@@ -1,0 +1,1 @@
+//! Join / Request / Result messages (in progress).
