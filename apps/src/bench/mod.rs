@@ -1,5 +1,7 @@
 //! Benchmark modes of the `bench` binary. Each mode prints its figures next to a baseline
 //! measured in the same run, and returns an error message on bad arguments.
 
+pub mod codec;
+pub mod echo;
 pub mod hash;
 pub mod schedule;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench <hash|schedule> [ARGS...]";
+const USAGE: &str = "usage: bench <hash|schedule|codec|echo> [ARGS...]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     let result = match mode.as_str() {
         "hash" => apps::bench::hash::run(rest),
         "schedule" => apps::bench::schedule::run(rest),
+        "codec" => apps::bench::codec::run(rest),
+        "echo" => apps::bench::echo::run(rest),
         "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
