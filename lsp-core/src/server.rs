@@ -56,6 +56,8 @@ pub enum ServerEvent<A> {
 /// One connection as the server keeps it.
 struct Peer<A> {
     addr: A,
+    /// The initial sequence number of the Connect that created it.
+    isn: i64,
     conn: Connection,
 }
 
@@ -272,7 +274,17 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             }
             (MsgType::Ack, _) => peer.conn.handle_ack(message.seq_num, &mut out),
             (MsgType::CAck, _) => peer.conn.handle_cack(message.seq_num, &mut out),
-            (MsgType::Connect, _) => out.stats.dropped.duplicate_connect += 1,
+            (MsgType::Connect, _) => {
+                // The connect-ack may have been lost: answer a retry of the same Connect with
+                // the same id (lsp.md §3 allows it; the reference stays silent, which strands
+                // a client whose connect-ack was dropped). A Connect with another isn is some
+                // other client on the same address and gets nothing while this one lives.
+                out.stats.dropped.duplicate_connect += 1;
+                if message.seq_num == peer.isn && !peer.conn.is_closing() {
+                    out.datagrams.push(Message::ack(conn.0, peer.isn).encode());
+                    out.stats.datagrams_sent += 1;
+                }
+            }
         }
         let addr = peer.addr.clone();
         self.flush_scratch(conn, &addr);
@@ -292,6 +304,7 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             conn,
             Peer {
                 addr: from.clone(),
+                isn,
                 conn: Connection::new(self.params, conn.0, isn),
             },
         );
