@@ -43,9 +43,8 @@ impl Machine for ServerMachine {
         }
         let mut progress = false;
         while let Some(event) = self.endpoint.poll_event() {
-            progress = true;
             match event {
-                ServerEvent::Connected { .. } => progress = false,
+                ServerEvent::Connected { .. } => continue,
                 ServerEvent::Message { conn, payload } => self.inbox.push_back(Ok((conn, payload))),
                 ServerEvent::ConnectionLost { conn } => self
                     .inbox
@@ -55,6 +54,7 @@ impl Machine for ServerMachine {
                     .push_back(Err(ServerReadError::ConnectionClosed(conn))),
                 ServerEvent::Closed(result) => self.closed = Some(result),
             }
+            progress = true;
         }
         progress
     }

@@ -1,0 +1,150 @@
+//! The errors of the blocking API.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use lsp_core::{ConnId, ParamsError};
+
+/// Why [`Server::listen`](crate::Server::listen) or
+/// [`Client::connect`](crate::Client::connect) failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// The parameters were invalid.
+    Params(ParamsError),
+    /// The socket could not be created, bound or connected.
+    Io(io::Error),
+    /// No connect-ack arrived within `epoch_limit` epochs (client only).
+    NoAnswer,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Params(e) => write!(f, "invalid parameters: {e}"),
+            StartError::Io(e) => write!(f, "socket error: {e}"),
+            StartError::NoAnswer => write!(f, "could not connect: no answer from the server"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Params(e) => Some(e),
+            StartError::Io(e) => Some(e),
+            StartError::NoAnswer => None,
+        }
+    }
+}
+
+impl From<ParamsError> for StartError {
+    fn from(e: ParamsError) -> Self {
+        StartError::Params(e)
+    }
+}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        StartError::Io(e)
+    }
+}
+
+/// Why [`Server::read`](crate::Server::read) returned no message.
+#[derive(Clone, Debug)]
+pub enum ServerReadError {
+    /// This connection was lost, and every message received from it before has been read.
+    /// Reported exactly once per lost connection.
+    ConnectionLost(ConnId),
+    /// This connection was closed with [`Server::close_conn`](crate::Server::close_conn).
+    /// Reported exactly once per closed connection.
+    ConnectionClosed(ConnId),
+    /// The server was closed.
+    Closed,
+    /// The driver task stopped on a socket error.
+    Io(Arc<io::Error>),
+}
+
+impl ServerReadError {
+    /// The connection the error is about; `ConnId(0)` (the reference's convention) when it
+    /// is about the whole server.
+    pub fn conn_id(&self) -> ConnId {
+        match self {
+            ServerReadError::ConnectionLost(c) | ServerReadError::ConnectionClosed(c) => *c,
+            ServerReadError::Closed | ServerReadError::Io(_) => ConnId(0),
+        }
+    }
+}
+
+impl fmt::Display for ServerReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerReadError::ConnectionLost(c) => write!(f, "connection {c} lost"),
+            ServerReadError::ConnectionClosed(c) => write!(f, "connection {c} closed"),
+            ServerReadError::Closed => write!(f, "server closed"),
+            ServerReadError::Io(e) => write!(f, "driver task failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerReadError {}
+
+/// Why [`Client::read`](crate::Client::read) returned no message.
+#[derive(Clone, Debug)]
+pub enum ClientReadError {
+    /// The connection was lost and every message received before the loss has been read.
+    ConnectionLost,
+    /// The client was closed.
+    Closed,
+    /// The driver task stopped on a socket error.
+    Io(Arc<io::Error>),
+}
+
+impl fmt::Display for ClientReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientReadError::ConnectionLost => write!(f, "connection lost"),
+            ClientReadError::Closed => write!(f, "client closed"),
+            ClientReadError::Io(e) => write!(f, "driver task failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientReadError {}
+
+/// Why a `close` did not end cleanly.
+#[derive(Clone, Debug)]
+pub enum CloseError {
+    /// `close` was already called.
+    AlreadyClosed,
+    /// These connections were lost before everything written to them was acknowledged; what
+    /// was pending for them was discarded. (A client reports its own connection, or an empty
+    /// list if it never connected.)
+    ConnectionsLost(Vec<ConnId>),
+    /// The driver task stopped on a socket error before the close completed.
+    Io(Arc<io::Error>),
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseError::AlreadyClosed => write!(f, "already closed"),
+            CloseError::ConnectionsLost(ids) => write!(
+                f,
+                "{} connection(s) lost before their messages were acknowledged",
+                ids.len()
+            ),
+            CloseError::Io(e) => write!(f, "driver task failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CloseError {}
+
+impl From<lsp_core::CloseError> for CloseError {
+    fn from(e: lsp_core::CloseError) -> Self {
+        match e {
+            lsp_core::CloseError::ConnectionsLost(ids) => CloseError::ConnectionsLost(ids),
+        }
+    }
+}
