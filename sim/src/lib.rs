@@ -1,1 +1,32 @@
-//! sim (work in progress).
+//! A deterministic, single-threaded discrete-event simulator for LSP.
+//!
+//! One `u64` seed determines a whole run: virtual time advances from event to event (an
+//! event queue ordered by time and then by scheduling order), every random choice comes from
+//! the run's own [`Rng`], and a [`Digest`] of every step proves two runs identical. Nodes own
+//! `lsp-core` endpoints plus application logic (an echo server, scripted clients); the
+//! [`Network`] applies every fault of `conformance.md` plus partitions, and clients can crash
+//! and restart. After every step the [`World`] checks the protocol's invariants:
+//! exactly-once in-order delivery per connection, nothing from a `close_conn`ed connection,
+//! timely (and not premature) loss detection, bounded buffers, and no sending after an
+//! endpoint finished.
+//!
+//! On top of the world:
+//! - [`scenario`]: the 64 conformance scenarios as plain data, for any runner;
+//! - [`conformance`]: this crate's runner of those scenarios in virtual time;
+//! - [`sweep`]: swarm testing — each seed draws its own fault mix and workload;
+//! - [`shrink`]: minimisation of a failing sweep case.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+pub mod digest;
+pub mod net;
+pub mod rng;
+pub mod scenario;
+pub mod shrink;
+pub mod sweep;
+pub mod world;
+
+pub use digest::Digest;
+pub use net::{Addr, DelayBy, Faults, Middlebox, Network, Partition, Role, Sniffed, Verdict};
+pub use rng::{Prob, Rng};
+pub use world::{ClientLife, ConnView, Echo, ServerView, Violation, World};

@@ -1,0 +1,1216 @@
+//! The discrete-event world: virtual time, the event queue, nodes owning `lsp-core`
+//! endpoints with their application logic, and the invariant checks run after every step.
+//!
+//! One [`World`] is one simulation run. Everything random comes from the seed given to
+//! [`World::new`]; events at the same instant run in the order they were scheduled, so the
+//! same seed and the same calls always give the same trace and the same [`World::digest`].
+//!
+//! Drivers (conformance scenarios, the sweep) call the application operations
+//! ([`World::client_write`], [`World::server_close_conn`], …) between
+//! [`World::run_until`] / [`World::run_while`] calls, and read what the applications saw
+//! through [`World::server`] and [`World::client`].
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::fmt;
+use std::time::Duration;
+
+use lsp_core::{
+    ApiError, ClientEndpoint, ClientEvent, CloseError, ConnId, Message, Params, ParamsError,
+    ServerEndpoint, ServerEvent, Timestamp,
+};
+
+use crate::digest::Digest;
+use crate::net::{Addr, Network};
+use crate::rng::Rng;
+
+/// A broken invariant: when and what. The first one ends the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time of the step that broke it.
+    pub time: Timestamp,
+    /// What was broken.
+    pub what: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {}: {}", self.time, self.what)
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// How the server application answers messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// It only reads.
+    Off,
+    /// It writes every message back to its sender at once.
+    Immediate,
+    /// It sleeps a uniform `0..=max` before each echo; the sleeps add up, as in a
+    /// single-threaded read–sleep–write loop.
+    Sleep {
+        /// The longest sleep.
+        max: Duration,
+    },
+}
+
+/// What the server application has seen of one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnView {
+    /// The client's address.
+    pub addr: Addr,
+    /// Which life of that client it belongs to (0 for the first).
+    pub incarnation: u32,
+    /// Messages read from it, in order.
+    pub reads: Vec<Vec<u8>>,
+    /// Messages the application wrote to it (accepted by `write`).
+    pub written: Vec<Vec<u8>>,
+    /// The server reported it lost.
+    pub lost: bool,
+    /// The application closed it with `close_conn`.
+    pub closed: bool,
+}
+
+/// What the server application has seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerView {
+    /// Every connection ever accepted.
+    pub conns: BTreeMap<ConnId, ConnView>,
+    /// The result of `close`, once it completed.
+    pub closed: Option<Result<(), CloseError>>,
+    /// When `close` completed.
+    pub closed_at: Option<Timestamp>,
+}
+
+impl ServerView {
+    /// The latest connection accepted from `addr`.
+    pub fn conn_of(&self, addr: Addr) -> Option<ConnId> {
+        self.conns
+            .iter()
+            .rev()
+            .find(|(_, c)| c.addr == addr)
+            .map(|(id, _)| *id)
+    }
+
+    /// Messages read in total.
+    pub fn total_reads(&self) -> usize {
+        self.conns.values().map(|c| c.reads.len()).sum()
+    }
+}
+
+/// What one life of a client application has seen (a restart begins a new one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientLife {
+    /// Its initial sequence number.
+    pub isn: i64,
+    /// When it started connecting.
+    pub started: Timestamp,
+    /// The id the server assigned, once connected.
+    pub conn: Option<ConnId>,
+    /// When it connected.
+    pub connected_at: Option<Timestamp>,
+    /// Messages read, in order.
+    pub reads: Vec<Vec<u8>>,
+    /// Messages the application wrote (accepted by `write`).
+    pub written: Vec<Vec<u8>>,
+    /// Connecting failed.
+    pub connect_failed: bool,
+    /// The connection was lost.
+    pub lost: bool,
+    /// The result of `close`, once it completed.
+    pub closed: Option<Result<(), CloseError>>,
+    /// The node crashed during this life.
+    pub crashed: bool,
+    /// When the endpoint finished (lost, failed, closed or crashed).
+    pub ended_at: Option<Timestamp>,
+    last_heard: Timestamp,
+}
+
+impl ClientLife {
+    /// Whether the endpoint of this life no longer runs.
+    pub fn is_over(&self) -> bool {
+        self.ended_at.is_some()
+    }
+}
+
+/// A timer slot: the deadline currently armed and a generation that invalidates stale
+/// queue entries.
+#[derive(Debug, Default)]
+struct Timer {
+    armed: Option<Timestamp>,
+    generation: u64,
+}
+
+struct ServerNode {
+    ep: ServerEndpoint<Addr>,
+    timer: Timer,
+    echo: Echo,
+    busy_until: Timestamp,
+    view: ServerView,
+    /// Per connection: when the server last heard from it (lsp.md §8.4).
+    last_heard: BTreeMap<ConnId, Timestamp>,
+    /// Connections the endpoint may still keep (pruned lazily).
+    kept: BTreeSet<ConnId>,
+    /// The latest connection accepted from each address.
+    by_addr: BTreeMap<Addr, ConnId>,
+    last_id: i64,
+}
+
+struct ClientNode {
+    params: Params,
+    ep: Option<ClientEndpoint>,
+    timer: Timer,
+    lives: Vec<ClientLife>,
+}
+
+enum Event {
+    Deliver { from: Addr, to: Addr, bytes: Vec<u8> },
+    Timer { node: Addr, generation: u64 },
+    Echo { conn: ConnId, payload: Vec<u8> },
+    ClientWrite { addr: Addr, life: usize, payload: Vec<u8> },
+    Crash { addr: Addr },
+    Restart { addr: Addr, isn: i64 },
+}
+
+struct Scheduled {
+    time: Timestamp,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
+    }
+}
+
+/// One simulation run. See the [module documentation](self).
+pub struct World {
+    now: Timestamp,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    /// The network; drivers change its faults, partitions, sniffer and middlebox.
+    pub net: Network,
+    rng: Rng,
+    server: Option<ServerNode>,
+    clients: Vec<ClientNode>,
+    digest: Digest,
+    steps: u64,
+    violation: Option<Violation>,
+    verbose: bool,
+}
+
+impl fmt::Debug for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.now)
+            .field("steps", &self.steps)
+            .field("clients", &self.clients.len())
+            .field("violation", &self.violation)
+            .finish()
+    }
+}
+
+impl World {
+    /// An empty world at time zero whose every random draw derives from `seed`.
+    pub fn new(seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let net = Network::new(rng.fork());
+        World {
+            now: Timestamp::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            net,
+            rng,
+            server: None,
+            clients: Vec::new(),
+            digest: Digest::default(),
+            steps: 0,
+            violation: None,
+            verbose: false,
+        }
+    }
+
+    /// Prints every step to standard output from now on.
+    pub fn set_verbose(&mut self, verbose: bool) {
+        self.verbose = verbose;
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Steps executed so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The digest of every step so far.
+    pub fn digest(&self) -> u64 {
+        self.digest.value()
+    }
+
+    /// The application generator (payload values, sleeps), separate from the network's.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// The first broken invariant, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// `Ok` unless an invariant was broken.
+    pub fn check(&self) -> Result<(), Violation> {
+        match &self.violation {
+            None => Ok(()),
+            Some(v) => Err(v.clone()),
+        }
+    }
+
+    /// Records a broken invariant found by a driver (the first one wins).
+    pub fn fail(&mut self, what: impl Into<String>) {
+        if self.violation.is_none() {
+            let what = what.into();
+            if self.verbose {
+                println!("{} VIOLATION {what}", self.now);
+            }
+            self.violation = Some(Violation {
+                time: self.now,
+                what,
+            });
+        }
+    }
+
+    // ----- nodes -----------------------------------------------------------------------
+
+    /// Starts the server now (the reference's `listen`).
+    pub fn start_server(&mut self, params: Params, echo: Echo) -> Result<(), ParamsError> {
+        let ep = ServerEndpoint::new(params, self.now)?;
+        self.server = Some(ServerNode {
+            ep,
+            timer: Timer::default(),
+            echo,
+            busy_until: Timestamp::ZERO,
+            view: ServerView::default(),
+            last_heard: BTreeMap::new(),
+            kept: BTreeSet::new(),
+            by_addr: BTreeMap::new(),
+            last_id: 0,
+        });
+        self.trace(|| "server starts".to_string());
+        self.after_server();
+        Ok(())
+    }
+
+    /// Adds a client node that starts connecting now with `isn`; returns its address.
+    pub fn add_client(&mut self, params: Params, isn: i64) -> Result<Addr, ParamsError> {
+        let addr = Addr::client(self.clients.len());
+        self.clients.push(ClientNode {
+            params,
+            ep: None,
+            timer: Timer::default(),
+            lives: Vec::new(),
+        });
+        self.start_client_life(addr, isn)?;
+        Ok(addr)
+    }
+
+    fn start_client_life(&mut self, addr: Addr, isn: i64) -> Result<(), ParamsError> {
+        let now = self.now;
+        let Some(node) = addr.client_index().and_then(|i| self.clients.get_mut(i)) else {
+            return Ok(());
+        };
+        node.ep = Some(ClientEndpoint::new(node.params, isn, now)?);
+        node.lives.push(ClientLife {
+            isn,
+            started: now,
+            conn: None,
+            connected_at: None,
+            reads: Vec::new(),
+            written: Vec::new(),
+            connect_failed: false,
+            lost: false,
+            closed: None,
+            crashed: false,
+            ended_at: None,
+            last_heard: now,
+        });
+        self.trace(|| format!("{addr} starts, isn {isn}"));
+        self.after_client(addr);
+        Ok(())
+    }
+
+    /// The server application's view (`None` before [`start_server`](Self::start_server)).
+    pub fn server(&self) -> Option<&ServerView> {
+        self.server.as_ref().map(|s| &s.view)
+    }
+
+    /// The server endpoint, for introspection.
+    pub fn server_endpoint(&self) -> Option<&ServerEndpoint<Addr>> {
+        self.server.as_ref().map(|s| &s.ep)
+    }
+
+    /// The current life of the client at `addr`.
+    pub fn client(&self, addr: Addr) -> Option<&ClientLife> {
+        self.client_node(addr).and_then(|n| n.lives.last())
+    }
+
+    /// Every life of the client at `addr`.
+    pub fn client_lives(&self, addr: Addr) -> &[ClientLife] {
+        self.client_node(addr).map_or(&[], |n| n.lives.as_slice())
+    }
+
+    /// The running endpoint of the client at `addr`, for introspection.
+    pub fn client_endpoint(&self, addr: Addr) -> Option<&ClientEndpoint> {
+        self.client_node(addr).and_then(|n| n.ep.as_ref())
+    }
+
+    /// Addresses of all client nodes, in order.
+    pub fn client_addrs(&self) -> Vec<Addr> {
+        (0..self.clients.len()).map(Addr::client).collect()
+    }
+
+    fn client_node(&self, addr: Addr) -> Option<&ClientNode> {
+        addr.client_index().and_then(|i| self.clients.get(i))
+    }
+
+    // ----- application operations ------------------------------------------------------
+
+    /// The client application at `addr` writes `payload`. A crashed client's write fails
+    /// with [`ApiError::Closed`].
+    pub fn client_write(&mut self, addr: Addr, payload: Vec<u8>) -> Result<(), ApiError> {
+        let Some(node) = addr.client_index().and_then(|i| self.clients.get_mut(i)) else {
+            return Err(ApiError::Closed);
+        };
+        let Some(ep) = node.ep.as_mut() else {
+            return Err(ApiError::Closed);
+        };
+        let was_finished = ep.is_finished();
+        let result = ep.write(payload.clone());
+        if result.is_ok() {
+            if let Some(life) = node.lives.last_mut() {
+                life.written.push(payload);
+            }
+            if was_finished {
+                self.fail(format!("{addr}: write accepted by a finished client"));
+            }
+        }
+        self.after_client(addr);
+        result
+    }
+
+    /// The client application at `addr` calls `close`.
+    pub fn client_close(&mut self, addr: Addr) -> Result<(), ApiError> {
+        let Some(ep) = addr
+            .client_index()
+            .and_then(|i| self.clients.get_mut(i))
+            .and_then(|n| n.ep.as_mut())
+        else {
+            return Err(ApiError::Closed);
+        };
+        let result = ep.close();
+        self.trace(|| format!("{addr} close -> {result:?}"));
+        self.after_client(addr);
+        result
+    }
+
+    /// The server application writes `payload` to `conn`.
+    pub fn server_write(&mut self, conn: ConnId, payload: Vec<u8>) -> Result<(), ApiError> {
+        let Some(server) = self.server.as_mut() else {
+            return Err(ApiError::Closed);
+        };
+        let result = server.ep.write(conn, payload.clone());
+        if result.is_ok() {
+            match server.view.conns.get_mut(&conn) {
+                Some(view) if !view.closed && !view.lost => view.written.push(payload),
+                _ => self.fail(format!("server: write to ended connection {conn} accepted")),
+            }
+        }
+        self.after_server();
+        result
+    }
+
+    /// The server application calls `close_conn(conn)`.
+    pub fn server_close_conn(&mut self, conn: ConnId) -> Result<(), ApiError> {
+        let Some(server) = self.server.as_mut() else {
+            return Err(ApiError::Closed);
+        };
+        let result = server.ep.close_conn(conn);
+        if result.is_ok() {
+            if let Some(view) = server.view.conns.get_mut(&conn) {
+                view.closed = true;
+            }
+        }
+        self.trace(|| format!("server close_conn {conn} -> {result:?}"));
+        self.after_server();
+        result
+    }
+
+    /// The server application calls `close`.
+    pub fn server_close(&mut self) -> Result<(), ApiError> {
+        let Some(server) = self.server.as_mut() else {
+            return Err(ApiError::Closed);
+        };
+        let result = server.ep.close();
+        self.trace(|| format!("server close -> {result:?}"));
+        self.after_server();
+        result
+    }
+
+    /// The client node at `addr` crashes now: its endpoint is dropped, it sends and
+    /// receives nothing more.
+    pub fn crash_client(&mut self, addr: Addr) {
+        let now = self.now;
+        let Some(node) = addr.client_index().and_then(|i| self.clients.get_mut(i)) else {
+            return;
+        };
+        if node.ep.take().is_none() {
+            return;
+        }
+        node.timer.armed = None;
+        node.timer.generation += 1;
+        if let Some(life) = node.lives.last_mut() {
+            life.crashed = true;
+            life.ended_at.get_or_insert(now);
+        }
+        self.trace(|| format!("{addr} crashes"));
+    }
+
+    /// The client node at `addr` restarts now with a fresh endpoint and `isn` (a no-op
+    /// unless it crashed).
+    pub fn restart_client(&mut self, addr: Addr, isn: i64) -> Result<(), ParamsError> {
+        match self.client_node(addr) {
+            Some(node) if node.ep.is_none() => self.start_client_life(addr, isn),
+            _ => Ok(()),
+        }
+    }
+
+    /// Schedules a client write at `at` (by the life current then; skipped if it has
+    /// ended or crashed).
+    pub fn schedule_client_write(&mut self, at: Timestamp, addr: Addr, payload: Vec<u8>) {
+        let life = self.client_lives(addr).len().saturating_sub(1);
+        self.schedule(
+            at,
+            Event::ClientWrite {
+                addr,
+                life,
+                payload,
+            },
+        );
+    }
+
+    /// Schedules a crash of the client at `addr`.
+    pub fn schedule_crash(&mut self, at: Timestamp, addr: Addr) {
+        self.schedule(at, Event::Crash { addr });
+    }
+
+    /// Schedules a restart of the client at `addr` with `isn`.
+    pub fn schedule_restart(&mut self, at: Timestamp, addr: Addr, isn: i64) {
+        self.schedule(at, Event::Restart { addr, isn });
+    }
+
+    // ----- running ---------------------------------------------------------------------
+
+    /// Runs every event due at or before `until`, then sets the clock to `until`. Stops
+    /// early at the first violation.
+    pub fn run_until(&mut self, until: Timestamp) {
+        while self.violation.is_none() {
+            match self.queue.peek() {
+                Some(Reverse(next)) if next.time <= until => {}
+                _ => break,
+            }
+            self.step();
+        }
+        if self.violation.is_none() {
+            self.now = self.now.max(until);
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    /// Runs while `keep_going` holds (checked before every step) and no later than
+    /// `limit`. Returns `true` if `keep_going` became false, `false` on reaching the limit,
+    /// an empty queue or a violation.
+    pub fn run_while(&mut self, limit: Timestamp, mut keep_going: impl FnMut(&World) -> bool) -> bool {
+        loop {
+            if !keep_going(self) {
+                return true;
+            }
+            if self.violation.is_some() {
+                return false;
+            }
+            match self.queue.peek() {
+                Some(Reverse(next)) if next.time <= limit => {}
+                _ => {
+                    self.now = self.now.max(limit);
+                    return !keep_going(self);
+                }
+            }
+            self.step();
+        }
+    }
+
+    /// Whether no event is pending at all (every endpoint finished, nothing in flight).
+    pub fn is_quiescent(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Executes the next event. Returns `false` if the queue was empty.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(next)) = self.queue.pop() else {
+            return false;
+        };
+        self.now = next.time;
+        self.steps += 1;
+        self.digest.u64(next.time.as_micros());
+        match next.event {
+            Event::Deliver { from, to, bytes } => self.deliver(from, to, bytes),
+            Event::Timer { node, generation } => self.fire_timer(node, generation),
+            Event::Echo { conn, payload } => {
+                self.digest.u64(0xEC);
+                self.trace(|| format!("server echoes to {conn}"));
+                // The connection may have ended while the application slept.
+                let _ = self.server_write(conn, payload);
+            }
+            Event::ClientWrite {
+                addr,
+                life,
+                payload,
+            } => {
+                let current = self.client_lives(addr).len().saturating_sub(1);
+                let running = self.client_endpoint(addr).is_some();
+                if life == current && running {
+                    self.digest.u64(0x3717E);
+                    // A write after loss fails; the driver sees it in the life's record.
+                    let _ = self.client_write(addr, payload);
+                }
+            }
+            Event::Crash { addr } => {
+                self.digest.u64(0xC4A5);
+                self.crash_client(addr);
+            }
+            Event::Restart { addr, isn } => {
+                self.digest.u64(0x4E57);
+                if let Err(e) = self.restart_client(addr, isn) {
+                    self.fail(format!("{addr}: restart rejected: {e}"));
+                }
+            }
+        }
+        true
+    }
+
+    fn schedule(&mut self, time: Timestamp, event: Event) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { time, seq, event }));
+    }
+
+    fn trace(&self, line: impl FnOnce() -> String) {
+        if self.verbose {
+            println!("{} {}", self.now, line());
+        }
+    }
+
+    fn trace_datagram(&self, what: &str, from: Addr, to: Addr, bytes: &[u8]) {
+        if self.verbose {
+            let text = match Message::decode(bytes) {
+                Ok(m) => describe(&m),
+                Err(e) => format!("undecodable ({e})"),
+            };
+            println!("{} {what} {from} -> {to}: {text}", self.now);
+        }
+    }
+
+    // ----- delivery and timers ---------------------------------------------------------
+
+    fn send(&mut self, from: Addr, to: Addr, bytes: Vec<u8>) {
+        self.digest.u64(u64::from(from.0) << 32 | u64::from(to.0));
+        self.digest.bytes(&bytes);
+        self.trace_datagram("send", from, to, &bytes);
+        for copy in self.net.send(self.now, from, to, bytes) {
+            self.schedule(
+                copy.at,
+                Event::Deliver {
+                    from,
+                    to,
+                    bytes: copy.bytes,
+                },
+            );
+        }
+    }
+
+    fn deliver(&mut self, from: Addr, to: Addr, bytes: Vec<u8>) {
+        self.digest.u64(0xDE11);
+        if self.net.read_dropped(to) {
+            self.trace_datagram("read-drop", from, to, &bytes);
+            return;
+        }
+        self.trace_datagram("recv", from, to, &bytes);
+        if to == Addr::SERVER {
+            self.deliver_to_server(from, &bytes);
+        } else if from == Addr::SERVER {
+            self.deliver_to_client(to, &bytes);
+        }
+    }
+
+    fn deliver_to_server(&mut self, from: Addr, bytes: &[u8]) {
+        let now = self.now;
+        let Some(server) = self.server.as_mut() else {
+            return; // nobody listening
+        };
+        let before = server.ep.stats().dropped;
+        let known = server.by_addr.get(&from).copied();
+        server.ep.handle_datagram(now, from, bytes);
+        let after = server.ep.stats().dropped;
+        let heard = before.oversized == after.oversized
+            && before.malformed == after.malformed
+            && before.short_payload == after.short_payload
+            && before.unknown_peer == after.unknown_peer
+            && before.unexpected == after.unexpected;
+        if let Some(conn) = known {
+            if heard && server.ep.peer_addr(conn) == Some(&from) {
+                server.last_heard.insert(conn, now);
+            }
+            self.check_server_conn_bounds(conn);
+        }
+        let isn = Message::decode(bytes).map(|m| m.seq_num).ok();
+        self.drain_server(isn);
+    }
+
+    fn deliver_to_client(&mut self, to: Addr, bytes: &[u8]) {
+        let now = self.now;
+        let Some(node) = to.client_index().and_then(|i| self.clients.get_mut(i)) else {
+            return;
+        };
+        let Some(ep) = node.ep.as_mut() else {
+            return; // crashed: nobody listening
+        };
+        let before = ep.stats().dropped;
+        let was_connected = ep.conn_id().is_some() && !ep.is_finished();
+        ep.handle_datagram(now, bytes);
+        let after = ep.stats().dropped;
+        let heard = was_connected
+            && before.oversized == after.oversized
+            && before.malformed == after.malformed
+            && before.short_payload == after.short_payload
+            && before.unexpected == after.unexpected;
+        if heard {
+            if let Some(life) = node.lives.last_mut() {
+                life.last_heard = now;
+            }
+        }
+        self.after_client(to);
+    }
+
+    fn fire_timer(&mut self, node: Addr, generation: u64) {
+        let now = self.now;
+        if node == Addr::SERVER {
+            let Some(server) = self.server.as_mut() else {
+                return;
+            };
+            if server.timer.generation != generation {
+                return;
+            }
+            server.timer.armed = None;
+            self.digest.u64(0x71C0);
+            server.ep.handle_timeout(now);
+            self.drain_server(None);
+            self.check_server_after_tick();
+        } else {
+            let Some(client) = node.client_index().and_then(|i| self.clients.get_mut(i)) else {
+                return;
+            };
+            if client.timer.generation != generation {
+                return;
+            }
+            client.timer.armed = None;
+            let Some(ep) = client.ep.as_mut() else {
+                return;
+            };
+            self.digest.u64(0x71C1);
+            ep.handle_timeout(now);
+            self.after_client(node);
+            self.check_client_after_tick(node);
+        }
+    }
+
+    // ----- draining endpoints ----------------------------------------------------------
+
+    fn after_server(&mut self) {
+        self.drain_server(None);
+    }
+
+    /// Sends the server's datagrams, applies its events to the view (checking them) and
+    /// re-arms its timer. `isn` is the sequence number of the datagram just handled, which
+    /// tells which life of a client a new connection belongs to.
+    fn drain_server(&mut self, isn: Option<i64>) {
+        let now = self.now;
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(t) = server.ep.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = server.ep.poll_event() {
+            events.push(e);
+        }
+        let deadline = server.ep.poll_timeout();
+        if deadline != server.timer.armed {
+            server.timer.armed = deadline;
+            server.timer.generation += 1;
+            let generation = server.timer.generation;
+            if let Some(at) = deadline {
+                self.schedule(
+                    at,
+                    Event::Timer {
+                        node: Addr::SERVER,
+                        generation,
+                    },
+                );
+            }
+        }
+        let closed_before = self.server.as_ref().is_some_and(|s| s.view.closed.is_some());
+        if closed_before && !transmits.is_empty() {
+            self.fail("server: sent a datagram after close completed");
+        }
+        for t in transmits {
+            self.send(Addr::SERVER, t.destination, t.payload);
+        }
+        for event in events {
+            self.on_server_event(now, event, isn);
+        }
+    }
+
+    fn on_server_event(&mut self, now: Timestamp, event: ServerEvent<Addr>, isn: Option<i64>) {
+        match event {
+            ServerEvent::Connected { conn, addr } => {
+                self.digest.u64(0xC0 ^ conn.0 as u64);
+                self.trace(|| format!("server: {addr} connected as {conn}"));
+                let incarnation = isn.and_then(|isn| {
+                    self.client_lives(addr)
+                        .iter()
+                        .rposition(|l| l.isn == isn)
+                        .map(|i| i as u32)
+                });
+                let Some(server) = self.server.as_mut() else {
+                    return;
+                };
+                let expected_id = server.last_id + 1;
+                server.last_id = conn.0;
+                let fresh = server
+                    .view
+                    .conns
+                    .insert(
+                        conn,
+                        ConnView {
+                            addr,
+                            incarnation: incarnation.unwrap_or(u32::MAX),
+                            reads: Vec::new(),
+                            written: Vec::new(),
+                            lost: false,
+                            closed: false,
+                        },
+                    )
+                    .is_none();
+                server.last_heard.insert(conn, now);
+                server.kept.insert(conn);
+                server.by_addr.insert(addr, conn);
+                if conn.0 != expected_id || !fresh {
+                    self.fail(format!("server: assigned id {conn}, expected {expected_id}"));
+                }
+                if incarnation.is_none() {
+                    self.fail(format!("server: connection {conn} from {addr} without a Connect"));
+                }
+            }
+            ServerEvent::Message { conn, payload } => {
+                self.digest.u64(0x3E5 ^ conn.0 as u64);
+                self.digest.bytes(&payload);
+                self.on_server_message(now, conn, payload);
+            }
+            ServerEvent::ConnectionLost { conn } => {
+                self.digest.u64(0x1057 ^ conn.0 as u64);
+                self.trace(|| format!("server: {conn} lost"));
+                let Some(server) = self.server.as_mut() else {
+                    return;
+                };
+                let params = *server.ep.params();
+                let heard = server.last_heard.get(&conn).copied();
+                let problem = match server.view.conns.get_mut(&conn) {
+                    None => Some(format!("server: unknown connection {conn} lost")),
+                    Some(view) if view.lost || view.closed => {
+                        Some(format!("server: event for ended connection {conn}"))
+                    }
+                    Some(view) => {
+                        view.lost = true;
+                        heard.and_then(|h| loss_timing_problem(params, h, now))
+                    }
+                };
+                if let Some(p) = problem {
+                    self.fail(format!("server: connection {conn}: {p}"));
+                }
+            }
+            ServerEvent::ConnectionClosed { conn } => {
+                self.digest.u64(0xC105 ^ conn.0 as u64);
+                let ok = self
+                    .server
+                    .as_ref()
+                    .and_then(|s| s.view.conns.get(&conn))
+                    .is_some_and(|v| v.closed && !v.lost);
+                if !ok {
+                    self.fail(format!("server: unexpected ConnectionClosed for {conn}"));
+                }
+            }
+            ServerEvent::Closed(result) => {
+                self.digest.u64(0xC1);
+                self.trace(|| format!("server: closed {result:?}"));
+                let Some(server) = self.server.as_mut() else {
+                    return;
+                };
+                if server.view.closed.is_some() {
+                    self.fail("server: Closed reported twice");
+                    return;
+                }
+                server.view.closed = Some(result);
+                server.view.closed_at = Some(now);
+            }
+        }
+    }
+
+    fn on_server_message(&mut self, now: Timestamp, conn: ConnId, payload: Vec<u8>) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        let Some(view) = server.view.conns.get_mut(&conn) else {
+            self.fail(format!("server: message from unknown connection {conn}"));
+            return;
+        };
+        if view.lost || view.closed || server.view.closed.is_some() {
+            self.fail(format!("server: message delivered from ended connection {conn}"));
+            return;
+        }
+        let index = view.reads.len();
+        let (addr, incarnation) = (view.addr, view.incarnation);
+        let written = addr
+            .client_index()
+            .and_then(|i| self.clients.get(i))
+            .and_then(|n| n.lives.get(incarnation as usize))
+            .and_then(|l| l.written.get(index));
+        if written != Some(&payload) {
+            let what = match written {
+                None => "a message never written (duplicate or stray)".to_string(),
+                Some(w) => format!("{} instead of {}", show(&payload), show(w)),
+            };
+            self.fail(format!(
+                "server: message #{index} of connection {conn} ({addr}): delivered {what}"
+            ));
+            return;
+        }
+        view.reads.push(payload.clone());
+        match server.echo {
+            Echo::Off => {}
+            Echo::Immediate => {
+                let _ = self.server_write(conn, payload);
+            }
+            Echo::Sleep { max } => {
+                let sleep = self.rng.range(0, max.as_micros() as u64);
+                let Some(server) = self.server.as_mut() else {
+                    return;
+                };
+                let at = server.busy_until.max(now) + Duration::from_micros(sleep);
+                server.busy_until = at;
+                self.schedule(at, Event::Echo { conn, payload });
+            }
+        }
+    }
+
+    fn after_client(&mut self, addr: Addr) {
+        let now = self.now;
+        let Some(node) = addr.client_index().and_then(|i| self.clients.get_mut(i)) else {
+            return;
+        };
+        let Some(ep) = node.ep.as_mut() else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(t) = ep.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = ep.poll_event() {
+            events.push(e);
+        }
+        let deadline = ep.poll_timeout();
+        let bounds = check_bounds(
+            node.params,
+            ep.buffered_out_of_order(),
+            ep.in_flight(),
+            || format!("{addr}"),
+        );
+        if deadline != node.timer.armed {
+            node.timer.armed = deadline;
+            node.timer.generation += 1;
+            let generation = node.timer.generation;
+            if let Some(at) = deadline {
+                self.schedule(at, Event::Timer { node: addr, generation });
+            }
+        }
+        if let Some(problem) = bounds {
+            self.fail(problem);
+        }
+        let ended = self.client(addr).is_some_and(|l| l.ended_at.is_some());
+        if ended && !transmits.is_empty() {
+            self.fail(format!("{addr}: sent a datagram after its endpoint finished"));
+        }
+        for bytes in transmits {
+            self.send(addr, Addr::SERVER, bytes);
+        }
+        for event in events {
+            self.on_client_event(now, addr, event);
+        }
+    }
+
+    fn on_client_event(&mut self, now: Timestamp, addr: Addr, event: ClientEvent) {
+        let life_index = self.client_lives(addr).len().saturating_sub(1);
+        let conn_view = |id: Option<ConnId>| {
+            id.and_then(|id| self.server.as_ref().and_then(|s| s.view.conns.get(&id)))
+        };
+        let (owner, expected) = match &event {
+            ClientEvent::Connected(id) => (conn_view(Some(*id)).map(|v| (v.addr, v.incarnation)), None),
+            ClientEvent::Message(_) => {
+                let life = self.client(addr);
+                let index = life.map_or(0, |l| l.reads.len());
+                let view = conn_view(life.and_then(|l| l.conn));
+                (None, view.and_then(|v| v.written.get(index).cloned()))
+            }
+            _ => (None, None),
+        };
+        let Some(node) = addr.client_index().and_then(|i| self.clients.get_mut(i)) else {
+            return;
+        };
+        let params = node.params;
+        let Some(life) = node.lives.last_mut() else {
+            return;
+        };
+        let mut problem = None;
+        match event {
+            ClientEvent::Connected(id) => {
+                self.digest.u64(0xCC ^ id.0 as u64);
+                if self.verbose {
+                    println!("{now} {addr}: connected as {id}");
+                }
+                life.conn = Some(id);
+                life.connected_at = Some(now);
+                life.last_heard = now;
+                if owner != Some((addr, life_index as u32)) {
+                    problem = Some(format!("connect-ack with id {id}, which the server gave to another client"));
+                }
+            }
+            ClientEvent::Message(payload) => {
+                self.digest.u64(0xC3E5);
+                self.digest.bytes(&payload);
+                let index = life.reads.len();
+                let written = expected.as_ref();
+                if life.is_over() {
+                    problem = Some("message delivered after the endpoint finished".to_string());
+                } else if written != Some(&payload) {
+                    let what = match written {
+                        None => "a message never written (duplicate or stray)".to_string(),
+                        Some(w) => format!("{} instead of {}", show(&payload), show(w)),
+                    };
+                    problem = Some(format!("message #{index}: delivered {what}"));
+                } else {
+                    life.reads.push(payload);
+                }
+            }
+            ClientEvent::ConnectFailed => {
+                self.digest.u64(0xCF);
+                if self.verbose {
+                    println!("{now} {addr}: connect failed");
+                }
+                life.connect_failed = true;
+                life.ended_at.get_or_insert(now);
+                let expected = life.started + params.epoch() * params.epoch_limit;
+                if now != expected {
+                    problem = Some(format!("connect failed at {now}, expected at {expected}"));
+                }
+            }
+            ClientEvent::ConnectionLost => {
+                self.digest.u64(0xC7);
+                if self.verbose {
+                    println!("{now} {addr}: connection lost");
+                }
+                life.lost = true;
+                life.ended_at.get_or_insert(now);
+                problem = loss_timing_problem(params, life.last_heard, now);
+            }
+            ClientEvent::Closed(result) => {
+                self.digest.u64(0xCD);
+                if self.verbose {
+                    println!("{now} {addr}: closed {result:?}");
+                }
+                if life.closed.is_some() {
+                    problem = Some("Closed reported twice".to_string());
+                }
+                life.closed = Some(result);
+                life.ended_at.get_or_insert(now);
+            }
+        }
+        if let Some(p) = problem {
+            self.fail(format!("{addr}: {p}"));
+        }
+    }
+
+    // ----- invariants checked at ticks -------------------------------------------------
+
+    fn check_server_conn_bounds(&mut self, conn: ConnId) {
+        let Some(server) = self.server.as_ref() else {
+            return;
+        };
+        let params = *server.ep.params();
+        let (Some(buffered), Some(in_flight)) = (
+            server.ep.buffered_out_of_order(conn),
+            server.ep.in_flight(conn),
+        ) else {
+            return;
+        };
+        if let Some(p) = check_bounds(params, buffered, in_flight, || format!("server, connection {conn}")) {
+            self.fail(p);
+        }
+    }
+
+    fn check_server_after_tick(&mut self) {
+        let now = self.now;
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        let params = *server.ep.params();
+        let limit = params.epoch() * params.epoch_limit;
+        let mut problem = None;
+        let mut gone = Vec::new();
+        for &conn in &server.kept {
+            if server.ep.peer_addr(conn).is_none() {
+                gone.push(conn);
+                continue;
+            }
+            let heard = server.last_heard.get(&conn).copied().unwrap_or(Timestamp::ZERO);
+            if now > heard + limit && problem.is_none() {
+                problem = Some(format!(
+                    "server: connection {conn} silent since {heard}, still not lost at {now}"
+                ));
+            }
+        }
+        for conn in gone {
+            server.kept.remove(&conn);
+        }
+        let kept: Vec<ConnId> = server.kept.iter().copied().collect();
+        if let Some(p) = problem {
+            self.fail(p);
+        }
+        for conn in kept {
+            self.check_server_conn_bounds(conn);
+        }
+    }
+
+    fn check_client_after_tick(&mut self, addr: Addr) {
+        let now = self.now;
+        let Some(node) = self.client_node(addr) else {
+            return;
+        };
+        let (Some(ep), Some(life)) = (node.ep.as_ref(), node.lives.last()) else {
+            return;
+        };
+        if ep.is_finished() {
+            return;
+        }
+        let limit = node.params.epoch() * node.params.epoch_limit;
+        let problem = if life.conn.is_some() {
+            (now > life.last_heard + limit).then(|| {
+                format!("{addr}: silent since {}, still not lost at {now}", life.last_heard)
+            })
+        } else {
+            (now > life.started + limit)
+                .then(|| format!("{addr}: connecting since {}, still not failed at {now}", life.started))
+        };
+        if let Some(p) = problem {
+            self.fail(p);
+        }
+    }
+}
+
+/// The §8.4 window for a loss: after more than `(K−1)·δ` and at most `K·δ` of silence.
+fn loss_timing_problem(params: Params, heard: Timestamp, now: Timestamp) -> Option<String> {
+    let silence = now.saturating_duration_since(heard);
+    let epoch = params.epoch();
+    let k = params.epoch_limit;
+    if silence <= epoch * (k - 1) {
+        return Some(format!("declared lost after only {silence:?} of silence (K = {k}, δ = {epoch:?})"));
+    }
+    if silence > epoch * k {
+        return Some(format!("declared lost only after {silence:?} of silence (K = {k}, δ = {epoch:?})"));
+    }
+    None
+}
+
+/// §10: at most `ω − 1` messages held out of order, at most `min(M, ω)` in flight.
+fn check_bounds(
+    params: Params,
+    buffered: usize,
+    in_flight: usize,
+    who: impl Fn() -> String,
+) -> Option<String> {
+    let window = params.window_size as usize;
+    let max_unacked = params.max_unacked_messages as usize;
+    if buffered >= window.max(1) {
+        return Some(format!(
+            "{}: {buffered} messages buffered out of order, window {window}",
+            who()
+        ));
+    }
+    if in_flight > max_unacked.min(window) {
+        return Some(format!(
+            "{}: {in_flight} messages in flight, window {window}, max unacked {max_unacked}",
+            who()
+        ));
+    }
+    None
+}
+
+/// A short rendering of a payload for messages.
+fn show(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(s) if s.len() <= 24 => format!("{s:?}"),
+        _ => format!("<{} bytes>", payload.len()),
+    }
+}
+
+/// A one-line rendering of a message for traces.
+pub fn describe(m: &Message) -> String {
+    format!(
+        "{:?} conn {} seq {} size {} {}",
+        m.kind,
+        m.conn_id,
+        m.seq_num,
+        m.size,
+        show(&m.payload)
+    )
+}
