@@ -134,7 +134,7 @@ impl Client {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
         loop {
-            if locked.machine.closing {
+            if locked.machine.closing || locked.is_stopped() {
                 return Err(ClientReadError::Closed);
             }
             if let Some(payload) = locked.machine.inbox.pop_front() {
@@ -155,7 +155,7 @@ impl Client {
     pub fn write(&self, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing || locked.failure.is_some() {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(ApiError::Closed);
         }
         locked.machine.endpoint.write(payload.into())?;
@@ -170,7 +170,7 @@ impl Client {
     pub fn close(&self) -> Result<(), CloseError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(CloseError::AlreadyClosed);
         }
         locked.machine.closing = true;
@@ -187,11 +187,21 @@ impl Client {
             if let Some(e) = &locked.failure {
                 break Err(CloseError::Io(e.clone()));
             }
+            if locked.is_stopped() {
+                break Err(CloseError::Aborted);
+            }
             locked = shared.wait(locked);
         };
         drop(locked);
         self.driver.stop();
         result
+    }
+
+    /// Stops the endpoint at once, without the flushing of `close`: the I/O thread exits and
+    /// nothing more is sent; calls waiting at that moment and every later call fail. Dropping
+    /// the handle does the same.
+    pub fn abort(&self) {
+        self.driver.stop();
     }
 
     /// A snapshot of the core's counters.

@@ -96,6 +96,14 @@ pub(crate) struct Locked<M> {
     pub(crate) failure: Option<Arc<io::Error>>,
 }
 
+impl<M> Locked<M> {
+    /// Whether the endpoint was stopped (closed, aborted or dropped, or its I/O failed):
+    /// every waiting or later application call must fail.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop
+    }
+}
+
 /// The state shared by the I/O thread and the application's handle.
 pub(crate) struct Shared<M> {
     locked: Mutex<Locked<M>>,

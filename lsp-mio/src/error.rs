@@ -117,6 +117,8 @@ impl std::error::Error for ClientReadError {}
 pub enum CloseError {
     /// `close` was already called.
     AlreadyClosed,
+    /// The endpoint was aborted (or dropped) before the close completed.
+    Aborted,
     /// These connections were lost before everything written to them was acknowledged; what
     /// was pending for them was discarded. (A client reports its own connection, or an empty
     /// list if it never connected.)
@@ -129,6 +131,7 @@ impl fmt::Display for CloseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseError::AlreadyClosed => write!(f, "already closed"),
+            CloseError::Aborted => write!(f, "aborted before the close completed"),
             CloseError::ConnectionsLost(ids) => write!(
                 f,
                 "{} connection(s) lost before their messages were acknowledged",

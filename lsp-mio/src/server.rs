@@ -109,7 +109,7 @@ impl Server {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
         loop {
-            if locked.machine.closing {
+            if locked.machine.closing || locked.is_stopped() {
                 return Err(ServerReadError::Closed);
             }
             if let Some(item) = locked.machine.inbox.pop_front() {
@@ -127,7 +127,7 @@ impl Server {
     pub fn write(&self, conn: ConnId, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing || locked.failure.is_some() {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(ApiError::Closed);
         }
         locked.machine.endpoint.write(conn, payload.into())?;
@@ -142,7 +142,7 @@ impl Server {
     pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(ApiError::Closed);
         }
         locked.machine.endpoint.close_conn(conn)?;
@@ -160,7 +160,7 @@ impl Server {
     pub fn close(&self) -> Result<(), CloseError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(CloseError::AlreadyClosed);
         }
         locked.machine.closing = true;
@@ -177,11 +177,21 @@ impl Server {
             if let Some(e) = &locked.failure {
                 break Err(CloseError::Io(e.clone()));
             }
+            if locked.is_stopped() {
+                break Err(CloseError::Aborted);
+            }
             locked = shared.wait(locked);
         };
         drop(locked);
         self.driver.stop();
         result
+    }
+
+    /// Stops the endpoint at once, without the flushing of `close`: the I/O thread exits and
+    /// nothing more is sent; calls waiting at that moment and every later call fail. Dropping
+    /// the handle does the same.
+    pub fn abort(&self) {
+        self.driver.stop();
     }
 
     /// A snapshot of the core's counters.

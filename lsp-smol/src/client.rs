@@ -142,7 +142,7 @@ impl Client {
         self.driver
             .shared()
             .wait_for(|locked| {
-                if locked.machine.closing {
+                if locked.machine.closing || locked.is_stopped() {
                     return Some(Err(ClientReadError::Closed));
                 }
                 if let Some(payload) = locked.machine.inbox.pop_front() {
@@ -164,7 +164,7 @@ impl Client {
     pub fn write(&self, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing || locked.failure.is_some() {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(ApiError::Closed);
         }
         locked.machine.endpoint.write(payload.into())?;
@@ -180,7 +180,7 @@ impl Client {
         let shared = self.driver.shared();
         {
             let mut locked = shared.lock();
-            if locked.machine.closing {
+            if locked.machine.closing || locked.is_stopped() {
                 return Err(CloseError::AlreadyClosed);
             }
             locked.machine.closing = true;
@@ -204,6 +204,13 @@ impl Client {
             .await;
         self.driver.stop().await;
         result
+    }
+
+    /// Stops the endpoint at once, without the flushing of `close`: the driver task exits and
+    /// nothing more is sent; calls waiting at that moment and every later call fail. Dropping
+    /// the handle does the same.
+    pub async fn abort(&self) {
+        self.driver.stop().await;
     }
 
     /// A snapshot of the core's counters.

@@ -111,7 +111,7 @@ impl Server {
         self.driver
             .shared()
             .wait_for(|locked| {
-                if locked.machine.closing {
+                if locked.machine.closing || locked.is_stopped() {
                     return Some(Err(ServerReadError::Closed));
                 }
                 if let Some(item) = locked.machine.inbox.pop_front() {
@@ -130,7 +130,7 @@ impl Server {
     pub fn write(&self, conn: ConnId, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing || locked.failure.is_some() {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(ApiError::Closed);
         }
         locked.machine.endpoint.write(conn, payload.into())?;
@@ -145,7 +145,7 @@ impl Server {
     pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
-        if locked.machine.closing {
+        if locked.machine.closing || locked.is_stopped() {
             return Err(ApiError::Closed);
         }
         locked.machine.endpoint.close_conn(conn)?;
@@ -164,7 +164,7 @@ impl Server {
         let shared = self.driver.shared();
         {
             let mut locked = shared.lock();
-            if locked.machine.closing {
+            if locked.machine.closing || locked.is_stopped() {
                 return Err(CloseError::AlreadyClosed);
             }
             locked.machine.closing = true;
@@ -188,6 +188,13 @@ impl Server {
             .await;
         self.driver.stop().await;
         result
+    }
+
+    /// Stops the endpoint at once, without the flushing of `close`: the driver task exits and
+    /// nothing more is sent; calls waiting at that moment and every later call fail. Dropping
+    /// the handle does the same.
+    pub async fn abort(&self) {
+        self.driver.stop().await;
     }
 
     /// A snapshot of the core's counters.
