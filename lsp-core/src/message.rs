@@ -165,12 +165,10 @@ impl Message {
         if bytes.len() > MAX_DATAGRAM_LEN {
             return Err(DecodeError::TooLong(bytes.len()));
         }
-        // serde would also read a JSON array as the fields in order; the reference wants an
-        // object, so anything else is rejected up front.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(DecodeError::Json);
-        }
-        let raw: RawMessage<'_> = serde_json::from_slice(bytes).map_err(|_| DecodeError::Json)?;
+        let raw = match parse_canonical(bytes) {
+            Some(raw) => raw,
+            None => parse_lenient(bytes)?,
+        };
         let kind = MsgType::from_wire(raw.kind).ok_or(DecodeError::UnknownType(raw.kind))?;
         if raw.size < 0 {
             return Err(DecodeError::NegativeSize(raw.size));
@@ -218,8 +216,101 @@ fn decimal_len(value: i64) -> usize {
     ints.format(value).len()
 }
 
+/// The slow path: any JSON object the reference's `json.Unmarshal` would accept.
+fn parse_lenient(bytes: &[u8]) -> Result<RawMessage<'_>, DecodeError> {
+    // serde would also read a JSON array as the fields in order; the reference wants an
+    // object, so anything else is rejected up front.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::Json);
+    }
+    serde_json::from_slice(bytes).map_err(|_| DecodeError::Json)
+}
+
+/// The fast path: exactly the reference's own encoding (keys in order, no white space,
+/// plain integers, an escape-free payload string or `null`). Returns `None` for anything
+/// else, which then goes through [`parse_lenient`]; whatever this accepts, serde would
+/// parse to the same fields.
+fn parse_canonical(bytes: &[u8]) -> Option<RawMessage<'_>> {
+    let mut cursor = Cursor { bytes, pos: 0 };
+    cursor.expect(b"{\"Type\":")?;
+    let kind = cursor.integer()?;
+    cursor.expect(b",\"ConnID\":")?;
+    let conn_id = cursor.integer()?;
+    cursor.expect(b",\"SeqNum\":")?;
+    let seq_num = cursor.integer()?;
+    cursor.expect(b",\"Size\":")?;
+    let size = cursor.integer()?;
+    cursor.expect(b",\"Checksum\":")?;
+    let checksum = cursor.integer()?;
+    cursor.expect(b",\"Payload\":")?;
+    let payload = if cursor.expect(b"null").is_some() {
+        None
+    } else {
+        cursor.expect(b"\"")?;
+        let rest = &bytes[cursor.pos..];
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        let text = std::str::from_utf8(&rest[..len]).ok()?;
+        cursor.pos += len + 1;
+        Some(Cow::Borrowed(text))
+    };
+    cursor.expect(b"}")?;
+    (cursor.pos == bytes.len()).then_some(RawMessage {
+        kind,
+        conn_id,
+        seq_num,
+        size,
+        checksum,
+        payload,
+    })
+}
+
+/// A read position in a datagram, for [`parse_canonical`].
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn expect(&mut self, literal: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(literal.len())?;
+        (self.bytes.get(self.pos..end)? == literal).then(|| self.pos = end)
+    }
+
+    /// A JSON integer in canonical form (no leading zeros, no fraction or exponent) that
+    /// fits an `i64`; `None` for anything else.
+    fn integer(&mut self) -> Option<i64> {
+        let negative = self.bytes.get(self.pos) == Some(&b'-');
+        let start = self.pos + usize::from(negative);
+        let digits = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 || digits > 19 || (digits > 1 && self.bytes[start] == b'0') {
+            return None;
+        }
+        let end = start + digits;
+        if matches!(self.bytes.get(end), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let mut magnitude: i128 = 0;
+        for &d in &self.bytes[start..end] {
+            magnitude = magnitude * 10 + i128::from(d - b'0');
+        }
+        let value = if negative { -magnitude } else { magnitude };
+        self.pos = end;
+        i64::try_from(value).ok()
+    }
+}
+
 /// The wire form as the reference's `json.Unmarshal` sees it.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RawMessage<'a> {
     #[serde(rename = "Type", default)]
     kind: i64,
@@ -346,6 +437,60 @@ mod tests {
         assert_eq!(
             Message::decode(&long),
             Err(DecodeError::TooLong(MAX_DATAGRAM_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn fast_and_lenient_paths_agree() {
+        let texts = [
+            r#"{"Type":1,"ConnID":7,"SeqNum":1,"Size":5,"Checksum":11695,"Payload":"aGVsbG8="}"#,
+            r#"{"Type":2,"ConnID":-5,"SeqNum":9223372036854775807,"Size":0,"Checksum":0,"Payload":null}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":-9223372036854775808,"Size":0,"Checksum":0,"Payload":""}"#,
+        ];
+        for text in texts {
+            let fast = parse_canonical(text.as_bytes()).expect("canonical");
+            let slow = parse_lenient(text.as_bytes()).expect("valid JSON");
+            assert_eq!(
+                (
+                    fast.kind,
+                    fast.conn_id,
+                    fast.seq_num,
+                    fast.size,
+                    fast.checksum,
+                    fast.payload
+                ),
+                (
+                    slow.kind,
+                    slow.conn_id,
+                    slow.seq_num,
+                    slow.size,
+                    slow.checksum,
+                    slow.payload
+                ),
+            );
+        }
+        // Not canonical: left to serde, which decides.
+        for text in [
+            r#"{"Type":01,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":1e2,"Size":0,"Checksum":0,"Payload":null}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":99999999999999999999,"Size":0,"Checksum":0,"Payload":null}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":"a\/b="}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null} "#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null,"X":1}"#,
+        ] {
+            assert!(parse_canonical(text.as_bytes()).is_none(), "{text}");
+        }
+        assert_eq!(
+            decode_str(r#"{"Type":01,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null}"#),
+            Err(DecodeError::Json)
+        );
+        let escaped = decode_str(
+            r#"{"Type":1,"ConnID":1,"SeqNum":1,"Size":3,"Checksum":0,"Payload":"YW\/i"}"#,
+        );
+        assert_eq!(
+            escaped.map(|m| m.payload),
+            Ok(vec![0x61, 0x6f, 0xe2]),
+            "escaped slash decodes"
         );
     }
 

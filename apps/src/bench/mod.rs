@@ -5,3 +5,4 @@ pub mod codec;
 pub mod echo;
 pub mod hash;
 pub mod schedule;
+pub mod timing;
