@@ -16,6 +16,8 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use sim::conformance;
+use sim::shrink::minimize;
+use sim::sweep::{check_seed, run_case, Case};
 use sim::scenario::SCENARIOS;
 
 #[derive(Parser)]
@@ -42,6 +44,36 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Swarm testing: each seed draws its own fault mix and workload and runs twice.
+    Sweep {
+        /// Number of seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Cases tried when shrinking a failure (0: no shrinking).
+        #[arg(long, default_value_t = 400)]
+        shrink_budget: usize,
+        /// Stop after this many failures.
+        #[arg(long, default_value_t = 3)]
+        max_failures: u64,
+    },
+    /// Re-runs one sweep seed, printing its parameters (and with -v its event trace).
+    Replay {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Print the event trace.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Shrink the case first (if it fails) and replay the smallest failing case.
+        #[arg(long)]
+        shrunk: bool,
+        /// Cases tried when shrinking.
+        #[arg(long, default_value_t = 400)]
+        shrink_budget: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +85,18 @@ fn main() -> ExitCode {
             only,
             verbose,
         } => run_conformance(seed, seeds, only.as_deref(), verbose),
+        Command::Sweep {
+            seeds,
+            start,
+            shrink_budget,
+            max_failures,
+        } => run_sweep(start, seeds, shrink_budget, max_failures),
+        Command::Replay {
+            seed,
+            verbose,
+            shrunk,
+            shrink_budget,
+        } => replay(seed, verbose, shrunk, shrink_budget),
     };
     println!("{passed} passed, {failed} failed");
     if failed == 0 && passed > 0 {
@@ -99,4 +143,84 @@ fn run_conformance(seed: u64, seeds: u64, only: Option<&str>, verbose: bool) -> 
         virtual_total.as_secs_f64() / wall.as_secs_f64().max(1e-9)
     );
     (passed, failed)
+}
+
+fn run_sweep(start: u64, seeds: u64, shrink_budget: usize, max_failures: u64) -> (u64, u64) {
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut virtual_total = std::time::Duration::ZERO;
+    let mut steps = 0u64;
+    for seed in start..start.saturating_add(seeds) {
+        match check_seed(seed) {
+            Ok(stats) => {
+                passed += 1;
+                virtual_total += stats.virtual_time;
+                steps += stats.steps;
+            }
+            Err(failure) => {
+                failed += 1;
+                let case = Case::generate(seed);
+                println!("FAIL seed {seed}: {failure}");
+                print!("{case}");
+                println!("  replay: cargo run --release -p sim -- replay --seed {seed} -v");
+                if shrink_budget > 0 {
+                    let shrunk = minimize(case, failure, shrink_budget);
+                    println!(
+                        "  shrunk in {} steps ({} cases tried) to: {}",
+                        shrunk.steps, shrunk.tries, shrunk.failure
+                    );
+                    print!("{}", shrunk.case);
+                    println!(
+                        "  replay the shrunk case: cargo run --release -p sim -- replay --seed {seed} --shrunk -v"
+                    );
+                }
+                if failed >= max_failures {
+                    println!("stopping after {failed} failures");
+                    break;
+                }
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let runs = passed + failed;
+    println!(
+        "{runs} seeds in {wall:.2} s: {:.0} seeds/s (each run twice), {:.0} steps/s; {:.0} s of virtual time, virtual:wall {:.0}:1",
+        runs as f64 / wall,
+        2.0 * steps as f64 / wall,
+        virtual_total.as_secs_f64(),
+        2.0 * virtual_total.as_secs_f64() / wall
+    );
+    (passed, failed)
+}
+
+fn replay(seed: u64, verbose: bool, shrunk: bool, shrink_budget: usize) -> (u64, u64) {
+    let mut case = Case::generate(seed);
+    println!("seed {seed}:");
+    print!("{case}");
+    if shrunk {
+        match run_case(&case, false) {
+            Ok(_) => println!("seed {seed} passes: nothing to shrink"),
+            Err(failure) => {
+                let s = minimize(case, failure, shrink_budget);
+                println!("shrunk in {} steps ({} cases tried):", s.steps, s.tries);
+                print!("{}", s.case);
+                case = s.case;
+            }
+        }
+    }
+    match run_case(&case, verbose) {
+        Ok(stats) => {
+            println!(
+                "passed: {:.3} s virtual, {} steps, digest {:016x}",
+                stats.virtual_time.as_secs_f64(),
+                stats.steps,
+                stats.digest
+            );
+            (1, 0)
+        }
+        Err(failure) => {
+            println!("FAILED {failure}");
+            (0, 1)
+        }
+    }
 }

@@ -663,6 +663,15 @@ impl World {
             self.trace_datagram("read-drop", from, to, &bytes);
             return;
         }
+        let listening = if to == Addr::SERVER {
+            self.server.is_some()
+        } else {
+            self.client_endpoint(to).is_some()
+        };
+        if !listening {
+            self.trace_datagram("lost (nobody listening)", from, to, &bytes);
+            return;
+        }
         self.trace_datagram("recv", from, to, &bytes);
         if to == Addr::SERVER {
             self.deliver_to_server(from, &bytes);
@@ -1157,12 +1166,14 @@ impl World {
     }
 }
 
-/// The §8.4 window for a loss: after more than `(K−1)·δ` and at most `K·δ` of silence.
+/// The §8.4 window for a loss: after at least `(K−1)·δ` and at most `K·δ` of silence.
 fn loss_timing_problem(params: Params, heard: Timestamp, now: Timestamp) -> Option<String> {
     let silence = now.saturating_duration_since(heard);
     let epoch = params.epoch();
     let k = params.epoch_limit;
-    if silence <= epoch * (k - 1) {
+    // A datagram handled at the very instant of a tick, before it, belongs to the epoch
+    // that tick ends: the loss then comes exactly (K−1)·δ later.
+    if silence < epoch * (k - 1) {
         return Some(format!("declared lost after only {silence:?} of silence (K = {k}, δ = {epoch:?})"));
     }
     if silence > epoch * k {
