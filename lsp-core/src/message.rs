@@ -10,8 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
+use base64_simd::{Out, STANDARD as BASE64};
 use serde::Deserialize;
 
 use crate::checksum::checksum;
@@ -126,10 +125,10 @@ impl Message {
             out.extend_from_slice(b",\"Payload\":\"");
             let start = out.len();
             out.resize(start + base64_len(self.payload.len()), 0);
-            // The buffer is sized exactly for the encoding, so this cannot fail.
+            // The buffer is sized exactly for the encoding.
             let written = BASE64
-                .encode_slice(&self.payload, &mut out[start..])
-                .unwrap_or(0);
+                .encode(&self.payload, Out::from_slice(&mut out[start..]))
+                .len();
             debug_assert_eq!(written, base64_len(self.payload.len()));
             out.extend_from_slice(b"\"}");
         } else {
@@ -165,31 +164,50 @@ impl Message {
         if bytes.len() > MAX_DATAGRAM_LEN {
             return Err(DecodeError::TooLong(bytes.len()));
         }
-        let raw = match parse_canonical(bytes) {
-            Some(raw) => raw,
-            None => parse_lenient(bytes)?,
-        };
-        let kind = MsgType::from_wire(raw.kind).ok_or(DecodeError::UnknownType(raw.kind))?;
-        if raw.size < 0 {
-            return Err(DecodeError::NegativeSize(raw.size));
+        if let Some(message) = decode_canonical(bytes) {
+            return Ok(message);
         }
-        let checksum = u16::try_from(raw.checksum)
-            .map_err(|_| DecodeError::ChecksumOutOfRange(raw.checksum))?;
+        let raw = parse_lenient(bytes)?;
         let payload = match raw.payload {
             Some(text) if !text.is_empty() => BASE64
-                .decode(text.as_bytes())
+                .decode_to_vec(text.as_bytes())
                 .map_err(|_| DecodeError::Base64)?,
             _ => Vec::new(),
         };
-        Ok(Message {
-            kind,
-            conn_id: raw.conn_id,
-            seq_num: raw.seq_num,
-            size: raw.size,
-            checksum,
+        validate(
+            raw.kind,
+            raw.conn_id,
+            raw.seq_num,
+            raw.size,
+            raw.checksum,
             payload,
-        })
+        )
     }
+}
+
+/// Checks decoded field values and builds the message.
+fn validate(
+    kind: i64,
+    conn_id: i64,
+    seq_num: i64,
+    size: i64,
+    checksum: i64,
+    payload: Vec<u8>,
+) -> Result<Message, DecodeError> {
+    let kind = MsgType::from_wire(kind).ok_or(DecodeError::UnknownType(kind))?;
+    if size < 0 {
+        return Err(DecodeError::NegativeSize(size));
+    }
+    let checksum =
+        u16::try_from(checksum).map_err(|_| DecodeError::ChecksumOutOfRange(checksum))?;
+    Ok(Message {
+        kind,
+        conn_id,
+        seq_num,
+        size,
+        checksum,
+        payload,
+    })
 }
 
 /// Length of everything but the six values: `{"Type":,"ConnID":,"SeqNum":,"Size":,"Checksum":,"Payload":}`.
@@ -227,10 +245,11 @@ fn parse_lenient(bytes: &[u8]) -> Result<RawMessage<'_>, DecodeError> {
 }
 
 /// The fast path: exactly the reference's own encoding (keys in order, no white space,
-/// plain integers, an escape-free payload string or `null`). Returns `None` for anything
-/// else, which then goes through [`parse_lenient`]; whatever this accepts, serde would
-/// parse to the same fields.
-fn parse_canonical(bytes: &[u8]) -> Option<RawMessage<'_>> {
+/// plain integers, a valid base64 payload ending the datagram, or `null`) with valid field
+/// values. Returns `None` for anything else, which then goes through the lenient path; what
+/// this accepts, serde would decode to the same message (valid base64 holds no quote,
+/// backslash or control character, so the payload string needs no unescaping).
+fn decode_canonical(bytes: &[u8]) -> Option<Message> {
     let mut cursor = Cursor { bytes, pos: 0 };
     cursor.expect(b"{\"Type\":")?;
     let kind = cursor.integer()?;
@@ -243,30 +262,18 @@ fn parse_canonical(bytes: &[u8]) -> Option<RawMessage<'_>> {
     cursor.expect(b",\"Checksum\":")?;
     let checksum = cursor.integer()?;
     cursor.expect(b",\"Payload\":")?;
-    let payload = if cursor.expect(b"null").is_some() {
-        None
+    let payload = if cursor.expect(b"null}").is_some() && cursor.pos == bytes.len() {
+        Vec::new()
     } else {
         cursor.expect(b"\"")?;
-        let rest = &bytes[cursor.pos..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest[len] != b'"' {
-            return None;
+        let text = bytes.get(cursor.pos..)?.strip_suffix(b"\"}")?;
+        if text.is_empty() {
+            Vec::new()
+        } else {
+            BASE64.decode_to_vec(text).ok()?
         }
-        let text = std::str::from_utf8(&rest[..len]).ok()?;
-        cursor.pos += len + 1;
-        Some(Cow::Borrowed(text))
     };
-    cursor.expect(b"}")?;
-    (cursor.pos == bytes.len()).then_some(RawMessage {
-        kind,
-        conn_id,
-        seq_num,
-        size,
-        checksum,
-        payload,
-    })
+    validate(kind, conn_id, seq_num, size, checksum, payload).ok()
 }
 
 /// A read position in a datagram, for [`parse_canonical`].
@@ -310,7 +317,7 @@ impl Cursor<'_> {
 }
 
 /// The wire form as the reference's `json.Unmarshal` sees it.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct RawMessage<'a> {
     #[serde(rename = "Type", default)]
     kind: i64,
@@ -448,40 +455,41 @@ mod tests {
             r#"{"Type":1,"ConnID":0,"SeqNum":-9223372036854775808,"Size":0,"Checksum":0,"Payload":""}"#,
         ];
         for text in texts {
-            let fast = parse_canonical(text.as_bytes()).expect("canonical");
-            let slow = parse_lenient(text.as_bytes()).expect("valid JSON");
-            assert_eq!(
-                (
-                    fast.kind,
-                    fast.conn_id,
-                    fast.seq_num,
-                    fast.size,
-                    fast.checksum,
-                    fast.payload
-                ),
-                (
-                    slow.kind,
-                    slow.conn_id,
-                    slow.seq_num,
-                    slow.size,
-                    slow.checksum,
-                    slow.payload
-                ),
+            let fast = decode_canonical(text.as_bytes()).expect("canonical");
+            let raw = parse_lenient(text.as_bytes()).expect("valid JSON");
+            let payload = raw
+                .payload
+                .map(|p| BASE64.decode_to_vec(p.as_bytes()).unwrap());
+            let slow = validate(
+                raw.kind,
+                raw.conn_id,
+                raw.seq_num,
+                raw.size,
+                raw.checksum,
+                payload.unwrap_or_default(),
             );
+            assert_eq!(Ok(fast), slow);
         }
         // Not canonical: left to serde, which decides.
         for text in [
             r#"{"Type":01,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null}"#,
             r#"{"Type":1,"ConnID":0,"SeqNum":1e2,"Size":0,"Checksum":0,"Payload":null}"#,
             r#"{"Type":1,"ConnID":0,"SeqNum":99999999999999999999,"Size":0,"Checksum":0,"Payload":null}"#,
-            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":"a\/b="}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":"YW\/i"}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":"aGk="} "#,
             r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null} "#,
             r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null,"X":1}"#,
+            r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":"a\"}"#,
+            r#"{"Type":9,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null}"#,
         ] {
-            assert!(parse_canonical(text.as_bytes()).is_none(), "{text}");
+            assert!(decode_canonical(text.as_bytes()).is_none(), "{text}");
         }
         assert_eq!(
             decode_str(r#"{"Type":01,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":null}"#),
+            Err(DecodeError::Json)
+        );
+        assert_eq!(
+            decode_str(r#"{"Type":1,"ConnID":0,"SeqNum":0,"Size":0,"Checksum":0,"Payload":"a\"}"#),
             Err(DecodeError::Json)
         );
         let escaped = decode_str(
