@@ -93,10 +93,15 @@ fn candidates(case: &Case) -> Vec<Case> {
         push(&|c: &mut Case| c.clients[i].isn = 0);
     }
     // Parameters, towards the defaults.
+    push(&|c: &mut Case| c.server_params = c.params);
     push(&|c: &mut Case| c.params.max_backoff_interval = 0);
     push(&|c: &mut Case| c.params.window_size = (c.params.window_size / 2).max(1));
     push(&|c: &mut Case| c.params.max_unacked_messages = (c.params.max_unacked_messages / 2).max(1));
-    push(&|c: &mut Case| c.params.epoch_limit = (c.params.epoch_limit - 1).max(2));
+    push(&|c: &mut Case| {
+        c.params.epoch_limit = (c.params.epoch_limit - 1).max(2);
+        c.server_params.epoch_limit = c.params.epoch_limit;
+        c.clamp_to_lifetime();
+    });
     for field in &probs {
         push(&|c: &mut Case| {
             let p = field(&mut c.faults);
@@ -156,6 +161,7 @@ mod tests {
         for c in case.shrink() {
             assert_ne!(c, case);
             assert_eq!(c.params.validate(), Ok(()));
+            assert_eq!(c.server_params.epoch_limit, c.params.epoch_limit);
             assert!(c.outages.iter().all(|o| o.client < c.clients.len()));
         }
     }

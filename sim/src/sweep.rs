@@ -48,8 +48,11 @@ pub struct Outage {
 pub struct Case {
     /// Seeds the world: network draws, payload values, echo sleeps.
     pub seed: u64,
-    /// Parameters of every endpoint.
+    /// Parameters of the clients.
     pub params: Params,
+    /// Parameters of the server: the clients' `K` and `δ`, and often their `ω`, `M` and
+    /// back-off cap too, but not always (lsp.md §5: the two ends may differ).
+    pub server_params: Params,
     /// The server sleeps up to this long before each echo.
     pub echo_sleep: Duration,
     /// The clients.
@@ -87,6 +90,16 @@ impl Case {
             max_backoff_interval: rng.range(0, 4) as u32,
             max_unacked_messages: rng.range(1, 8) as u32,
         };
+        let server_params = if rng.chance(Prob::percent(30)) {
+            Params {
+                window_size: rng.range(1, 8) as u32,
+                max_backoff_interval: rng.range(0, 4) as u32,
+                max_unacked_messages: rng.range(1, 8) as u32,
+                ..params
+            }
+        } else {
+            params
+        };
         let epoch = ms(epoch_millis);
         let heal_at = epoch * rng.range(0, 8) as u32 + ms(rng.below(epoch_millis));
         let mut faults = Faults {
@@ -99,15 +112,22 @@ impl Case {
             corrupt: maybe(&mut rng, 10),
             ..Faults::default()
         };
+        // The protocol assumes no datagram outlives the loss timeout (TCP's MSL): a Connect
+        // delayed past the server's loss of its connection opens a second connection for a
+        // live client (see `Case::max_lifetime`). Delays and jitter stay below that bound.
+        let lifetime = Case::max_lifetime(&params);
         if rng.chance(Prob::percent(50)) {
-            faults.delay_by = DelayBy::Uniform {
+            faults.jitter = ms(rng.range(0, epoch_millis / 4)).min(lifetime / 2);
+        }
+        let longest = lifetime.saturating_sub(faults.jitter);
+        faults.delay_by = if rng.chance(Prob::percent(50)) {
+            DelayBy::Uniform {
                 min: Duration::ZERO,
-                max: epoch * 2,
-            };
-        }
-        if rng.chance(Prob::percent(50)) {
-            faults.jitter = ms(rng.range(0, epoch_millis / 4));
-        }
+                max: longest,
+            }
+        } else {
+            DelayBy::Fixed(ms(500).min(longest))
+        };
         let span = heal_at.as_millis().max(1) as u64;
         let client_count = rng.range(1, 4) as usize;
         let clients = (0..client_count)
@@ -142,6 +162,7 @@ impl Case {
         Case {
             seed,
             params,
+            server_params,
             echo_sleep,
             clients,
             faults,
@@ -154,6 +175,29 @@ impl Case {
     /// stale datagram of an earlier life never lands in a later life's window.
     pub fn life_isn(isn: i64, life: usize) -> i64 {
         isn + (life as i64) * (1 << 40)
+    }
+
+    /// The longest a datagram may live in the network with these parameters:
+    /// `(K−1)·δ/2`. A Connect that arrives after the server declared its connection lost
+    /// (at least `(K−1)·δ` after it was created, while the connect-ack took at most this
+    /// long) would open a second connection for a client that is still alive, which the
+    /// protocol cannot tell apart from a new client; with this bound it cannot happen.
+    pub fn max_lifetime(params: &Params) -> Duration {
+        params.epoch() * params.epoch_limit.saturating_sub(1) / 2
+    }
+
+    /// Clamps delays and jitter to [`Case::max_lifetime`] (after a change of parameters).
+    pub fn clamp_to_lifetime(&mut self) {
+        let lifetime = Case::max_lifetime(&self.params);
+        self.faults.jitter = self.faults.jitter.min(lifetime / 2);
+        let longest = lifetime.saturating_sub(self.faults.jitter);
+        self.faults.delay_by = match self.faults.delay_by {
+            DelayBy::Fixed(d) => DelayBy::Fixed(d.min(longest)),
+            DelayBy::Uniform { min, max } => DelayBy::Uniform {
+                min: min.min(longest),
+                max: max.min(longest),
+            },
+        };
     }
 
     /// How long after healing the whole system must have finished.
@@ -171,6 +215,14 @@ impl fmt::Display for Case {
             "  params: K={} δ={}ms ω={} M={} bo={}; echo sleep ≤ {:?}",
             p.epoch_limit, p.epoch_millis, p.window_size, p.max_unacked_messages, p.max_backoff_interval, self.echo_sleep
         )?;
+        if self.server_params != self.params {
+            let s = &self.server_params;
+            writeln!(
+                f,
+                "  server params: ω={} M={} bo={}",
+                s.window_size, s.max_unacked_messages, s.max_backoff_interval
+            )?;
+        }
         let x = &self.faults;
         writeln!(
             f,
@@ -302,7 +354,7 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
         });
     }
     world
-        .start_server(case.params, echo)
+        .start_server(case.server_params, echo)
         .map_err(|e| fail(&world, e.to_string()))?;
     let mut addrs = Vec::new();
     let mut last_write = Vec::new();
