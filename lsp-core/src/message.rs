@@ -123,13 +123,7 @@ impl Message {
         out.extend_from_slice(ints.format(self.checksum).as_bytes());
         if self.kind == MsgType::Data {
             out.extend_from_slice(b",\"Payload\":\"");
-            let start = out.len();
-            out.resize(start + base64_len(self.payload.len()), 0);
-            // The buffer is sized exactly for the encoding.
-            let written = BASE64
-                .encode(&self.payload, Out::from_slice(&mut out[start..]))
-                .len();
-            debug_assert_eq!(written, base64_len(self.payload.len()));
+            BASE64.encode_append(&self.payload, out);
             out.extend_from_slice(b"\"}");
         } else {
             out.extend_from_slice(b",\"Payload\":null}");
