@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use base64_simd::{Out, STANDARD as BASE64};
+use base64_simd::STANDARD as BASE64;
 use serde::Deserialize;
 
 use crate::checksum::checksum;
