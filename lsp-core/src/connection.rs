@@ -99,7 +99,6 @@ impl Connection {
     /// Stops delivering to the application; the connection now only flushes.
     pub(crate) fn start_closing(&mut self) {
         self.closing = true;
-        self.out_of_order.clear();
     }
 
     /// Everything written has been transmitted and acknowledged.
@@ -211,9 +210,9 @@ impl Connection {
             return;
         }
         if offset > 0 {
-            if !self.closing {
-                self.out_of_order.insert(seq, payload);
-            }
+            // Buffered even while closing (then discarded when in order): the receive window
+            // must keep moving, or acked messages beyond a gap would stall it.
+            self.out_of_order.insert(seq, payload);
             return;
         }
         self.accept_in_order(payload, out);

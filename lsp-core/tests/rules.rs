@@ -481,6 +481,29 @@ fn server_reports_loss_after_received_messages() {
     );
 }
 
+/// §9: a closing endpoint keeps its receive window moving: out-of-order Data is still
+/// buffered, so later Data is acked rather than stalled beyond the window.
+#[test]
+fn closing_keeps_the_receive_window_moving() {
+    let mut c = connected_client(params(5, EPOCH_MS, 2, 1, 0), 0);
+    c.write(b"a".to_vec()).unwrap();
+    drain_client(&mut c);
+    c.close().unwrap();
+    let data = |sn: i64| Message::data(1, sn, vec![sn as u8]).encode();
+    c.handle_datagram(Timestamp::ZERO, &data(2));
+    c.handle_datagram(Timestamp::ZERO, &data(1));
+    c.handle_datagram(Timestamp::ZERO, &data(4));
+    assert_eq!(
+        drain_client(&mut c),
+        vec![Message::ack(1, 2), Message::ack(1, 1), Message::ack(1, 4)],
+        "4 is inside the window once 1 and 2 are in"
+    );
+    assert!(
+        client_events(&mut c).is_empty(),
+        "nothing delivered after close"
+    );
+}
+
 /// §9: client close waits for every pending message to be acknowledged, keeps acking meanwhile.
 #[test]
 fn client_close_waits_for_acks() {
