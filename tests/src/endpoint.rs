@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -175,15 +175,12 @@ impl TestServer {
 
     /// The next read, or `None` if none came within `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<ServerRead> {
-        match self
-            .reads
+        // Timed out, or the reader thread ended after its last item.
+        self.reads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .recv_timeout(timeout)
-        {
-            Ok(read) => Some(read),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+            .ok()
     }
 
     /// The next read before `deadline`.
@@ -320,15 +317,12 @@ impl TestClient {
 
     /// The next read, or `None` if none came within `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<ClientRead> {
-        match self
-            .reads
+        // Timed out, or the reader thread ended after its last item.
+        self.reads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .recv_timeout(timeout)
-        {
-            Ok(read) => Some(read),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+            .ok()
     }
 
     /// The next read before `deadline`.

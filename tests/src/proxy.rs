@@ -256,9 +256,9 @@ impl Relay {
             }
             for event in events.iter() {
                 match event.token() {
-                    FRONT => self.from_clients(&mut buf),
+                    FRONT => self.relay_from_clients(&mut buf),
                     WAKER => {}
-                    Token(t) => self.from_server(t - FIRST_LINK, &mut buf),
+                    Token(t) => self.relay_from_server(t - FIRST_LINK, &mut buf),
                 }
             }
             self.release_due();
@@ -269,7 +269,7 @@ impl Relay {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn from_clients(&mut self, buf: &mut [u8]) {
+    fn relay_from_clients(&mut self, buf: &mut [u8]) {
         loop {
             let (len, client) = match self.front.recv_from(buf) {
                 Ok(r) => r,
@@ -283,7 +283,7 @@ impl Relay {
         }
     }
 
-    fn from_server(&mut self, link: usize, buf: &mut [u8]) {
+    fn relay_from_server(&mut self, link: usize, buf: &mut [u8]) {
         loop {
             let Some(l) = self.links.get(link) else {
                 return;

@@ -37,7 +37,7 @@ impl Pairing {
         match self {
             Pairing::Mio => Runtime::Mio,
             Pairing::Smol => Runtime::Smol,
-            Pairing::Mixed if index % 2 == 0 => Runtime::Mio,
+            Pairing::Mixed if index & 1 == 0 => Runtime::Mio,
             Pairing::Mixed => Runtime::Smol,
         }
     }
@@ -319,11 +319,18 @@ impl Ctx {
                     .map_err(|e| Failure(format!("server write: {e}")))?;
             }
         }
-        thread::sleep(settle);
+        let settled = Instant::now() + settle * 2;
         let mut firsts = Vec::new();
         for client in &clients {
             let mut have = Vec::new();
-            while let Some(ClientRead::Message(m)) = client.next(settle) {
+            while have.len() < cap {
+                match client.next_by(settled) {
+                    Some(ClientRead::Message(m)) => have.push(m),
+                    _ => break,
+                }
+            }
+            // Nothing beyond the capacity may have been sent.
+            if let Some(ClientRead::Message(m)) = client.next(Duration::ZERO) {
                 have.push(m);
             }
             if have.len() != cap {
