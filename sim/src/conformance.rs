@@ -179,7 +179,9 @@ impl<'a> Driver<'a> {
         self.start_server(echo)?;
         self.add_clients()?;
         self.wait("every client connected", |w, d| {
-            d.clients.iter().all(|&a| w.client(a).is_some_and(|l| l.conn.is_some()))
+            d.clients
+                .iter()
+                .all(|&a| w.client(a).is_some_and(|l| l.conn.is_some()))
         })
     }
 
@@ -190,7 +192,9 @@ impl<'a> Driver<'a> {
         let mut world = world;
         let reached = world.run_while(limit, |w| !done(w, self));
         self.world = world;
-        self.world.check().map_err(|v| format!("invariant broken {v}"))?;
+        self.world
+            .check()
+            .map_err(|v| format!("invariant broken {v}"))?;
         ensure(reached, || format!("deadline passed before {what}"))
     }
 
@@ -198,7 +202,9 @@ impl<'a> Driver<'a> {
     fn pause(&mut self, d: Duration) -> Step {
         let until = (self.world.now() + d).min(self.deadline);
         self.world.run_until(until);
-        self.world.check().map_err(|v| format!("invariant broken {v}"))
+        self.world
+            .check()
+            .map_err(|v| format!("invariant broken {v}"))
     }
 
     fn conn(&self, client: Addr) -> Result<ConnId, String> {
@@ -289,7 +295,9 @@ impl<'a> Driver<'a> {
     fn expect_client_reads(&self, when: &str, n: impl Fn(usize) -> usize) -> Step {
         for (i, &a) in self.clients.iter().enumerate() {
             let got = Driver::client_reads(&self.world, a);
-            ensure(got == n(i), || format!("{when}: {a} read {got}, expected {}", n(i)))?;
+            ensure(got == n(i), || {
+                format!("{when}: {a} read {got}, expected {}", n(i))
+            })?;
         }
         Ok(())
     }
@@ -313,7 +321,9 @@ impl<'a> Driver<'a> {
             self.pause(self.epoch() * 3)?;
             self.start_server(echo)?;
             self.wait("every client connected", |w, d| {
-                d.clients.iter().all(|&a| w.client(a).is_some_and(|l| l.conn.is_some()))
+                d.clients
+                    .iter()
+                    .all(|&a| w.client(a).is_some_and(|l| l.conn.is_some()))
             })?;
         } else {
             self.setup(echo)?;
@@ -330,7 +340,9 @@ impl<'a> Driver<'a> {
         })?;
         for &a in &self.clients {
             let life = self.world.client(a).ok_or("client vanished")?;
-            ensure(life.reads == life.written, || format!("{a}: echoes differ from writes"))?;
+            ensure(life.reads == life.written, || {
+                format!("{a}: echoes differ from writes")
+            })?;
         }
         if self.s.mode == Mode::EchoBeforeFirstEpoch {
             let first_epoch = self.start + self.epoch();
@@ -375,7 +387,9 @@ impl<'a> Driver<'a> {
         for (i, &h) in halves.iter().enumerate() {
             for _ in 0..h {
                 let v = self.value();
-                self.world.client_write(self.clients[i], v).map_err(|e| e.to_string())?;
+                self.world
+                    .client_write(self.clients[i], v)
+                    .map_err(|e| e.to_string())?;
             }
         }
         self.pause(Duration::from_millis(100))?;
@@ -383,11 +397,19 @@ impl<'a> Driver<'a> {
         for (i, &h) in halves.iter().enumerate() {
             for _ in h..counts[i] {
                 let v = self.value();
-                self.world.client_write(self.clients[i], v).map_err(|e| e.to_string())?;
+                self.world
+                    .client_write(self.clients[i], v)
+                    .map_err(|e| e.to_string())?;
             }
         }
         self.pause(Duration::from_millis(10))?;
-        self.expect_server_reads("first half missing", |i| if halves[i] > 0 { 0 } else { counts[i] })?;
+        self.expect_server_reads("first half missing", |i| {
+            if halves[i] > 0 {
+                0
+            } else {
+                counts[i]
+            }
+        })?;
         self.wait_server_reads("every message read", |i| counts[i])?;
         // Server → clients.
         let conns = self.conns()?;
@@ -395,7 +417,9 @@ impl<'a> Driver<'a> {
         for (i, &h) in halves.iter().enumerate() {
             for _ in 0..h {
                 let v = self.value();
-                self.world.server_write(conns[i], v).map_err(|e| e.to_string())?;
+                self.world
+                    .server_write(conns[i], v)
+                    .map_err(|e| e.to_string())?;
             }
         }
         self.pause(Duration::from_millis(100))?;
@@ -403,11 +427,19 @@ impl<'a> Driver<'a> {
         for (i, &h) in halves.iter().enumerate() {
             for _ in h..counts[i] {
                 let v = self.value();
-                self.world.server_write(conns[i], v).map_err(|e| e.to_string())?;
+                self.world
+                    .server_write(conns[i], v)
+                    .map_err(|e| e.to_string())?;
             }
         }
         self.pause(Duration::from_millis(10))?;
-        self.expect_client_reads("first half missing", |i| if halves[i] > 0 { 0 } else { counts[i] })?;
+        self.expect_client_reads("first half missing", |i| {
+            if halves[i] > 0 {
+                0
+            } else {
+                counts[i]
+            }
+        })?;
         self.wait_client_reads("every message read", |i| counts[i])
     }
 
@@ -419,12 +451,13 @@ impl<'a> Driver<'a> {
         for (writer, reader) in [(Role::Client, Role::Server), (Role::Server, Role::Client)] {
             let conns = self.conns()?;
             let write = |d: &mut Driver<'_>, count: usize| -> Step {
-                for i in 0..d.clients.len() {
+                let clients = d.clients.clone();
+                for (&client, &conn) in clients.iter().zip(&conns) {
                     for _ in 0..count {
                         let v = d.value();
                         let r = match writer {
-                            Role::Client => d.world.client_write(d.clients[i], v),
-                            Role::Server => d.world.server_write(conns[i], v),
+                            Role::Client => d.world.client_write(client, v),
+                            Role::Server => d.world.server_write(conn, v),
                         };
                         r.map_err(|e| e.to_string())?;
                     }
@@ -445,7 +478,9 @@ impl<'a> Driver<'a> {
             self.pause(Duration::from_millis(10))?;
             for i in 0..self.clients.len() {
                 let got = reads(&self.world, self, i);
-                ensure(got == 0, || format!("{writer:?}→{reader:?}: {got} read with the first quarter missing"))?;
+                ensure(got == 0, || {
+                    format!("{writer:?}→{reader:?}: {got} read with the first quarter missing")
+                })?;
             }
             // Acks blocked; the rest written: only the third quarter may go out.
             self.write_drop(reader, Prob::ALWAYS);
@@ -457,7 +492,12 @@ impl<'a> Driver<'a> {
             self.pause(self.epoch())?;
             for i in 0..self.clients.len() {
                 let got = reads(&self.world, self, i);
-                ensure(got == 3 * q, || format!("{writer:?}→{reader:?}: {got} read with acks blocked, expected {}", 3 * q))?;
+                ensure(got == 3 * q, || {
+                    format!(
+                        "{writer:?}→{reader:?}: {got} read with acks blocked, expected {}",
+                        3 * q
+                    )
+                })?;
             }
             let last_quarter_sent = self.world.net.sniffer.as_ref().map_or(0, |log| {
                 log[sniff_from..]
@@ -500,7 +540,12 @@ impl<'a> Driver<'a> {
         });
         let unit = self.params().window_size as usize * self.clients.len();
         ensure((4 * unit..=6 * unit).contains(&sent), || {
-            format!("{sent} Data transmissions in 14 epochs, expected {}..={} (ideal {})", 4 * unit, 6 * unit, 5 * unit)
+            format!(
+                "{sent} Data transmissions in 14 epochs, expected {}..={} (ideal {})",
+                4 * unit,
+                6 * unit,
+                5 * unit
+            )
         })
     }
 
@@ -514,49 +559,87 @@ impl<'a> Driver<'a> {
         let conns = self.conns()?;
         match self.s.mode {
             Mode::ServerClose => {
-                self.world.server_close().map_err(|e| format!("server close: {e}"))?;
-                self.wait("server close returned", |w, _| w.server().is_some_and(|s| s.closed.is_some()))?;
+                self.world
+                    .server_close()
+                    .map_err(|e| format!("server close: {e}"))?;
+                self.wait("server close returned", |w, _| {
+                    w.server().is_some_and(|s| s.closed.is_some())
+                })?;
                 let result = self.world.server().and_then(|s| s.closed.clone());
-                ensure(result == Some(Ok(())), || format!("server close returned {result:?}"))?;
+                ensure(result == Some(Ok(())), || {
+                    format!("server close returned {result:?}")
+                })?;
                 for &c in &conns {
                     let v = b"1".to_vec();
-                    ensure(self.world.server_write(c, v).is_err(), || "server write after close succeeded".into())?;
+                    ensure(self.world.server_write(c, v).is_err(), || {
+                        "server write after close succeeded".into()
+                    })?;
                 }
                 self.wait("every client's read failed", |w, d| {
-                    d.clients.iter().all(|&a| w.client(a).is_some_and(|l| l.lost))
+                    d.clients
+                        .iter()
+                        .all(|&a| w.client(a).is_some_and(|l| l.lost))
                 })?;
             }
             Mode::ServerCloseConns => {
                 for &c in &conns {
-                    self.world.server_close_conn(c).map_err(|e| format!("close_conn({c}): {e}"))?;
-                    ensure(self.world.server_close_conn(c).is_err(), || "second close_conn succeeded".into())?;
-                    ensure(self.world.server_write(c, b"1".to_vec()).is_err(), || "write after close_conn succeeded".into())?;
+                    self.world
+                        .server_close_conn(c)
+                        .map_err(|e| format!("close_conn({c}): {e}"))?;
+                    ensure(self.world.server_close_conn(c).is_err(), || {
+                        "second close_conn succeeded".into()
+                    })?;
+                    ensure(self.world.server_write(c, b"1".to_vec()).is_err(), || {
+                        "write after close_conn succeeded".into()
+                    })?;
                 }
                 self.wait("every client's read failed", |w, d| {
-                    d.clients.iter().all(|&a| w.client(a).is_some_and(|l| l.lost))
+                    d.clients
+                        .iter()
+                        .all(|&a| w.client(a).is_some_and(|l| l.lost))
                 })?;
             }
             _ => {
                 for &a in &self.clients.clone() {
-                    self.world.client_close(a).map_err(|e| format!("{a} close: {e}"))?;
+                    self.world
+                        .client_close(a)
+                        .map_err(|e| format!("{a} close: {e}"))?;
                 }
                 self.wait("every client closed", |w, d| {
-                    d.clients.iter().all(|&a| w.client(a).is_some_and(|l| l.closed.is_some()))
+                    d.clients
+                        .iter()
+                        .all(|&a| w.client(a).is_some_and(|l| l.closed.is_some()))
                 })?;
                 for &a in &self.clients.clone() {
                     let r = self.world.client(a).and_then(|l| l.closed.clone());
                     ensure(r == Some(Ok(())), || format!("{a} close returned {r:?}"))?;
-                    ensure(self.world.client_write(a, b"1".to_vec()).is_err(), || format!("{a}: write after close succeeded"))?;
-                    ensure(self.world.client_close(a).is_err(), || format!("{a}: second close succeeded"))?;
+                    ensure(self.world.client_write(a, b"1".to_vec()).is_err(), || {
+                        format!("{a}: write after close succeeded")
+                    })?;
+                    ensure(self.world.client_close(a).is_err(), || {
+                        format!("{a}: second close succeeded")
+                    })?;
                 }
                 self.wait("a read error per client at the server", |w, _| {
-                    conns.iter().all(|c| w.server().and_then(|s| s.conns.get(c)).is_some_and(|v| v.lost))
+                    conns.iter().all(|c| {
+                        w.server()
+                            .and_then(|s| s.conns.get(c))
+                            .is_some_and(|v| v.lost)
+                    })
                 })?;
-                self.world.server_close().map_err(|e| format!("server close: {e}"))?;
-                self.wait("server close returned", |w, _| w.server().is_some_and(|s| s.closed.is_some()))?;
+                self.world
+                    .server_close()
+                    .map_err(|e| format!("server close: {e}"))?;
+                self.wait("server close returned", |w, _| {
+                    w.server().is_some_and(|s| s.closed.is_some())
+                })?;
                 let v = b"1".to_vec();
-                ensure(self.world.server_write(conns[0], v).is_err(), || "server write after close succeeded".into())?;
-                ensure(self.world.server_close().is_err(), || "second server close succeeded".into())?;
+                ensure(self.world.server_write(conns[0], v).is_err(), || {
+                    "server write after close succeeded".into()
+                })?;
+                ensure(self.world.server_close().is_err(), || {
+                    "second server close succeeded".into()
+                })?;
             }
         }
         Ok(())
@@ -605,9 +688,15 @@ impl<'a> Driver<'a> {
                     self.server_writes(None)?;
                     self.world.server_close().map_err(|e| e.to_string())?;
                     self.pause(half_epoch)?;
-                    ensure(!server_closed(&self.world), || "server close returned while the network was off".into())?;
+                    ensure(!server_closed(&self.world), || {
+                        "server close returned while the network was off".into()
+                    })?;
                     self.on_until("server close returned", |w, d| {
-                        server_closed(w) && d.clients.iter().enumerate().all(|(i, &a)| Driver::client_reads(w, a) >= 2 * counts[i])
+                        server_closed(w)
+                            && d.clients
+                                .iter()
+                                .enumerate()
+                                .all(|(i, &a)| Driver::client_reads(w, a) >= 2 * counts[i])
                     })?;
                 } else {
                     self.clients_write(None)?;
@@ -623,14 +712,18 @@ impl<'a> Driver<'a> {
                         })
                     })?;
                     self.world.server_close().map_err(|e| e.to_string())?;
-                    ensure(server_closed(&self.world), || "server close with nothing pending did not return".into())?;
+                    ensure(server_closed(&self.world), || {
+                        "server close with nothing pending did not return".into()
+                    })?;
                 }
             }
             Mode::ServerToClient => {
                 self.server_writes(None)?;
                 self.world.server_close().map_err(|e| e.to_string())?;
                 self.pause(half_epoch)?;
-                ensure(!server_closed(&self.world), || "server close returned while the network was off".into())?;
+                ensure(!server_closed(&self.world), || {
+                    "server close returned while the network was off".into()
+                })?;
                 self.on_until("server close returned", |w, _| server_closed(w))?;
                 self.expect_client_reads("after the server's close returned", |i| counts[i])?;
             }
@@ -642,7 +735,9 @@ impl<'a> Driver<'a> {
                 self.pause(half_epoch)?;
                 self.expect_no_client_closed()?;
                 self.on_until("every client close returned", |w, d| {
-                    d.clients.iter().all(|&a| w.client(a).is_some_and(|l| l.closed.is_some()))
+                    d.clients
+                        .iter()
+                        .all(|&a| w.client(a).is_some_and(|l| l.closed.is_some()))
                 })?;
                 self.expect_server_reads("after the clients' close returned", |i| counts[i])?;
             }
@@ -661,7 +756,9 @@ impl<'a> Driver<'a> {
     fn expect_no_client_closed(&self) -> Step {
         for &a in &self.clients {
             let closed = self.world.client(a).is_some_and(|l| l.closed.is_some());
-            ensure(!closed, || format!("{a}: close returned while the network was off"))?;
+            ensure(!closed, || {
+                format!("{a}: close returned while the network was off")
+            })?;
         }
         Ok(())
     }
@@ -690,7 +787,9 @@ impl<'a> Driver<'a> {
                 .iter()
                 .filter(|r| r.from == a || r.to == a)
                 .filter_map(|r| r.message.as_ref().map(|m| (r.from, m)))
-                .filter(|(_, m)| m.kind != MsgType::Connect && !(m.kind == MsgType::Ack && m.seq_num == 0))
+                .filter(|(_, m)| {
+                    m.kind != MsgType::Connect && !(m.kind == MsgType::Ack && m.seq_num == 0)
+                })
                 .take(3)
                 .map(|(from, m)| (from, m.kind, m.conn_id, m.seq_num))
                 .collect();
@@ -699,11 +798,20 @@ impl<'a> Driver<'a> {
                 (a, MsgType::Data, id.0, isn + 1),
                 (Addr::SERVER, MsgType::Ack, id.0, isn + 1),
             ];
-            ensure(seen == want, || format!("{a}: datagrams {seen:?}, expected {want:?}"))?;
+            ensure(seen == want, || {
+                format!("{a}: datagrams {seen:?}, expected {want:?}")
+            })?;
         }
-        ensure(ids.len() == self.clients.len() && !ids.contains(&ConnId(0)), || {
-            format!("{} distinct ids for {} clients", ids.len(), self.clients.len())
-        })
+        ensure(
+            ids.len() == self.clients.len() && !ids.contains(&ConnId(0)),
+            || {
+                format!(
+                    "{} distinct ids for {} clients",
+                    ids.len(),
+                    self.clients.len()
+                )
+            },
+        )
     }
 
     fn cack_server(&mut self) -> Step {
@@ -714,30 +822,38 @@ impl<'a> Driver<'a> {
             last.insert(a, isn + self.counts[i] as i64);
         }
         let drop = Prob::percent(self.s.faults.middlebox_ack_drop);
-        self.world.net.middlebox = Some(Box::new(move |from: Addr, to: Addr, d: &[u8], rng: &mut Rng| {
-            if from != Addr::SERVER {
-                return Verdict::Pass;
-            }
-            let (Ok(m), Some(&last)) = (Message::decode(d), last.get(&to)) else {
-                return Verdict::Pass;
-            };
-            if m.kind != MsgType::Ack || m.seq_num == 0 {
-                Verdict::Pass
-            } else if m.seq_num == last {
-                Verdict::Rewrite(Message::cack(m.conn_id, m.seq_num).encode())
-            } else if m.seq_num < last && rng.chance(drop) {
-                Verdict::Drop
-            } else {
-                Verdict::Pass
-            }
-        }));
+        self.world.net.middlebox = Some(Box::new(
+            move |from: Addr, to: Addr, d: &[u8], rng: &mut Rng| {
+                if from != Addr::SERVER {
+                    return Verdict::Pass;
+                }
+                let (Ok(m), Some(&last)) = (Message::decode(d), last.get(&to)) else {
+                    return Verdict::Pass;
+                };
+                if m.kind != MsgType::Ack || m.seq_num == 0 {
+                    Verdict::Pass
+                } else if m.seq_num == last {
+                    Verdict::Rewrite(Message::cack(m.conn_id, m.seq_num).encode())
+                } else if m.seq_num < last && rng.chance(drop) {
+                    Verdict::Drop
+                } else {
+                    Verdict::Pass
+                }
+            },
+        ));
         let now = self.world.now();
         for i in 0..self.clients.len() {
-            let mut times: Vec<u64> = (0..self.counts[i]).map(|_| self.app.below(1_000_000)).collect();
+            let mut times: Vec<u64> = (0..self.counts[i])
+                .map(|_| self.app.below(1_000_000))
+                .collect();
             times.sort_unstable();
             for t in times {
                 let v = self.value();
-                self.world.schedule_client_write(now + Duration::from_micros(t), self.clients[i], v);
+                self.world.schedule_client_write(
+                    now + Duration::from_micros(t),
+                    self.clients[i],
+                    v,
+                );
             }
         }
         self.pause(Duration::from_secs(1))?;
@@ -750,7 +866,9 @@ impl<'a> Driver<'a> {
                 .filter(|r| r.message.as_ref().is_some_and(|m| m.kind == MsgType::Data))
                 .count()
         });
-        ensure(data == 0, || format!("{data} Data datagrams sent in the 12 epochs after the CAck"))?;
+        ensure(data == 0, || {
+            format!("{data} Data datagrams sent in the 12 epochs after the CAck")
+        })?;
         let counts = self.counts.clone();
         self.expect_server_reads("after sniffing", |i| counts[i])
     }
@@ -761,7 +879,10 @@ impl<'a> Driver<'a> {
         self.setup(Echo::Off)?;
         let client = self.clients[0];
         let conn = self.conn(client)?;
-        let to_server = matches!(self.s.mode, Mode::CorruptedToServer | Mode::VariableLengthToServer);
+        let to_server = matches!(
+            self.s.mode,
+            Mode::CorruptedToServer | Mode::VariableLengthToServer
+        );
         let send = |d: &mut Driver<'_>| -> Step {
             let v = d.value();
             let r = if to_server {
@@ -781,7 +902,10 @@ impl<'a> Driver<'a> {
         let phase = Duration::from_secs(2);
         send(self)?;
         self.wait("a clean message read", |w, _| reads(w) >= 1)?;
-        let corrupted = matches!(self.s.mode, Mode::CorruptedToServer | Mode::CorruptedToClient);
+        let corrupted = matches!(
+            self.s.mode,
+            Mode::CorruptedToServer | Mode::CorruptedToClient
+        );
         if corrupted {
             self.world.net.faults.corrupt = Prob::ALWAYS;
         } else {
@@ -795,6 +919,11 @@ impl<'a> Driver<'a> {
         send(self)?;
         self.pause(phase)?;
         let after = reads(&self.world);
-        ensure(after == before, || format!("a {} message was read", if corrupted { "corrupted" } else { "shortened" }))
+        ensure(after == before, || {
+            format!(
+                "a {} message was read",
+                if corrupted { "corrupted" } else { "shortened" }
+            )
+        })
     }
 }

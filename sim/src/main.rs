@@ -16,9 +16,9 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use sim::conformance;
+use sim::scenario::SCENARIOS;
 use sim::shrink::minimize;
 use sim::sweep::{check_seed, run_case, Case};
-use sim::scenario::SCENARIOS;
 
 #[derive(Parser)]
 #[command(name = "sim", about = "Deterministic simulator for LSP")]
@@ -110,7 +110,10 @@ fn run_conformance(seed: u64, seeds: u64, only: Option<&str>, verbose: bool) -> 
     let started = Instant::now();
     let (mut passed, mut failed) = (0, 0);
     let mut virtual_total = std::time::Duration::ZERO;
-    for scenario in SCENARIOS.iter().filter(|s| only.is_none_or(|n| n == s.name)) {
+    for scenario in SCENARIOS
+        .iter()
+        .filter(|s| only.is_none_or(|n| n == s.name))
+    {
         for seed in seed..seed.saturating_add(seeds.max(1)) {
             match conformance::run(scenario, seed, verbose) {
                 Ok(p) => {

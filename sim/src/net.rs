@@ -272,7 +272,11 @@ impl Network {
             return Vec::new();
         }
         let mut out = Vec::with_capacity(1);
-        let copies = if self.rng.chance(faults.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.chance(faults.duplicate) {
+            2
+        } else {
+            1
+        };
         for copy in 0..copies {
             let at = now + self.latency(&faults);
             if copy + 1 == copies {
@@ -388,13 +392,26 @@ mod tests {
         let mut net = Network::new(Rng::new(1));
         net.sniffer = Some(Vec::new());
         net.faults.write_drop[Role::Client as usize] = Prob::ALWAYS;
-        assert!(net.send(Timestamp::ZERO, Addr(1), Addr::SERVER, data(b"1")).is_empty());
-        assert_eq!(net.send(Timestamp::ZERO, Addr::SERVER, Addr(1), data(b"1")).len(), 1);
+        assert!(net
+            .send(Timestamp::ZERO, Addr(1), Addr::SERVER, data(b"1"))
+            .is_empty());
+        assert_eq!(
+            net.send(Timestamp::ZERO, Addr::SERVER, Addr(1), data(b"1"))
+                .len(),
+            1
+        );
         let log = net.sniffer.take().unwrap();
-        assert_eq!(log.iter().map(|s| s.dropped).collect::<Vec<_>>(), [true, false]);
+        assert_eq!(
+            log.iter().map(|s| s.dropped).collect::<Vec<_>>(),
+            [true, false]
+        );
         net.faults = Faults::default();
         net.faults.duplicate = Prob::ALWAYS;
-        assert_eq!(net.send(Timestamp::ZERO, Addr(1), Addr::SERVER, data(b"1")).len(), 2);
+        assert_eq!(
+            net.send(Timestamp::ZERO, Addr(1), Addr::SERVER, data(b"1"))
+                .len(),
+            2
+        );
         net.partitions.push(Partition {
             client: Addr(1),
             from: Timestamp::from_millis(10),
@@ -404,7 +421,9 @@ mod tests {
         assert!(net.send(t, Addr::SERVER, Addr(1), data(b"1")).is_empty());
         assert!(!net.send(t, Addr::SERVER, Addr(2), data(b"1")).is_empty());
         let later = Timestamp::from_millis(20);
-        assert!(!net.send(later, Addr::SERVER, Addr(1), data(b"1")).is_empty());
+        assert!(!net
+            .send(later, Addr::SERVER, Addr(1), data(b"1"))
+            .is_empty());
     }
 
     #[test]
@@ -419,6 +438,9 @@ mod tests {
             }
         }));
         assert_eq!(arrived(&mut net, data(b"7"))[0].payload, b"7");
-        assert_eq!(arrived(&mut net, Message::ack(1, 9).encode())[0].kind, MsgType::CAck);
+        assert_eq!(
+            arrived(&mut net, Message::ack(1, 9).encode())[0].kind,
+            MsgType::CAck
+        );
     }
 }

@@ -302,7 +302,15 @@ mod tests {
         }
         let count = |f| SCENARIOS.iter().filter(|s| s.family == f).count();
         assert_eq!(
-            [F::Echo, F::Window, F::Close, F::Buffering, F::SeqNum, F::Integrity].map(count),
+            [
+                F::Echo,
+                F::Window,
+                F::Close,
+                F::Buffering,
+                F::SeqNum,
+                F::Integrity
+            ]
+            .map(count),
             [18, 17, 8, 12, 5, 4]
         );
         assert_eq!(Scenario::by_name("window-3").map(|s| s.clients), Some(10));

@@ -96,7 +96,9 @@ fn candidates(case: &Case) -> Vec<Case> {
     push(&|c: &mut Case| c.server_params = c.params);
     push(&|c: &mut Case| c.params.max_backoff_interval = 0);
     push(&|c: &mut Case| c.params.window_size = (c.params.window_size / 2).max(1));
-    push(&|c: &mut Case| c.params.max_unacked_messages = (c.params.max_unacked_messages / 2).max(1));
+    push(&|c: &mut Case| {
+        c.params.max_unacked_messages = (c.params.max_unacked_messages / 2).max(1)
+    });
     push(&|c: &mut Case| {
         c.params.epoch_limit = (c.params.epoch_limit - 1).max(2);
         c.server_params.epoch_limit = c.params.epoch_limit;

@@ -151,7 +151,10 @@ impl Case {
             .map(|_| Outage {
                 client: rng.below(client_count as u64) as usize,
                 from: ms(rng.range(0, span)),
-                len: ms(rng.range(epoch_millis / 2, epoch_millis * (u64::from(params.epoch_limit) + 2))),
+                len: ms(rng.range(
+                    epoch_millis / 2,
+                    epoch_millis * (u64::from(params.epoch_limit) + 2),
+                )),
             })
             .collect();
         let echo_sleep = if rng.chance(Prob::percent(25)) {
@@ -213,7 +216,12 @@ impl fmt::Display for Case {
         writeln!(
             f,
             "  params: K={} δ={}ms ω={} M={} bo={}; echo sleep ≤ {:?}",
-            p.epoch_limit, p.epoch_millis, p.window_size, p.max_unacked_messages, p.max_backoff_interval, self.echo_sleep
+            p.epoch_limit,
+            p.epoch_millis,
+            p.window_size,
+            p.max_unacked_messages,
+            p.max_backoff_interval,
+            self.echo_sleep
         )?;
         if self.server_params != self.params {
             let s = &self.server_params;
@@ -242,7 +250,13 @@ impl fmt::Display for Case {
             x.jitter
         )?;
         for o in &self.outages {
-            writeln!(f, "  outage: client{} cut off from {:?} for {:?}", o.client + 1, o.from, o.len)?;
+            writeln!(
+                f,
+                "  outage: client{} cut off from {:?} for {:?}",
+                o.client + 1,
+                o.from,
+                o.len
+            )?;
         }
         for (i, c) in self.clients.iter().enumerate() {
             write!(
@@ -378,7 +392,9 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
         }
     }
     world.run_until(zero + case.heal_at);
-    world.check().map_err(|v| fail(&world, format!("invariant broken {v}")))?;
+    world
+        .check()
+        .map_err(|v| fail(&world, format!("invariant broken {v}")))?;
     world.net.faults = Faults::default();
     world.net.partitions.clear();
 
@@ -392,7 +408,10 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
             w.max(crash.unwrap_or(zero)).max(restart.unwrap_or(zero))
         })
         .collect();
-    let limit = world.now().max(*pending_until.iter().max().unwrap_or(&zero)) + case.liveness_limit();
+    let limit = world
+        .now()
+        .max(*pending_until.iter().max().unwrap_or(&zero))
+        + case.liveness_limit();
     let tick = case.params.epoch() / 2;
     let mut closing: Vec<usize> = vec![usize::MAX; addrs.len()];
     let mut server_closing = false;
@@ -405,7 +424,9 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
                 continue;
             };
             let writes_done = now >= pending_until[i]
-                && (lives > 1 || life.written.len() == case.clients[i].messages as usize || life.is_over());
+                && (lives > 1
+                    || life.written.len() == case.clients[i].messages as usize
+                    || life.is_over());
             if !life.is_over() {
                 all_done = false;
                 let echoed = life.reads.len() >= life.written.len();
@@ -431,16 +452,30 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
             break;
         }
         if now >= limit {
-            return Err(fail(&world, format!("no progress: not finished {:?} after healing\n{}", case.liveness_limit(), summary(&world, &addrs))));
+            return Err(fail(
+                &world,
+                format!(
+                    "no progress: not finished {:?} after healing\n{}",
+                    case.liveness_limit(),
+                    summary(&world, &addrs)
+                ),
+            ));
         }
         world.run_until((now + tick).min(limit));
-        world.check().map_err(|v| fail(&world, format!("invariant broken {v}")))?;
+        world
+            .check()
+            .map_err(|v| fail(&world, format!("invariant broken {v}")))?;
     }
     // Everything finished: drain what is still in flight.
     world.run_while(limit, |w| !w.is_quiescent());
-    world.check().map_err(|v| fail(&world, format!("invariant broken {v}")))?;
+    world
+        .check()
+        .map_err(|v| fail(&world, format!("invariant broken {v}")))?;
     if !world.is_quiescent() {
-        return Err(fail(&world, "events still pending after every endpoint finished".into()));
+        return Err(fail(
+            &world,
+            "events still pending after every endpoint finished".into(),
+        ));
     }
     final_checks(&world, &addrs)?;
     Ok(RunStats {
@@ -453,17 +488,30 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
 /// End-of-run checks: every life ended for a legitimate reason, and a cleanly closed life
 /// had everything it wrote read by the server (unless the server lost it first).
 fn final_checks(world: &World, addrs: &[Addr]) -> Result<(), CaseFailure> {
-    let server = world.server().ok_or_else(|| fail(world, "no server".into()))?;
+    let server = world
+        .server()
+        .ok_or_else(|| fail(world, "no server".into()))?;
     for &a in addrs {
         for (n, life) in world.client_lives(a).iter().enumerate() {
-            let ended_ok = life.crashed || life.lost || life.connect_failed || life.closed == Some(Ok(()));
+            let ended_ok =
+                life.crashed || life.lost || life.connect_failed || life.closed == Some(Ok(()));
             if !ended_ok {
-                return Err(fail(world, format!("{a} life {n} ended without a reason: {life:?}")));
+                return Err(fail(
+                    world,
+                    format!("{a} life {n} ended without a reason: {life:?}"),
+                ));
             }
             if life.closed == Some(Ok(())) {
                 if let Some(view) = life.conn.and_then(|c| server.conns.get(&c)) {
                     if !view.lost && view.reads.len() != life.written.len() {
-                        return Err(fail(world, format!("{a} life {n} closed cleanly but the server read {} of {}", view.reads.len(), life.written.len())));
+                        return Err(fail(
+                            world,
+                            format!(
+                                "{a} life {n} closed cleanly but the server read {} of {}",
+                                view.reads.len(),
+                                life.written.len()
+                            ),
+                        ));
                     }
                 }
             }
@@ -483,7 +531,11 @@ fn summary(world: &World, addrs: &[Addr]) -> String {
         }
     }
     if let Some(s) = world.server() {
-        out.push_str(&format!("  server: {} connections, closed {:?}", s.conns.len(), s.closed));
+        out.push_str(&format!(
+            "  server: {} connections, closed {:?}",
+            s.conns.len(),
+            s.closed
+        ));
     }
     out
 }

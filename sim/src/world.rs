@@ -166,12 +166,31 @@ struct ClientNode {
 }
 
 enum Event {
-    Deliver { from: Addr, to: Addr, bytes: Vec<u8> },
-    Timer { node: Addr, generation: u64 },
-    Echo { conn: ConnId, payload: Vec<u8> },
-    ClientWrite { addr: Addr, life: usize, payload: Vec<u8> },
-    Crash { addr: Addr },
-    Restart { addr: Addr, isn: i64 },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: Addr,
+        generation: u64,
+    },
+    Echo {
+        conn: ConnId,
+        payload: Vec<u8>,
+    },
+    ClientWrite {
+        addr: Addr,
+        life: usize,
+        payload: Vec<u8>,
+    },
+    Crash {
+        addr: Addr,
+    },
+    Restart {
+        addr: Addr,
+        isn: i64,
+    },
 }
 
 struct Scheduled {
@@ -549,7 +568,11 @@ impl World {
     /// Runs while `keep_going` holds (checked before every step) and no later than
     /// `limit`. Returns `true` if `keep_going` became false, `false` on reaching the limit,
     /// an empty queue or a violation.
-    pub fn run_while(&mut self, limit: Timestamp, mut keep_going: impl FnMut(&World) -> bool) -> bool {
+    pub fn run_while(
+        &mut self,
+        limit: Timestamp,
+        mut keep_going: impl FnMut(&World) -> bool,
+    ) -> bool {
         loop {
             if !keep_going(self) {
                 return true;
@@ -798,7 +821,10 @@ impl World {
                 );
             }
         }
-        let closed_before = self.server.as_ref().is_some_and(|s| s.view.closed.is_some());
+        let closed_before = self
+            .server
+            .as_ref()
+            .is_some_and(|s| s.view.closed.is_some());
         if closed_before && !transmits.is_empty() {
             self.fail("server: sent a datagram after close completed");
         }
@@ -845,10 +871,14 @@ impl World {
                 server.kept.insert(conn);
                 server.by_addr.insert(addr, conn);
                 if conn.0 != expected_id || !fresh {
-                    self.fail(format!("server: assigned id {conn}, expected {expected_id}"));
+                    self.fail(format!(
+                        "server: assigned id {conn}, expected {expected_id}"
+                    ));
                 }
                 if incarnation.is_none() {
-                    self.fail(format!("server: connection {conn} from {addr} without a Connect"));
+                    self.fail(format!(
+                        "server: connection {conn} from {addr} without a Connect"
+                    ));
                 }
             }
             ServerEvent::Message { conn, payload } => {
@@ -914,7 +944,9 @@ impl World {
             return;
         };
         if view.lost || view.closed || server.view.closed.is_some() {
-            self.fail(format!("server: message delivered from ended connection {conn}"));
+            self.fail(format!(
+                "server: message delivered from ended connection {conn}"
+            ));
             return;
         }
         let index = view.reads.len();
@@ -980,7 +1012,13 @@ impl World {
             node.timer.generation += 1;
             let generation = node.timer.generation;
             if let Some(at) = deadline {
-                self.schedule(at, Event::Timer { node: addr, generation });
+                self.schedule(
+                    at,
+                    Event::Timer {
+                        node: addr,
+                        generation,
+                    },
+                );
             }
         }
         if let Some(problem) = bounds {
@@ -988,7 +1026,9 @@ impl World {
         }
         let ended = self.client(addr).is_some_and(|l| l.ended_at.is_some());
         if ended && !transmits.is_empty() {
-            self.fail(format!("{addr}: sent a datagram after its endpoint finished"));
+            self.fail(format!(
+                "{addr}: sent a datagram after its endpoint finished"
+            ));
         }
         for bytes in transmits {
             self.send(addr, Addr::SERVER, bytes);
@@ -1004,7 +1044,9 @@ impl World {
             id.and_then(|id| self.server.as_ref().and_then(|s| s.view.conns.get(&id)))
         };
         let (owner, expected) = match &event {
-            ClientEvent::Connected(id) => (conn_view(Some(*id)).map(|v| (v.addr, v.incarnation)), None),
+            ClientEvent::Connected(id) => {
+                (conn_view(Some(*id)).map(|v| (v.addr, v.incarnation)), None)
+            }
             ClientEvent::Message(_) => {
                 let life = self.client(addr);
                 let index = life.map_or(0, |l| l.reads.len());
@@ -1031,7 +1073,9 @@ impl World {
                 life.connected_at = Some(now);
                 life.last_heard = now;
                 if owner != Some((addr, life_index as u32)) {
-                    problem = Some(format!("connect-ack with id {id}, which the server gave to another client"));
+                    problem = Some(format!(
+                        "connect-ack with id {id}, which the server gave to another client"
+                    ));
                 }
             }
             ClientEvent::Message(payload) => {
@@ -1102,7 +1146,9 @@ impl World {
         ) else {
             return;
         };
-        if let Some(p) = check_bounds(params, buffered, in_flight, || format!("server, connection {conn}")) {
+        if let Some(p) = check_bounds(params, buffered, in_flight, || {
+            format!("server, connection {conn}")
+        }) {
             self.fail(p);
         }
     }
@@ -1121,7 +1167,11 @@ impl World {
                 gone.push(conn);
                 continue;
             }
-            let heard = server.last_heard.get(&conn).copied().unwrap_or(Timestamp::ZERO);
+            let heard = server
+                .last_heard
+                .get(&conn)
+                .copied()
+                .unwrap_or(Timestamp::ZERO);
             if now > heard + limit && problem.is_none() {
                 problem = Some(format!(
                     "server: connection {conn} silent since {heard}, still not lost at {now}"
@@ -1154,11 +1204,18 @@ impl World {
         let limit = node.params.epoch() * node.params.epoch_limit;
         let problem = if life.conn.is_some() {
             (now > life.last_heard + limit).then(|| {
-                format!("{addr}: silent since {}, still not lost at {now}", life.last_heard)
+                format!(
+                    "{addr}: silent since {}, still not lost at {now}",
+                    life.last_heard
+                )
             })
         } else {
-            (now > life.started + limit)
-                .then(|| format!("{addr}: connecting since {}, still not failed at {now}", life.started))
+            (now > life.started + limit).then(|| {
+                format!(
+                    "{addr}: connecting since {}, still not failed at {now}",
+                    life.started
+                )
+            })
         };
         if let Some(p) = problem {
             self.fail(p);
@@ -1174,10 +1231,14 @@ fn loss_timing_problem(params: Params, heard: Timestamp, now: Timestamp) -> Opti
     // A datagram handled at the very instant of a tick, before it, belongs to the epoch
     // that tick ends: the loss then comes exactly (K−1)·δ later.
     if silence < epoch * (k - 1) {
-        return Some(format!("declared lost after only {silence:?} of silence (K = {k}, δ = {epoch:?})"));
+        return Some(format!(
+            "declared lost after only {silence:?} of silence (K = {k}, δ = {epoch:?})"
+        ));
     }
     if silence > epoch * k {
-        return Some(format!("declared lost only after {silence:?} of silence (K = {k}, δ = {epoch:?})"));
+        return Some(format!(
+            "declared lost only after {silence:?} of silence (K = {k}, δ = {epoch:?})"
+        ));
     }
     None
 }

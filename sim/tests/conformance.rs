@@ -17,7 +17,12 @@ fn run_family(family: Family) {
         }
     }
     assert!(runs > 0);
-    assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -58,6 +63,9 @@ fn a_scenario_replays_to_the_same_digest() {
         let b = conformance::run(s, 7, false).expect("passes");
         let c = conformance::run(s, 8, false).expect("passes");
         assert_eq!(a, b, "{name}");
-        assert_ne!(a.digest, c.digest, "{name}: seeds 7 and 8 gave the same trace");
+        assert_ne!(
+            a.digest, c.digest,
+            "{name}: seeds 7 and 8 gave the same trace"
+        );
     }
 }

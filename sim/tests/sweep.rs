@@ -33,13 +33,16 @@ fn quickcheck_finds_no_failing_case() {
             Err(e) => TestResult::error(format!("{e}\n{case}")),
         }
     }
-    QuickCheck::new().tests(100).quickcheck(prop as fn(Case) -> TestResult);
+    QuickCheck::new()
+        .tests(100)
+        .quickcheck(prop as fn(Case) -> TestResult);
 }
 
 fn echo_world(seed: u64) -> (World, Addr) {
     let params = Params::default();
     let mut w = World::new(seed);
-    w.start_server(params, Echo::Immediate).expect("valid params");
+    w.start_server(params, Echo::Immediate)
+        .expect("valid params");
     let client = w.add_client(params, 0).expect("valid params");
     w.run_for(Duration::from_millis(10));
     (w, client)
@@ -49,14 +52,15 @@ fn echo_world(seed: u64) -> (World, Addr) {
 fn the_checker_catches_a_message_that_was_never_written() {
     let (mut w, client) = echo_world(1);
     // A middlebox that forges a well-formed Data message with another payload.
-    w.net.middlebox = Some(Box::new(|from: Addr, _: Addr, d: &[u8], _: &mut Rng| {
-        match Message::decode(d) {
-            Ok(m) if m.kind == MsgType::Data && from != Addr::SERVER => {
-                Verdict::Rewrite(Message::data(m.conn_id, m.seq_num, b"forged".to_vec()).encode())
-            }
-            _ => Verdict::Pass,
-        }
-    }));
+    w.net.middlebox =
+        Some(Box::new(
+            |from: Addr, _: Addr, d: &[u8], _: &mut Rng| match Message::decode(d) {
+                Ok(m) if m.kind == MsgType::Data && from != Addr::SERVER => Verdict::Rewrite(
+                    Message::data(m.conn_id, m.seq_num, b"forged".to_vec()).encode(),
+                ),
+                _ => Verdict::Pass,
+            },
+        ));
     w.client_write(client, b"42".to_vec()).expect("write");
     w.run_for(Duration::from_millis(10));
     let v = w.violation().expect("the forged message is caught");
@@ -67,14 +71,15 @@ fn the_checker_catches_a_message_that_was_never_written() {
 fn the_checker_catches_a_replayed_message() {
     let (mut w, client) = echo_world(2);
     // The server's first echo is sent again later under the next sequence number.
-    w.net.middlebox = Some(Box::new(|from: Addr, _: Addr, d: &[u8], _: &mut Rng| {
-        match Message::decode(d) {
-            Ok(m) if m.kind == MsgType::Data && from == Addr::SERVER && m.seq_num == 2 => {
-                Verdict::Rewrite(Message::data(m.conn_id, 2, b"1".to_vec()).encode())
-            }
-            _ => Verdict::Pass,
-        }
-    }));
+    w.net.middlebox =
+        Some(Box::new(
+            |from: Addr, _: Addr, d: &[u8], _: &mut Rng| match Message::decode(d) {
+                Ok(m) if m.kind == MsgType::Data && from == Addr::SERVER && m.seq_num == 2 => {
+                    Verdict::Rewrite(Message::data(m.conn_id, 2, b"1".to_vec()).encode())
+                }
+                _ => Verdict::Pass,
+            },
+        ));
     w.client_write(client, b"1".to_vec()).expect("write");
     w.client_write(client, b"2".to_vec()).expect("write");
     w.run_for(Duration::from_millis(10));
