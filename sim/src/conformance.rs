@@ -179,19 +179,17 @@ impl<'a> Driver<'a> {
         self.start_server(echo)?;
         self.add_clients()?;
         self.wait("every client connected", |w, d| {
-            d.clients
-                .iter()
+            d.iter()
                 .all(|&a| w.client(a).is_some_and(|l| l.conn.is_some()))
         })
     }
 
     /// Runs until `done` holds; fails at the deadline.
-    fn wait(&mut self, what: &str, done: impl Fn(&World, &Driver<'_>) -> bool) -> Step {
+    /// `done` gets the world and the client addresses.
+    fn wait(&mut self, what: &str, done: impl Fn(&World, &[Addr]) -> bool) -> Step {
         let limit = self.deadline;
-        let world = std::mem::replace(&mut self.world, World::new(0));
-        let mut world = world;
-        let reached = world.run_while(limit, |w| !done(w, self));
-        self.world = world;
+        let clients = &self.clients;
+        let reached = self.world.run_while(limit, |w| !done(w, clients));
         self.world
             .check()
             .map_err(|v| format!("invariant broken {v}"))?;
@@ -273,8 +271,7 @@ impl<'a> Driver<'a> {
     fn wait_client_reads(&mut self, what: &str, n: impl Fn(usize) -> usize) -> Step {
         let want: Vec<usize> = (0..self.clients.len()).map(&n).collect();
         self.wait(what, |w, d| {
-            d.clients
-                .iter()
+            d.iter()
                 .zip(&want)
                 .all(|(&a, &k)| Driver::client_reads(w, a) >= k)
         })
@@ -321,8 +318,7 @@ impl<'a> Driver<'a> {
             self.pause(self.epoch() * 3)?;
             self.start_server(echo)?;
             self.wait("every client connected", |w, d| {
-                d.clients
-                    .iter()
+                d.iter()
                     .all(|&a| w.client(a).is_some_and(|l| l.conn.is_some()))
             })?;
         } else {
@@ -333,8 +329,7 @@ impl<'a> Driver<'a> {
         self.clients_write(None)?;
         let counts = self.counts.clone();
         self.wait("every echo read", |w, d| {
-            d.clients
-                .iter()
+            d.iter()
                 .zip(&counts)
                 .all(|(&a, &n)| Driver::client_reads(w, a) >= n)
         })?;
@@ -464,9 +459,9 @@ impl<'a> Driver<'a> {
                 }
                 Ok(())
             };
-            let reads = |w: &World, d: &Driver<'_>, i: usize| match reader {
+            let reads = |w: &World, d: &[Addr], i: usize| match reader {
                 Role::Server => Driver::server_reads(w, conns[i]),
-                Role::Client => Driver::client_reads(w, d.clients[i]),
+                Role::Client => Driver::client_reads(w, d[i]),
             };
             // First quarter lost; back-off grows for 2 s.
             self.write_drop(writer, Prob::ALWAYS);
@@ -477,7 +472,7 @@ impl<'a> Driver<'a> {
             write(self, q)?;
             self.pause(Duration::from_millis(10))?;
             for i in 0..self.clients.len() {
-                let got = reads(&self.world, self, i);
+                let got = reads(&self.world, &self.clients, i);
                 ensure(got == 0, || {
                     format!("{writer:?}→{reader:?}: {got} read with the first quarter missing")
                 })?;
@@ -487,11 +482,11 @@ impl<'a> Driver<'a> {
             let sniff_from = self.world.net.sniffer.as_ref().map_or(0, Vec::len);
             write(self, n - 2 * q)?;
             self.wait("three quarters read", |w, d| {
-                (0..d.clients.len()).all(|i| reads(w, d, i) >= 3 * q)
+                (0..d.len()).all(|i| reads(w, d, i) >= 3 * q)
             })?;
             self.pause(self.epoch())?;
             for i in 0..self.clients.len() {
-                let got = reads(&self.world, self, i);
+                let got = reads(&self.world, &self.clients, i);
                 ensure(got == 3 * q, || {
                     format!(
                         "{writer:?}→{reader:?}: {got} read with acks blocked, expected {}",
@@ -512,7 +507,7 @@ impl<'a> Driver<'a> {
             })?;
             self.write_drop(reader, Prob::NEVER);
             self.wait("every message read after unblocking", |w, d| {
-                (0..d.clients.len()).all(|i| reads(w, d, i) >= n)
+                (0..d.len()).all(|i| reads(w, d, i) >= n)
             })?;
         }
         Ok(())
@@ -576,9 +571,7 @@ impl<'a> Driver<'a> {
                     })?;
                 }
                 self.wait("every client's read failed", |w, d| {
-                    d.clients
-                        .iter()
-                        .all(|&a| w.client(a).is_some_and(|l| l.lost))
+                    d.iter().all(|&a| w.client(a).is_some_and(|l| l.lost))
                 })?;
             }
             Mode::ServerCloseConns => {
@@ -594,9 +587,7 @@ impl<'a> Driver<'a> {
                     })?;
                 }
                 self.wait("every client's read failed", |w, d| {
-                    d.clients
-                        .iter()
-                        .all(|&a| w.client(a).is_some_and(|l| l.lost))
+                    d.iter().all(|&a| w.client(a).is_some_and(|l| l.lost))
                 })?;
             }
             _ => {
@@ -606,8 +597,7 @@ impl<'a> Driver<'a> {
                         .map_err(|e| format!("{a} close: {e}"))?;
                 }
                 self.wait("every client closed", |w, d| {
-                    d.clients
-                        .iter()
+                    d.iter()
                         .all(|&a| w.client(a).is_some_and(|l| l.closed.is_some()))
                 })?;
                 for &a in &self.clients.clone() {
@@ -653,7 +643,7 @@ impl<'a> Driver<'a> {
     }
 
     /// Turns the network on for at most 2 epochs, until `done`; then off again.
-    fn on_until(&mut self, what: &str, done: impl Fn(&World, &Driver<'_>) -> bool) -> Step {
+    fn on_until(&mut self, what: &str, done: impl Fn(&World, &[Addr]) -> bool) -> Step {
         self.network(true);
         let saved = self.deadline;
         self.deadline = saved.min(self.world.now() + self.epoch() * 2);
@@ -678,7 +668,7 @@ impl<'a> Driver<'a> {
                 self.server_writes(None)?;
                 self.pause(half_epoch)?;
                 self.on_until("both directions delivered", |w, d| {
-                    d.clients.iter().enumerate().all(|(i, &a)| {
+                    d.iter().enumerate().all(|(i, &a)| {
                         Driver::client_reads(w, a) >= counts[i]
                             && Driver::server_reads(w, conns[i]) >= counts[i]
                     })
@@ -693,8 +683,7 @@ impl<'a> Driver<'a> {
                     })?;
                     self.on_until("server close returned", |w, d| {
                         server_closed(w)
-                            && d.clients
-                                .iter()
+                            && d.iter()
                                 .enumerate()
                                 .all(|(i, &a)| Driver::client_reads(w, a) >= 2 * counts[i])
                     })?;
@@ -706,7 +695,7 @@ impl<'a> Driver<'a> {
                     self.pause(half_epoch)?;
                     self.expect_no_client_closed()?;
                     self.on_until("every client close returned", |w, d| {
-                        d.clients.iter().enumerate().all(|(i, &a)| {
+                        d.iter().enumerate().all(|(i, &a)| {
                             w.client(a).is_some_and(|l| l.closed.is_some())
                                 && Driver::server_reads(w, conns[i]) >= 2 * counts[i]
                         })
@@ -735,8 +724,7 @@ impl<'a> Driver<'a> {
                 self.pause(half_epoch)?;
                 self.expect_no_client_closed()?;
                 self.on_until("every client close returned", |w, d| {
-                    d.clients
-                        .iter()
+                    d.iter()
                         .all(|&a| w.client(a).is_some_and(|l| l.closed.is_some()))
                 })?;
                 self.expect_server_reads("after the clients' close returned", |i| counts[i])?;
