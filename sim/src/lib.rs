@@ -7,8 +7,8 @@
 //! [`Network`] applies every fault of `conformance.md` plus partitions, and clients can crash
 //! and restart. After every step the [`World`] checks the protocol's invariants:
 //! exactly-once in-order delivery per connection, nothing from a `close_conn`ed connection,
-//! timely (and not premature) loss detection, bounded buffers, and no sending after an
-//! endpoint finished.
+//! timely (and not premature) loss detection, bounded buffers, the exact back-off schedule of
+//! every retransmission, and no sending after an endpoint finished.
 //!
 //! On top of the world:
 //! - [`scenario`]: the 64 conformance scenarios as plain data, for any runner;
@@ -17,6 +17,7 @@
 //! - [`shrink`]: minimisation of a failing sweep case.
 #![forbid(unsafe_code)]
 
+mod backoff;
 pub mod conformance;
 pub mod digest;
 pub mod net;

@@ -20,6 +20,7 @@ use lsp_core::{
     ServerEndpoint, ServerEvent, Timestamp,
 };
 
+use crate::backoff::{data_ids, Schedule};
 use crate::digest::Digest;
 use crate::net::{Addr, Network};
 use crate::rng::Rng;
@@ -146,6 +147,7 @@ struct Timer {
 struct ServerNode {
     ep: ServerEndpoint<Addr>,
     timer: Timer,
+    ticks: u64,
     echo: Echo,
     busy_until: Timestamp,
     view: ServerView,
@@ -162,6 +164,7 @@ struct ClientNode {
     params: Params,
     ep: Option<ClientEndpoint>,
     timer: Timer,
+    ticks: u64,
     lives: Vec<ClientLife>,
 }
 
@@ -230,6 +233,9 @@ pub struct World {
     steps: u64,
     violation: Option<Violation>,
     verbose: bool,
+    schedule: Schedule,
+    /// The node whose epoch tick is being handled, if any.
+    ticking: Option<Addr>,
 }
 
 impl fmt::Debug for World {
@@ -260,6 +266,8 @@ impl World {
             steps: 0,
             violation: None,
             verbose: false,
+            schedule: Schedule::default(),
+            ticking: None,
         }
     }
 
@@ -323,6 +331,7 @@ impl World {
         self.server = Some(ServerNode {
             ep,
             timer: Timer::default(),
+            ticks: 0,
             echo,
             busy_until: Timestamp::ZERO,
             view: ServerView::default(),
@@ -343,6 +352,7 @@ impl World {
             params,
             ep: None,
             timer: Timer::default(),
+            ticks: 0,
             lives: Vec::new(),
         });
         self.start_client_life(addr, isn)?;
@@ -668,6 +678,22 @@ impl World {
         self.digest.u64(u64::from(from.0) << 32 | u64::from(to.0));
         self.digest.bytes(&bytes);
         self.trace_datagram("send", from, to, &bytes);
+        if let Some(ids) = data_ids(&bytes) {
+            let sender = if from == Addr::SERVER {
+                self.server.as_ref().map(|s| (s.ticks, *s.ep.params()))
+            } else {
+                self.client_node(from).map(|n| (n.ticks, n.params))
+            };
+            if let Some((ticks, params)) = sender {
+                let at_tick = self.ticking == Some(from);
+                if let Some(p) = self
+                    .schedule
+                    .on_data(from, to, ids, ticks, at_tick, &params)
+                {
+                    self.fail(p);
+                }
+            }
+        }
         for copy in self.net.send(self.now, from, to, bytes) {
             self.schedule(
                 copy.at,
@@ -762,9 +788,12 @@ impl World {
                 return;
             }
             server.timer.armed = None;
+            server.ticks += 1;
             self.digest.u64(0x71C0);
             server.ep.handle_timeout(now);
+            self.ticking = Some(node);
             self.drain_server(None);
+            self.ticking = None;
             self.check_server_after_tick();
         } else {
             let Some(client) = node.client_index().and_then(|i| self.clients.get_mut(i)) else {
@@ -779,7 +808,10 @@ impl World {
             };
             self.digest.u64(0x71C1);
             ep.handle_timeout(now);
+            client.ticks += 1;
+            self.ticking = Some(node);
             self.after_client(node);
+            self.ticking = None;
             self.check_client_after_tick(node);
         }
     }
