@@ -1,0 +1,108 @@
+//! What the scheduler asks its driver to do, and the small types that go with it.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The scheduler's name for a request, unique for the scheduler's lifetime and increasing in
+/// arrival order. It never goes on the wire; it is there for logs and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The id as a number (the first request is 0).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request#{}", self.0)
+    }
+}
+
+/// An output of the scheduler, drained with [`crate::scheduler::Scheduler::poll_effect`].
+/// `K` is the driver's connection key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect<K> {
+    /// Send `miner` a Request message for `msg` and `lower ..= upper`. The miner will answer
+    /// its jobs in the order they were sent.
+    SendJob {
+        /// The miner's connection.
+        miner: K,
+        /// The request this job is part of (not sent; for logs and tests).
+        request: RequestId,
+        /// The request's text, shared by all its jobs.
+        msg: Arc<str>,
+        /// First nonce of the job.
+        lower: u64,
+        /// Last nonce of the job (inclusive).
+        upper: u64,
+    },
+    /// Send `client` a Result message: the minimum `hash` over its whole range, found at
+    /// `nonce` (the smallest such nonce on ties). The request is then forgotten.
+    SendResult {
+        /// The client's connection.
+        client: K,
+        /// The request answered (not sent; for logs and tests).
+        request: RequestId,
+        /// The minimum hash over the request's range.
+        hash: u64,
+        /// The smallest nonce giving that hash.
+        nonce: u64,
+    },
+}
+
+/// Why [`crate::scheduler::Scheduler::handle_request`] refused a request. Nothing about the
+/// request is kept; the driver may log it, count it, or close the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// `lower > upper`: the range holds no nonce, so it has no minimum to answer with.
+    EmptyRange {
+        /// The requested first nonce.
+        lower: u64,
+        /// The requested last nonce.
+        upper: u64,
+    },
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::EmptyRange { lower, upper } => {
+                write!(f, "empty nonce range: lower {lower} > upper {upper}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Counters of what the scheduler has seen and done, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests accepted.
+    pub requests: u64,
+    /// Requests refused (see [`RequestError`]).
+    pub rejected_requests: u64,
+    /// Requests dropped unanswered because their client was lost.
+    pub dropped_requests: u64,
+    /// Results sent to clients.
+    pub results_sent: u64,
+    /// Jobs sent to miners, backups included.
+    pub jobs_sent: u64,
+    /// Backup jobs sent: copies of a job already running on another miner.
+    pub backup_jobs: u64,
+    /// Jobs put back in their request's queue because their miner was lost or answered
+    /// with a nonce outside the job.
+    pub requeued_jobs: u64,
+    /// Answers ignored because their job was already answered by a backup or its client
+    /// was lost.
+    pub stale_results: u64,
+    /// Answers whose nonce lay outside the job; the job was given back to its request.
+    pub invalid_results: u64,
+    /// Answers from a connection that is not a miner or holds no job; ignored.
+    pub unexpected_results: u64,
+    /// Join events for a miner already joined; ignored.
+    pub duplicate_joins: u64,
+}

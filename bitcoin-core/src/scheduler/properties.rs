@@ -1,0 +1,591 @@
+//! The scheduler's invariants, checked after every step of random event sequences
+//! (quickcheck): joins and losses of miners, requests (small ranges, some at the top of the
+//! u64 range, some empty), client losses, answers (true minima computed with a cheap stand-in
+//! hash, a few deliberately outside the job), timeouts and the passing of time.
+//!
+//! A model beside the scheduler records what each miner holds (matched to answers in the
+//! order sent, as on the wire) and which nonces of each request have been answered, and
+//! checks:
+//! - a result goes only to a live client, for its oldest unanswered request, once every
+//!   nonce of that request is covered by answered jobs, and it is the true minimum (ties
+//!   to the smallest nonce);
+//! - jobs go only to joined miners, for a live client's active request, within its range,
+//!   never over answered nonces, and two jobs of a request are either disjoint or the same
+//!   job and its one backup (so no nonce is counted twice or skipped);
+//! - a miner never holds more than `jobs_per_miner` jobs, and the scheduler agrees with the
+//!   model on how many it holds;
+//! - no miner has a free slot while a request has nonces that no miner holds;
+//! - timeouts are in the future;
+//! - at the end, once the miners answer everything, every live client has its answers;
+//! - the same sequence gives the same effects twice.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lsp_core::Timestamp;
+use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
+
+use super::*;
+
+/// Miners are keys 1..=MINERS, clients 101..=100+CLIENTS.
+const MINERS: u32 = 5;
+const CLIENTS: u32 = 5;
+const MESSAGES: [&str; 4] = ["", "msg", "bitcoin", "a longer message with spaces"];
+
+/// A cheap stand-in for the real hash, with few distinct values so that ties are common.
+fn test_hash(msg: &str, nonce: u64) -> u64 {
+    let mut x = msg.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) ^ nonce;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) % 61
+}
+
+/// The true answer for `lower ..= upper`: minimum hash, smallest nonce on ties.
+fn true_min(msg: &str, lower: u64, upper: u64) -> (u64, u64) {
+    (lower..=upper)
+        .map(|n| (test_hash(msg, n), n))
+        .min()
+        .unwrap_or((u64::MAX, lower))
+}
+
+#[derive(Clone, Debug)]
+enum Event {
+    Advance(u32),
+    Join(u32),
+    LoseMiner(u32),
+    Request {
+        client: u32,
+        msg: &'static str,
+        lower: u64,
+        upper: u64,
+    },
+    LoseClient(u32),
+    Answer(u32),
+    BadAnswer(u32),
+    Timeout,
+}
+
+impl Arbitrary for Event {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let miner = 1 + u32::arbitrary(g) % MINERS;
+        let client = 101 + u32::arbitrary(g) % CLIENTS;
+        match u8::arbitrary(g) % 100 {
+            0..=17 => Event::Advance(u32::arbitrary(g) % 5_000),
+            18..=27 => Event::Join(miner),
+            28..=32 => Event::LoseMiner(miner),
+            33..=47 => {
+                let len = u64::from(u16::arbitrary(g) % 300);
+                let lower = match u8::arbitrary(g) % 4 {
+                    0 => u64::MAX - len,
+                    1 => u64::MAX - u64::from(u16::arbitrary(g) % 600),
+                    _ => u64::from(u16::arbitrary(g) % 1000),
+                };
+                // About one request in eleven is empty (lower > upper).
+                let (lower, upper) = if u8::arbitrary(g) % 11 == 0 {
+                    let lower = lower.max(1 + len);
+                    (lower, lower - 1 - len)
+                } else {
+                    (lower, lower.saturating_add(len))
+                };
+                Event::Request {
+                    client,
+                    msg: g.choose(&MESSAGES).unwrap_or(&""),
+                    lower,
+                    upper,
+                }
+            }
+            48..=51 => Event::LoseClient(client),
+            52..=89 => Event::Answer(miner),
+            90..=91 => Event::BadAnswer(miner),
+            _ => Event::Timeout,
+        }
+    }
+}
+
+/// A random configuration and event sequence.
+#[derive(Clone, Debug)]
+struct Case {
+    config: Config,
+    events: Vec<Event>,
+}
+
+impl Arbitrary for Case {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let target = Duration::from_micros(1 + u64::arbitrary(g) % 20_000);
+        let min = Duration::from_micros(u64::arbitrary(g) % (target.as_micros() as u64 + 1));
+        let config = Config {
+            target_job_duration: target,
+            min_job_duration: min,
+            initial_job_nonces: 1 + u64::arbitrary(g) % 60,
+            jobs_per_miner: 1 + usize::arbitrary(g) % 3,
+            tail_split: 1 + u32::arbitrary(g) % 4,
+            order: if u8::arbitrary(g) % 4 == 0 {
+                Order::Arrival
+            } else {
+                Order::ShortestRemainingFirst {
+                    aging_percent: u32::arbitrary(g) % 300,
+                }
+            },
+            backup_jobs: u8::arbitrary(g) % 4 != 0,
+        };
+        Case {
+            config,
+            events: Vec::arbitrary(g),
+        }
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
+        let config = self.config.clone();
+        Box::new(self.events.shrink().map(move |events| Case {
+            config: config.clone(),
+            events,
+        }))
+    }
+}
+
+/// A job as the model sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Job {
+    request: RequestId,
+    lower: u64,
+    upper: u64,
+}
+
+#[derive(Debug)]
+struct ModelRequest {
+    client: u32,
+    msg: &'static str,
+    lower: u64,
+    upper: u64,
+    /// Ranges of answered jobs.
+    answered: Vec<(u64, u64)>,
+}
+
+/// The size of the union of `ranges`.
+fn union_len(ranges: &[(u64, u64)]) -> u128 {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut total = 0u128;
+    let mut current: Option<(u64, u64)> = None;
+    for (lo, hi) in sorted {
+        current = match current {
+            Some((clo, chi)) if lo <= chi.saturating_add(1) => Some((clo, chi.max(hi))),
+            Some((clo, chi)) => {
+                total += u128::from(chi - clo) + 1;
+                Some((lo, hi))
+            }
+            None => Some((lo, hi)),
+        };
+    }
+    total + current.map_or(0, |(lo, hi)| u128::from(hi - lo) + 1)
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 <= b.1 && b.0 <= a.1
+}
+
+/// The scheduler and the model beside it.
+struct Harness {
+    sched: Scheduler<u32>,
+    depth: usize,
+    now: Timestamp,
+    /// The time passed to the scheduler's latest call.
+    called_at: Timestamp,
+    /// What each joined miner holds, oldest first.
+    miners: BTreeMap<u32, VecDeque<Job>>,
+    /// Each live client's unanswered requests, oldest (active) first.
+    clients: BTreeMap<u32, VecDeque<RequestId>>,
+    requests: BTreeMap<RequestId, ModelRequest>,
+    /// Every effect, for the determinism check.
+    trace: Vec<Effect<u32>>,
+}
+
+type Check = Result<(), String>;
+
+impl Harness {
+    fn new(config: Config) -> Self {
+        Harness {
+            depth: config.jobs_per_miner,
+            sched: Scheduler::new(config).expect("generated configs are valid"),
+            now: Timestamp::ZERO,
+            called_at: Timestamp::ZERO,
+            miners: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    /// The live request `id`, if its client is live and it is the client's active one.
+    fn active(&self, id: RequestId) -> Option<&ModelRequest> {
+        let r = self.requests.get(&id)?;
+        (self.clients.get(&r.client)?.front() == Some(&id)).then_some(r)
+    }
+
+    fn apply(&mut self, event: &Event) -> Check {
+        let now = self.now;
+        if !matches!(event, Event::Advance(_)) {
+            self.called_at = now;
+        }
+        match *event {
+            Event::Advance(us) => self.now = now + Duration::from_micros(u64::from(us)),
+            Event::Join(m) => {
+                self.sched.handle_miner_joined(now, m);
+                self.miners.entry(m).or_default();
+            }
+            Event::LoseMiner(m) => {
+                self.sched.handle_miner_lost(now, m);
+                self.miners.remove(&m);
+            }
+            Event::Request {
+                client,
+                msg,
+                lower,
+                upper,
+            } => match self.sched.handle_request(now, client, msg, lower, upper) {
+                Ok(id) => {
+                    if lower > upper {
+                        return Err(format!("accepted empty range {lower}..={upper}"));
+                    }
+                    self.clients.entry(client).or_default().push_back(id);
+                    let answered = Vec::new();
+                    let r = ModelRequest {
+                        client,
+                        msg,
+                        lower,
+                        upper,
+                        answered,
+                    };
+                    self.requests.insert(id, r);
+                }
+                Err(RequestError::EmptyRange { .. }) if lower > upper => {}
+                Err(e) => return Err(format!("refused {lower}..={upper}: {e}")),
+            },
+            Event::LoseClient(c) => {
+                self.sched.handle_client_lost(now, c);
+                if let Some(ids) = self.clients.remove(&c) {
+                    for id in ids {
+                        self.requests.remove(&id);
+                    }
+                }
+            }
+            Event::Answer(m) => self.answer(m, true),
+            Event::BadAnswer(m) => self.answer(m, false),
+            Event::Timeout => {
+                if let Some(t) = self.sched.poll_timeout() {
+                    self.now = self.now.max(t);
+                    self.called_at = self.now;
+                    self.sched.handle_timeout(self.now);
+                }
+            }
+        }
+        self.drain_and_check()
+    }
+
+    /// Miner `m` answers its oldest job, truly or with a nonce outside the job.
+    fn answer(&mut self, m: u32, truly: bool) {
+        let Some(job) = self.miners.get_mut(&m).and_then(|q| q.pop_front()) else {
+            // Not a miner, or idle: the scheduler must ignore the answer.
+            self.sched.handle_result(self.now, m, 0, 0);
+            return;
+        };
+        let Some(msg) = self.requests.get(&job.request).map(|r| r.msg) else {
+            // A dropped request: any answer will do, it must be ignored.
+            self.sched.handle_result(self.now, m, 0, job.lower);
+            return;
+        };
+        if truly {
+            let (hash, nonce) = true_min(msg, job.lower, job.upper);
+            self.sched.handle_result(self.now, m, hash, nonce);
+            if let Some(r) = self.requests.get_mut(&job.request) {
+                r.answered.push((job.lower, job.upper));
+            }
+        } else {
+            let outside = if job.lower > 0 {
+                0
+            } else {
+                job.upper.wrapping_add(1)
+            };
+            if outside >= job.lower && outside <= job.upper {
+                // The job covers every nonce: an invalid answer is impossible.
+                self.miners.entry(m).or_default().push_front(job);
+                return;
+            }
+            self.sched.handle_result(self.now, m, 0, outside);
+        }
+    }
+
+    fn drain_and_check(&mut self) -> Check {
+        while let Some(effect) = self.sched.poll_effect() {
+            self.trace.push(effect.clone());
+            match effect {
+                Effect::SendJob {
+                    miner,
+                    request,
+                    msg,
+                    lower,
+                    upper,
+                } => self.check_job(miner, request, &msg, lower, upper)?,
+                Effect::SendResult {
+                    client,
+                    request,
+                    hash,
+                    nonce,
+                } => self.check_result(client, request, hash, nonce)?,
+            }
+        }
+        self.check_state()
+    }
+
+    fn check_job(&mut self, miner: u32, id: RequestId, msg: &str, lower: u64, upper: u64) -> Check {
+        let Some(r) = self.active(id) else {
+            return Err(format!("job for {id}, not a live client's active request"));
+        };
+        if msg != r.msg || lower > upper || lower < r.lower || upper > r.upper {
+            return Err(format!(
+                "job {msg:?} {lower}..={upper} does not fit {id} {:?} {}..={}",
+                r.msg, r.lower, r.upper
+            ));
+        }
+        if r.answered.iter().any(|a| overlaps(*a, (lower, upper))) {
+            return Err(format!(
+                "job {lower}..={upper} of {id} was already answered"
+            ));
+        }
+        let mut copies = 0;
+        for (m, held) in &self.miners {
+            for j in held.iter().filter(|j| j.request == id) {
+                if (j.lower, j.upper) == (lower, upper) {
+                    if *m == miner {
+                        return Err(format!("miner {m} got {lower}..={upper} twice"));
+                    }
+                    copies += 1;
+                } else if overlaps((j.lower, j.upper), (lower, upper)) {
+                    return Err(format!(
+                        "job {lower}..={upper} overlaps {}..={} of {id}",
+                        j.lower, j.upper
+                    ));
+                }
+            }
+        }
+        if copies > 1 {
+            return Err(format!("job {lower}..={upper} of {id} runs three times"));
+        }
+        let Some(held) = self.miners.get_mut(&miner) else {
+            return Err(format!("job for miner {miner}, which is not joined"));
+        };
+        held.push_back(Job {
+            request: id,
+            lower,
+            upper,
+        });
+        if held.len() > self.depth {
+            return Err(format!("miner {miner} holds {} jobs", held.len()));
+        }
+        Ok(())
+    }
+
+    fn check_result(&mut self, client: u32, id: RequestId, hash: u64, nonce: u64) -> Check {
+        let Some(r) = self.active(id) else {
+            return Err(format!(
+                "result for {id} to {client}: not its active request"
+            ));
+        };
+        if r.client != client {
+            return Err(format!("result for {id} to {client}, not {}", r.client));
+        }
+        let len = u128::from(r.upper - r.lower) + 1;
+        if union_len(&r.answered) != len {
+            return Err(format!(
+                "result for {id} before all its nonces were answered"
+            ));
+        }
+        let truth = true_min(r.msg, r.lower, r.upper);
+        if (hash, nonce) != truth {
+            return Err(format!(
+                "result {:?} for {id}, truth {truth:?}",
+                (hash, nonce)
+            ));
+        }
+        self.requests.remove(&id);
+        if let Some(ids) = self.clients.get_mut(&client) {
+            ids.pop_front();
+            if ids.is_empty() {
+                self.clients.remove(&client);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the state after all effects were drained.
+    fn check_state(&self) -> Check {
+        for (m, held) in &self.miners {
+            if self.sched.jobs_held(*m) != Some(held.len()) {
+                return Err(format!(
+                    "miner {m}: the scheduler says {:?} jobs, the model {}",
+                    self.sched.jobs_held(*m),
+                    held.len()
+                ));
+            }
+        }
+        if let Some(t) = self.sched.poll_timeout() {
+            if t <= self.called_at {
+                return Err(format!("timeout {t} is not after {}", self.called_at));
+            }
+        }
+        if !self.miners.values().any(|h| h.len() < self.depth) {
+            return Ok(());
+        }
+        // A miner has a free slot: every nonce of every active request must be answered
+        // or held by a miner.
+        for (client, ids) in &self.clients {
+            let Some(id) = ids.front() else { continue };
+            let Some(r) = self.requests.get(id) else {
+                continue;
+            };
+            let mut covered = r.answered.clone();
+            for held in self.miners.values() {
+                covered.extend(
+                    held.iter()
+                        .filter(|j| j.request == *id)
+                        .map(|j| (j.lower, j.upper)),
+                );
+            }
+            if union_len(&covered) < u128::from(r.upper - r.lower) + 1 {
+                return Err(format!(
+                    "a miner has a free slot while {id} of client {client} has work waiting"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the miners answer everything (joining one if none is left), then checks that
+    /// every live client was answered.
+    fn finish(&mut self) -> Check {
+        if self.miners.is_empty() {
+            self.apply(&Event::Join(1))?;
+        }
+        for _ in 0..100_000 {
+            let Some(m) = self
+                .miners
+                .iter()
+                .find(|(_, h)| !h.is_empty())
+                .map(|(m, _)| *m)
+            else {
+                break;
+            };
+            self.apply(&Event::Advance(700))?;
+            self.apply(&Event::Answer(m))?;
+        }
+        if !self.clients.is_empty() || self.sched.request_count() != 0 {
+            return Err(format!(
+                "unanswered at the end: model {:?}, scheduler {}",
+                self.clients,
+                self.sched.request_count()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Totals of the scheduler's counters over all cases, to show that the generator reaches
+/// every path the invariants are about.
+static TOTALS: Mutex<Option<Stats>> = Mutex::new(None);
+
+fn add_to_totals(s: &Stats) {
+    let mut guard = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
+    let t = guard.get_or_insert_with(Stats::default);
+    t.requests += s.requests;
+    t.rejected_requests += s.rejected_requests;
+    t.dropped_requests += s.dropped_requests;
+    t.results_sent += s.results_sent;
+    t.jobs_sent += s.jobs_sent;
+    t.backup_jobs += s.backup_jobs;
+    t.requeued_jobs += s.requeued_jobs;
+    t.stale_results += s.stale_results;
+    t.invalid_results += s.invalid_results;
+    t.unexpected_results += s.unexpected_results;
+    t.duplicate_joins += s.duplicate_joins;
+}
+
+fn run(case: &Case) -> Result<Vec<Effect<u32>>, String> {
+    let mut h = Harness::new(case.config.clone());
+    for (i, event) in case.events.iter().enumerate() {
+        h.apply(event)
+            .map_err(|e| format!("after event {i} {event:?}: {e}"))?;
+    }
+    h.finish().map_err(|e| format!("while finishing: {e}"))?;
+    add_to_totals(h.sched.stats());
+    Ok(h.trace)
+}
+
+fn invariants_hold(case: Case) -> TestResult {
+    match (run(&case), run(&case)) {
+        (Ok(a), Ok(b)) if a == b => TestResult::passed(),
+        (Ok(_), Ok(_)) => TestResult::error("two runs of the same case differ"),
+        (Err(e), _) | (_, Err(e)) => TestResult::error(e),
+    }
+}
+
+/// The number of random sequences checked; each is run twice.
+const CASES: u64 = 3000;
+
+#[test]
+fn invariants_hold_over_random_event_sequences() {
+    let passed = QuickCheck::new()
+        .rng(Gen::new(150))
+        .tests(CASES)
+        .max_tests(CASES)
+        .quicktest(invariants_hold as fn(Case) -> TestResult)
+        .unwrap_or_else(|failure| panic!("{failure:?}"));
+    assert_eq!(passed, CASES);
+    let totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let t = totals.expect("cases ran");
+    eprintln!("totals over {CASES} cases, each run twice: {t:?}");
+    for (what, n) in [
+        ("results", t.results_sent),
+        ("rejected requests", t.rejected_requests),
+        ("dropped requests", t.dropped_requests),
+        ("backup jobs", t.backup_jobs),
+        ("requeued jobs", t.requeued_jobs),
+        ("stale results", t.stale_results),
+        ("invalid results", t.invalid_results),
+        ("unexpected results", t.unexpected_results),
+        ("duplicate joins", t.duplicate_joins),
+    ] {
+        assert!(n > 0, "the generator never produced {what}");
+    }
+}
+
+#[test]
+fn the_model_can_fail() {
+    // A scheduler that hands out nothing must be caught by the end-of-run check.
+    let case = Case {
+        config: Config::default(),
+        events: vec![
+            Event::Join(1),
+            Event::Request {
+                client: 101,
+                msg: "msg",
+                lower: 0,
+                upper: 10,
+            },
+        ],
+    };
+    let mut h = Harness::new(case.config.clone());
+    for e in &case.events {
+        h.apply(e).unwrap();
+    }
+    // Drop the job the scheduler sent, as a scheduler that forgot it would.
+    h.miners.get_mut(&1).unwrap().clear();
+    assert!(h.check_state().is_err());
+    assert!(run(&case).is_ok());
+    assert_eq!(
+        union_len(&[(0, 3), (2, 5), (7, 7), (u64::MAX, u64::MAX)]),
+        8
+    );
+}
