@@ -31,7 +31,16 @@ pub(crate) struct Schedule {
 
 /// `(ConnID, SeqNum)` of a Data datagram in the canonical encoding, without a full decode.
 pub(crate) fn data_ids(bytes: &[u8]) -> Option<(i64, i64)> {
-    let rest = bytes.strip_prefix(b"{\"Type\":1,\"ConnID\":")?;
+    ids(bytes, b"{\"Type\":1,\"ConnID\":")
+}
+
+/// `(ConnID, SeqNum)` of an Ack datagram in the canonical encoding.
+pub(crate) fn ack_ids(bytes: &[u8]) -> Option<(i64, i64)> {
+    ids(bytes, b"{\"Type\":2,\"ConnID\":")
+}
+
+fn ids(bytes: &[u8], prefix: &[u8]) -> Option<(i64, i64)> {
+    let rest = bytes.strip_prefix(prefix)?;
     let (conn, rest) = int_prefix(rest)?;
     let rest = rest.strip_prefix(b",\"SeqNum\":")?;
     let (seq, _) = int_prefix(rest)?;
@@ -110,6 +119,7 @@ mod tests {
         let d = Message::data(-7, 123, b"x".to_vec()).encode();
         assert_eq!(data_ids(&d), Some((-7, 123)));
         assert_eq!(data_ids(&Message::ack(1, 2).encode()), None);
+        assert_eq!(ack_ids(&Message::ack(1, 2).encode()), Some((1, 2)));
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn candidates(case: &Case) -> Vec<Case> {
         push(&|c: &mut Case| *field(&mut c.faults) = Prob::NEVER);
     }
     push(&|c: &mut Case| c.faults.jitter = std::time::Duration::ZERO);
+    push(&|c: &mut Case| c.cack_rewrite = Prob::NEVER);
     push(&|c: &mut Case| c.echo_sleep = std::time::Duration::ZERO);
     push(&|c: &mut Case| c.heal_at /= 2);
     // Workload.

@@ -59,6 +59,9 @@ pub struct Case {
     pub clients: Vec<ClientPlan>,
     /// Faults in effect until [`Case::heal_at`].
     pub faults: Faults,
+    /// Acks rewritten into CAcks (when that acknowledges nothing unreceived) until
+    /// [`Case::heal_at`]; see [`World::cack_rewrite`].
+    pub cack_rewrite: Prob,
     /// When the faults stop (the network is perfect afterwards).
     pub heal_at: Duration,
     /// Link outages.
@@ -157,6 +160,7 @@ impl Case {
                 )),
             })
             .collect();
+        let cack_rewrite = maybe(&mut rng, 50);
         let echo_sleep = if rng.chance(Prob::percent(25)) {
             ms(rng.range(1, epoch_millis / 4 + 1))
         } else {
@@ -169,6 +173,7 @@ impl Case {
             echo_sleep,
             clients,
             faults,
+            cack_rewrite,
             heal_at,
             outages,
         }
@@ -234,8 +239,9 @@ impl fmt::Display for Case {
         let x = &self.faults;
         writeln!(
             f,
-            "  faults until {:?}: read drop c/s {}/{}, write drop c/s {}/{}, delay {} by {:?}, dup {}, shorten {}, lengthen {}, corrupt {}, latency {:?} + jitter ≤ {:?}",
+            "  faults until {:?}: cack rewrite {}, read drop c/s {}/{}, write drop c/s {}/{}, delay {} by {:?}, dup {}, shorten {}, lengthen {}, corrupt {}, latency {:?} + jitter ≤ {:?}",
             self.heal_at,
+            self.cack_rewrite,
             x.read_drop[Role::Client as usize],
             x.read_drop[Role::Server as usize],
             x.write_drop[Role::Client as usize],
@@ -360,6 +366,7 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
         }
     };
     world.net.faults = case.faults;
+    world.cack_rewrite = case.cack_rewrite;
     for o in &case.outages {
         world.net.partitions.push(Partition {
             client: Addr::client(o.client),
@@ -397,6 +404,7 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
         .map_err(|v| fail(&world, format!("invariant broken {v}")))?;
     world.net.faults = Faults::default();
     world.net.partitions.clear();
+    world.cack_rewrite = Prob::NEVER;
 
     let pending_until: Vec<Timestamp> = case
         .clients

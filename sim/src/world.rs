@@ -20,10 +20,10 @@ use lsp_core::{
     ServerEndpoint, ServerEvent, Timestamp,
 };
 
-use crate::backoff::{data_ids, Schedule};
+use crate::backoff::{ack_ids, data_ids, Schedule};
 use crate::digest::Digest;
 use crate::net::{Addr, Network};
-use crate::rng::Rng;
+use crate::rng::{Prob, Rng};
 
 /// A broken invariant: when and what. The first one ends the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,6 +226,10 @@ pub struct World {
     queue: BinaryHeap<Reverse<Scheduled>>,
     /// The network; drivers change its faults, partitions, sniffer and middlebox.
     pub net: Network,
+    /// A protocol-aware middlebox fault: an `Ack(n)` is rewritten into `CAck(n)` with this
+    /// probability when its writer has received everything up to `n` in order (so the CAck
+    /// acknowledges nothing that was not received). Exercises CAck handling under load.
+    pub cack_rewrite: Prob,
     rng: Rng,
     server: Option<ServerNode>,
     clients: Vec<ClientNode>,
@@ -259,6 +263,7 @@ impl World {
             seq: 0,
             queue: BinaryHeap::new(),
             net,
+            cack_rewrite: Prob::NEVER,
             rng,
             server: None,
             clients: Vec::new(),
@@ -675,6 +680,7 @@ impl World {
     // ----- delivery and timers ---------------------------------------------------------
 
     fn send(&mut self, from: Addr, to: Addr, bytes: Vec<u8>) {
+        let bytes = self.maybe_cack(from, bytes);
         self.digest.u64(u64::from(from.0) << 32 | u64::from(to.0));
         self.digest.bytes(&bytes);
         self.trace_datagram("send", from, to, &bytes);
@@ -703,6 +709,37 @@ impl World {
                     bytes: copy.bytes,
                 },
             );
+        }
+    }
+
+    /// Applies [`World::cack_rewrite`] to an Ack written by `from`.
+    fn maybe_cack(&mut self, from: Addr, bytes: Vec<u8>) -> Vec<u8> {
+        if self.cack_rewrite.is_never() {
+            return bytes;
+        }
+        let Some((conn, seq)) = ack_ids(&bytes) else {
+            return bytes;
+        };
+        if seq == 0 || !self.rng.chance(self.cack_rewrite) {
+            return bytes;
+        }
+        // The writer's stream position: isn + 1 + messages delivered in order.
+        let position = if from == Addr::SERVER {
+            self.server
+                .as_ref()
+                .and_then(|s| s.view.conns.get(&ConnId(conn)))
+                .and_then(|v| {
+                    let life = self.client_lives(v.addr).get(v.incarnation as usize)?;
+                    Some(life.isn + 1 + v.reads.len() as i64)
+                })
+        } else {
+            self.client(from)
+                .filter(|l| l.conn == Some(ConnId(conn)))
+                .map(|l| l.isn + 1 + l.reads.len() as i64)
+        };
+        match position {
+            Some(next) if seq < next => Message::cack(conn, seq).encode(),
+            _ => bytes,
         }
     }
 
