@@ -1,3 +1,5 @@
-//! Shared code of the `apps` binaries: benchmark modes live in [`bench`].
+//! Shared code of the `apps` binaries: the miner system's glue in [`system`], benchmark
+//! modes in [`bench`].
 
 pub mod bench;
+pub mod system;

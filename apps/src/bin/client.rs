@@ -1,0 +1,68 @@
+//! `client <host:port> <message> <maxNonce>`: one request (bitcoin.md §3).
+//!
+//! Prints exactly one line on stdout, `Result <hash> <nonce>` or `Disconnected`, and exits
+//! 0; if it cannot connect at all it prints `Disconnected` and exits 1. Logs go to stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use apps::system::args::{resolve, LspArgs};
+use apps::system::client::{self, Outcome};
+use apps::system::log::Log;
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser};
+
+/// A client: asks for the minimum hash of MESSAGE over LOWER..=MAX_NONCE and prints it.
+#[derive(Parser, Debug)]
+#[command(name = "client", version, about)]
+struct Cli {
+    /// The server's address, HOST:PORT.
+    server: String,
+    /// The message to search.
+    message: String,
+    /// The last nonce of the range (inclusive).
+    max_nonce: u64,
+    /// The first nonce of the range.
+    #[arg(long, default_value_t = 0)]
+    lower: u64,
+    /// Log to stderr.
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    lsp: LspArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.lower > cli.max_nonce {
+        Cli::command()
+            .error(
+                ErrorKind::ValueValidation,
+                format!("--lower {} exceeds maxNonce {}", cli.lower, cli.max_nonce),
+            )
+            .exit();
+    }
+    let log = Log::new("client", cli.verbose);
+    let (outcome, code) = match run(&cli, &log) {
+        Ok(outcome) => (outcome, ExitCode::SUCCESS),
+        Err(message) => {
+            log.error(format_args!("{message}"));
+            (Outcome::Disconnected, ExitCode::FAILURE)
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{outcome}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+    code
+}
+
+fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
+    let params = cli.lsp.params()?;
+    let server = resolve(&cli.server)?;
+    client::request(server, params, &cli.message, cli.lower, cli.max_nonce, log)
+        .map_err(|e| format!("cannot connect to {server}: {e}"))
+}

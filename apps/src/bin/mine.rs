@@ -1,0 +1,138 @@
+//! `mine [MESSAGE] [MAX_NONCE]`: the whole miner system in one process, one command.
+//!
+//! Starts a server and miners on loopback, asks for the minimum hash of MESSAGE over
+//! `0 ..= MAX_NONCE` (default `hello` over 100 million nonces: a second or two), shows
+//! progress on stderr while it runs, and prints `Result <hash> <nonce>` on stdout.
+
+use std::io::{IsTerminal, Write};
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use apps::system::args::LspArgs;
+use apps::system::client::Outcome;
+use apps::system::local::LocalRun;
+use bitcoin_core::kernel::{Kernel, Path};
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser};
+
+/// Mine locally: a server and miners in this process, one request, its answer.
+#[derive(Parser, Debug)]
+#[command(name = "mine", version, about)]
+struct Cli {
+    /// The message to search.
+    #[arg(default_value = "hello")]
+    message: String,
+    /// The last nonce of the range (inclusive).
+    #[arg(default_value_t = 100_000_000)]
+    max_nonce: u64,
+    /// The first nonce of the range.
+    #[arg(long, default_value_t = 0)]
+    lower: u64,
+    /// How many miners to start.
+    #[arg(long, default_value_t = NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN))]
+    miners: NonZeroUsize,
+    /// Search threads per miner (default: the cores shared among the miners).
+    #[arg(long)]
+    threads: Option<NonZeroUsize>,
+    /// Kernel path: scalar, sha-ni, avx2 or avx512 (default: the fastest available).
+    #[arg(long)]
+    kernel: Option<Path>,
+    /// No progress on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Log the server's, miners' and client's events to stderr (`-vv` every job).
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    lsp: LspArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.lower > cli.max_nonce {
+        Cli::command()
+            .error(
+                ErrorKind::ValueValidation,
+                format!("--lower {} exceeds MAX_NONCE {}", cli.lower, cli.max_nonce),
+            )
+            .exit();
+    }
+    match run(&cli) {
+        Ok(Outcome::Answer { hash, nonce }) => {
+            println!("{}", Outcome::Answer { hash, nonce });
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Disconnected) => {
+            println!("{}", Outcome::Disconnected);
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("mine: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<Outcome, String> {
+    let mut local = LocalRun::new(cli.miners);
+    local.params = cli.lsp.params()?;
+    local.log_level = cli.verbose;
+    if let Some(threads) = cli.threads {
+        local.threads = threads;
+    }
+    if let Some(path) = cli.kernel {
+        local.kernel = Kernel::new(path).map_err(|e| e.to_string())?;
+    }
+    let total = u128::from(cli.max_nonce - cli.lower) + 1;
+    let tty = std::io::stderr().is_terminal();
+    let show = !cli.quiet;
+    if show {
+        eprintln!(
+            "mine: {} miner(s) x {} thread(s), {} kernel, searching {:?} over {}..={}",
+            local.miners,
+            local.threads,
+            local.kernel.path(),
+            cli.message,
+            cli.lower,
+            cli.max_nonce
+        );
+    }
+    let started = Instant::now();
+    let outcome = local
+        .run(
+            &cli.message,
+            cli.lower,
+            cli.max_nonce,
+            Duration::from_secs(1),
+            |searched, elapsed| {
+                if show {
+                    progress(searched, total, elapsed, tty);
+                }
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    if show {
+        let elapsed = started.elapsed();
+        let rate = total as f64 / elapsed.as_secs_f64() / 1e6;
+        let end = if tty { "\r\x1b[K" } else { "" };
+        eprintln!("{end}mine: done in {elapsed:.2?} ({rate:.1} M nonces/s)");
+    }
+    Ok(outcome)
+}
+
+/// One progress report on stderr: rewritten in place on a terminal, a line otherwise.
+fn progress(searched: u64, total: u128, elapsed: Duration, tty: bool) {
+    let percent = (u128::from(searched) * 100 / total.max(1)).min(100);
+    let rate = searched as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
+    let line = format!(
+        "mine: {percent:3}% searched ({searched} nonces) in {:.0?}, {rate:.1} M nonces/s",
+        elapsed
+    );
+    let mut stderr = std::io::stderr().lock();
+    let _ = if tty {
+        write!(stderr, "\r\x1b[K{line}").and_then(|()| stderr.flush())
+    } else {
+        writeln!(stderr, "{line}")
+    };
+}

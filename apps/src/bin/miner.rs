@@ -1,0 +1,71 @@
+//! `miner <host:port>`: a miner on lsp-smol (bitcoin.md §3).
+//!
+//! Joins the server as soon as it is connected, then searches every job it is given with
+//! the fastest kernel on all cores (`--threads`), until it loses the server.
+
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+
+use apps::system::args::{resolve, LspArgs};
+use apps::system::log::Log;
+use apps::system::miner::Miner;
+use apps::system::search::Searcher;
+use bitcoin_core::kernel::{cores, Kernel, Path};
+use clap::{ArgAction, Parser};
+
+/// A miner: joins the server and searches the jobs it hands out.
+#[derive(Parser, Debug)]
+#[command(name = "miner", version, about)]
+struct Cli {
+    /// The server's address, HOST:PORT.
+    server: String,
+    /// Search threads (default: one per core).
+    #[arg(long)]
+    threads: Option<NonZeroUsize>,
+    /// Kernel path: scalar, sha-ni, avx2 or avx512 (default: the fastest available).
+    #[arg(long)]
+    kernel: Option<Path>,
+    /// Cap the search speed at this many nonces per second (to play a slow miner).
+    #[arg(long)]
+    max_rate: Option<u64>,
+    /// Log to stderr: `-v` connection events, `-vv` every job.
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    lsp: LspArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = Log::new("miner", cli.verbose);
+    match run(&cli, log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log.error(format_args!("{message}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, log: Log) -> Result<(), String> {
+    let params = cli.lsp.params()?;
+    let server = resolve(&cli.server)?;
+    let kernel = match cli.kernel {
+        Some(path) => Kernel::new(path).map_err(|e| e.to_string())?,
+        None => Kernel::best(),
+    };
+    let mut searcher = Searcher::new(cli.threads.unwrap_or_else(cores));
+    if let Some(rate) = cli.max_rate {
+        searcher = searcher.with_max_rate(rate);
+    }
+    let miner = Miner {
+        params,
+        kernel,
+        searcher,
+        log,
+    };
+    // The miner exits normally once it has lost the server.
+    smol::block_on(miner.run(server))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,65 @@
+//! `server <port>`: the miner system's server on lsp-mio (bitcoin.md §3).
+//!
+//! Accepts miners and clients, splits each request into jobs with the scheduler of
+//! `bitcoin-core`, and answers each client. Runs until killed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apps::system::args::LspArgs;
+use apps::system::log::Log;
+use apps::system::serve;
+use bitcoin_core::scheduler::Config;
+use clap::{ArgAction, Parser};
+use lsp_mio::Server;
+
+/// The miner system's server: hands out jobs to miners and answers clients.
+#[derive(Parser, Debug)]
+#[command(name = "server", version, about)]
+struct Cli {
+    /// UDP port to listen on, on every IPv4 interface (0 picks a free one; `-v` logs it).
+    port: u16,
+    /// Log to stderr: `-v` connections and requests, `-vv` every job.
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    /// How long a job should take on the miner it is sized for, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    job_millis: u64,
+    /// Jobs a miner holds at once (one running, the others queued behind it).
+    #[arg(long, default_value_t = Config::default().jobs_per_miner)]
+    jobs_per_miner: usize,
+    #[command(flatten)]
+    lsp: LspArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = Log::new("server", cli.verbose);
+    match run(&cli, log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log.error(format_args!("{message}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, log: Log) -> Result<(), String> {
+    let params = cli.lsp.params()?;
+    let config = Config {
+        target_job_duration: Duration::from_millis(cli.job_millis),
+        min_job_duration: Config::default()
+            .min_job_duration
+            .min(Duration::from_millis(cli.job_millis)),
+        jobs_per_miner: cli.jobs_per_miner,
+        ..Config::default()
+    };
+    config.validate().map_err(|e| e.to_string())?;
+    let server = Server::listen(cli.port, params)
+        .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?;
+    log.info(format_args!("listening on {}", server.local_addr()));
+    let summary = serve::serve(Arc::new(server), config, log).map_err(|e| e.to_string())?;
+    log.info(format_args!("closed: {summary:?}"));
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! The client's logic: one request, one answer (bitcoin.md §3).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use lsp_core::Params;
+use lsp_mio::{Client, StartError};
+
+use super::log::Log;
+use super::message::Message;
+
+/// How a request ended, once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered: the minimum `hash` over the range, at `nonce`.
+    Answer {
+        /// The minimum hash.
+        hash: u64,
+        /// The smallest nonce giving it.
+        nonce: u64,
+    },
+    /// The server was lost before it answered.
+    Disconnected,
+}
+
+impl fmt::Display for Outcome {
+    /// The client's stdout line: `Result <hash> <nonce>` or `Disconnected`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Answer { hash, nonce } => write!(f, "Result {hash} {nonce}"),
+            Outcome::Disconnected => f.write_str("Disconnected"),
+        }
+    }
+}
+
+/// Connects to `server`, asks for the minimum hash of `msg` over `lower ..= upper`, and
+/// waits for the answer or the loss of the server. Fails only if it cannot connect.
+pub fn request(
+    server: SocketAddr,
+    params: Params,
+    msg: &str,
+    lower: u64,
+    upper: u64,
+    log: &Log,
+) -> Result<Outcome, StartError> {
+    let client = Client::connect(server, 0, params)?;
+    log.info(format_args!(
+        "connected to {server} as conn {}",
+        client.conn_id()
+    ));
+    let request = Message::Request {
+        data: msg.to_string(),
+        lower,
+        upper,
+    };
+    if let Err(e) = client.write(request.encode()) {
+        log.info(format_args!("cannot send the request: {e}"));
+        return Ok(Outcome::Disconnected);
+    }
+    let outcome = loop {
+        match client.read() {
+            Ok(payload) => match Message::decode(&payload) {
+                Ok(Message::Result { hash, nonce }) => break Outcome::Answer { hash, nonce },
+                Ok(other) => log.info(format_args!("ignored {other:?}")),
+                Err(e) => log.info(format_args!("ignored payload: {e}")),
+            },
+            Err(e) => {
+                log.info(format_args!("server lost: {e}"));
+                break Outcome::Disconnected;
+            }
+        }
+    };
+    // Nothing is pending once the answer came; a lost server makes close fail at once.
+    client.abort();
+    Ok(outcome)
+}
