@@ -16,8 +16,9 @@ use lsp_core::{ConnId, Params};
 use sim::scenario::{IsnPolicy, Messages, Mode, Scenario};
 
 use crate::endpoint::{ClientRead, Runtime, ServerRead, TestClient, TestServer};
-use crate::proxy::Proxy;
+use crate::proxy::{Direction, Proxy, Sniffed, Verdict};
 use crate::rng::Rng;
+use lsp_core::{Message, MsgType};
 
 /// Which runtimes a scenario runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +88,9 @@ pub fn supports(mode: Mode) -> bool {
             | Mode::CorruptedToClient
             | Mode::VariableLengthToServer
             | Mode::VariableLengthToClient
+            | Mode::BasicIsn
+            | Mode::CAckServer
+            | Mode::ExpBackoff
     )
 }
 
@@ -112,6 +116,9 @@ pub fn run(
         Mode::CorruptedToClient => ctx.integrity(false, Tamper::Corrupt),
         Mode::VariableLengthToServer => ctx.integrity(true, Tamper::Length),
         Mode::VariableLengthToClient => ctx.integrity(false, Tamper::Length),
+        Mode::BasicIsn => ctx.basic_isn(),
+        Mode::CAckServer => ctx.cack_server(),
+        Mode::ExpBackoff => ctx.exp_backoff(),
         other => fail!("mode {other:?} is not run over real UDP yet"),
     };
     let elapsed = started.elapsed();
@@ -585,6 +592,184 @@ impl Ctx {
             fail!(
                 "a tampered message arrived: {:?}",
                 String::from_utf8_lossy(&m)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Ctx {
+    /// basic-isn: every client writes one message; per connection the non-heartbeat
+    /// datagrams carrying its id start `Ack(isn)`, `Data(isn+1)`, `Ack(isn+1)`; the ids are
+    /// distinct and non-zero.
+    fn basic_isn(&mut self) -> Outcome {
+        self.proxy.set_sniffing(true);
+        let (server, clients) = self.setup()?;
+        for client in &clients {
+            client
+                .write(self.rng.range(0, 1 << 40).to_string().into_bytes())
+                .map_err(|e| Failure(format!("write: {e}")))?;
+        }
+        let got = read_server_until(&server, self.deadline, |got| {
+            got.len() == clients.len() && got.values().all(|m| !m.is_empty())
+        });
+        if got.len() != clients.len() {
+            fail!(
+                "server read from {} of {} clients",
+                got.len(),
+                clients.len()
+            );
+        }
+        // Let the last Acks through the proxy before reading the log.
+        thread::sleep(Duration::from_millis(100));
+        let log = self.proxy.take_log();
+        let mut links: BTreeMap<usize, Vec<Message>> = BTreeMap::new();
+        for Sniffed { link, message, .. } in log {
+            if let Some(m) = message {
+                links.entry(link).or_default().push(m);
+            }
+        }
+        let mut ids = Vec::new();
+        for (link, messages) in &links {
+            let Some(isn) = messages
+                .iter()
+                .find(|m| m.kind == MsgType::Connect)
+                .map(|m| m.seq_num)
+            else {
+                fail!("link {link}: no Connect seen");
+            };
+            let Some(id) = messages
+                .iter()
+                .find(|m| m.kind == MsgType::Ack && m.seq_num == isn)
+                .map(|m| m.conn_id)
+            else {
+                fail!("link {link}: no connect-ack seen");
+            };
+            let shape: Vec<(MsgType, i64)> = messages
+                .iter()
+                .filter(|m| m.conn_id == id && !(m.kind == MsgType::Ack && m.seq_num == 0))
+                .map(|m| (m.kind, m.seq_num))
+                .take(3)
+                .collect();
+            let want = [
+                (MsgType::Ack, isn),
+                (MsgType::Data, isn + 1),
+                (MsgType::Ack, isn + 1),
+            ];
+            if shape != want {
+                fail!("link {link} (id {id}, isn {isn}): datagrams {shape:?}, expected {want:?}");
+            }
+            ids.push(id);
+        }
+        ids.sort();
+        ids.dedup();
+        if ids.len() != clients.len() || ids.contains(&0) {
+            fail!(
+                "{} distinct ids for {} clients: {ids:?}",
+                ids.len(),
+                clients.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// cack-server: a middlebox drops the server's Acks below each connection's last
+    /// sequence number (with the scenario's probability) and turns the last one into a
+    /// CAck; after it has stayed two epochs, twelve epochs of sniffing show no Data at all.
+    fn cack_server(&mut self) -> Outcome {
+        let (_server, clients) = self.setup()?;
+        let counts = self.counts();
+        let writes: BTreeMap<i64, i64> = clients
+            .iter()
+            .zip(&counts)
+            .map(|(client, &n)| (client.conn_id().0, n as i64))
+            .collect();
+        let drop_percent = self.scenario.faults.middlebox_ack_drop;
+        let mut rng = Rng::new(self.rng.next_u64());
+        let firsts: Arc<std::sync::Mutex<BTreeMap<i64, i64>>> = Arc::default();
+        let seen = Arc::clone(&firsts);
+        self.proxy.set_middlebox(Some(Box::new(move |d: &Sniffed| {
+            let Some(m) = &d.message else {
+                return Verdict::Pass;
+            };
+            let mut firsts = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if d.direction == Direction::ToServer && m.kind == MsgType::Data {
+                firsts.entry(m.conn_id).or_insert(m.seq_num);
+                return Verdict::Pass;
+            }
+            if d.direction != Direction::ToClient || m.kind != MsgType::Ack || m.seq_num == 0 {
+                return Verdict::Pass;
+            }
+            let (Some(&first), Some(&count)) = (firsts.get(&m.conn_id), writes.get(&m.conn_id))
+            else {
+                return Verdict::Pass;
+            };
+            let final_seq = first + count - 1;
+            if m.seq_num == final_seq {
+                Verdict::Replace(Message::cack(m.conn_id, m.seq_num))
+            } else if m.seq_num < final_seq && rng.chance(drop_percent) {
+                Verdict::Drop
+            } else {
+                Verdict::Pass
+            }
+        })));
+        for (client, &n) in clients.iter().zip(&counts) {
+            for v in self.values(n) {
+                client
+                    .write(v)
+                    .map_err(|e| Failure(format!("write: {e}")))?;
+            }
+        }
+        thread::sleep(self.epoch() * 2);
+        self.proxy.set_middlebox(None);
+        self.proxy.set_sniffing(true);
+        thread::sleep(self.epoch() * 12);
+        let data = self
+            .proxy
+            .take_log()
+            .iter()
+            .filter(|d| d.message.as_ref().is_some_and(|m| m.kind == MsgType::Data))
+            .count();
+        if data != 0 {
+            fail!("{data} Data datagrams sent after the CAck");
+        }
+        Ok(())
+    }
+
+    /// exp-backoff: the server drops all its writes while the clients stream; over 14
+    /// epochs the clients' Data transmissions number `[4, 6] × ω × clients`.
+    fn exp_backoff(&mut self) -> Outcome {
+        let (_server, clients) = self.setup()?;
+        let n = self.counts()[0];
+        self.proxy.update_faults(|f| f.server_write_drop = 100);
+        self.proxy.set_sniffing(true);
+        for client in &clients {
+            for v in self.values(n) {
+                client
+                    .write(v)
+                    .map_err(|e| Failure(format!("write: {e}")))?;
+            }
+        }
+        // 14 epochs and a half: retransmissions at epochs 1, 3, 6 and 11 are in, the one
+        // at 16 is not.
+        thread::sleep(self.epoch() * 29 / 2);
+        let data = self
+            .proxy
+            .take_log()
+            .iter()
+            .filter(|d| {
+                d.direction == Direction::ToServer
+                    && d.message.as_ref().is_some_and(|m| m.kind == MsgType::Data)
+            })
+            .count();
+        let unit = (self.params().window_size as usize).min(n) * clients.len();
+        if data < 4 * unit || data > 6 * unit {
+            fail!(
+                "{data} Data transmissions, expected {}..={}",
+                4 * unit,
+                6 * unit
             );
         }
         Ok(())
