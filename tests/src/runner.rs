@@ -91,6 +91,10 @@ pub fn supports(mode: Mode) -> bool {
             | Mode::BasicIsn
             | Mode::CAckServer
             | Mode::ExpBackoff
+            | Mode::ServerFastClose
+            | Mode::ServerToClient
+            | Mode::ClientToServer
+            | Mode::RoundTrip
     )
 }
 
@@ -119,6 +123,10 @@ pub fn run(
         Mode::BasicIsn => ctx.basic_isn(),
         Mode::CAckServer => ctx.cack_server(),
         Mode::ExpBackoff => ctx.exp_backoff(),
+        Mode::ServerFastClose => ctx.buffering(Buffering::ServerFastClose),
+        Mode::ServerToClient => ctx.buffering(Buffering::ServerToClient),
+        Mode::ClientToServer => ctx.buffering(Buffering::ClientToServer),
+        Mode::RoundTrip => ctx.buffering(Buffering::RoundTrip),
         other => fail!("mode {other:?} is not run over real UDP yet"),
     };
     let elapsed = started.elapsed();
@@ -134,6 +142,19 @@ pub fn run(
 enum Tamper {
     Corrupt,
     Length,
+}
+
+/// The four scripts of the buffering family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Buffering {
+    /// Clients→server, then server→clients with the server closing while the network is off.
+    ServerFastClose,
+    /// Server→clients; the server closes while off; clients read after the close returned.
+    ServerToClient,
+    /// Clients→server; the clients close while off.
+    ClientToServer,
+    /// Both directions; then the clients close, then the server.
+    RoundTrip,
 }
 
 /// One scenario's world: proxy, server, clients, random source, deadline.
@@ -773,6 +794,155 @@ impl Ctx {
             );
         }
         Ok(())
+    }
+}
+
+/// Streams per connection, as written.
+type Streams = BTreeMap<ConnId, Vec<Vec<u8>>>;
+
+impl Ctx {
+    /// Network off: every datagram written on either side is lost.
+    fn network_off(&self) {
+        self.proxy.update_faults(|f| {
+            f.client_write_drop = 100;
+            f.server_write_drop = 100;
+        });
+    }
+
+    fn network_on(&self) {
+        self.proxy.update_faults(|f| {
+            f.client_write_drop = 0;
+            f.server_write_drop = 0;
+        });
+    }
+
+    /// The network comes on for two epochs, then goes off again.
+    fn network_pulse(&self) {
+        thread::sleep(Duration::from_millis(20));
+        self.network_on();
+        thread::sleep(self.epoch() * 2);
+        self.network_off();
+    }
+
+    fn clients_write(&mut self, clients: &[Arc<TestClient>]) -> Result<Streams, Failure> {
+        let n = self.counts()[0];
+        let mut streams = Streams::new();
+        for client in clients {
+            let stream = self.values(n);
+            for m in &stream {
+                client
+                    .write(m.clone())
+                    .map_err(|e| Failure(format!("client write: {e}")))?;
+            }
+            streams.insert(client.conn_id(), stream);
+        }
+        Ok(streams)
+    }
+
+    fn server_writes(
+        &mut self,
+        server: &TestServer,
+        clients: &[Arc<TestClient>],
+    ) -> Result<Streams, Failure> {
+        let n = self.counts()[0];
+        let mut streams = Streams::new();
+        for client in clients {
+            let stream = self.values(n);
+            for m in &stream {
+                server
+                    .write(client.conn_id(), m.clone())
+                    .map_err(|e| Failure(format!("server write: {e}")))?;
+            }
+            streams.insert(client.conn_id(), stream);
+        }
+        Ok(streams)
+    }
+
+    fn server_reads(&self, server: &TestServer, want: &Streams) -> Outcome {
+        let got = read_server_until(server, self.deadline, |got| {
+            complete(got, want, &BTreeMap::new())
+        });
+        check_streams(&got, want)
+    }
+
+    fn clients_read(&self, clients: &[Arc<TestClient>], want: &Streams) -> Outcome {
+        for client in clients {
+            let stream = want.get(&client.conn_id()).map_or(&[][..], Vec::as_slice);
+            expect_client_stream(client, stream, self.deadline)?;
+        }
+        Ok(())
+    }
+
+    /// The buffering family: writers write while the network is off; it comes on for two
+    /// epochs and goes off again; readers then find every message, in order. "Fast" closes
+    /// are called while the network is off and must wait for it.
+    fn buffering(&mut self, script: Buffering) -> Outcome {
+        let (server, clients) = self.setup()?;
+        match script {
+            Buffering::ServerFastClose => {
+                self.network_off();
+                let up = self.clients_write(&clients)?;
+                self.network_pulse();
+                self.server_reads(&server, &up)?;
+                let down = self.server_writes(&server, &clients)?;
+                let closing = server.close_in_background();
+                self.network_pulse();
+                self.network_on();
+                expect_closed(&closing, self.deadline, "server")?;
+                self.clients_read(&clients, &down)
+            }
+            Buffering::ServerToClient => {
+                self.network_off();
+                let down = self.server_writes(&server, &clients)?;
+                let closing = server.close_in_background();
+                self.network_pulse();
+                self.network_on();
+                expect_closed(&closing, self.deadline, "server")?;
+                self.clients_read(&clients, &down)
+            }
+            Buffering::ClientToServer => {
+                self.network_off();
+                let up = self.clients_write(&clients)?;
+                let closing: Vec<_> = clients.iter().map(|c| c.close_in_background()).collect();
+                self.network_pulse();
+                self.network_on();
+                for c in &closing {
+                    expect_closed(c, self.deadline, "client")?;
+                }
+                self.server_reads(&server, &up)
+            }
+            Buffering::RoundTrip => {
+                self.network_off();
+                let up = self.clients_write(&clients)?;
+                let down = self.server_writes(&server, &clients)?;
+                self.network_pulse();
+                self.server_reads(&server, &up)?;
+                self.clients_read(&clients, &down)?;
+                self.network_on();
+                for client in &clients {
+                    if let Err(e) = client.close() {
+                        fail!("client {} close: {e}", client.conn_id());
+                    }
+                }
+                if let Err(e) = server.close() {
+                    fail!("server close: {e}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A background close returned `Ok` before `deadline`.
+fn expect_closed(
+    closing: &std::sync::mpsc::Receiver<Result<(), String>>,
+    deadline: Instant,
+    who: &str,
+) -> Outcome {
+    match closing.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => fail!("{who} close: {e}"),
+        Err(_) => fail!("{who} close did not return by the deadline"),
     }
 }
 

@@ -97,6 +97,9 @@ family_tests! {
     integrity_mio: Family::Integrity, Pairing::Mio;
     integrity_smol: Family::Integrity, Pairing::Smol;
     integrity_mixed: Family::Integrity, Pairing::Mixed;
+    buffering_mio: Family::Buffering, Pairing::Mio;
+    buffering_smol: Family::Buffering, Pairing::Smol;
+    buffering_mixed: Family::Buffering, Pairing::Mixed;
     seqnum_mio: Family::SeqNum, Pairing::Mio;
     seqnum_smol: Family::SeqNum, Pairing::Smol;
     seqnum_mixed: Family::SeqNum, Pairing::Mixed;
