@@ -723,22 +723,23 @@ impl World {
         if seq == 0 || !self.rng.chance(self.cack_rewrite) {
             return bytes;
         }
-        // The writer's stream position: isn + 1 + messages delivered in order.
+        // The writer's isn and stream position (isn + 1 + messages delivered in order).
         let position = if from == Addr::SERVER {
             self.server
                 .as_ref()
                 .and_then(|s| s.view.conns.get(&ConnId(conn)))
                 .and_then(|v| {
                     let life = self.client_lives(v.addr).get(v.incarnation as usize)?;
-                    Some(life.isn + 1 + v.reads.len() as i64)
+                    Some((life.isn, life.isn + 1 + v.reads.len() as i64))
                 })
         } else {
             self.client(from)
                 .filter(|l| l.conn == Some(ConnId(conn)))
-                .map(|l| l.isn + 1 + l.reads.len() as i64)
+                .map(|l| (l.isn, l.isn + 1 + l.reads.len() as i64))
         };
         match position {
-            Some(next) if seq < next => Message::cack(conn, seq).encode(),
+            // Not the connect-ack `Ack(isn)`: only Acks of Data.
+            Some((isn, next)) if isn < seq && seq < next => Message::cack(conn, seq).encode(),
             _ => bytes,
         }
     }
@@ -897,11 +898,13 @@ impl World {
         if closed_before && !transmits.is_empty() {
             self.fail("server: sent a datagram after close completed");
         }
-        for t in transmits {
-            self.send(Addr::SERVER, t.destination, t.payload);
-        }
+        // Events first: the application's view then includes what these datagrams
+        // acknowledge (the CAck rewriting fault relies on it).
         for event in events {
             self.on_server_event(now, event, isn);
+        }
+        for t in transmits {
+            self.send(Addr::SERVER, t.destination, t.payload);
         }
     }
 
@@ -1099,11 +1102,11 @@ impl World {
                 "{addr}: sent a datagram after its endpoint finished"
             ));
         }
-        for bytes in transmits {
-            self.send(addr, Addr::SERVER, bytes);
-        }
         for event in events {
             self.on_client_event(now, addr, event);
+        }
+        for bytes in transmits {
+            self.send(addr, Addr::SERVER, bytes);
         }
     }
 

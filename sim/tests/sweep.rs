@@ -97,3 +97,33 @@ fn a_dead_network_ends_in_timely_losses_not_violations() {
     let server = w.server().expect("server");
     assert!(server.conns.values().all(|c| c.lost));
 }
+
+#[test]
+fn cack_rewriting_produces_cacks_and_loses_nothing() {
+    let params = Params {
+        window_size: 4,
+        max_unacked_messages: 4,
+        ..Params::default()
+    };
+    let mut w = World::new(4);
+    w.start_server(params, Echo::Immediate)
+        .expect("valid params");
+    let client = w.add_client(params, 9).expect("valid params");
+    w.cack_rewrite = Prob::ALWAYS;
+    w.net.faults.jitter = Duration::from_millis(3);
+    w.net.sniffer = Some(Vec::new());
+    for i in 0..40 {
+        w.client_write(client, i.to_string().into_bytes())
+            .expect("write");
+    }
+    w.run_for(Duration::from_secs(30));
+    assert_eq!(w.check(), Ok(()));
+    let life = w.client(client).expect("client");
+    assert_eq!(life.reads, life.written);
+    let cacks = w.net.sniffer.as_ref().map_or(0, |log| {
+        log.iter()
+            .filter(|r| r.message.as_ref().is_some_and(|m| m.kind == MsgType::CAck))
+            .count()
+    });
+    assert!(cacks > 0, "no CAck was produced");
+}
