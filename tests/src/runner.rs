@@ -71,33 +71,6 @@ macro_rules! fail {
     ($($arg:tt)*) => { return Err(Failure(format!($($arg)*))) };
 }
 
-/// Whether [`run`] implements `mode` over real UDP yet.
-pub fn supports(mode: Mode) -> bool {
-    matches!(
-        mode,
-        Mode::Echo
-            | Mode::EchoBeforeFirstEpoch
-            | Mode::MaxCapacity
-            | Mode::Scattered
-            | Mode::MessageOrder
-            | Mode::ServerSlowStart
-            | Mode::ServerClose
-            | Mode::ServerCloseConns
-            | Mode::ClientClose
-            | Mode::CorruptedToServer
-            | Mode::CorruptedToClient
-            | Mode::VariableLengthToServer
-            | Mode::VariableLengthToClient
-            | Mode::BasicIsn
-            | Mode::CAckServer
-            | Mode::ExpBackoff
-            | Mode::ServerFastClose
-            | Mode::ServerToClient
-            | Mode::ClientToServer
-            | Mode::RoundTrip
-    )
-}
-
 /// Runs `scenario` (at position `index` of the table) on `pairing` with fault decisions and
 /// random values from `seed`, and reports how long it took.
 pub fn run(
@@ -127,7 +100,7 @@ pub fn run(
         Mode::ServerToClient => ctx.buffering(Buffering::ServerToClient),
         Mode::ClientToServer => ctx.buffering(Buffering::ClientToServer),
         Mode::RoundTrip => ctx.buffering(Buffering::RoundTrip),
-        other => fail!("mode {other:?} is not run over real UDP yet"),
+        Mode::OutOfWindow => ctx.out_of_window(),
     };
     let elapsed = started.elapsed();
     outcome.map_err(|Failure(why)| Failure(format!("{why} (after {elapsed:?})")))?;
@@ -930,6 +903,182 @@ impl Ctx {
                 Ok(())
             }
         }
+    }
+}
+
+impl Ctx {
+    /// Waits until the sniffer has seen `count` more datagrams matching `wanted` (the log is
+    /// consumed); false if the deadline passed first.
+    fn wait_sniffed(&self, count: usize, wanted: impl Fn(&Sniffed) -> bool) -> bool {
+        let mut seen = 0;
+        loop {
+            seen += self.proxy.take_log().iter().filter(|d| wanted(d)).count();
+            if seen >= count {
+                return true;
+            }
+            if Instant::now() >= self.deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// out-of-window, clients→server and then mirrored.
+    fn out_of_window(&mut self) -> Outcome {
+        let (server, clients) = self.setup()?;
+        self.proxy.set_sniffing(true);
+        self.out_of_window_one_way(&server, &clients, true)?;
+        self.out_of_window_one_way(&server, &clients, false)
+    }
+
+    /// The first quarter is written while the writer drops everything; once it has been
+    /// retransmitted (and dropped) once, so its back-off has grown, the second quarter is
+    /// delivered and acknowledged; then the receiver's Acks are blocked and the rest is
+    /// written: the receiver gets exactly three quarters and the last quarter is never sent
+    /// (the first and third fill `M`). Acks unblocked, the rest arrives.
+    fn out_of_window_one_way(
+        &mut self,
+        server: &TestServer,
+        clients: &[Arc<TestClient>],
+        to_server: bool,
+    ) -> Outcome {
+        let n = self.counts()[0];
+        let q = n / 4;
+        let k = clients.len();
+        let streams: Streams = clients
+            .iter()
+            .map(|c| (c.conn_id(), self.values(n)))
+            .collect();
+        let data_dir = if to_server {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        let ack_dir = if to_server {
+            Direction::ToClient
+        } else {
+            Direction::ToServer
+        };
+        let is = move |d: &Sniffed, dir: Direction, kind: MsgType| {
+            d.direction == dir
+                && d.message
+                    .as_ref()
+                    .is_some_and(|m| m.kind == kind && m.seq_num != 0)
+        };
+        let set_writer_drop = |p: u32| {
+            self.proxy.update_faults(|f| {
+                if to_server {
+                    f.client_write_drop = p
+                } else {
+                    f.server_write_drop = p
+                }
+            })
+        };
+        let set_ack_drop = |p: u32| {
+            self.proxy.update_faults(|f| {
+                if to_server {
+                    f.server_write_drop = p
+                } else {
+                    f.client_write_drop = p
+                }
+            })
+        };
+        let write = |range: std::ops::Range<usize>| -> Outcome {
+            for client in clients {
+                for m in &streams[&client.conn_id()][range.clone()] {
+                    let r = if to_server {
+                        client.write(m.clone())
+                    } else {
+                        server.write(client.conn_id(), m.clone())
+                    };
+                    r.map_err(|e| Failure(format!("write: {e}")))?;
+                }
+            }
+            Ok(())
+        };
+        let _ = self.proxy.take_log();
+        set_writer_drop(100);
+        write(0..q)?;
+        // First sends and first retransmissions, all dropped.
+        if !self.wait_sniffed(2 * q * k, |d| is(d, data_dir, MsgType::Data)) {
+            fail!("the first quarter was not retransmitted");
+        }
+        set_writer_drop(0);
+        write(q..2 * q)?;
+        if !self.wait_sniffed(q * k, |d| is(d, ack_dir, MsgType::Ack)) {
+            fail!("the second quarter was not acknowledged");
+        }
+        set_ack_drop(100);
+        write(2 * q..n)?;
+        // The first quarter's next retransmission delivers it: three quarters readable.
+        let first_three = self.read_each(server, clients, to_server, 3 * q)?;
+        for client in clients {
+            if first_three[&client.conn_id()][..] != streams[&client.conn_id()][..3 * q] {
+                fail!("{}: the first three quarters differ", client.conn_id());
+            }
+        }
+        let early = self
+            .proxy
+            .take_log()
+            .iter()
+            .filter(|d| {
+                is(d, data_dir, MsgType::Data)
+                    && d.message.as_ref().is_some_and(|m| m.seq_num > 3 * q as i64)
+            })
+            .count();
+        if early > 0 {
+            fail!("{early} datagrams of the last quarter were sent while M messages were unacknowledged");
+        }
+        set_ack_drop(0);
+        let rest = self.read_each(server, clients, to_server, n - 3 * q)?;
+        for client in clients {
+            if rest[&client.conn_id()][..] != streams[&client.conn_id()][3 * q..] {
+                fail!("{}: the last quarter differs", client.conn_id());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `count` messages per connection on the receiving side.
+    fn read_each(
+        &self,
+        server: &TestServer,
+        clients: &[Arc<TestClient>],
+        at_server: bool,
+        count: usize,
+    ) -> Result<Streams, Failure> {
+        if at_server {
+            let want: Streams = clients
+                .iter()
+                .map(|c| (c.conn_id(), vec![Vec::new(); count]))
+                .collect();
+            let got = read_server_until(server, self.deadline, |got| {
+                complete(got, &want, &BTreeMap::new())
+            });
+            for client in clients {
+                let have = got.get(&client.conn_id()).map_or(0, Vec::len);
+                if have != count {
+                    fail!("server read {have} of {count} from {}", client.conn_id());
+                }
+            }
+            return Ok(got);
+        }
+        let mut got = Streams::new();
+        for client in clients {
+            let mut have = Vec::new();
+            while have.len() < count {
+                match client.next_by(self.deadline) {
+                    Some(ClientRead::Message(m)) => have.push(m),
+                    other => fail!(
+                        "client {} read {other:?} after {} of {count}",
+                        client.conn_id(),
+                        have.len()
+                    ),
+                }
+            }
+            got.insert(client.conn_id(), have);
+        }
+        Ok(got)
     }
 }
 

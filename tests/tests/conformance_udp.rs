@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sim::scenario::{Family, Scenario, SCENARIOS};
-use tests::runner::{run, supports, Pairing};
+use tests::runner::{run, Pairing};
 
 fn seed() -> u64 {
     std::env::var("LSP_UDP_SEED")
@@ -28,7 +28,7 @@ fn run_family(family: Family, pairing: Pairing) {
     let chosen: Vec<(usize, &'static Scenario)> = SCENARIOS
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.family == family && supports(s.mode))
+        .filter(|(_, s)| s.family == family)
         .collect();
     assert!(
         !chosen.is_empty(),
