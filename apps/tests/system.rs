@@ -1,0 +1,182 @@
+//! The real `server`, `miner`, `client` and `mine` binaries over loopback: the reference
+//! answers, and every participant dying (bitcoin.md §3–4).
+
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use support::{client, min_hash_vectors, miner, server, Proc, FAST};
+
+#[test]
+fn clients_get_the_reference_answers_through_server_and_miners() {
+    let (_server, addr) = server(&[]);
+    let _miners = [
+        miner(&addr, &["--threads", "1"]),
+        miner(&addr, &["--threads", "1"]),
+    ];
+    let vectors = min_hash_vectors();
+    assert!(vectors.len() >= 8);
+    // All at once: the server must keep several requests apart.
+    let mut clients: Vec<Proc> = vectors
+        .iter()
+        .map(|v| client(&addr, &v.msg, v.lower, v.upper))
+        .collect();
+    for (v, c) in vectors.iter().zip(&mut clients) {
+        let (status, stdout) = c.wait_exit();
+        assert!(
+            status.success(),
+            "{} {}..={}: {status}",
+            v.msg,
+            v.lower,
+            v.upper
+        );
+        assert_eq!(stdout, v.expected, "{:?} {}..={}", v.msg, v.lower, v.upper);
+    }
+}
+
+#[test]
+fn a_killed_miners_job_is_redone_and_the_answer_is_right() {
+    let (server, addr) = server(&[]);
+    // A slow miner (0.5 M nonces/s) takes about 2 s for the whole request.
+    let mut slow = miner(&addr, &["--threads", "1", "--max-rate", "500000"]);
+    let joined = server.wait_stderr("miner joined");
+    let conn = joined
+        .split("conn ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .to_string();
+    let v = min_hash_vectors()
+        .into_iter()
+        .find(|v| v.upper - v.lower >= 1_000_000)
+        .expect("a vector of a million nonces");
+    let mut c = client(&addr, &v.msg, v.lower, v.upper);
+    slow.wait_stderr_count("job ", 2);
+    slow.kill();
+    // Only once the server has given up on it does a new miner come, so the answer
+    // depends on the dead miner's jobs being handed out again.
+    server.wait_stderr(&format!("conn {conn}: lost"));
+    assert!(!c.has_exited(), "answered without the dead miner's jobs");
+    let _fresh = miner(&addr, &["--threads", "1"]);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+}
+
+#[test]
+fn a_dead_clients_work_stops() {
+    let (server, addr) = server(&[]);
+    // 1 M nonces/s: the request would take 100 s.
+    let m = miner(&addr, &["--threads", "1", "--max-rate", "1000000"]);
+    server.wait_stderr("miner joined");
+    let mut c = client(&addr, "stop", 0, 100_000_000);
+    let connected = c.wait_stderr("as conn ");
+    let conn = connected
+        .rsplit("as conn ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    m.wait_stderr_count("job ", 3);
+    c.kill();
+    server.wait_stderr(&format!("conn {conn}: lost"));
+    // Jobs already sent may still run (two of ~100 ms); after that the miner is idle.
+    thread::sleep(Duration::from_millis(1000));
+    let before = m.count_stderr("job ");
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(m.count_stderr("job "), before, "{}", m.stderr_text());
+    // And the server is still of use.
+    let mut next = client(&addr, "msg", 0, 2);
+    let (status, stdout) = next.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, "Result 4754799531757243342 1");
+}
+
+#[test]
+fn a_dead_server_disconnects_the_client_and_ends_the_miners() {
+    let (mut server, addr) = server(&[]);
+    let mut miners = [
+        miner(&addr, &["--threads", "1", "--max-rate", "1000000"]),
+        miner(&addr, &["--threads", "1", "--max-rate", "1000000"]),
+    ];
+    server.wait_stderr_count("miner joined", 2);
+    let mut c = client(&addr, "gone", 0, 100_000_000);
+    miners[0].wait_stderr("job ");
+    server.kill();
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success(), "client: {status}");
+    assert_eq!(stdout, "Disconnected");
+    for m in &mut miners {
+        let (status, stdout) = m.wait_exit();
+        assert!(status.success(), "miner: {status}\n{}", m.stderr_text());
+        assert_eq!(stdout, "");
+    }
+}
+
+#[test]
+fn a_client_that_cannot_connect_prints_disconnected_and_fails() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![addr.as_str(), "msg", "10"];
+    args.extend_from_slice(&["--epoch-millis", "50", "--epoch-limit", "4"]);
+    let mut c = Proc::spawn(env!("CARGO_BIN_EXE_client"), &args);
+    let (status, stdout) = c.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stdout, "Disconnected");
+}
+
+#[test]
+fn bad_command_lines_fail_with_a_usage_error_and_help_succeeds() {
+    let bad: [(&str, &[&str]); 6] = [
+        (env!("CARGO_BIN_EXE_server"), &[]),
+        (env!("CARGO_BIN_EXE_server"), &["port"]),
+        (env!("CARGO_BIN_EXE_miner"), &[]),
+        (env!("CARGO_BIN_EXE_client"), &["127.0.0.1:1", "msg"]),
+        (env!("CARGO_BIN_EXE_client"), &["127.0.0.1:1", "msg", "-3"]),
+        (env!("CARGO_BIN_EXE_mine"), &["msg", "5", "--lower", "6"]),
+    ];
+    for (bin, args) in bad {
+        let mut p = Proc::spawn(bin, args);
+        let (status, stdout) = p.wait_exit();
+        assert_eq!(status.code(), Some(2), "{bin} {args:?}");
+        assert_eq!(stdout, "", "{bin} {args:?}");
+        let stderr = p.stderr_text();
+        assert!(
+            stderr.starts_with("error:") && stderr.contains("--help"),
+            "{bin} {args:?}: {stderr}"
+        );
+    }
+    for bin in [
+        env!("CARGO_BIN_EXE_server"),
+        env!("CARGO_BIN_EXE_miner"),
+        env!("CARGO_BIN_EXE_client"),
+        env!("CARGO_BIN_EXE_mine"),
+    ] {
+        let mut p = Proc::spawn(bin, &["--help"]);
+        let (status, stdout) = p.wait_exit();
+        assert!(status.success(), "{bin} --help");
+        assert!(stdout.contains("--epoch-millis"), "{bin} --help: {stdout}");
+    }
+}
+
+#[test]
+fn mine_answers_in_one_command() {
+    for v in min_hash_vectors()
+        .iter()
+        .filter(|v| v.upper - v.lower <= 200_000)
+    {
+        let (lower, upper) = (v.lower.to_string(), v.upper.to_string());
+        let mut p = Proc::spawn(
+            env!("CARGO_BIN_EXE_mine"),
+            &[&v.msg, &upper, "--lower", &lower, "--quiet"],
+        );
+        let (status, stdout) = p.wait_exit();
+        assert!(status.success(), "{}", p.stderr_text());
+        assert_eq!(stdout, v.expected);
+    }
+}
