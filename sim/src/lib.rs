@@ -25,6 +25,7 @@ pub mod rng;
 pub mod scenario;
 pub mod shrink;
 pub mod sweep;
+pub mod view;
 pub mod world;
 
 pub use digest::Digest;
