@@ -2,6 +2,7 @@
 //! measured in the same run, and returns an error message on bad arguments.
 
 pub mod codec;
+pub mod e2e;
 pub mod echo;
 pub mod hash;
 pub mod schedule;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench <hash|schedule|codec|echo> [ARGS...]";
+const USAGE: &str = "usage: bench <hash|schedule|codec|echo|e2e> [ARGS...]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         "schedule" => apps::bench::schedule::run(rest),
         "codec" => apps::bench::codec::run(rest),
         "echo" => apps::bench::echo::run(rest),
+        "e2e" => apps::bench::e2e::run(rest),
         "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

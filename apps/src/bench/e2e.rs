@@ -1,0 +1,287 @@
+//! `bench -- e2e`: the real `server`, `miner` and `client` processes end to end, against the
+//! ideal set by the kernel's speed measured in the same run; then the idle CPU use of a
+//! server and its miners.
+//!
+//! 1. Kernel rate: `miners × threads` threads search the message concurrently (as the
+//!    miner processes will) for `--kernel-millis` each, before and after the run; the mean
+//!    of the two sums is the pool's rate.
+//! 2. End to end: `server` and `--miners` `miner` processes (`--threads` each) start; once
+//!    every miner has joined, a `client` asks for `--msg` over `0 ..= --max-nonce`. Wall
+//!    time is from starting the client to its exit. Ideal = nonces ÷ pool rate; ratio =
+//!    ideal ÷ wall (1.0 is perfect; the target is ≥ 0.85).
+//! 3. Idle: with no request, the server's and miners' CPU time over `--idle-secs`, from
+//!    `/proc/<pid>/stat` (utime + stime, in USER_HZ = 100 ticks per second).
+//!
+//! The binaries are taken from the directory of the running `bench` (build them with
+//! `cargo build --release -p apps`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bitcoin_core::kernel::Kernel;
+
+/// Ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// The e2e options.
+#[derive(Debug)]
+struct Options {
+    msg: String,
+    max_nonce: u64,
+    miners: usize,
+    threads: usize,
+    kernel_millis: u64,
+    idle_secs: u64,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            msg: "hello".into(),
+            max_nonce: 1_000_000_000,
+            miners: 2,
+            threads: 1,
+            kernel_millis: 2000,
+            idle_secs: 5,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+                    .cloned()
+            };
+            let number = |v: String| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
+            match flag.as_str() {
+                "--msg" => o.msg = value()?,
+                "--max-nonce" => o.max_nonce = number(value()?)?,
+                "--miners" => o.miners = number(value()?)?.max(1) as usize,
+                "--threads" => o.threads = number(value()?)?.max(1) as usize,
+                "--kernel-millis" => o.kernel_millis = number(value()?)?,
+                "--idle-secs" => o.idle_secs = number(value()?)?,
+                other => {
+                    return Err(format!(
+                        "e2e: unknown argument `{other}` (--msg S --max-nonce N --miners M \
+                         --threads T --kernel-millis MS --idle-secs S)"
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A child process killed on drop; its stderr lines are forwarded to a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(bin: &Path, args: &[&str]) -> Result<Proc, String> {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take();
+        thread::spawn(move || {
+            if let Some(stderr) = stderr {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        Ok(Proc { child, lines })
+    }
+
+    /// Waits (up to `limit`) for a stderr line containing `pattern`.
+    fn wait_line(&self, pattern: &str, limit: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(pattern) => return Ok(line),
+                Ok(_) => {}
+                Err(_) => return Err(format!("no {pattern:?} on stderr within {limit:?}")),
+            }
+        }
+    }
+
+    /// CPU seconds used so far (user + system).
+    fn cpu_seconds(&self) -> Result<f64, String> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| -> Result<f64, String> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .ok_or_else(|| format!("{path}: no field {}", i + 3))
+        };
+        Ok((tick(11)? + tick(12)?) / USER_HZ)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the `e2e` benchmark with the arguments that follow the mode name.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let o = Options::parse(args)?;
+    let dir = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the bench binary: {e}"))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = |name: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        path.exists().then_some(path.clone()).ok_or_else(|| {
+            format!(
+                "{} is missing: build it with `cargo build --release -p apps`",
+                path.display()
+            )
+        })
+    };
+    let (server_bin, miner_bin, client_bin) = (bin("server")?, bin("miner")?, bin("client")?);
+    let workers = o.miners * o.threads;
+    let kernel = Kernel::best();
+    println!(
+        "e2e: server + {} miner(s) x {} thread(s) + client, {:?} over 0..={}, {} kernel",
+        o.miners,
+        o.threads,
+        o.msg,
+        o.max_nonce,
+        kernel.path()
+    );
+
+    let before = pool_rate(kernel, &o.msg, workers, o.kernel_millis);
+    println!(
+        "  kernel, {workers} threads at once, before: {:>8.1} M nonces/s",
+        before / 1e6
+    );
+
+    let server = Proc::spawn(&server_bin, &["0", "-v"])?;
+    let listening = server.wait_line("listening on", Duration::from_secs(10))?;
+    let port = listening
+        .rsplit(':')
+        .next()
+        .map(str::trim)
+        .ok_or_else(|| format!("no port in {listening:?}"))?
+        .to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let threads = o.threads.to_string();
+    let miners = (0..o.miners)
+        .map(|_| Proc::spawn(&miner_bin, &[&addr, "--threads", &threads, "-v"]))
+        .collect::<Result<Vec<_>, _>>()?;
+    for _ in 0..o.miners {
+        server.wait_line("miner joined", Duration::from_secs(10))?;
+    }
+    let (idle_server, idle_miners) = idle(&server, &miners, o.idle_secs)?;
+
+    let started = Instant::now();
+    let max_nonce = o.max_nonce.to_string();
+    let client = Command::new(&client_bin)
+        .args([&addr, &o.msg, &max_nonce])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run the client: {e}"))?;
+    let wall = started.elapsed();
+    let answer = String::from_utf8_lossy(&client.stdout).trim().to_string();
+    if !answer.starts_with("Result ") {
+        return Err(format!("the client printed {answer:?} ({})", client.status));
+    }
+    drop(miners);
+    drop(server);
+
+    let after = pool_rate(kernel, &o.msg, workers, o.kernel_millis);
+    println!(
+        "  kernel, {workers} threads at once, after:  {:>8.1} M nonces/s",
+        after / 1e6
+    );
+    let rate = (before + after) / 2.0;
+    let nonces = o.max_nonce as f64 + 1.0;
+    let ideal = nonces / rate;
+    let secs = wall.as_secs_f64();
+    println!("  answer: {answer}");
+    println!(
+        "  wall {secs:.3} s   ideal {ideal:.3} s (nonces / mean kernel rate)   ratio {:.3}   \
+         end-to-end {:.1} M nonces/s",
+        ideal / secs,
+        nonces / secs / 1e6
+    );
+    println!(
+        "  idle over {} s: server {:.2}% CPU, miners {} (% of one core)",
+        o.idle_secs,
+        idle_server,
+        idle_miners
+            .iter()
+            .map(|p| format!("{p:.2}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// The CPU use, in percent of one core, of the server and each miner over `secs` seconds.
+fn idle(server: &Proc, miners: &[Proc], secs: u64) -> Result<(f64, Vec<f64>), String> {
+    let start: Vec<f64> = std::iter::once(server)
+        .chain(miners)
+        .map(Proc::cpu_seconds)
+        .collect::<Result<_, _>>()?;
+    let t0 = Instant::now();
+    thread::sleep(Duration::from_secs(secs));
+    let elapsed = t0.elapsed().as_secs_f64();
+    let end: Vec<f64> = std::iter::once(server)
+        .chain(miners)
+        .map(Proc::cpu_seconds)
+        .collect::<Result<_, _>>()?;
+    let mut percent = start
+        .iter()
+        .zip(&end)
+        .map(|(a, b)| (b - a) / elapsed * 100.0);
+    let server = percent.next().unwrap_or(0.0);
+    Ok((server, percent.collect()))
+}
+
+/// Nonces per second of `workers` threads searching `msg` at once for about `millis`
+/// each, over 9-digit nonces (most of a `0 ..= 10⁹` range).
+fn pool_rate(kernel: Kernel, msg: &str, workers: usize, millis: u64) -> f64 {
+    let prepared = kernel.prepare(msg);
+    let limit = Duration::from_millis(millis);
+    let started = Instant::now();
+    let total: u64 = thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers as u64)
+            .map(|w| {
+                let prepared = &prepared;
+                scope.spawn(move || {
+                    const CHUNK: u64 = 1 << 20;
+                    let mut lower = 100_000_000 + w * 200_000_000;
+                    let mut done = 0u64;
+                    let begun = Instant::now();
+                    while begun.elapsed() < limit {
+                        std::hint::black_box(prepared.min_hash(lower, lower + CHUNK - 1));
+                        lower += CHUNK;
+                        done += CHUNK;
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
