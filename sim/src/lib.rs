@@ -8,7 +8,8 @@
 //! and restart. After every step the [`World`] checks the protocol's invariants:
 //! exactly-once in-order delivery per connection, nothing from a `close_conn`ed connection,
 //! timely (and not premature) loss detection, bounded buffers, the exact back-off schedule of
-//! every retransmission, and no sending after an endpoint finished.
+//! every retransmission, a keep-alive (Data, heartbeat or Connect) at every tick, and no
+//! sending after an endpoint finished.
 //!
 //! On top of the world:
 //! - [`scenario`]: the 64 conformance scenarios as plain data, for any runner;
@@ -20,6 +21,7 @@
 mod backoff;
 pub mod conformance;
 pub mod digest;
+mod heartbeat;
 pub mod net;
 pub mod rng;
 pub mod scenario;

@@ -35,9 +35,14 @@ impl World {
         let mut problem = None;
         let mut gone = Vec::new();
         for &conn in &server.kept {
-            if server.ep.peer_addr(conn).is_none() {
+            let Some(&addr) = server.ep.peer_addr(conn) else {
                 gone.push(conn);
                 continue;
+            };
+            if !self.keep_alive.kept_alive(Addr::SERVER, addr, server.ticks) && problem.is_none() {
+                problem = Some(format!(
+                    "server: sent neither Data nor a heartbeat to connection {conn} since the previous tick"
+                ));
             }
             let heard = server
                 .last_heard
@@ -74,7 +79,12 @@ impl World {
             return;
         }
         let limit = node.params.epoch() * node.params.epoch_limit;
-        let problem = if life.conn.is_some() {
+        let quiet = !self.keep_alive.kept_alive(addr, Addr::SERVER, node.ticks);
+        let problem = if quiet {
+            Some(format!(
+                "{addr}: sent neither Connect, Data nor a heartbeat since the previous tick"
+            ))
+        } else if life.conn.is_some() {
             (now > life.last_heard + limit).then(|| {
                 format!(
                     "{addr}: silent since {}, still not lost at {now}",

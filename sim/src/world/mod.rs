@@ -21,6 +21,7 @@ use lsp_core::{
 
 use crate::backoff::{ack_ids, data_ids, Schedule};
 use crate::digest::Digest;
+use crate::heartbeat::{keeps_alive, KeepAlive};
 use crate::net::{Addr, Network};
 use crate::rng::{Prob, Rng};
 pub use crate::view::{ClientLife, ConnView, Echo, ServerView, Violation};
@@ -130,6 +131,7 @@ pub struct World {
     violation: Option<Violation>,
     verbose: bool,
     schedule: Schedule,
+    keep_alive: KeepAlive,
     /// The node whose epoch tick is being handled, if any.
     ticking: Option<Addr>,
 }
@@ -164,6 +166,7 @@ impl World {
             violation: None,
             verbose: false,
             schedule: Schedule::default(),
+            keep_alive: KeepAlive::default(),
             ticking: None,
         }
     }
@@ -576,14 +579,17 @@ impl World {
         self.digest.u64(u64::from(from.0) << 32 | u64::from(to.0));
         self.digest.bytes(&bytes);
         self.trace_datagram("send", from, to, &bytes);
-        if let Some(ids) = data_ids(&bytes) {
-            let sender = if from == Addr::SERVER {
-                self.server.as_ref().map(|s| (s.ticks, *s.ep.params()))
-            } else {
-                self.client_node(from).map(|n| (n.ticks, n.params))
-            };
-            if let Some((ticks, params)) = sender {
-                let at_tick = self.ticking == Some(from);
+        let sender = if from == Addr::SERVER {
+            self.server.as_ref().map(|s| (s.ticks, *s.ep.params()))
+        } else {
+            self.client_node(from).map(|n| (n.ticks, n.params))
+        };
+        let at_tick = self.ticking == Some(from);
+        if let Some((ticks, params)) = sender {
+            if keeps_alive(&bytes) {
+                self.keep_alive.on_send(from, to, ticks, at_tick);
+            }
+            if let Some(ids) = data_ids(&bytes) {
                 if let Some(p) = self
                     .schedule
                     .on_data(from, to, ids, ticks, at_tick, &params)
