@@ -6,7 +6,7 @@ mod support;
 use std::thread;
 use std::time::Duration;
 
-use support::{client, min_hash_vectors, miner, server, Proc, FAST};
+use support::{client, min_hash_vectors, miner, server, Proc};
 
 #[test]
 fn clients_get_the_reference_answers_through_server_and_miners() {

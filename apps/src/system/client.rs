@@ -7,7 +7,7 @@ use lsp_core::Params;
 use lsp_mio::{Client, StartError};
 
 use super::log::Log;
-use super::message::Message;
+use bitcoin_core::message::Message;
 
 /// How a request ended, once connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

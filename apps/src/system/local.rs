@@ -164,9 +164,8 @@ impl LocalRun {
         }
         let _ = asking.join();
         server.abort();
-        match serving.join() {
-            Ok(Err(e)) => return Err(LocalError::Serve(e)),
-            Ok(Ok(_)) | Err(_) => {}
+        if let Ok(Err(e)) = serving.join() {
+            return Err(LocalError::Serve(e));
         }
         outcome
     }

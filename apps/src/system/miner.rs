@@ -16,8 +16,8 @@ use lsp_core::Params;
 use lsp_smol::{ApiError, Client, ClientReadError, StartError};
 
 use super::log::Log;
-use super::message::Message;
 use super::search::Searcher;
+use bitcoin_core::message::Message;
 
 /// Why a miner stopped other than by losing the server.
 #[derive(Debug)]

@@ -1,13 +1,13 @@
 //! The miner system's glue, shared by the `server`, `miner`, `client` and `mine` binaries
-//! (bitcoin.md): the wire messages, the server's loop between LSP and the scheduler, the
-//! miner's loop around the kernel, the client's request, and the in-process local run.
+//! (bitcoin.md): the server's loop between LSP and the scheduler, the miner's loop around
+//! the kernel, the client's request, and the in-process local run. The wire messages are
+//! `bitcoin_core::message`'s.
 
 pub mod args;
 pub mod client;
 pub mod clock;
 pub mod local;
 pub mod log;
-pub mod message;
 pub mod miner;
 pub mod search;
 pub mod serve;

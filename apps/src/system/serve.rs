@@ -17,7 +17,7 @@ use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
 use super::log::Log;
-use super::message::Message;
+use bitcoin_core::message::Message;
 
 /// Why [`serve`] stopped other than by the server being closed.
 #[derive(Debug)]
