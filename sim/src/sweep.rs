@@ -31,6 +31,16 @@ pub struct ClientPlan {
     pub restart_after: Option<Duration>,
 }
 
+impl ClientPlan {
+    /// Messages its second life (after a restart) writes.
+    pub fn second_life_messages(&self) -> u32 {
+        match self.restart_after {
+            Some(_) => self.messages / 2,
+            None => 0,
+        }
+    }
+}
+
 /// A link outage between the server and one client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outage {
@@ -390,13 +400,21 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
             world.schedule_client_write(at, addr, v);
             at = at + c.gap;
         }
-        last_write.push(at);
         if let Some(crash) = c.crash_at {
             world.schedule_crash(zero + crash, addr);
             if let Some(after) = c.restart_after {
-                world.schedule_restart(zero + crash + after, addr, Case::life_isn(c.isn, 1));
+                let restart = zero + crash + after;
+                world.schedule_restart(restart, addr, Case::life_isn(c.isn, 1));
+                // The second life writes the second half of the workload again.
+                at = at.max(restart) + c.gap + Duration::from_millis(1);
+                for _ in 0..c.second_life_messages() {
+                    let v = world.rng().range(0, 1 << 40).to_string().into_bytes();
+                    world.schedule_life_write(at, addr, 1, v);
+                    at = at + c.gap;
+                }
             }
         }
+        last_write.push(at);
     }
     world.run_until(zero + case.heal_at);
     world
@@ -431,10 +449,12 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
             let Some(life) = world.client(a) else {
                 continue;
             };
+            let planned = match lives {
+                1 => case.clients[i].messages,
+                _ => case.clients[i].second_life_messages(),
+            };
             let writes_done = now >= pending_until[i]
-                && (lives > 1
-                    || life.written.len() == case.clients[i].messages as usize
-                    || life.is_over());
+                && (life.written.len() == planned as usize || life.is_over());
             if !life.is_over() {
                 all_done = false;
                 let echoed = life.reads.len() >= life.written.len();

@@ -433,6 +433,18 @@ impl World {
     /// ended or crashed).
     pub fn schedule_client_write(&mut self, at: Timestamp, addr: Addr, payload: Vec<u8>) {
         let life = self.client_lives(addr).len().saturating_sub(1);
+        self.schedule_life_write(at, addr, life, payload);
+    }
+
+    /// Schedules a write at `at` by life number `life` (0-based) of the client at `addr`;
+    /// skipped unless that life is the current one then and still running.
+    pub fn schedule_life_write(
+        &mut self,
+        at: Timestamp,
+        addr: Addr,
+        life: usize,
+        payload: Vec<u8>,
+    ) {
         self.schedule(
             at,
             Event::ClientWrite {
