@@ -7,13 +7,15 @@ use std::time::Duration;
 use lsp_core::Timestamp;
 
 use super::state::{Assignment, ChunkId, Miner};
-use super::Scheduler;
+use super::{Priority, Scheduler};
 
-/// A job that could be backed up: its chunk, and the only miner running it.
+/// A job that could be backed up: its chunk, the only miner running it, and the priority of
+/// its request.
 struct Candidate<K> {
     chunk: ChunkId,
     runner: K,
     original: Assignment,
+    priority: Priority,
 }
 
 /// How long the original is expected to still take at `now`. A job not yet due has its
@@ -27,9 +29,10 @@ fn original_left(a: &Assignment, now: Timestamp) -> Duration {
     }
 }
 
-/// How long `m` would take to answer a backup of `nonces` sent at `now`, after what it holds.
+/// How long `m` would take to answer a backup of `nonces` sent at `now`: a round trip or
+/// what it holds, whichever is longer, and the computing.
 fn backup_takes(m: &Miner, nonces: u128, now: Timestamp) -> Duration {
-    m.free_at(now).saturating_duration_since(now) + m.rate.time_for(nonces)
+    m.expected_start(now).saturating_duration_since(now) + m.rate.time_for(nonces)
 }
 
 /// Whether a backup taking `backup` is worth it against an original with `original` left:
@@ -39,92 +42,104 @@ fn worth_it(original: Duration, backup: Duration) -> bool {
 }
 
 impl<K: Ord + Copy> Scheduler<K> {
-    /// Jobs running on exactly one miner, with that miner's assignment.
-    fn candidates(&self) -> impl Iterator<Item = Candidate<K>> + '_ {
-        self.chunks.iter().filter_map(|(id, c)| {
-            let [runner] = c.runners[..] else {
-                return None;
-            };
-            let original = *self
-                .miners
-                .get(&runner)?
-                .jobs
-                .iter()
-                .find(|a| a.chunk == *id)?;
-            Some(Candidate {
-                chunk: *id,
-                runner,
-                original,
-            })
-        })
-    }
-
-    /// Sends backups while one is worth it. Only called when no request has nonces to
-    /// hand out, or no miner is free.
-    pub(super) fn dispatch_backups(&mut self) {
-        while let Some((miner, chunk)) = self.best_backup() {
-            let Some(c) = self.chunks.get_mut(&chunk) else {
-                return;
-            };
-            c.runners.push(miner);
-            let (request, range) = (c.request, c.range);
-            let Some(msg) = self.requests.get(&request).map(|r| r.msg.clone()) else {
-                return;
-            };
-            self.stats.backup_jobs += 1;
-            self.send(miner, chunk, request, msg, range);
-        }
-    }
-
-    /// The most useful backup: the most urgent request's job expected to finish last,
-    /// on the free miner that would answer it soonest; `None` if none is worth it.
-    fn best_backup(&self) -> Option<(K, ChunkId)> {
-        let now = self.now;
+    /// Jobs running on exactly one miner, for requests more urgent than `limit` (all
+    /// requests if `None`).
+    fn candidates(&self, limit: Option<Priority>) -> Vec<Candidate<K>> {
         let total = self.total_rate();
+        self.chunks
+            .iter()
+            .filter_map(|(id, c)| {
+                let [runner] = c.runners[..] else {
+                    return None;
+                };
+                let request = self.requests.get(&c.request)?;
+                let priority = self.priority(c.request, request, total);
+                if limit.is_some_and(|limit| priority >= limit) {
+                    return None;
+                }
+                let original = *self
+                    .miners
+                    .get(&runner)?
+                    .jobs
+                    .iter()
+                    .find(|a| a.chunk == *id)?;
+                Some(Candidate {
+                    chunk: *id,
+                    runner,
+                    original,
+                    priority,
+                })
+            })
+            .collect()
+    }
+
+    /// Sends a backup of `chunk` to `miner`.
+    pub(super) fn assign_backup(&mut self, miner: K, chunk: ChunkId) {
+        let Some(c) = self.chunks.get_mut(&chunk) else {
+            return;
+        };
+        c.runners.push(miner);
+        let (request, range) = (c.request, c.range);
+        let Some(msg) = self.requests.get(&request).map(|r| r.msg.clone()) else {
+            return;
+        };
+        self.stats.backup_jobs += 1;
+        self.send(miner, chunk, request, msg, range);
+    }
+
+    /// The most useful backup for a request more urgent than `limit`: the most urgent
+    /// request's job expected to finish last, on the free miner that would answer it
+    /// soonest; `None` if none is worth it.
+    pub(super) fn best_backup(&self, limit: Option<Priority>) -> Option<(K, ChunkId)> {
+        let now = self.now;
         let free: Vec<(&K, &Miner)> = self.free_miners().collect();
         if free.is_empty() {
             return None;
         }
-        self.candidates()
+        self.candidates(limit)
+            .into_iter()
             .filter_map(|c| {
-                let chunk = self.chunks.get(&c.chunk)?;
-                let request = self.requests.get(&chunk.request)?;
                 let left = original_left(&c.original, now);
                 let (takes, miner) = free
                     .iter()
                     .filter(|(k, _)| **k != c.runner)
-                    .map(|(k, m)| (backup_takes(m, chunk.range.len(), now), **k))
+                    .map(|(k, m)| (backup_takes(m, c.original.range.len(), now), **k))
                     .min()?;
-                worth_it(left, takes).then(|| {
-                    let key = (self.priority(request, total), Reverse(left), takes, c.chunk);
-                    (key, miner, c.chunk)
-                })
+                worth_it(left, takes).then_some((
+                    (c.priority, Reverse(left), takes),
+                    miner,
+                    c.chunk,
+                ))
             })
             .min_by_key(|(key, _, _)| *key)
             .map(|(_, miner, chunk)| (miner, chunk))
     }
 
     /// The earliest time at which some backup becomes worth it if nothing else happens,
-    /// or `None` if none ever can (backups disabled, no free miner, or nothing running).
+    /// or `None` if none can (backups disabled, no free miner, or no job to back up).
     pub(super) fn next_backup_check(&self) -> Option<Timestamp> {
         if !self.config.backup_jobs {
             return None;
         }
         let now = self.now;
         let free: Vec<(&K, &Miner)> = self.free_miners().collect();
-        if free.is_empty() || self.requests.values().any(|r| !r.unassigned.is_empty()) {
+        if free.is_empty() {
             return None;
         }
+        let limit = self.top_request(self.total_rate()).map(|(_, p)| p);
         let due = self
-            .candidates()
+            .candidates(limit)
+            .into_iter()
             .flat_map(|c| {
                 free.iter()
                     .filter(move |(k, _)| **k != c.runner)
                     .map(move |(_, m)| {
-                        // Once `t` is past both the original's expected finish and the moment
-                        // `m` is free, the original has `t - start` left and the backup takes
-                        // `d`; it becomes worth it when `2 (t - start) > 3 d`.
-                        let d = m.rate.time_for(c.original.range.len());
+                        // From `t = free_at - round trip` on, a backup sent at `t` takes
+                        // `d = round trip + computing`; once `t` is also past the original's
+                        // expected finish, the original has `t - start` left. The backup
+                        // becomes worth it when `2 (t - start) > 3 d`.
+                        let round_trip = m.round_trip.get();
+                        let d = round_trip + m.rate.time_for(c.original.range.len());
                         let d_micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                         let late_enough =
                             c.original
@@ -132,9 +147,11 @@ impl<K: Ord + Copy> Scheduler<K> {
                                 .saturating_add(Duration::from_micros(
                                     d_micros.saturating_mul(3) / 2 + 1,
                                 ));
-                        late_enough
-                            .max(c.original.expected_finish)
-                            .max(m.free_at(now))
+                        let steady =
+                            Timestamp::from_micros(m.free_at(now).as_micros().saturating_sub(
+                                u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX),
+                            ));
+                        late_enough.max(c.original.expected_finish).max(steady)
                     })
             })
             .min()?;

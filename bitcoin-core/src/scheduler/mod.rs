@@ -14,38 +14,46 @@
 //!
 //! # Policy
 //!
-//! **Order: shortest remaining work first, with aging.** The mean response time is
-//! smallest when the request with the least work left is served first (SRPT). Each time a
-//! miner can take a job, it goes to the active request with unhanded nonces that has the
-//! smallest `α·(time it became active) + (nonces not yet answered ÷ the miners' total
-//! rate)` ([`Order::ShortestRemainingFirst`]; α is 50% by default). The aging term makes a
-//! request that has waited long enough come before any newcomer, so nothing starves; two
-//! equal requests keep their arrival order, and the first, once started, only gets shorter.
-//! A request normally gets every free miner; the next one starts on the miners its tail
-//! leaves free.
+//! **Order: shortest remaining work first, with a deadline against starvation.** The mean
+//! response time is smallest when the request with the least work left is served first
+//! (SRPT). Whenever a miner can take a job, it goes to the request with the fewest
+//! unanswered nonces among those with nonces left to hand out, ties by arrival
+//! ([`Order::ShortestRemainingFirst`]). A request normally gets every free miner, and the
+//! next one starts on the miners its tail leaves free. Equal requests finish in arrival
+//! order: the first one started only gets shorter. A request that has been active for
+//! more than [`Order::ShortestRemainingFirst::overdue_factor`] (10) times its *alone time*
+//! (its nonces ÷ the miners' total measured rate), plus one target job duration, is
+//! *overdue* and goes before all others, earliest deadline first; so nothing starves, and
+//! the workloads of `bench -- schedule` never reach that point.
 //!
-//! **Job sizes from each miner's measured rate.** A job is sized to take about
-//! [`Config::target_job_duration`] (100 ms) on the miner it goes to, whatever that miner's
+//! **Job sizes from each miner's measured speed.** A job is sized to take about
+//! [`Config::target_job_duration`] (50 ms) on the miner it goes to, whatever that miner's
 //! speed: a lost miner costs at most that much work, and a new small request waits at most
-//! about that long for a miner. A miner's rate is measured on every answer as the job's
-//! nonces over the time from when the miner could start it (when it was sent, or when its
-//! previous answer arrived, if later) to the answer; until then, jobs have
-//! [`Config::initial_job_nonces`] (10 000), and the estimate may grow 2.5× per answer. Each
-//! miner holds up to [`Config::jobs_per_miner`] jobs (2: one running, one queued) so that it
-//! does not sit idle for a round trip between jobs. The wire protocol has no job ids: a
-//! miner's answers are matched to its jobs in the order they were sent.
+//! about that long for a miner, because a job cannot be recalled. Each miner holds up to
+//! [`Config::jobs_per_miner`] jobs (2: one running, one queued) so that it does not sit
+//! idle for a round trip between jobs. The wire protocol has no job ids: a miner's answers
+//! are matched to its jobs in the order they were sent. Each answer measures the miner:
+//! its *round trip* (send to answer, less computing, from jobs that did not wait behind
+//! another; the least of the last eight) and its *rate* (nonces over the time from when it
+//! could start the job, which is a round trip after sending and not before its previous
+//! answer, to the answer). Until then, jobs have [`Config::initial_job_nonces`] (10 000),
+//! and the rate estimate may grow 2.5× per answer. Jobs are never smaller than that initial
+//! size (except a range's last piece), so a miner with a long round trip cannot be
+//! shrunk into uselessness.
 //!
 //! **The tail.** Near the end of a request, jobs shrink: none takes more than
-//! 1/[`Config::tail_split`] of the time the whole pool needs for the request's nonces not
-//! yet handed out (guided self-scheduling), down to [`Config::min_job_duration`], so all
-//! miners finish the request at about the same time. When no request has nonces left to
-//! hand out, a miner with a free slot duplicates a job still running elsewhere (a *backup
-//! job*, as in MapReduce) if it would answer sooner: if the original's expected time left
-//! is more than 1.5× the backup's, counting a job that is late as needing as long again as
-//! it has already run. The first answer counts; the other is ignored. The most urgent
-//! request's jobs are backed up first, its latest-finishing job first. A job has at most one
-//! backup. [`Scheduler::poll_timeout`] names the moment a running job becomes late enough to
-//! deserve one, so a stalled miner is worked around before the transport declares it lost.
+//! 1/[`Config::tail_split`] (½) of the time the whole pool needs for the request's nonces
+//! not yet handed out (guided self-scheduling), down to [`Config::min_job_duration`], so all
+//! miners finish the request at about the same time. When a miner has a free slot and a job
+//! of a request more urgent than any with nonces left to hand out runs on another miner,
+//! the free miner duplicates it (a *backup job*, as in MapReduce) if it would answer clearly
+//! sooner: if the original's expected time left is more than 1.5× the backup's, counting a
+//! job that is late as needing as long again as it has already run. The first answer
+//! counts; the other is ignored. The most urgent request's jobs are backed up first, its
+//! latest-finishing job first; a job has at most one backup. [`Scheduler::poll_timeout`]
+//! names the moment a running job becomes late enough to deserve one, so a stalled miner is
+//! worked around before the transport declares it lost. Expected answer times are
+//! re-estimated at every answer, so they never drift by more than a job.
 //!
 //! **Failures.** A lost miner's unanswered jobs go back to the front of their requests
 //! (unless a backup still runs them), to be handed out next. A lost client's requests are
@@ -59,6 +67,10 @@
 //! early gains no priority. A second Join from a miner, or an answer from a connection that
 //! holds no job, is ignored and counted in [`Stats`]. Ranges may reach `u64::MAX`;
 //! all counts are `u128`.
+//!
+//! **Cost.** Each event costs time linear in the number of miners and running jobs (a
+//! scan for the most urgent request and for backup candidates); there are no per-nonce
+//! data structures.
 
 mod backup;
 mod config;
@@ -71,9 +83,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use config::{
-    Config, ConfigError, Order, MAX_AGING_PERCENT, MAX_JOBS_PER_MINER, MAX_JOB_DURATION,
-};
+pub use config::{Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION};
 pub use effect::{Effect, RequestError, RequestId, Stats};
 
 use std::cmp::Reverse;
@@ -85,6 +95,11 @@ use lsp_core::Timestamp;
 use range::{NonceRange, RangeQueue};
 use rate::Rate;
 use state::{Assignment, Chunk, ChunkId, Client, Miner, Request, Waiting};
+
+/// A request's place in the serving order, smallest first: overdue requests (class 0, by
+/// deadline) before the others (class 1, by remaining nonces, or by arrival time for
+/// [`Order::Arrival`]), ties by arrival.
+type Priority = (u8, u128, RequestId);
 
 /// The scheduler. See the [module documentation](self) for its policy.
 #[derive(Debug)]
@@ -230,14 +245,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             self.config.initial_job_nonces,
             self.config.target_job_duration,
         );
-        self.miners.insert(
-            miner,
-            Miner {
-                jobs: VecDeque::new(),
-                rate,
-                last_result: None,
-            },
-        );
+        self.miners.insert(miner, Miner::new(rate));
     }
 
     fn lose_miner(&mut self, miner: K) {
@@ -302,12 +310,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             self.stats.unexpected_results += 1;
             return;
         };
-        let could_start = m.last_result.map_or(job.sent, |t| t.max(job.sent));
-        m.rate.observe(
-            job.range.len(),
-            self.now.saturating_duration_since(could_start),
-        );
-        m.last_result = Some(self.now);
+        m.observe(&job, self.now);
         if !self.chunks.contains_key(&job.chunk) {
             self.stats.stale_results += 1;
         } else if !job.range.contains(nonce) {
@@ -330,6 +333,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                 client,
                 msg: w.msg,
                 active_since: self.now,
+                size: w.range.len(),
                 unassigned: RangeQueue::new(w.range),
                 remaining: w.range.len(),
                 chunks: BTreeSet::new(),
@@ -338,18 +342,23 @@ impl<K: Ord + Copy> Scheduler<K> {
         );
     }
 
-    /// Fills every free miner slot: first with new work, most urgent request first, then
-    /// with backups; then re-arms the timer.
+    /// Fills every free miner slot, then re-arms the timer. Each slot gets a backup job if
+    /// one is worth it for a request more urgent than every request with nonces to hand
+    /// out, and otherwise new work from the most urgent such request.
     fn dispatch(&mut self) {
         while let Some(miner) = self.free_miner() {
             let total = self.total_rate();
-            let Some(request) = self.top_request(total) else {
+            let top = self.top_request(total);
+            if self.config.backup_jobs {
+                if let Some((backup_miner, chunk)) = self.best_backup(top.map(|(_, p)| p)) {
+                    self.assign_backup(backup_miner, chunk);
+                    continue;
+                }
+            }
+            let Some((request, _)) = top else {
                 break;
             };
             self.assign_fresh(miner, request, total);
-        }
-        if self.config.backup_jobs {
-            self.dispatch_backups();
         }
         self.timeout = self.next_backup_check();
     }
@@ -378,24 +387,33 @@ impl<K: Ord + Copy> Scheduler<K> {
             .map(|(k, _)| *k)
     }
 
-    /// The scheduling key of a request: smaller is served first (see [`Order`]).
-    fn priority(&self, r: &Request<K>, total_rate: u128) -> u128 {
+    /// Where request `id` stands in the serving order (see [`Order`]).
+    fn priority(&self, id: RequestId, r: &Request<K>, total_rate: u128) -> Priority {
         let since = u128::from(r.active_since.as_micros());
         match self.config.order {
-            Order::Arrival => since,
-            Order::ShortestRemainingFirst { aging_percent } => {
-                since * u128::from(aging_percent) / 100 + r.remaining * 1_000_000 / total_rate
+            Order::Arrival => (1, since, id),
+            Order::ShortestRemainingFirst { overdue_factor } => {
+                if overdue_factor > 0 {
+                    let alone = r.size * 1_000_000 / total_rate;
+                    let deadline = since
+                        + alone * u128::from(overdue_factor)
+                        + self.config.target_job_duration.as_micros();
+                    if u128::from(self.now.as_micros()) > deadline {
+                        return (0, deadline, id);
+                    }
+                }
+                (1, r.remaining, id)
             }
         }
     }
 
-    /// The most urgent request with nonces to hand out.
-    fn top_request(&self, total_rate: u128) -> Option<RequestId> {
+    /// The most urgent request with nonces to hand out, and its priority.
+    fn top_request(&self, total_rate: u128) -> Option<(RequestId, Priority)> {
         self.requests
             .iter()
             .filter(|(_, r)| !r.unassigned.is_empty())
-            .min_by_key(|(id, r)| (self.priority(r, total_rate), **id))
-            .map(|(id, _)| *id)
+            .map(|(id, r)| (*id, self.priority(*id, r, total_rate)))
+            .min_by_key(|(_, p)| *p)
     }
 
     /// Cuts a job from the front of `request`, sized for `miner`, and sends it.
@@ -405,7 +423,9 @@ impl<K: Ord + Copy> Scheduler<K> {
         };
         let rate = m.rate;
         let target = rate.nonces_in(self.config.target_job_duration);
-        let floor = rate.nonces_in(self.config.min_job_duration).max(1);
+        let floor = rate
+            .nonces_in(self.config.min_job_duration)
+            .max(u128::from(self.config.initial_job_nonces));
         let tail = r.unassigned.len().saturating_mul(u128::from(rate.get()))
             / total_rate.saturating_mul(u128::from(self.config.tail_split));
         let Some(range) = r.unassigned.take_front(target.min(tail).max(floor)) else {
@@ -439,7 +459,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         let Some(m) = self.miners.get_mut(&miner) else {
             return;
         };
-        let expected_start = m.free_at(now);
+        let expected_start = m.expected_start(now);
         m.jobs.push_back(Assignment {
             chunk,
             range,

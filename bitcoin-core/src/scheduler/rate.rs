@@ -1,4 +1,5 @@
-//! A miner's measured hash rate, from which its job sizes are derived.
+//! A miner's measured speed: its hash rate, from which its job sizes are derived, and its
+//! round trip, which tells computing time apart from time on the wire.
 
 use std::time::Duration;
 
@@ -15,12 +16,9 @@ const GROWTH: u64 = 4;
 
 /// A miner's hash rate in nonces per second, at least 1.
 ///
-/// Each answered job gives a sample `nonces / elapsed`, where `elapsed` runs from the moment
-/// the miner could start the job (it was sent, or the miner's previous answer came back,
-/// whichever is later) to its answer. The estimate moves half-way towards each sample (after
-/// capping its growth), so it settles in a few jobs and forgets a changed speed as quickly.
-/// Elapsed times include the message round trip when the miner had nothing queued, so the
-/// estimate is of useful work per unit of wall time, never above the kernel's speed for long.
+/// Each answered job gives a sample `nonces / elapsed` (see [`crate::scheduler`] for how
+/// `elapsed` is measured). The estimate moves half-way towards each sample (after capping
+/// its growth), so it settles in a few jobs and forgets a changed speed as quickly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Rate {
     per_sec: u64,
@@ -70,6 +68,40 @@ impl Rate {
     }
 }
 
+/// How many recent samples [`RoundTrip`] keeps.
+const ROUND_TRIP_WINDOW: usize = 8;
+
+/// A miner's round trip: the time from sending it a job to its answer, less the time spent
+/// computing. Samples come from jobs that did not wait behind another one; the estimate is
+/// the smallest of the last eight, so a delayed answer does not inflate it and a changed
+/// network is followed within eight such jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RoundTrip {
+    samples: [Duration; ROUND_TRIP_WINDOW],
+    /// How many slots hold a sample.
+    len: usize,
+    /// The slot the next sample goes to.
+    next: usize,
+}
+
+impl RoundTrip {
+    /// The estimate; zero before any sample.
+    pub(crate) fn get(&self) -> Duration {
+        self.samples[..self.len]
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Adds a sample, forgetting the oldest of a full window.
+    pub(crate) fn observe(&mut self, sample: Duration) {
+        self.samples[self.next] = sample;
+        self.next = (self.next + 1) % ROUND_TRIP_WINDOW;
+        self.len = (self.len + 1).min(ROUND_TRIP_WINDOW);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +118,27 @@ mod tests {
             previous = r.get();
         }
         assert!(r.get().abs_diff(50_000_000) < 1000, "{}", r.get());
+    }
+
+    #[test]
+    fn round_trip_is_the_least_of_the_last_eight_samples() {
+        let mut rt = RoundTrip::default();
+        assert_eq!(rt.get(), Duration::ZERO);
+        rt.observe(Duration::from_millis(5));
+        rt.observe(Duration::from_millis(9));
+        assert_eq!(rt.get(), Duration::from_millis(5));
+        for _ in 0..7 {
+            rt.observe(Duration::from_millis(7));
+        }
+        assert_eq!(
+            rt.get(),
+            Duration::from_millis(7),
+            "the 5 ms sample was forgotten"
+        );
+        for i in 0..100 {
+            rt.observe(Duration::from_millis(20 + i % 3));
+        }
+        assert_eq!(rt.get(), Duration::from_millis(20));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use lsp_core::Timestamp;
 
 use super::effect::RequestId;
 use super::range::{NonceRange, RangeQueue};
-use super::rate::Rate;
+use super::rate::{Rate, RoundTrip};
 
 /// The scheduler's name for a piece of a request handed to one miner, or to two when
 /// backed up. Unique for the scheduler's lifetime.
@@ -48,14 +48,74 @@ pub(crate) struct Miner {
     pub(crate) jobs: VecDeque<Assignment>,
     /// Its measured rate.
     pub(crate) rate: Rate,
+    /// Its measured round trip.
+    pub(crate) round_trip: RoundTrip,
     /// When its last answer arrived.
     pub(crate) last_result: Option<Timestamp>,
 }
 
 impl Miner {
+    /// A miner that has not answered yet, with the starting rate estimate.
+    pub(crate) fn new(rate: Rate) -> Self {
+        Miner {
+            jobs: VecDeque::new(),
+            rate,
+            round_trip: RoundTrip::default(),
+            last_result: None,
+        }
+    }
+
     /// When the miner is expected to have answered all it holds (never before `now`).
     pub(crate) fn free_at(&self, now: Timestamp) -> Timestamp {
         self.jobs.back().map_or(now, |a| a.expected_finish.max(now))
+    }
+
+    /// When a job sent at `now` is expected to start, on the clock of its answers: after a
+    /// round trip, and after the answers to everything the miner holds.
+    pub(crate) fn expected_start(&self, now: Timestamp) -> Timestamp {
+        self.free_at(now).max(now + self.round_trip.get())
+    }
+
+    /// Learns from `job`, answered at `now`.
+    ///
+    /// The computing time is measured from when the miner could start the job, on the clock
+    /// of its answers: a round trip after it was sent, and not before the previous answer.
+    /// If the job then appears to have started clearly after the previous answer, it did
+    /// not wait behind another job, and `start - sent` is a sample of the round trip.
+    /// Nothing is learnt about the round trip from the first answer, while the rate is
+    /// still a guess.
+    pub(crate) fn observe(&mut self, job: &Assignment, now: Timestamp) {
+        let reached = job.sent + self.round_trip.get();
+        let could_start = self.last_result.map_or(reached, |t| t.max(reached));
+        let nonces = job.range.len();
+        self.rate
+            .observe(nonces, now.saturating_duration_since(could_start));
+        if let Some(previous) = self.last_result {
+            let computing = self.rate.time_for(nonces);
+            let started = Timestamp::from_micros(
+                now.as_micros()
+                    .saturating_sub(u64::try_from(computing.as_micros()).unwrap_or(u64::MAX)),
+            );
+            if started > previous + computing / 8 {
+                self.round_trip
+                    .observe(started.saturating_duration_since(job.sent));
+            }
+        }
+        self.last_result = Some(now);
+        self.replan(now);
+    }
+
+    /// Re-estimates when the jobs still held will be answered, from the answer that just
+    /// came at `now` and the updated rate, so that estimates never drift from reality by more
+    /// than one job.
+    fn replan(&mut self, now: Timestamp) {
+        let (rate, round_trip) = (self.rate, self.round_trip.get());
+        let mut free = now;
+        for job in &mut self.jobs {
+            job.expected_start = free.max(job.sent + round_trip);
+            job.expected_finish = job.expected_start + rate.time_for(job.range.len());
+            free = job.expected_finish;
+        }
     }
 }
 
@@ -66,8 +126,10 @@ pub(crate) struct Request<K> {
     pub(crate) client: K,
     /// The text to hash.
     pub(crate) msg: Arc<str>,
-    /// When it became active (the age that aging counts from).
+    /// When it became active (its deadline counts from then).
     pub(crate) active_since: Timestamp,
+    /// Its number of nonces.
+    pub(crate) size: u128,
     /// Nonces no miner holds.
     pub(crate) unassigned: RangeQueue,
     /// Nonces not yet answered (held by miners or unassigned).

@@ -101,9 +101,10 @@ fn first_jobs_have_the_initial_size_then_grow_with_the_measured_rate() {
     }
     assert_eq!(sizes[0], 10_000);
     assert!(sizes.windows(2).all(|w| w[1] >= w[0]), "{sizes:?}");
-    // 100 ms at 10 M/s is 1 M nonces.
+    // The target duration at 10 M/s.
+    let target = 10 * s.config().target_job_duration.as_micros() as u64;
     let last = *sizes.last().unwrap();
-    assert!((900_000..=1_000_000).contains(&last), "{sizes:?}");
+    assert!((target * 9 / 10..=target).contains(&last), "{sizes:?}");
 }
 
 #[test]
@@ -268,6 +269,27 @@ fn a_small_request_after_a_huge_one_finishes_first() {
         completion_order(fifo, 4, &[(1, 40_000_000, 0), (2, 100_000, 500)]),
         [1, 2]
     );
+}
+
+#[test]
+fn an_overdue_request_is_not_starved_by_a_stream_of_smaller_ones() {
+    // Four miners of 1 M/s; a request of 4 s alone, then 0.1 s requests arriving every
+    // 0.1 s: with pure SRPT, the big one waits for the stream to end.
+    let mut requests = vec![(1, 16_000_000, 0)];
+    requests.extend((0..200).map(|i| (100 + i, 400_000, 10 + 100 * u64::from(i))));
+    let position = |overdue_factor| {
+        let config = Config {
+            order: Order::ShortestRemainingFirst { overdue_factor },
+            ..Config::default()
+        };
+        let order = completion_order(config, 4, &requests);
+        order.iter().position(|&c| c == 1).unwrap()
+    };
+    assert_eq!(position(0), 200, "pure SRPT serves the big request last");
+    // Overdue after 2 x 4 s, when about 80 small requests have come and gone, it then has
+    // the pool until it is done; the small requests arriving meanwhile wait.
+    let p = position(2);
+    assert!((70..=90).contains(&p), "finished after {p} small requests");
 }
 
 #[test]
