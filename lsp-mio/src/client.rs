@@ -134,6 +134,9 @@ impl Client {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
         loop {
+            if let Some(e) = &locked.failure {
+                return Err(ClientReadError::Io(e.clone()));
+            }
             if locked.machine.closing || locked.is_stopped() {
                 return Err(ClientReadError::Closed);
             }
@@ -142,9 +145,6 @@ impl Client {
             }
             if locked.machine.ended {
                 return Err(ClientReadError::ConnectionLost);
-            }
-            if let Some(e) = &locked.failure {
-                return Err(ClientReadError::Io(e.clone()));
             }
             locked = shared.wait(locked);
         }

@@ -109,14 +109,14 @@ impl Server {
         let shared = self.driver.shared();
         let mut locked = shared.lock();
         loop {
+            if let Some(e) = &locked.failure {
+                return Err(ServerReadError::Io(e.clone()));
+            }
             if locked.machine.closing || locked.is_stopped() {
                 return Err(ServerReadError::Closed);
             }
             if let Some(item) = locked.machine.inbox.pop_front() {
                 return item;
-            }
-            if let Some(e) = &locked.failure {
-                return Err(ServerReadError::Io(e.clone()));
             }
             locked = shared.wait(locked);
         }

@@ -142,6 +142,9 @@ impl Client {
         self.driver
             .shared()
             .wait_for(|locked| {
+                if let Some(e) = &locked.failure {
+                    return Some(Err(ClientReadError::Io(e.clone())));
+                }
                 if locked.machine.closing || locked.is_stopped() {
                     return Some(Err(ClientReadError::Closed));
                 }
@@ -151,10 +154,7 @@ impl Client {
                 if locked.machine.ended {
                     return Some(Err(ClientReadError::ConnectionLost));
                 }
-                locked
-                    .failure
-                    .as_ref()
-                    .map(|e| Err(ClientReadError::Io(e.clone())))
+                None
             })
             .await
     }

@@ -111,16 +111,16 @@ impl Server {
         self.driver
             .shared()
             .wait_for(|locked| {
+                if let Some(e) = &locked.failure {
+                    return Some(Err(ServerReadError::Io(e.clone())));
+                }
                 if locked.machine.closing || locked.is_stopped() {
                     return Some(Err(ServerReadError::Closed));
                 }
                 if let Some(item) = locked.machine.inbox.pop_front() {
                     return Some(item);
                 }
-                locked
-                    .failure
-                    .as_ref()
-                    .map(|e| Err(ServerReadError::Io(e.clone())))
+                None
             })
             .await
     }
