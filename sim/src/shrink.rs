@@ -90,8 +90,16 @@ fn candidates(case: &Case) -> Vec<Case> {
         push(&|c: &mut Case| c.clients[i].messages /= 2);
         push(&|c: &mut Case| c.clients[i].messages = c.clients[i].messages.saturating_sub(1));
         push(&|c: &mut Case| c.clients[i].gap = std::time::Duration::ZERO);
-        push(&|c: &mut Case| c.clients[i].first_write /= 2);
+        push(&|c: &mut Case| {
+            let plan = &mut c.clients[i];
+            plan.first_write = plan.start + (plan.first_write.saturating_sub(plan.start)) / 2;
+        });
         push(&|c: &mut Case| c.clients[i].isn = 0);
+        push(&|c: &mut Case| {
+            let plan = &mut c.clients[i];
+            plan.first_write = plan.first_write.saturating_sub(plan.start);
+            plan.start = std::time::Duration::ZERO;
+        });
     }
     // Parameters, towards the defaults.
     push(&|c: &mut Case| c.server_params = c.params);

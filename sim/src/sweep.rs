@@ -17,6 +17,8 @@ use crate::world::{Echo, World};
 /// One client's workload and fate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientPlan {
+    /// When it starts connecting.
+    pub start: Duration,
     /// Messages it writes (in its first life).
     pub messages: u32,
     /// When it writes the first one.
@@ -145,14 +147,20 @@ impl Case {
         let client_count = rng.range(1, 4) as usize;
         let clients = (0..client_count)
             .map(|_| {
+                let start = if rng.chance(Prob::percent(50)) {
+                    Duration::ZERO
+                } else {
+                    Duration::from_micros(rng.range(0, 2 * epoch_millis * 1000))
+                };
                 let crash_at = rng
                     .chance(Prob::percent(15))
-                    .then(|| ms(rng.range(0, span + epoch_millis * 4)));
+                    .then(|| start + ms(rng.range(0, span + epoch_millis * 4)));
                 let restart_after = (crash_at.is_some() && rng.chance(Prob::percent(50)))
                     .then(|| epoch * rng.range(0, 3 * u64::from(params.epoch_limit)) as u32);
                 ClientPlan {
+                    start,
                     messages: rng.range(0, 20) as u32,
-                    first_write: ms(rng.range(0, span)),
+                    first_write: start + ms(rng.range(0, span)),
                     gap: ms(rng.range(0, epoch_millis / 2)),
                     isn: rng.range(0, 256) as i64,
                     crash_at,
@@ -277,8 +285,9 @@ impl fmt::Display for Case {
         for (i, c) in self.clients.iter().enumerate() {
             write!(
                 f,
-                "  client{}: isn {}, {} messages from {:?} every {:?}",
+                "  client{}: starts at {:?}, isn {}, {} messages from {:?} every {:?}",
                 i + 1,
+                c.start,
                 c.isn,
                 c.messages,
                 c.first_write,
@@ -391,7 +400,7 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
     let mut last_write = Vec::new();
     for c in &case.clients {
         let addr = world
-            .add_client(case.params, Case::life_isn(c.isn, 0))
+            .add_client_at(zero + c.start, case.params, Case::life_isn(c.isn, 0))
             .map_err(|e| fail(&world, e.to_string()))?;
         addrs.push(addr);
         let mut at = zero + c.first_write;
@@ -447,6 +456,7 @@ fn play(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
         for (i, &a) in addrs.iter().enumerate() {
             let lives = world.client_lives(a).len();
             let Some(life) = world.client(a) else {
+                all_done = false; // not started yet
                 continue;
             };
             let planned = match lives {

@@ -259,6 +259,27 @@ impl World {
         Ok(addr)
     }
 
+    /// Adds a client node that starts connecting at `at` with `isn`; returns its address.
+    /// Until then it has no life and nothing is delivered to it.
+    pub fn add_client_at(
+        &mut self,
+        at: Timestamp,
+        params: Params,
+        isn: i64,
+    ) -> Result<Addr, ParamsError> {
+        params.validate()?;
+        let addr = Addr::client(self.clients.len());
+        self.clients.push(ClientNode {
+            params,
+            ep: None,
+            timer: Timer::default(),
+            ticks: 0,
+            lives: Vec::new(),
+        });
+        self.schedule(at, Event::Restart { addr, isn });
+        Ok(addr)
+    }
+
     fn start_client_life(&mut self, addr: Addr, isn: i64) -> Result<(), ParamsError> {
         let now = self.now;
         let Some(node) = addr.client_index().and_then(|i| self.clients.get_mut(i)) else {
@@ -421,7 +442,7 @@ impl World {
     }
 
     /// The client node at `addr` restarts now with a fresh endpoint and `isn` (a no-op
-    /// unless it crashed).
+    /// unless it crashed or has not started yet).
     pub fn restart_client(&mut self, addr: Addr, isn: i64) -> Result<(), ParamsError> {
         match self.client_node(addr) {
             Some(node) if node.ep.is_none() => self.start_client_life(addr, isn),
