@@ -436,3 +436,134 @@ fn log_and<T>(state: &mut State, sniffed: Sniffed, result: T) -> T {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(faults: Faults) -> State {
+        State {
+            faults,
+            server: None,
+            middlebox: None,
+            sniffing: true,
+            log: Vec::new(),
+            rng: Rng::new(7),
+            stop: false,
+        }
+    }
+
+    fn data(payload: &[u8]) -> Vec<u8> {
+        Message::data(3, 9, payload.to_vec()).encode()
+    }
+
+    fn through(state: &mut State, bytes: &[u8]) -> Option<Message> {
+        let (out, delayed) = apply_faults(state, Direction::ToServer, 0, bytes)?;
+        assert!(!delayed);
+        Some(Message::decode(&out).unwrap())
+    }
+
+    #[test]
+    fn clean_datagrams_pass_unchanged_and_are_sniffed() {
+        let mut s = state(Faults::default());
+        let m = through(&mut s, &data(b"12345")).unwrap();
+        assert_eq!(m, Message::data(3, 9, b"12345".to_vec()));
+        assert_eq!(s.log.len(), 1);
+        assert!(!s.log[0].dropped);
+    }
+
+    #[test]
+    fn payload_faults_keep_size_and_checksum() {
+        let original = Message::data(3, 9, b"123456".to_vec());
+        let mut s = state(Faults {
+            shorten: 100,
+            ..Faults::default()
+        });
+        let m = through(&mut s, &data(b"123456")).unwrap();
+        assert_eq!(m.payload, b"123");
+        assert_eq!((m.size, m.checksum), (original.size, original.checksum));
+        let mut s = state(Faults {
+            lengthen: 100,
+            ..Faults::default()
+        });
+        assert_eq!(
+            through(&mut s, &data(b"12")).unwrap().payload,
+            [b'1', b'2', 2, 3, 4]
+        );
+        let mut s = state(Faults {
+            corrupt: true,
+            ..Faults::default()
+        });
+        assert_eq!(
+            through(&mut s, &data(b"12")).unwrap().payload,
+            [!b'1', b'2']
+        );
+        assert_eq!(through(&mut s, &data(b"")).unwrap().payload, [0xff]);
+        // Only Data is touched.
+        let ack = Message::ack(3, 9);
+        assert_eq!(through(&mut s, &ack.encode()), Some(ack));
+    }
+
+    #[test]
+    fn drops_are_per_role_and_logged() {
+        let mut s = state(Faults {
+            client_write_drop: 100,
+            ..Faults::default()
+        });
+        assert!(through(&mut s, &data(b"1")).is_none());
+        assert!(s.log[0].dropped);
+        assert!(apply_faults(&mut s, Direction::ToClient, 0, &data(b"1")).is_some());
+        let mut s = state(Faults {
+            server_read_drop: 100,
+            ..Faults::default()
+        });
+        assert!(through(&mut s, &data(b"1")).is_none());
+        assert!(!s.log[0].dropped, "a read drop is not the writer's drop");
+    }
+
+    #[test]
+    fn a_middlebox_rewrites_and_switches_payload_faults_off() {
+        let mut s = state(Faults {
+            corrupt: true,
+            ..Faults::default()
+        });
+        s.middlebox = Some(Box::new(|d: &Sniffed| match &d.message {
+            Some(m) if m.kind == MsgType::Ack => {
+                Verdict::Replace(Message::cack(m.conn_id, m.seq_num))
+            }
+            Some(m) if m.seq_num == 1 => Verdict::Drop,
+            _ => Verdict::Pass,
+        }));
+        assert_eq!(
+            through(&mut s, &Message::ack(3, 4).encode()),
+            Some(Message::cack(3, 4))
+        );
+        assert!(through(&mut s, &Message::data(3, 1, b"x".to_vec()).encode()).is_none());
+        assert_eq!(through(&mut s, &data(b"12")).unwrap().payload, b"12");
+    }
+
+    #[test]
+    fn relays_both_ways_and_delays_by_half_a_second() {
+        let proxy = Proxy::start(1).unwrap();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        proxy.set_server(server.local_addr().unwrap());
+        let mut buf = [0u8; 2048];
+        client.send_to(b"ping", proxy.addr()).unwrap();
+        let (n, upstream) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert_ne!(upstream, client.local_addr().unwrap());
+        proxy.update_faults(|f| f.delay = 100);
+        let sent = Instant::now();
+        server.send_to(b"pong", upstream).unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"pong"[..], proxy.addr()));
+        assert!(sent.elapsed() >= DELAY);
+    }
+}
