@@ -1,1 +1,301 @@
-//! The mining kernel (in progress).
+//! The mining kernel: the minimum of [`hash(msg, n)`](crate::hash::hash) over an inclusive
+//! range of nonces, ties to the smallest nonce, as fast as the CPU allows.
+//!
+//! ```
+//! use bitcoin_core::kernel::{min_hash, MinHash};
+//! assert_eq!(min_hash("msg", 0, 2), MinHash { hash: 4754799531757243342, nonce: 1 });
+//! ```
+//!
+//! # How
+//!
+//! Nothing is allocated or formatted per nonce. The full 64-byte blocks of `msg ‖ " "` are
+//! compressed once (the midstate); the one or two blocks left — the rest of the prefix, the
+//! nonce's digits, SHA-256's padding and length — are laid out once per digit count, and the
+//! digits are then incremented in place. Several nonces are hashed at once, in the lanes of a
+//! [`Path`]: AVX-512 (16), AVX2 (8), interleaved SHA-NI (4), or the portable
+//! `sha2::compress256` (1). [`Path::best`] picks the fastest one the CPU supports;
+//! [`Kernel::new`] forces one.
+//!
+//! # Chunked use
+//!
+//! The per-call setup is small (a few hundred nanoseconds once the message is [prepared](
+//! Kernel::prepare)), so a caller that must stay cancellable can split its range into chunks
+//! and fold the results with `min` ([`MinHash`]'s order is the answer's: smaller hash, then
+//! smaller nonce; [`MinHash::MAX`] is the identity).
+
+mod driver;
+mod engine;
+#[cfg(any(target_arch = "x86_64", test))]
+mod lanes;
+mod layout;
+mod parallel;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+
+use core::fmt;
+use core::num::NonZeroUsize;
+use core::str::FromStr;
+
+pub use parallel::cores;
+
+/// The answer for a range: the minimum hash and the nonce giving it.
+///
+/// Ordered by `hash`, then `nonce`, so the minimum of two answers is the answer for the union of
+/// their ranges (ties go to the smaller nonce).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MinHash {
+    /// The smallest `hash(msg, n)` over the range.
+    pub hash: u64,
+    /// The smallest `n` of the range giving that hash.
+    pub nonce: u64,
+}
+
+impl MinHash {
+    /// The greatest value: the answer for an empty range, and the identity of `min`.
+    pub const MAX: MinHash = MinHash {
+        hash: u64::MAX,
+        nonce: u64::MAX,
+    };
+}
+
+/// An implementation of the kernel's SHA-256 compressions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Path {
+    /// One nonce at a time through `sha2::compress256` (which uses SHA-NI when it can).
+    /// Always available.
+    Scalar,
+    /// Four nonces at a time through the SHA extensions, interleaved (x86-64).
+    ShaNi,
+    /// Eight nonces at a time in AVX2 registers (x86-64).
+    Avx2,
+    /// Sixteen nonces at a time in AVX-512 registers (x86-64 with AVX-512F).
+    Avx512,
+}
+
+impl Path {
+    /// Every path, available or not, in the order of [`Path::available`].
+    pub const ALL: [Path; 4] = [Path::Scalar, Path::ShaNi, Path::Avx2, Path::Avx512];
+
+    /// The paths this CPU can run, `Scalar` first.
+    pub fn available() -> Vec<Path> {
+        Self::ALL
+            .into_iter()
+            .filter(|path| path.is_available())
+            .collect()
+    }
+
+    /// Whether this CPU can run `self`.
+    pub fn is_available(self) -> bool {
+        Kernel::new(self).is_ok()
+    }
+
+    /// The fastest path this CPU can run: AVX-512, else SHA-NI, else AVX2, else scalar
+    /// (measured on AMD Zen: about 83, 50, 30 and 24 M hashes/s per core).
+    pub fn best() -> Path {
+        [Path::Avx512, Path::ShaNi, Path::Avx2]
+            .into_iter()
+            .find(|path| path.is_available())
+            .unwrap_or(Path::Scalar)
+    }
+
+    /// The path's name, as [`FromStr`] accepts it: `scalar`, `sha-ni`, `avx2`, `avx512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Scalar => "scalar",
+            Path::ShaNi => "sha-ni",
+            Path::Avx2 => "avx2",
+            Path::Avx512 => "avx512",
+        }
+    }
+
+    /// How many nonces the path hashes at once.
+    pub fn lanes(self) -> usize {
+        match self {
+            Path::Scalar => 1,
+            Path::ShaNi => 4,
+            Path::Avx2 => 8,
+            Path::Avx512 => 16,
+        }
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Path {
+    type Err = UnknownPath;
+    fn from_str(name: &str) -> Result<Path, UnknownPath> {
+        Path::ALL
+            .into_iter()
+            .find(|path| path.name() == name)
+            .ok_or_else(|| UnknownPath(name.to_string()))
+    }
+}
+
+/// A name that is not one of [`Path`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownPath(pub String);
+
+impl fmt::Display for UnknownPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown kernel path `{}` (expected scalar, sha-ni, avx2 or avx512)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownPath {}
+
+/// A path this CPU (or this build's architecture) cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnavailablePath(pub Path);
+
+impl fmt::Display for UnavailablePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kernel path {} is not available on this CPU", self.0)
+    }
+}
+
+impl std::error::Error for UnavailablePath {}
+
+/// A kernel bound to one available [`Path`].
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    backend: Backend,
+}
+
+/// The engine behind a [`Kernel`]; holding a SIMD token proves the CPU supports it.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Scalar(engine::Scalar),
+    #[cfg(target_arch = "x86_64")]
+    ShaNi(simd::ShaNi),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(simd::Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(simd::Avx512),
+}
+
+impl Kernel {
+    /// The kernel running `path`, if this CPU supports it.
+    pub fn new(path: Path) -> Result<Kernel, UnavailablePath> {
+        let backend = match path {
+            Path::Scalar => Some(Backend::Scalar(engine::Scalar)),
+            #[cfg(target_arch = "x86_64")]
+            Path::ShaNi => simd::ShaNi::detect().map(Backend::ShaNi),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => simd::Avx2::detect().map(Backend::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => simd::Avx512::detect().map(Backend::Avx512),
+            #[cfg(not(target_arch = "x86_64"))]
+            Path::ShaNi | Path::Avx2 | Path::Avx512 => None,
+        };
+        backend
+            .map(|backend| Kernel { backend })
+            .ok_or(UnavailablePath(path))
+    }
+
+    /// The kernel running [`Path::best`].
+    pub fn best() -> Kernel {
+        Kernel::new(Path::best()).unwrap_or(Kernel {
+            backend: Backend::Scalar(engine::Scalar),
+        })
+    }
+
+    /// The path this kernel runs.
+    pub fn path(&self) -> Path {
+        match self.backend {
+            Backend::Scalar(_) => Path::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Backend::ShaNi(_) => Path::ShaNi,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2(_) => Path::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(_) => Path::Avx512,
+        }
+    }
+
+    /// Prepares `msg` for any number of searches: compresses its full blocks once.
+    pub fn prepare(&self, msg: impl AsRef<[u8]>) -> Prepared {
+        Prepared {
+            kernel: *self,
+            prefix: layout::Prefix::new(msg.as_ref()),
+        }
+    }
+
+    /// The minimum of `hash(msg, n)` over `lower ..= upper`, ties to the smallest nonce, on
+    /// this thread. An empty range (`lower > upper`) gives [`MinHash::MAX`].
+    pub fn min_hash(&self, msg: impl AsRef<[u8]>, lower: u64, upper: u64) -> MinHash {
+        self.prepare(msg).min_hash(lower, upper)
+    }
+
+    /// [`Kernel::min_hash`] on `threads` threads (see [`min_hash_parallel`]).
+    pub fn min_hash_parallel(
+        &self,
+        msg: impl AsRef<[u8]>,
+        lower: u64,
+        upper: u64,
+        threads: NonZeroUsize,
+    ) -> MinHash {
+        parallel::min_hash(&self.prepare(msg), lower, upper, threads)
+    }
+}
+
+/// A message prepared for searching by one [`Kernel`] (see [`Kernel::prepare`]).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    kernel: Kernel,
+    prefix: layout::Prefix,
+}
+
+impl Prepared {
+    /// The kernel this message was prepared for.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The minimum of `hash(msg, n)` over `lower ..= upper`, ties to the smallest nonce. An
+    /// empty range (`lower > upper`) gives [`MinHash::MAX`]. Any range up to `u64::MAX` works.
+    pub fn min_hash(&self, lower: u64, upper: u64) -> MinHash {
+        if lower > upper {
+            return MinHash::MAX;
+        }
+        let prefix = &self.prefix;
+        match self.kernel.backend {
+            Backend::Scalar(engine) => driver::search(engine, prefix, lower, upper),
+            #[cfg(target_arch = "x86_64")]
+            Backend::ShaNi(engine) => driver::search(engine, prefix, lower, upper),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2(engine) => driver::search(engine, prefix, lower, upper),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(engine) => driver::search(engine, prefix, lower, upper),
+        }
+    }
+}
+
+/// The minimum of `hash(msg, n)` over `lower ..= upper` with the [best](Path::best) path, on
+/// this thread. An empty range (`lower > upper`) gives [`MinHash::MAX`].
+pub fn min_hash(msg: impl AsRef<[u8]>, lower: u64, upper: u64) -> MinHash {
+    Kernel::best().min_hash(msg, lower, upper)
+}
+
+/// [`min_hash`] spread over `threads` scoped threads ([`cores`] gives one per core).
+///
+/// The range is handed out in chunks from a shared counter, so a thread slowed down by other
+/// work on its core does not hold the others up. The answer is the same as [`min_hash`]'s.
+pub fn min_hash_parallel(
+    msg: impl AsRef<[u8]>,
+    lower: u64,
+    upper: u64,
+    threads: NonZeroUsize,
+) -> MinHash {
+    Kernel::best().min_hash_parallel(msg, lower, upper, threads)
+}
+
+#[cfg(test)]
+mod tests;

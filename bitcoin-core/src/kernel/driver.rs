@@ -1,0 +1,214 @@
+//! The search loop: walks a nonce range through an [`Engine`], lanes in lockstep.
+//!
+//! A range is first split at powers of ten (the digit count fixes the tail's layout). Within
+//! one digit count, the engine's `LANES` lanes walk `LANES` equal, consecutive sub-ranges in
+//! lockstep, each sub-range a multiple of `10^k` long. The `k` low digits are then the same in
+//! every lane at every step: they live in one scalar buffer, incremented in place, and only the
+//! words they touch are rewritten. The high digits differ per lane and change only when the
+//! low digits wrap, once every `10^k` steps. With two tail blocks, the first block is
+//! recompressed only when a digit in it changed; otherwise its cached output is reused.
+//!
+//! What the lockstep walk does not cover (fewer than `LANES · 10^k` nonces) is walked again
+//! with a smaller `k`, down to a last step of fewer than `LANES` nonces, where the idle lanes
+//! repeat a nonce already searched (a duplicate never changes a minimum).
+
+use super::engine::{Block, Engine, Lanes, State};
+use super::layout::{Layout, Prefix};
+use super::MinHash;
+use crate::hash::{digit_count, pow10, MAX_DIGITS};
+
+/// The most lanes any engine has.
+const MAX_LANES: usize = 16;
+
+/// Returns the minimum of `hash(msg, n)` over `lower ..= upper` (`lower <= upper`), ties to the
+/// smallest nonce, as computed by `engine` from the prepared `prefix` of `msg`.
+pub(crate) fn search<E: Engine>(engine: E, prefix: &Prefix, lower: u64, upper: u64) -> MinHash {
+    debug_assert!(lower <= upper && E::LANES <= MAX_LANES);
+    let mut best = MinHash::MAX;
+    for digits in digit_count(lower)..=digit_count(upper) {
+        let first = if digits == 1 { 0 } else { pow10(digits - 1) };
+        let last = if digits == MAX_DIGITS {
+            u64::MAX
+        } else {
+            pow10(digits) - 1
+        };
+        let layout = Layout::new(prefix, digits);
+        let mut walk = Walk::new(engine, &layout, &prefix.midstate);
+        walk.segment(lower.max(first), upper.min(last), &mut best);
+    }
+    best
+}
+
+/// The lockstep walk over nonces of one digit count.
+struct Walk<'a, E: Engine> {
+    engine: E,
+    layout: &'a Layout,
+    /// The midstate in every lane.
+    midstate: State<E::Lanes>,
+    /// The tail words with the low digits written in (the same in every lane).
+    low: [u32; 32],
+    /// Per lane, the high digits' bits of each tail word (zero where no high digit is).
+    high: [E::Lanes; 32],
+    /// The tail blocks as the engine reads them: `high | low`.
+    blocks: [Block<E::Lanes>; 2],
+    /// The chaining value after the first tail block, when there are two.
+    between: State<E::Lanes>,
+}
+
+impl<'a, E: Engine> Walk<'a, E> {
+    fn new(engine: E, layout: &'a Layout, midstate: &[u32; 8]) -> Self {
+        let midstate = State::splat(midstate);
+        let mut blocks = [Block([E::Lanes::splat(0); 16]); 2];
+        for (word, value) in layout.template.iter().enumerate() {
+            blocks[word / 16].0[word % 16] = E::Lanes::splat(*value);
+        }
+        Walk {
+            engine,
+            layout,
+            midstate,
+            low: layout.template,
+            high: [E::Lanes::splat(0); 32],
+            blocks,
+            between: midstate,
+        }
+    }
+
+    /// Searches `lo ..= hi`, all of `layout.digits` digits, folding results into `best`.
+    fn segment(&mut self, mut lo: u64, hi: u64, best: &mut MinHash) {
+        let lanes = E::LANES as u64;
+        let mut starts = [0u64; MAX_LANES];
+        loop {
+            // Within one digit count the count fits: at most 9·10^19 − 10^19 for 20 digits.
+            let count = hi - lo + 1;
+            if count < lanes {
+                for (lane, start) in starts[..E::LANES].iter_mut().enumerate() {
+                    *start = lo + (lane as u64).min(count - 1);
+                }
+                self.lockstep(&starts[..E::LANES], 0, 1, best);
+                return;
+            }
+            // The largest k with LANES · 10^k <= count; k < digits follows from count.
+            let mut k = 0;
+            while k + 1 < self.layout.digits
+                && lanes
+                    .checked_mul(pow10(k + 1))
+                    .is_some_and(|span| span <= count)
+            {
+                k += 1;
+            }
+            let unit = pow10(k);
+            let steps = unit * (count / (lanes * unit));
+            for (lane, start) in starts[..E::LANES].iter_mut().enumerate() {
+                *start = lo + lane as u64 * steps;
+            }
+            self.lockstep(&starts[..E::LANES], k, steps, best);
+            let covered = lanes * steps;
+            if covered == count {
+                return;
+            }
+            lo += covered;
+        }
+    }
+
+    /// Runs `steps` steps: at step `j` lane `l` hashes `starts[l] + j`. All starts must agree
+    /// modulo `10^low_digits`, and no lane may leave the digit count.
+    fn lockstep(&mut self, starts: &[u64], low_digits: usize, steps: u64, best: &mut MinHash) {
+        let layout = self.layout;
+        let digits = layout.digits;
+        // Write the low digits of the first nonce (leading zeros included).
+        self.low = layout.template;
+        let mut value = starts[0];
+        for position in 0..low_digits {
+            // `value % 10` is a digit: the cast cannot truncate.
+            self.low[layout.word[position]] |=
+                u32::from(b'0' + (value % 10) as u8) << layout.shift[position];
+            value /= 10;
+        }
+        self.set_high(starts, low_digits, 0);
+        let mut first_changed = layout.word[digits - 1];
+        let mut threshold = (best.hash >> 32) as u32;
+        let mut out = [E::Lanes::splat(0); 2];
+        for step in 0..steps {
+            if step > 0 {
+                match self.increment_low(low_digits) {
+                    Some(changed) => first_changed = layout.word[changed - 1],
+                    None => {
+                        self.set_high(starts, low_digits, step);
+                        first_changed = layout.word[digits - 1];
+                    }
+                }
+            }
+            self.refresh(first_changed);
+            let state = if layout.blocks == 2 {
+                if first_changed < 16 {
+                    self.between = self.engine.compress(&self.midstate, &self.blocks[0]);
+                }
+                &self.between
+            } else {
+                &self.midstate
+            };
+            let last = &self.blocks[layout.blocks - 1];
+            let mut mask = self.engine.finish(state, last, threshold, &mut out);
+            while mask != 0 {
+                let lane = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let hash = u64::from(out[0].as_ref()[lane]) << 32 | u64::from(out[1].as_ref()[lane]);
+                let candidate = MinHash {
+                    hash,
+                    nonce: starts[lane] + step,
+                };
+                if candidate < *best {
+                    *best = candidate;
+                    threshold = (hash >> 32) as u32;
+                }
+            }
+        }
+    }
+
+    /// Adds one to the low digits in place. Returns how many digits changed, or `None` when
+    /// they all wrapped to zero (the high digits must then be incremented).
+    fn increment_low(&mut self, low_digits: usize) -> Option<usize> {
+        let layout = self.layout;
+        for position in 0..low_digits {
+            let word = &mut self.low[layout.word[position]];
+            let shift = layout.shift[position];
+            if (*word >> shift) & 0xff == u32::from(b'9') {
+                *word -= 9 << shift; // '9' becomes '0', carry on.
+            } else {
+                *word += 1 << shift;
+                return Some(position + 1);
+            }
+        }
+        None
+    }
+
+    /// Writes each lane's high digits (positions `low_digits..`) for step `step`.
+    fn set_high(&mut self, starts: &[u64], low_digits: usize, step: u64) {
+        let layout = self.layout;
+        for word in layout.word[layout.digits - 1]..=layout.word[0] {
+            self.high[word] = E::Lanes::splat(0);
+        }
+        let unit = pow10(low_digits);
+        for (lane, start) in starts.iter().enumerate() {
+            let mut value = (start + step) / unit;
+            for position in low_digits..layout.digits {
+                // `value % 10` is a digit: the cast cannot truncate.
+                let digit = u32::from(b'0' + (value % 10) as u8);
+                self.high[layout.word[position]].as_mut()[lane] |= digit << layout.shift[position];
+                value /= 10;
+            }
+        }
+    }
+
+    /// Rebuilds the engine's words from `first` to the last digit word.
+    fn refresh(&mut self, first: usize) {
+        for word in first..=self.layout.word[0] {
+            let low = self.low[word];
+            let high = self.high[word];
+            let target = &mut self.blocks[word / 16].0[word % 16];
+            for (out, high) in target.as_mut().iter_mut().zip(high.as_ref()) {
+                *out = high | low;
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! SHA-256 compression over many lanes at once, written once for any [`Vector`] of `u32`
+//! lanes: the AVX2 and AVX-512 engines in `simd` instantiate it with their registers, the
+//! tests with [`Portable`] arrays (so the 16-lane logic is checked on every machine).
+//!
+//! The round is written for the dependency chain, not the operation count: AVX-512's integer
+//! operations have 2-cycle latency on Zen 5, so the order of the additions decides the speed.
+//! `new_e = ((d + h + K + W) + Ch) + Σ1` and `new_a = (T1 + Maj) + Σ0`, with
+//! [`Vector::barrier`] stopping LLVM from re-associating the sums (it would otherwise add the
+//! constant last and lengthen the chain).
+
+use super::engine::{Block, State};
+
+/// The SHA-256 round constants (FIPS 180-4, 4.2.2).
+pub(crate) const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+/// `vpternlogd` truth tables (bit `4a + 2b + c` of the immediate is `f(a, b, c)`), shared by
+/// the AVX-512 engine and the tests that check them.
+pub(crate) mod ternary {
+    /// `a ^ b ^ c`.
+    pub(crate) const XOR3: i32 = 0x96;
+    /// `if a { b } else { c }` (SHA-256's Ch).
+    pub(crate) const CHOOSE: i32 = 0xca;
+    /// The majority of `a, b, c` (SHA-256's Maj).
+    pub(crate) const MAJORITY: i32 = 0xe8;
+}
+
+/// A register of `u32` lanes. Every operation is lane-wise and wrapping.
+pub(crate) trait Vector: Copy {
+    /// The lanes in memory: `[u32; LANES]`.
+    type Array;
+    /// `value` in every lane.
+    fn splat(value: u32) -> Self;
+    /// Reads the lanes.
+    fn load(array: &Self::Array) -> Self;
+    /// Writes the lanes.
+    fn store(self, array: &mut Self::Array);
+    /// Wrapping addition.
+    fn add(self, other: Self) -> Self;
+    /// Bitwise and.
+    fn and(self, other: Self) -> Self;
+    /// Bitwise or.
+    fn or(self, other: Self) -> Self;
+    /// Bitwise exclusive or.
+    fn xor(self, other: Self) -> Self;
+    /// Logical right shift by `bits` (`< 32`).
+    fn shr(self, bits: u32) -> Self;
+    /// Left shift by `bits` (`< 32`).
+    fn shl(self, bits: u32) -> Self;
+    /// Bit mask of the lanes whose value is at most `bound`'s (unsigned).
+    fn at_most(self, bound: Self) -> u32;
+
+    /// Right rotation by `bits` (`1..32`).
+    #[inline(always)]
+    fn rotr(self, bits: u32) -> Self {
+        self.shr(bits).or(self.shl(32 - bits))
+    }
+    /// `a ^ b ^ c`.
+    #[inline(always)]
+    fn xor3(a: Self, b: Self, c: Self) -> Self {
+        a.xor(b).xor(c)
+    }
+    /// SHA-256's `Ch(e, f, g) = (e & f) ^ (!e & g)`.
+    #[inline(always)]
+    fn choose(e: Self, f: Self, g: Self) -> Self {
+        f.xor(g).and(e).xor(g)
+    }
+    /// SHA-256's `Maj(a, b, c)`.
+    #[inline(always)]
+    fn majority(a: Self, b: Self, c: Self) -> Self {
+        a.and(b).or(c.and(a.or(b)))
+    }
+    /// Returns `self` unchanged, but opaque to the optimiser: sums on either side of it are not
+    /// re-associated.
+    #[inline(always)]
+    fn barrier(self) -> Self {
+        self
+    }
+}
+
+#[inline(always)]
+fn big_sigma0<V: Vector>(x: V) -> V {
+    V::xor3(x.rotr(2), x.rotr(13), x.rotr(22))
+}
+
+#[inline(always)]
+fn big_sigma1<V: Vector>(x: V) -> V {
+    V::xor3(x.rotr(6), x.rotr(11), x.rotr(25))
+}
+
+#[inline(always)]
+fn small_sigma0<V: Vector>(x: V) -> V {
+    V::xor3(x.rotr(7), x.rotr(18), x.shr(3))
+}
+
+#[inline(always)]
+fn small_sigma1<V: Vector>(x: V) -> V {
+    V::xor3(x.rotr(17), x.rotr(19), x.shr(10))
+}
+
+/// One round: updates `d` (to the new `e`) and `h` (to the new `a`); the caller rotates the
+/// names of the eight variables.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn round<V: Vector>(a: V, b: V, c: V, d: &mut V, e: V, f: V, g: V, h: &mut V, kw: V) {
+    let hkw = h.add(kw);
+    let ch = V::choose(e, f, g);
+    let s1 = big_sigma1(e);
+    let t1 = hkw.add(ch).barrier().add(s1);
+    *d = d.add(hkw).add(ch).barrier().add(s1);
+    *h = t1.add(V::majority(a, b, c)).barrier().add(big_sigma0(a));
+}
+
+/// Runs the 64 rounds over `block` from `init`; returns the new chaining value.
+///
+/// The rounds run as a loop of four groups of sixteen: sixteen is a multiple of the eight-round
+/// name rotation and of the sixteen-word schedule window, so every index in the loop body is a
+/// constant and everything stays in registers — and the body is small enough for LLVM to
+/// compile quickly (fully unrolled, its scalar-replacement pass takes minutes).
+#[inline(always)]
+fn rounds<V: Vector>(init: &[V; 8], block: &Block<V::Array>) -> [V; 8] {
+    let mut w: [V; 16] = core::array::from_fn(|i| V::load(&block.0[i]));
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *init;
+    for group in 0..4 {
+        if group > 0 {
+            // W[t] for the group, in place: W[t - 16] sits where W[t] goes.
+            macro_rules! schedule {
+                ($($j:literal)*) => {$(
+                    w[$j] = small_sigma1(w[($j + 14) % 16])
+                        .add(w[($j + 9) % 16])
+                        .add(small_sigma0(w[($j + 1) % 16]))
+                        .add(w[$j]);
+                )*};
+            }
+            schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+        }
+        let k = &K_GROUPS[group];
+        // Sixteen rounds with rotating names.
+        macro_rules! rounds {
+            ($($j:literal $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident;)*) => {$(
+                round($a, $b, $c, &mut $d, $e, $f, $g, &mut $h, w[$j].add(V::splat(k[$j])));
+            )*};
+        }
+        rounds! {
+            0 a b c d e f g h; 1 h a b c d e f g; 2 g h a b c d e f; 3 f g h a b c d e;
+            4 e f g h a b c d; 5 d e f g h a b c; 6 c d e f g h a b; 7 b c d e f g h a;
+            8 a b c d e f g h; 9 h a b c d e f g; 10 g h a b c d e f; 11 f g h a b c d e;
+            12 e f g h a b c d; 13 d e f g h a b c; 14 c d e f g h a b; 15 b c d e f g h a;
+        }
+    }
+    [
+        a.add(init[0]),
+        b.add(init[1]),
+        c.add(init[2]),
+        d.add(init[3]),
+        e.add(init[4]),
+        f.add(init[5]),
+        g.add(init[6]),
+        h.add(init[7]),
+    ]
+}
+
+/// [`K`] in groups of sixteen, one per iteration of the round loop.
+static K_GROUPS: [[u32; 16]; 4] = {
+    let mut groups = [[0u32; 16]; 4];
+    let mut i = 0;
+    while i < 64 {
+        groups[i / 16][i % 16] = K[i];
+        i += 1;
+    }
+    groups
+};
+
+/// Compresses `block` into `state` in every lane (see [`super::engine::Engine::compress`]).
+#[inline(always)]
+pub(crate) fn compress<V: Vector>(state: &State<V::Array>, block: &Block<V::Array>) -> State<V::Array>
+where
+    V::Array: Copy,
+{
+    let init: [V; 8] = core::array::from_fn(|i| V::load(&state.0[i]));
+    let next = rounds(&init, block);
+    let mut out = *state;
+    for (word, value) in out.0.iter_mut().zip(next) {
+        value.store(word);
+    }
+    out
+}
+
+/// Compresses the last block in every lane and keeps the hash's two words (see
+/// [`super::engine::Engine::finish`]).
+#[inline(always)]
+pub(crate) fn finish<V: Vector>(
+    state: &State<V::Array>,
+    block: &Block<V::Array>,
+    threshold: u32,
+    out: &mut [V::Array; 2],
+) -> u32 {
+    let init: [V; 8] = core::array::from_fn(|i| V::load(&state.0[i]));
+    let next = rounds(&init, block);
+    next[0].store(&mut out[0]);
+    next[1].store(&mut out[1]);
+    next[0].at_most(V::splat(threshold))
+}
+
+/// Plain arrays as a [`Vector`]: the reference the SIMD registers are checked against.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Portable<const N: usize>(pub(crate) [u32; N]);
+
+#[cfg(test)]
+impl<const N: usize> Portable<N> {
+    fn zip(self, other: Self, op: impl Fn(u32, u32) -> u32) -> Self {
+        Portable(core::array::from_fn(|i| op(self.0[i], other.0[i])))
+    }
+}
+
+#[cfg(test)]
+impl<const N: usize> Vector for Portable<N> {
+    type Array = [u32; N];
+    fn splat(value: u32) -> Self {
+        Portable([value; N])
+    }
+    fn load(array: &[u32; N]) -> Self {
+        Portable(*array)
+    }
+    fn store(self, array: &mut [u32; N]) {
+        *array = self.0;
+    }
+    fn add(self, other: Self) -> Self {
+        self.zip(other, u32::wrapping_add)
+    }
+    fn and(self, other: Self) -> Self {
+        self.zip(other, |x, y| x & y)
+    }
+    fn or(self, other: Self) -> Self {
+        self.zip(other, |x, y| x | y)
+    }
+    fn xor(self, other: Self) -> Self {
+        self.zip(other, |x, y| x ^ y)
+    }
+    fn shr(self, bits: u32) -> Self {
+        Portable(self.0.map(|x| x >> bits))
+    }
+    fn shl(self, bits: u32) -> Self {
+        Portable(self.0.map(|x| x << bits))
+    }
+    fn at_most(self, bound: Self) -> u32 {
+        (0..N).fold(0, |mask, i| mask | (u32::from(self.0[i] <= bound.0[i]) << i))
+    }
+}
+
+/// The engine built from [`Portable`] lanes.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PortableEngine<const N: usize>;
+
+#[cfg(test)]
+impl<const N: usize> super::engine::Engine for PortableEngine<N> {
+    type Lanes = [u32; N];
+    const LANES: usize = N;
+    fn compress(&self, state: &State<[u32; N]>, block: &Block<[u32; N]>) -> State<[u32; N]> {
+        compress::<Portable<N>>(state, block)
+    }
+    fn finish(
+        &self,
+        state: &State<[u32; N]>,
+        block: &Block<[u32; N]>,
+        threshold: u32,
+        out: &mut [[u32; N]; 2],
+    ) -> u32 {
+        finish::<Portable<N>>(state, block, threshold, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluates a `vpternlogd` immediate the way the instruction defines it, bit by bit.
+    fn ternary_logic(imm: i32, a: u32, b: u32, c: u32) -> u32 {
+        (0..32).fold(0, |out, bit| {
+            let index = ((a >> bit) & 1) << 2 | ((b >> bit) & 1) << 1 | ((c >> bit) & 1);
+            out | ((imm as u32 >> index) & 1) << bit
+        })
+    }
+
+    quickcheck::quickcheck! {
+        fn ternary_tables_match_the_formulas(a: u32, b: u32, c: u32) -> bool {
+            let (x, y, z) = (Portable([a]), Portable([b]), Portable([c]));
+            ternary_logic(ternary::XOR3, a, b, c) == a ^ b ^ c
+                && ternary_logic(ternary::CHOOSE, a, b, c) == (a & b) ^ (!a & c)
+                && ternary_logic(ternary::MAJORITY, a, b, c) == (a & b) ^ (a & c) ^ (b & c)
+                && Portable::choose(x, y, z).0[0] == (a & b) ^ (!a & c)
+                && Portable::majority(x, y, z).0[0] == (a & b) ^ (a & c) ^ (b & c)
+                && x.rotr(b % 31 + 1).0[0] == a.rotate_right(b % 31 + 1)
+        }
+    }
+}

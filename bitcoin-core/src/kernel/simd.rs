@@ -1,0 +1,446 @@
+//! The SIMD engines — the crate's only `unsafe` code: AVX-512 (16 lanes), AVX2 (8 lanes) and
+//! interleaved SHA-NI (4 streams), each behind a token type that exists only once the CPU has
+//! been seen to support it.
+//!
+//! # Safety argument
+//!
+//! * An engine token ([`Avx512`], [`Avx2`], [`ShaNi`]) has a private field and is built only by
+//!   its `detect`, after `is_x86_feature_detected!` confirmed every feature its code enables.
+//!   Its safe methods are therefore entitled to call the `#[target_feature]` functions below.
+//! * The register wrappers ([`Zmm`], [`Ymm`]) are private to this module and are created only
+//!   inside those `#[target_feature]` functions, so their safe methods, which call the
+//!   intrinsics of the same features, only ever run on a CPU that has them.
+//! * Every memory access goes through references to arrays of exactly the register's width
+//!   (`[u32; 16]` for 512 bits, `[u32; 8]` for 256, `[u32; 4]` for 128), with unaligned
+//!   loads and stores.
+//!
+//! Every engine is compared with the scalar reference by the kernel's quickcheck properties.
+#![allow(unsafe_code)]
+
+use super::engine::{Block, Engine, State};
+use super::lanes::{self, ternary, Vector};
+use core::arch::asm;
+use core::arch::x86_64::*;
+
+/// The AVX-512 engine: 16 lanes in `zmm` registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512 {
+    _detected: (),
+}
+
+impl Avx512 {
+    /// The engine, if this CPU has AVX-512F.
+    pub(crate) fn detect() -> Option<Self> {
+        is_x86_feature_detected!("avx512f").then_some(Avx512 { _detected: () })
+    }
+}
+
+/// 16 lanes of `u32` (AVX-512F).
+#[derive(Clone, Copy)]
+struct Zmm(__m512i);
+
+impl Vector for Zmm {
+    type Array = [u32; 16];
+    #[inline(always)]
+    fn splat(value: u32) -> Self {
+        // SAFETY: see the module's safety argument (a `Zmm` implies AVX-512F).
+        Zmm(unsafe { _mm512_set1_epi32(value as i32) })
+    }
+    #[inline(always)]
+    fn load(array: &[u32; 16]) -> Self {
+        // SAFETY: AVX-512F as above; `array` is 64 readable bytes.
+        Zmm(unsafe { _mm512_loadu_si512(array.as_ptr().cast()) })
+    }
+    #[inline(always)]
+    fn store(self, array: &mut [u32; 16]) {
+        // SAFETY: AVX-512F as above; `array` is 64 writable bytes.
+        unsafe { _mm512_storeu_si512(array.as_mut_ptr().cast(), self.0) }
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_add_epi32(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn and(self, other: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_and_si512(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn or(self, other: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_or_si512(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn xor(self, other: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_xor_si512(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn shr(self, bits: u32) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_srl_epi32(self.0, _mm_cvtsi32_si128(bits as i32)) })
+    }
+    #[inline(always)]
+    fn shl(self, bits: u32) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_sll_epi32(self.0, _mm_cvtsi32_si128(bits as i32)) })
+    }
+    #[inline(always)]
+    fn at_most(self, bound: Self) -> u32 {
+        // SAFETY: AVX-512F as above.
+        u32::from(unsafe { _mm512_cmple_epu32_mask(self.0, bound.0) })
+    }
+    #[inline(always)]
+    fn rotr(self, bits: u32) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_rorv_epi32(self.0, _mm512_set1_epi32(bits as i32)) })
+    }
+    #[inline(always)]
+    fn xor3(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_ternarylogic_epi32::<{ ternary::XOR3 }>(a.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn choose(e: Self, f: Self, g: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_ternarylogic_epi32::<{ ternary::CHOOSE }>(e.0, f.0, g.0) })
+    }
+    #[inline(always)]
+    fn majority(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_ternarylogic_epi32::<{ ternary::MAJORITY }>(a.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn barrier(self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { opaque_zmm(self.0) })
+    }
+}
+
+/// Returns `x`, hidden from the optimiser behind an empty `asm!` block.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn opaque_zmm(mut x: __m512i) -> __m512i {
+    // SAFETY: the block is empty; it only pins `x` in a register.
+    unsafe { asm!("/* {0} */", inout(zmm_reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    x
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_compress(state: &State<[u32; 16]>, block: &Block<[u32; 16]>) -> State<[u32; 16]> {
+    lanes::compress::<Zmm>(state, block)
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_finish(
+    state: &State<[u32; 16]>,
+    block: &Block<[u32; 16]>,
+    threshold: u32,
+    out: &mut [[u32; 16]; 2],
+) -> u32 {
+    lanes::finish::<Zmm>(state, block, threshold, out)
+}
+
+impl Engine for Avx512 {
+    type Lanes = [u32; 16];
+    const LANES: usize = 16;
+    fn compress(&self, state: &State<[u32; 16]>, block: &Block<[u32; 16]>) -> State<[u32; 16]> {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { avx512_compress(state, block) }
+    }
+    fn finish(
+        &self,
+        state: &State<[u32; 16]>,
+        block: &Block<[u32; 16]>,
+        threshold: u32,
+        out: &mut [[u32; 16]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { avx512_finish(state, block, threshold, out) }
+    }
+}
+
+/// The AVX2 engine: 8 lanes in `ymm` registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2 {
+    _detected: (),
+}
+
+impl Avx2 {
+    /// The engine, if this CPU has AVX2.
+    pub(crate) fn detect() -> Option<Self> {
+        is_x86_feature_detected!("avx2").then_some(Avx2 { _detected: () })
+    }
+}
+
+/// 8 lanes of `u32` (AVX2).
+#[derive(Clone, Copy)]
+struct Ymm(__m256i);
+
+impl Vector for Ymm {
+    type Array = [u32; 8];
+    #[inline(always)]
+    fn splat(value: u32) -> Self {
+        // SAFETY: see the module's safety argument (a `Ymm` implies AVX2).
+        Ymm(unsafe { _mm256_set1_epi32(value as i32) })
+    }
+    #[inline(always)]
+    fn load(array: &[u32; 8]) -> Self {
+        // SAFETY: AVX2 as above; `array` is 32 readable bytes.
+        Ymm(unsafe { _mm256_loadu_si256(array.as_ptr().cast()) })
+    }
+    #[inline(always)]
+    fn store(self, array: &mut [u32; 8]) {
+        // SAFETY: AVX2 as above; `array` is 32 writable bytes.
+        unsafe { _mm256_storeu_si256(array.as_mut_ptr().cast(), self.0) }
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        // SAFETY: AVX2 as above.
+        Ymm(unsafe { _mm256_add_epi32(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn and(self, other: Self) -> Self {
+        // SAFETY: AVX2 as above.
+        Ymm(unsafe { _mm256_and_si256(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn or(self, other: Self) -> Self {
+        // SAFETY: AVX2 as above.
+        Ymm(unsafe { _mm256_or_si256(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn xor(self, other: Self) -> Self {
+        // SAFETY: AVX2 as above.
+        Ymm(unsafe { _mm256_xor_si256(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn shr(self, bits: u32) -> Self {
+        // SAFETY: AVX2 as above.
+        Ymm(unsafe { _mm256_srl_epi32(self.0, _mm_cvtsi32_si128(bits as i32)) })
+    }
+    #[inline(always)]
+    fn shl(self, bits: u32) -> Self {
+        // SAFETY: AVX2 as above.
+        Ymm(unsafe { _mm256_sll_epi32(self.0, _mm_cvtsi32_si128(bits as i32)) })
+    }
+    #[inline(always)]
+    fn at_most(self, bound: Self) -> u32 {
+        // SAFETY: AVX2 as above. `min(x, bound) == x` exactly when `x <= bound`.
+        unsafe {
+            let le = _mm256_cmpeq_epi32(_mm256_min_epu32(self.0, bound.0), self.0);
+            _mm256_movemask_ps(_mm256_castsi256_ps(le)) as u32
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_compress(state: &State<[u32; 8]>, block: &Block<[u32; 8]>) -> State<[u32; 8]> {
+    lanes::compress::<Ymm>(state, block)
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_finish(
+    state: &State<[u32; 8]>,
+    block: &Block<[u32; 8]>,
+    threshold: u32,
+    out: &mut [[u32; 8]; 2],
+) -> u32 {
+    lanes::finish::<Ymm>(state, block, threshold, out)
+}
+
+impl Engine for Avx2 {
+    type Lanes = [u32; 8];
+    const LANES: usize = 8;
+    fn compress(&self, state: &State<[u32; 8]>, block: &Block<[u32; 8]>) -> State<[u32; 8]> {
+        // SAFETY: the token proves AVX2.
+        unsafe { avx2_compress(state, block) }
+    }
+    fn finish(
+        &self,
+        state: &State<[u32; 8]>,
+        block: &Block<[u32; 8]>,
+        threshold: u32,
+        out: &mut [[u32; 8]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX2.
+        unsafe { avx2_finish(state, block, threshold, out) }
+    }
+}
+
+/// The SHA-NI engine: [`STREAMS`] independent messages interleaved instruction by instruction
+/// (one stream is bound by `sha256rnds2`'s latency; several fill its throughput).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShaNi {
+    _detected: (),
+}
+
+/// How many SHA-NI streams one call interleaves.
+const STREAMS: usize = 4;
+
+impl ShaNi {
+    /// The engine, if this CPU has the SHA extensions (and SSE4.1, used to shuffle states).
+    pub(crate) fn detect() -> Option<Self> {
+        (is_x86_feature_detected!("sha") && is_x86_feature_detected!("sse4.1"))
+            .then_some(ShaNi { _detected: () })
+    }
+}
+
+/// The round constants in groups of four, as `sha256rnds2` consumes them.
+static ROUND_CONSTANTS: [[u32; 4]; 16] = {
+    let mut groups = [[0u32; 4]; 16];
+    let mut i = 0;
+    while i < 64 {
+        groups[i / 4][i % 4] = lanes::K[i];
+        i += 1;
+    }
+    groups
+};
+
+/// Transposes four rows of four words: `out[j][i] = rows[i][j]`.
+#[target_feature(enable = "sse2")]
+#[inline]
+fn transpose(rows: [__m128i; 4]) -> [__m128i; 4] {
+    let t0 = _mm_unpacklo_epi32(rows[0], rows[1]); // r0[0] r1[0] r0[1] r1[1]
+    let t1 = _mm_unpacklo_epi32(rows[2], rows[3]); // r2[0] r3[0] r2[1] r3[1]
+    let t2 = _mm_unpackhi_epi32(rows[0], rows[1]); // r0[2] r1[2] r0[3] r1[3]
+    let t3 = _mm_unpackhi_epi32(rows[2], rows[3]); // r2[2] r3[2] r2[3] r3[3]
+    [
+        _mm_unpacklo_epi64(t0, t1),
+        _mm_unpackhi_epi64(t0, t1),
+        _mm_unpacklo_epi64(t2, t3),
+        _mm_unpackhi_epi64(t2, t3),
+    ]
+}
+
+/// Loads four lanes of one row.
+#[target_feature(enable = "sse2")]
+#[inline]
+fn load4(array: &[u32; 4]) -> __m128i {
+    // SAFETY: `array` is 16 readable bytes.
+    unsafe { _mm_loadu_si128(array.as_ptr().cast()) }
+}
+
+/// Runs the 64 rounds for every stream; returns each stream's new `(ABEF, CDGH)` registers.
+/// `state` holds the chaining values as `_mm_set_epi32(a, b, e, f)` and `(c, d, g, h)`.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[inline]
+fn sha_rounds(
+    state: &[[__m128i; 2]; STREAMS],
+    block: &Block<[u32; 4]>,
+) -> [[__m128i; 2]; STREAMS] {
+    // msg[s][i] = words 4i..4i+4 of stream s.
+    let mut msg = [[_mm_setzero_si128(); 4]; STREAMS];
+    for i in 0..4 {
+        let rows = core::array::from_fn(|j| load4(&block.0[4 * i + j]));
+        for (stream, column) in transpose(rows).into_iter().enumerate() {
+            msg[stream][i] = column;
+        }
+    }
+    let mut abef: [__m128i; STREAMS] = core::array::from_fn(|s| state[s][0]);
+    let mut cdgh: [__m128i; STREAMS] = core::array::from_fn(|s| state[s][1]);
+    // Four rounds of every stream per group, groups unrolled so every index is a constant.
+    macro_rules! groups {
+        ($($group:literal)*) => {$(
+            let k = load4(&ROUND_CONSTANTS[$group]);
+            for s in 0..STREAMS {
+                let m = &mut msg[s];
+                if $group >= 4 {
+                    // W[t..t+4] from W[t-16..t]: msg1 adds σ0, alignr brings W[t-7..t-3],
+                    // msg2 adds σ1.
+                    let partial = _mm_add_epi32(
+                        _mm_sha256msg1_epu32(m[0], m[1]),
+                        _mm_alignr_epi8::<4>(m[3], m[2]),
+                    );
+                    let next = _mm_sha256msg2_epu32(partial, m[3]);
+                    *m = [m[1], m[2], m[3], next];
+                }
+                let kw = _mm_add_epi32(m[if $group >= 4 { 3 } else { $group }], k);
+                cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], kw);
+                abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], _mm_shuffle_epi32::<0x0e>(kw));
+            }
+        )*};
+    }
+    groups!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    core::array::from_fn(|s| {
+        [
+            _mm_add_epi32(abef[s], state[s][0]),
+            _mm_add_epi32(cdgh[s], state[s][1]),
+        ]
+    })
+}
+
+/// Converts chaining values from struct-of-arrays to each stream's `(ABEF, CDGH)` pair.
+#[target_feature(enable = "sse2,ssse3,sse4.1")]
+#[inline]
+fn sha_state_in(state: &State<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
+    let abcd = transpose(core::array::from_fn(|i| load4(&state.0[i])));
+    let efgh = transpose(core::array::from_fn(|i| load4(&state.0[4 + i])));
+    core::array::from_fn(|s| {
+        let badc = _mm_shuffle_epi32::<0xb1>(abcd[s]); // lanes: b a d c
+        let hgfe = _mm_shuffle_epi32::<0x1b>(efgh[s]); // lanes: h g f e
+        [
+            _mm_alignr_epi8::<8>(badc, hgfe),    // lanes: f e b a (ABEF)
+            _mm_blend_epi16::<0xf0>(hgfe, badc), // lanes: h g d c (CDGH)
+        ]
+    })
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_compress(state: &State<[u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32; 4]> {
+    let next = sha_rounds(&sha_state_in(state), block);
+    let mut abcd = [_mm_setzero_si128(); STREAMS];
+    let mut efgh = [_mm_setzero_si128(); STREAMS];
+    for s in 0..STREAMS {
+        let abef = _mm_shuffle_epi32::<0x1b>(next[s][0]); // lanes: a b e f
+        let ghcd = _mm_shuffle_epi32::<0xb1>(next[s][1]); // lanes: g h c d
+        abcd[s] = _mm_blend_epi16::<0xf0>(abef, ghcd); // lanes: a b c d
+        efgh[s] = _mm_alignr_epi8::<8>(ghcd, abef); // lanes: e f g h
+    }
+    let mut out = State([[0u32; 4]; 8]);
+    for (i, row) in transpose(abcd).into_iter().chain(transpose(efgh)).enumerate() {
+        // SAFETY: `out.0[i]` is 16 writable bytes.
+        unsafe { _mm_storeu_si128(out.0[i].as_mut_ptr().cast(), row) };
+    }
+    out
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_finish(
+    state: &State<[u32; 4]>,
+    block: &Block<[u32; 4]>,
+    threshold: u32,
+    out: &mut [[u32; 4]; 2],
+) -> u32 {
+    let next = sha_rounds(&sha_state_in(state), block);
+    let mut mask = 0;
+    for (s, [abef, _]) in next.iter().enumerate() {
+        // ABEF holds a in lane 3 and b in lane 2.
+        let a = _mm_extract_epi32::<3>(*abef) as u32;
+        let b = _mm_extract_epi32::<2>(*abef) as u32;
+        out[0][s] = a;
+        out[1][s] = b;
+        mask |= u32::from(a <= threshold) << s;
+    }
+    mask
+}
+
+impl Engine for ShaNi {
+    type Lanes = [u32; 4];
+    const LANES: usize = STREAMS;
+    fn compress(&self, state: &State<[u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32; 4]> {
+        // SAFETY: the token proves SHA and SSE4.1 (SSE2 and SSSE3 are implied by SSE4.1).
+        unsafe { sha_compress(state, block) }
+    }
+    fn finish(
+        &self,
+        state: &State<[u32; 4]>,
+        block: &Block<[u32; 4]>,
+        threshold: u32,
+        out: &mut [[u32; 4]; 2],
+    ) -> u32 {
+        // SAFETY: as for `compress`.
+        unsafe { sha_finish(state, block, threshold, out) }
+    }
+}
