@@ -9,6 +9,9 @@
 //!    every miner has joined, a `client` asks for `--msg` over `0 ..= --max-nonce`. Wall
 //!    time is from starting the client to its exit. Ideal = nonces ÷ pool rate; ratio =
 //!    ideal ÷ wall (1.0 is perfect; the target is ≥ 0.85).
+//!    Also in CPU time: the miners' CPU-seconds over the run against the CPU-seconds the
+//!    bare kernel needs for the nonces (robust to other work sharing the machine), and the
+//!    server's CPU-seconds.
 //! 3. Idle: with no request, the server's and miners' CPU time over `--idle-secs`, from
 //!    `/proc/<pid>/stat` (utime + stime, in USER_HZ = 100 ticks per second).
 //!
@@ -117,18 +120,7 @@ impl Proc {
 
     /// CPU seconds used so far (user + system).
     fn cpu_seconds(&self) -> Result<f64, String> {
-        let path = format!("/proc/{}/stat", self.child.id());
-        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let rest = stat.rsplit(')').next().unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let tick = |i: usize| -> Result<f64, String> {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .ok_or_else(|| format!("{path}: no field {}", i + 3))
-        };
-        Ok((tick(11)? + tick(12)?) / USER_HZ)
+        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
     }
 }
 
@@ -169,10 +161,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
 
     let before = pool_rate(kernel, &o.msg, workers, o.kernel_millis);
-    println!(
-        "  kernel, {workers} threads at once, before: {:>8.1} M nonces/s",
-        before / 1e6
-    );
+    print_rates("before", workers, before);
 
     let server = Proc::spawn(&server_bin, &["0", "-v"])?;
     let listening = server.wait_line("listening on", Duration::from_secs(10))?;
@@ -192,6 +181,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let (idle_server, idle_miners) = idle(&server, &miners, o.idle_secs)?;
 
+    let cpu_before = std::iter::once(&server)
+        .chain(&miners)
+        .map(Proc::cpu_seconds)
+        .collect::<Result<Vec<_>, _>>()?;
+    let load = load_average();
     let started = Instant::now();
     let max_nonce = o.max_nonce.to_string();
     let client = Command::new(&client_bin)
@@ -204,17 +198,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !answer.starts_with("Result ") {
         return Err(format!("the client printed {answer:?} ({})", client.status));
     }
+    let cpu_used: Vec<f64> = std::iter::once(&server)
+        .chain(&miners)
+        .map(Proc::cpu_seconds)
+        .collect::<Result<Vec<_>, _>>()?
+        .iter()
+        .zip(&cpu_before)
+        .map(|(after, before)| after - before)
+        .collect();
     drop(miners);
     drop(server);
 
     let after = pool_rate(kernel, &o.msg, workers, o.kernel_millis);
-    println!(
-        "  kernel, {workers} threads at once, after:  {:>8.1} M nonces/s",
-        after / 1e6
-    );
-    let rate = (before + after) / 2.0;
+    print_rates("after ", workers, after);
     let nonces = o.max_nonce as f64 + 1.0;
-    let ideal = nonces / rate;
+    let ideal = nonces / ((before.wall + after.wall) / 2.0);
     let secs = wall.as_secs_f64();
     println!("  answer: {answer}");
     println!(
@@ -223,6 +221,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ideal / secs,
         nonces / secs / 1e6
     );
+    let miner_cpu: f64 = cpu_used[1..].iter().sum();
+    let cpu_ideal = nonces / ((before.cpu + after.cpu) / 2.0);
+    println!(
+        "  CPU: miners {miner_cpu:.2} s against {cpu_ideal:.2} s of pure kernel (ratio {:.3}), \
+         server {:.2} s",
+        cpu_ideal / miner_cpu.max(1e-9),
+        cpu_used[0]
+    );
+    if let Some(load) = load.filter(|l| *l > kernel_cores()) {
+        println!(
+            "  note: load average {load:.1} on {} cores at the start: other work shares the \
+             CPUs, so wall-time figures are noisy; the CPU-time ratio is not affected",
+            kernel_cores()
+        );
+    }
     println!(
         "  idle over {} s: server {:.2}% CPU, miners {} (% of one core)",
         o.idle_secs,
@@ -234,6 +247,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .join(", ")
     );
     Ok(())
+}
+
+fn print_rates(when: &str, workers: usize, rates: Rates) {
+    println!(
+        "  kernel, {workers} threads at once, {when}: {:>8.1} M nonces/s ({:.1} M per CPU-second)",
+        rates.wall / 1e6,
+        rates.cpu / 1e6
+    );
+}
+
+/// The number of cores, as a float for comparing with the load average.
+fn kernel_cores() -> f64 {
+    bitcoin_core::kernel::cores().get() as f64
 }
 
 /// The CPU use, in percent of one core, of the server and each miner over `secs` seconds.
@@ -257,13 +283,14 @@ fn idle(server: &Proc, miners: &[Proc], secs: u64) -> Result<(f64, Vec<f64>), St
     Ok((server, percent.collect()))
 }
 
-/// Nonces per second of `workers` threads searching `msg` at once for about `millis`
-/// each, over 9-digit nonces (most of a `0 ..= 10⁹` range).
-fn pool_rate(kernel: Kernel, msg: &str, workers: usize, millis: u64) -> f64 {
+/// The kernel's speed: nonces per second of wall time of `workers` threads searching `msg`
+/// at once for about `millis` each, over 9-digit nonces (most of a `0 ..= 10⁹` range), and
+/// nonces per CPU-second of those threads.
+fn pool_rate(kernel: Kernel, msg: &str, workers: usize, millis: u64) -> Rates {
     let prepared = kernel.prepare(msg);
     let limit = Duration::from_millis(millis);
     let started = Instant::now();
-    let total: u64 = thread::scope(|scope| {
+    let total: (u64, f64) = thread::scope(|scope| {
         let handles: Vec<_> = (0..workers as u64)
             .map(|w| {
                 let prepared = &prepared;
@@ -272,16 +299,63 @@ fn pool_rate(kernel: Kernel, msg: &str, workers: usize, millis: u64) -> f64 {
                     let mut lower = 100_000_000 + w * 200_000_000;
                     let mut done = 0u64;
                     let begun = Instant::now();
+                    let cpu = thread_cpu_seconds();
                     while begun.elapsed() < limit {
                         std::hint::black_box(prepared.min_hash(lower, lower + CHUNK - 1));
                         lower += CHUNK;
                         done += CHUNK;
                     }
-                    done
+                    (done, thread_cpu_seconds() - cpu)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 0.0)))
+            .fold((0, 0.0), |(n, c), (dn, dc)| (n + dn, c + dc))
     });
-    total as f64 / started.elapsed().as_secs_f64()
+    let (nonces, cpu) = total;
+    Rates {
+        wall: nonces as f64 / started.elapsed().as_secs_f64(),
+        cpu: nonces as f64 / cpu.max(1.0 / USER_HZ),
+    }
+}
+
+/// The kernel's measured speed.
+#[derive(Clone, Copy, Debug)]
+struct Rates {
+    /// Nonces per second of wall time, all workers together.
+    wall: f64,
+    /// Nonces per CPU-second.
+    cpu: f64,
+}
+
+/// CPU seconds used by the calling thread so far (0 if `/proc` cannot tell).
+fn thread_cpu_seconds() -> f64 {
+    cpu_seconds_of("/proc/thread-self/stat").unwrap_or(0.0)
+}
+
+/// User + system CPU seconds from a `/proc/…/stat` file.
+fn cpu_seconds_of(path: &str) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<f64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| format!("{path}: no field {}", i + 3))
+    };
+    Ok((tick(11)? + tick(12)?) / USER_HZ)
+}
+
+/// The 1-minute load average, if `/proc/loadavg` tells.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -58,7 +58,7 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
     config.validate().map_err(|e| e.to_string())?;
     let server = Server::listen(cli.port, params)
         .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?;
-    log.info(format_args!("listening on {}", server.local_addr()));
+    log.at(0, format_args!("listening on {}", server.local_addr()));
     let summary = serve::serve(Arc::new(server), config, log).map_err(|e| e.to_string())?;
     log.info(format_args!("closed: {summary:?}"));
     Ok(())
