@@ -108,6 +108,8 @@ pub(crate) struct Shared<M> {
     /// Rung for the driver task.
     doorbell: Event,
     socket: Async<UdpSocket>,
+    /// The receive buffer, held by whoever is draining the socket.
+    recv_buf: Mutex<Vec<u8>>,
     clock: Clock,
 }
 
@@ -132,8 +134,31 @@ impl<M: Machine> Shared<M> {
             if let Some(value) = check(&mut self.lock()) {
                 return value;
             }
-            listener.await;
+            // Wait for progress, or drain the socket ourselves when it becomes readable:
+            // this task is then woken by the reactor directly, without a hop through the
+            // driver task on the receive path.
+            let readable = async { self.socket.readable().await.is_ok() };
+            let drain = async {
+                listener.await;
+                false
+            }
+            .or(readable)
+            .await;
+            if drain {
+                self.receive();
+            }
         }
+    }
+
+    /// Feeds the core every datagram ready on the socket and sends what it produced.
+    fn receive(&self) {
+        let mut buf = self.recv_buf.lock().unwrap_or_else(PoisonError::into_inner);
+        let locked = self.lock();
+        if locked.stop {
+            return;
+        }
+        let mut locked = receive_all(self, locked, &mut buf);
+        self.pump(&mut locked);
     }
 
     /// Called by an application call after it changed the core: sends what the call
@@ -197,6 +222,7 @@ impl<M: Machine> Driver<M> {
             changed: Event::new(),
             doorbell: Event::new(),
             socket,
+            recv_buf: Mutex::new(vec![0u8; RECV_BUF_LEN]),
             clock,
         });
         {
@@ -250,7 +276,6 @@ impl<M: Machine> Drop for Driver<M> {
 /// The driver task: wait for a datagram, the deadline or the doorbell; feed the core; send
 /// what it produced; repeat until told to stop.
 async fn run<M: Machine>(shared: Arc<Shared<M>>) {
-    let mut buf = vec![0u8; RECV_BUF_LEN];
     let failure = loop {
         let doorbell = shared.doorbell.listen();
         let (deadline, blocked_sends) = {
@@ -290,11 +315,8 @@ async fn run<M: Machine>(shared: Arc<Shared<M>>) {
         if let Err(e) = woken {
             break Some(e);
         }
+        shared.receive();
         let mut locked = shared.lock();
-        if locked.stop {
-            break None;
-        }
-        locked = receive_all(&shared, locked, &mut buf);
         if locked.stop {
             break None;
         }
