@@ -248,7 +248,7 @@ fn replace_invalid_utf8(mut bytes: &[u8]) -> String {
                 // `valid` was just checked.
                 out.push_str(std::str::from_utf8(valid).unwrap_or_default());
                 let bad = error.error_len().unwrap_or(rest.len());
-                out.extend(std::iter::repeat('\u{fffd}').take(bad));
+                out.extend(std::iter::repeat_n('\u{fffd}', bad));
                 bytes = &rest[bad..];
             }
         }
@@ -420,7 +420,11 @@ mod tests {
 
     #[test]
     fn encodes_go_escapes() {
-        let message = request("a\"b\\c\n\r\t\x08\x0c\x01\x1f<>&\u{2028}\u{2029}\u{7f}é€", 1, 2);
+        let message = request(
+            "a\"b\\c\n\r\t\x08\x0c\x01\x1f<>&\u{2028}\u{2029}\u{7f}é€",
+            1,
+            2,
+        );
         let expected = concat!(
             r#"{"Type":1,"Data":"a\"b\\c\n\r\t\b\f\u0001\u001f\u003c\u003e\u0026\u2028\u2029"#,
             "\u{7f}é€\",\"Lower\":1,\"Upper\":2,\"Hash\":0,\"Nonce\":0}"
@@ -433,8 +437,14 @@ mod tests {
     fn decodes_leniently_like_go() {
         let cases: &[(&str, Message)] = &[
             ("{}", Message::Join),
-            (r#"{"type":1,"DATA":"x","lower":5,"uPPer":6}"#, request("x", 5, 6)),
-            (r#"{"Type":2,"Haſh":7,"Nonce":8}"#, Message::Result { hash: 7, nonce: 8 }),
+            (
+                r#"{"type":1,"DATA":"x","lower":5,"uPPer":6}"#,
+                request("x", 5, 6),
+            ),
+            (
+                r#"{"Type":2,"Haſh":7,"Nonce":8}"#,
+                Message::Result { hash: 7, nonce: 8 },
+            ),
             (
                 r#" {"Type":1,"Extra":[1,{"a":null}],"Data":null,"Lower":1,"Lower":2} "#,
                 request("", 2, 0),
@@ -449,10 +459,17 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            assert_eq!(Message::decode(text.as_bytes()).as_ref(), Ok(expected), "{text}");
+            assert_eq!(
+                Message::decode(text.as_bytes()).as_ref(),
+                Ok(expected),
+                "{text}"
+            );
         }
         let invalid = b"{\"Type\":1,\"Data\":\"a\xe2\x82b\xff\"}";
-        assert_eq!(Message::decode(invalid), Ok(request("a\u{fffd}\u{fffd}b\u{fffd}", 0, 0)));
+        assert_eq!(
+            Message::decode(invalid),
+            Ok(request("a\u{fffd}\u{fffd}b\u{fffd}", 0, 0))
+        );
     }
 
     #[test]
@@ -483,7 +500,16 @@ mod tests {
                 Err(MessageError::UnknownType(_))
             ));
         }
-        for text in ["", "null", "[]", "5", "\"x\"", "{", r#"{"Type":0} x"#, r#"{"Type":01}"#] {
+        for text in [
+            "",
+            "null",
+            "[]",
+            "5",
+            "\"x\"",
+            "{",
+            r#"{"Type":0} x"#,
+            r#"{"Type":01}"#,
+        ] {
             assert!(
                 matches!(Message::decode(text.as_bytes()), Err(MessageError::Json(_))),
                 "{text}"

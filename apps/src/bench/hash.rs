@@ -80,7 +80,9 @@ fn parse_args(args: &[String]) -> Result<f64, String> {
             .parse::<f64>()
             .ok()
             .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 60.0)
-            .ok_or_else(|| format!("--seconds wants a number of seconds in (0, 60], not `{value}`")),
+            .ok_or_else(|| {
+                format!("--seconds wants a number of seconds in (0, 60], not `{value}`")
+            }),
         _ => Err("usage: bench hash [--seconds S]".to_string()),
     }
 }
@@ -135,7 +137,11 @@ fn naive_rate(msg: &str, target: Duration, threads: NonZeroUsize) -> f64 {
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .sum()
     });
     total / 1e6

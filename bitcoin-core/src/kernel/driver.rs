@@ -152,7 +152,8 @@ impl<'a, E: Engine> Walk<'a, E> {
             while mask != 0 {
                 let lane = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
-                let hash = u64::from(out[0].as_ref()[lane]) << 32 | u64::from(out[1].as_ref()[lane]);
+                let hash =
+                    u64::from(out[0].as_ref()[lane]) << 32 | u64::from(out[1].as_ref()[lane]);
                 let candidate = MinHash {
                     hash,
                     nonce: starts[lane] + step,

@@ -52,7 +52,11 @@ pub(crate) trait Engine: Copy {
     const LANES: usize;
 
     /// Compresses `block` into `state` for every lane and writes the new chaining values.
-    fn compress(&self, state: &State<Self::Lanes>, block: &Block<Self::Lanes>) -> State<Self::Lanes>;
+    fn compress(
+        &self,
+        state: &State<Self::Lanes>,
+        block: &Block<Self::Lanes>,
+    ) -> State<Self::Lanes>;
 
     /// Compresses the last block of every lane and writes the first two words of each new
     /// chaining value (`out[0]` is the high half of the hash, `out[1]` the low half).

@@ -129,7 +129,7 @@ fn round<V: Vector>(a: V, b: V, c: V, d: &mut V, e: V, f: V, g: V, h: &mut V, kw
 fn rounds<V: Vector>(init: &[V; 8], block: &Block<V::Array>) -> [V; 8] {
     let mut w: [V; 16] = core::array::from_fn(|i| V::load(&block.0[i]));
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *init;
-    for group in 0..4 {
+    for (group, k) in K_GROUPS.iter().enumerate() {
         if group > 0 {
             // W[t] for the group, in place: W[t - 16] sits where W[t] goes.
             macro_rules! schedule {
@@ -142,7 +142,6 @@ fn rounds<V: Vector>(init: &[V; 8], block: &Block<V::Array>) -> [V; 8] {
             }
             schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
         }
-        let k = &K_GROUPS[group];
         // Sixteen rounds with rotating names.
         macro_rules! rounds {
             ($($j:literal $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident;)*) => {$(
@@ -181,7 +180,10 @@ static K_GROUPS: [[u32; 16]; 4] = {
 
 /// Compresses `block` into `state` in every lane (see [`super::engine::Engine::compress`]).
 #[inline(always)]
-pub(crate) fn compress<V: Vector>(state: &State<V::Array>, block: &Block<V::Array>) -> State<V::Array>
+pub(crate) fn compress<V: Vector>(
+    state: &State<V::Array>,
+    block: &Block<V::Array>,
+) -> State<V::Array>
 where
     V::Array: Copy,
 {
@@ -253,7 +255,9 @@ impl<const N: usize> Vector for Portable<N> {
         Portable(self.0.map(|x| x << bits))
     }
     fn at_most(self, bound: Self) -> u32 {
-        (0..N).fold(0, |mask, i| mask | (u32::from(self.0[i] <= bound.0[i]) << i))
+        (0..N).fold(0, |mask, i| {
+            mask | (u32::from(self.0[i] <= bound.0[i]) << i)
+        })
     }
 }
 

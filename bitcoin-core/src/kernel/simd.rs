@@ -326,14 +326,11 @@ fn load4(array: &[u32; 4]) -> __m128i {
 /// `state` holds the chaining values as `_mm_set_epi32(a, b, e, f)` and `(c, d, g, h)`.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 #[inline]
-fn sha_rounds(
-    state: &[[__m128i; 2]; STREAMS],
-    block: &Block<[u32; 4]>,
-) -> [[__m128i; 2]; STREAMS] {
+fn sha_rounds(state: &[[__m128i; 2]; STREAMS], block: &Block<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
     // msg[s][i] = words 4i..4i+4 of stream s.
     let mut msg = [[_mm_setzero_si128(); 4]; STREAMS];
-    for i in 0..4 {
-        let rows = core::array::from_fn(|j| load4(&block.0[4 * i + j]));
+    for (i, rows) in block.0.chunks_exact(4).enumerate() {
+        let rows = core::array::from_fn(|j| load4(&rows[j]));
         for (stream, column) in transpose(rows).into_iter().enumerate() {
             msg[stream][i] = column;
         }
@@ -399,7 +396,11 @@ fn sha_compress(state: &State<[u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32;
         efgh[s] = _mm_alignr_epi8::<8>(ghcd, abef); // lanes: e f g h
     }
     let mut out = State([[0u32; 4]; 8]);
-    for (i, row) in transpose(abcd).into_iter().chain(transpose(efgh)).enumerate() {
+    for (i, row) in transpose(abcd)
+        .into_iter()
+        .chain(transpose(efgh))
+        .enumerate()
+    {
         // SAFETY: `out.0[i]` is 16 writable bytes.
         unsafe { _mm_storeu_si128(out.0[i].as_mut_ptr().cast(), row) };
     }

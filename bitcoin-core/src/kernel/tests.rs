@@ -35,9 +35,18 @@ fn every_engine(msg: &[u8], lower: u64, upper: u64) -> Vec<(String, MinHash)> {
             (path.to_string(), kernel.min_hash(msg, lower, upper))
         })
         .collect();
-    out.push(("portable-4".into(), run(PortableEngine::<4>, msg, lower, upper)));
-    out.push(("portable-8".into(), run(PortableEngine::<8>, msg, lower, upper)));
-    out.push(("portable-16".into(), run(PortableEngine::<16>, msg, lower, upper)));
+    out.push((
+        "portable-4".into(),
+        run(PortableEngine::<4>, msg, lower, upper),
+    ));
+    out.push((
+        "portable-8".into(),
+        run(PortableEngine::<8>, msg, lower, upper),
+    ));
+    out.push((
+        "portable-16".into(),
+        run(PortableEngine::<16>, msg, lower, upper),
+    ));
     out
 }
 
@@ -113,7 +122,10 @@ fn paths_detected() {
         assert_eq!(Kernel::new(path).is_ok(), available.contains(&path));
     }
     assert!("sse9".parse::<Path>().is_err());
-    eprintln!("kernel paths available: {available:?}, best {}", Path::best());
+    eprintln!(
+        "kernel paths available: {available:?}, best {}",
+        Path::best()
+    );
 }
 
 #[test]
@@ -127,7 +139,13 @@ fn empty_range_is_the_identity() {
 
 #[test]
 fn single_nonces_everywhere() {
-    for msg in ["", "msg", &"y".repeat(55), &"z".repeat(63), &"w".repeat(119)] {
+    for msg in [
+        "",
+        "msg",
+        &"y".repeat(55),
+        &"z".repeat(63),
+        &"w".repeat(119),
+    ] {
         for nonce in [0, 1, 9, 10, 99, 100, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
             let expected = MinHash {
                 hash: hash(msg, nonce),

@@ -1,0 +1,126 @@
+//! The reference implementation's outputs (`shared/vectors/`): hashes, minimum hashes over
+//! ranges on every kernel path, and the exact bytes of the bitcoin messages.
+
+use bitcoin_core::hash::{hash, hash_naive};
+use bitcoin_core::kernel::{cores, min_hash_parallel, Kernel, MinHash, Path};
+use bitcoin_core::message::Message;
+use serde_json::Value;
+
+/// Reads `shared/vectors/<name>` and returns its `vectors` array.
+fn vectors(name: &str) -> Vec<Value> {
+    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let file: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    file["vectors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{path}: no `vectors` array"))
+        .clone()
+}
+
+fn string(vector: &Value, key: &str) -> String {
+    vector[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {vector}"))
+        .to_string()
+}
+
+fn number(vector: &Value, key: &str) -> u64 {
+    vector[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {vector}"))
+}
+
+#[test]
+fn hash_vectors() {
+    let vectors = vectors("bitcoin-hash.json");
+    assert_eq!(vectors.len(), 235);
+    for vector in &vectors {
+        let (msg, nonce) = (string(vector, "msg"), number(vector, "nonce"));
+        let expected = number(vector, "hash");
+        assert_eq!(hash(&msg, nonce), expected, "{vector}");
+        assert_eq!(hash_naive(&msg, nonce), expected, "{vector}");
+        for path in Path::available() {
+            let kernel = Kernel::new(path).expect("available");
+            assert_eq!(
+                kernel.min_hash(&msg, nonce, nonce),
+                MinHash {
+                    hash: expected,
+                    nonce
+                },
+                "{path} {vector}"
+            );
+        }
+    }
+}
+
+#[test]
+fn min_hash_vectors_on_every_path() {
+    let vectors = vectors("bitcoin-min-hash.json");
+    assert!(!vectors.is_empty());
+    for vector in &vectors {
+        let msg = string(vector, "msg");
+        let (lower, upper) = (number(vector, "lower"), number(vector, "upper"));
+        let expected = MinHash {
+            hash: number(vector, "min_hash"),
+            nonce: number(vector, "nonce"),
+        };
+        for path in Path::available() {
+            let kernel = Kernel::new(path).expect("available");
+            assert_eq!(
+                kernel.min_hash(&msg, lower, upper),
+                expected,
+                "{path} {vector}"
+            );
+        }
+        assert_eq!(
+            min_hash_parallel(&msg, lower, upper, cores()),
+            expected,
+            "{vector}"
+        );
+    }
+}
+
+#[test]
+fn wire_vectors_of_the_bitcoin_messages() {
+    let mut seen = 0;
+    for vector in vectors("wire.json") {
+        let note = string(&vector, "note");
+        let Some(kind) = note.strip_prefix("bitcoin ") else {
+            continue;
+        };
+        let bytes = string(&vector, "json").into_bytes();
+        let message = Message::decode(&bytes).unwrap_or_else(|e| panic!("{note}: {e}"));
+        let expected_kind = match kind {
+            "join" => 0,
+            "request" => 1,
+            "result" => 2,
+            other => panic!("unknown bitcoin vector `{other}`"),
+        };
+        assert_eq!(message.kind(), expected_kind, "{note}");
+        assert_eq!(message.encode(), bytes, "{note}");
+        seen += 1;
+    }
+    assert_eq!(seen, 3, "join, request and result");
+}
+
+#[test]
+fn wire_vector_values() {
+    let request = br#"{"Type":1,"Data":"hello","Lower":0,"Upper":10000000,"Hash":0,"Nonce":0}"#;
+    assert_eq!(
+        Message::decode(request),
+        Ok(Message::Request {
+            data: "hello".into(),
+            lower: 0,
+            upper: 10_000_000
+        })
+    );
+    let result =
+        br#"{"Type":2,"Data":"","Lower":0,"Upper":0,"Hash":18446744073709551615,"Nonce":9909321}"#;
+    assert_eq!(
+        Message::decode(result),
+        Ok(Message::Result {
+            hash: u64::MAX,
+            nonce: 9909321
+        })
+    );
+}
