@@ -6,3 +6,4 @@ pub mod hash;
 pub mod kernel;
 pub mod message;
 pub mod scheduler;
+pub mod service;

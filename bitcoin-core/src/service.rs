@@ -1,0 +1,300 @@
+//! The miner server as a sans-IO service: LSP payloads in, encoded messages out.
+//!
+//! [`MinerService`] is the glue between a transport (the LSP server endpoint) and the
+//! [`Scheduler`]: it decodes each payload a connection sends ([`Message::decode`]), feeds
+//! it to the scheduler as a Join, a Request or a Result, and encodes every [`Effect`] the
+//! scheduler produces as the [`Message`] to write. The real server and the simulator drive
+//! the same service, so the simulator tests the server's actual glue.
+//!
+//! # Contract
+//!
+//! The driver reports, with the current time:
+//! - every payload delivered on a connection: [`MinerService::handle_payload`];
+//! - the end of a connection (lost or closed): [`MinerService::handle_connection_gone`];
+//! - the deadline named by [`MinerService::poll_timeout`]: [`MinerService::handle_timeout`];
+//!
+//! and after each such call writes everything [`MinerService::poll_write`] returns, in
+//! order, and re-reads [`MinerService::poll_timeout`]. A connection that sends Join is a
+//! miner, one that sends Request a client; the end of a connection is reported to the
+//! scheduler in both roles (each is a no-op for the wrong one), so nothing is ever written
+//! to a connection after [`MinerService::handle_connection_gone`] for it. Connection keys
+//! must not be reused after that call (LSP connection ids never are).
+//!
+//! A payload that is not a message, a Result from a client or a Request the scheduler
+//! refuses (an empty range) is dropped and counted in [`ServiceStats`]; nothing a peer sends
+//! can make the service fail. Like the scheduler, it reads no clock and draws no random
+//! numbers: the same calls always produce the same writes.
+
+use std::collections::VecDeque;
+
+use lsp_core::Timestamp;
+
+use crate::message::Message;
+use crate::scheduler::{Config, ConfigError, Effect, Scheduler, Stats};
+
+/// Counters of what the service received, next to the scheduler's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Payloads that decoded as Join.
+    pub joins: u64,
+    /// Payloads that decoded as Request.
+    pub requests: u64,
+    /// Payloads that decoded as Result.
+    pub results: u64,
+    /// Payloads that did not decode as a message; dropped.
+    pub malformed: u64,
+    /// Requests the scheduler refused (see
+    /// [`crate::scheduler::RequestError`]); dropped, the client gets no answer.
+    pub refused: u64,
+    /// Messages handed to the driver through [`MinerService::poll_write`].
+    pub writes: u64,
+}
+
+/// The miner server's logic: a [`Scheduler`] behind the wire codec. See the
+/// [module documentation](self) for the driver's contract.
+#[derive(Debug)]
+pub struct MinerService<K> {
+    scheduler: Scheduler<K>,
+    outbox: VecDeque<(K, Vec<u8>)>,
+    stats: ServiceStats,
+}
+
+impl<K: Ord + Copy> MinerService<K> {
+    /// A service with no connections, or the reason `config` is invalid.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Ok(MinerService {
+            scheduler: Scheduler::new(config)?,
+            outbox: VecDeque::new(),
+            stats: ServiceStats::default(),
+        })
+    }
+
+    /// Connection `conn` delivered `payload` at `now`: a Join makes it a miner, a Request
+    /// asks for an answer, a Result answers the miner's oldest job. Anything else is
+    /// counted and dropped.
+    pub fn handle_payload(&mut self, now: Timestamp, conn: K, payload: &[u8]) {
+        match Message::decode(payload) {
+            Ok(Message::Join) => {
+                self.stats.joins += 1;
+                self.scheduler.handle_miner_joined(now, conn);
+            }
+            Ok(Message::Request { data, lower, upper }) => {
+                self.stats.requests += 1;
+                if self
+                    .scheduler
+                    .handle_request(now, conn, data, lower, upper)
+                    .is_err()
+                {
+                    self.stats.refused += 1;
+                }
+            }
+            Ok(Message::Result { hash, nonce }) => {
+                self.stats.results += 1;
+                self.scheduler.handle_result(now, conn, hash, nonce);
+            }
+            Err(_) => self.stats.malformed += 1,
+        }
+        self.collect();
+    }
+
+    /// Connection `conn` is gone (lost or closed) at `now`: as a miner, its unanswered jobs
+    /// go back to their requests; as a client, its requests are dropped. Nothing is written
+    /// to it afterwards.
+    pub fn handle_connection_gone(&mut self, now: Timestamp, conn: K) {
+        self.scheduler.handle_miner_lost(now, conn);
+        self.scheduler.handle_client_lost(now, conn);
+        self.outbox.retain(|(to, _)| *to != conn);
+        self.collect();
+    }
+
+    /// The time named by [`MinerService::poll_timeout`] has come.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.scheduler.handle_timeout(now);
+        self.collect();
+    }
+
+    /// When [`MinerService::handle_timeout`] should next be called, if ever. Re-read after
+    /// every `handle_*` call.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.scheduler.poll_timeout()
+    }
+
+    /// The next message to write: the connection and the encoded payload, oldest first.
+    #[must_use]
+    pub fn poll_write(&mut self) -> Option<(K, Vec<u8>)> {
+        let next = self.outbox.pop_front();
+        if next.is_some() {
+            self.stats.writes += 1;
+        }
+        next
+    }
+
+    /// What the service has received and written.
+    pub fn stats(&self) -> &ServiceStats {
+        &self.stats
+    }
+
+    /// The scheduler's counters.
+    pub fn scheduler_stats(&self) -> &Stats {
+        self.scheduler.stats()
+    }
+
+    /// The scheduler, for introspection (miners joined, jobs held, requests pending).
+    pub fn scheduler(&self) -> &Scheduler<K> {
+        &self.scheduler
+    }
+
+    /// Moves the scheduler's effects, encoded, to the outbox.
+    fn collect(&mut self) {
+        while let Some(effect) = self.scheduler.poll_effect() {
+            let (to, message) = match effect {
+                Effect::SendJob {
+                    miner,
+                    msg,
+                    lower,
+                    upper,
+                    ..
+                } => (
+                    miner,
+                    Message::Request {
+                        data: msg.to_string(),
+                        lower,
+                        upper,
+                    },
+                ),
+                Effect::SendResult {
+                    client,
+                    hash,
+                    nonce,
+                    ..
+                } => (client, Message::Result { hash, nonce }),
+            };
+            self.outbox.push_back((to, message.encode()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::hash;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn service() -> MinerService<u32> {
+        MinerService::new(Config::default()).unwrap()
+    }
+
+    fn writes(s: &mut MinerService<u32>) -> Vec<(u32, Message)> {
+        std::iter::from_fn(|| s.poll_write())
+            .map(|(to, bytes)| (to, Message::decode(&bytes).unwrap()))
+            .collect()
+    }
+
+    fn request(data: &str, lower: u64, upper: u64) -> Vec<u8> {
+        Message::Request {
+            data: data.into(),
+            lower,
+            upper,
+        }
+        .encode()
+    }
+
+    /// The true answer over `lower..=upper`: least hash, least nonce on ties.
+    fn scan(data: &str, lower: u64, upper: u64) -> (u64, u64) {
+        (lower..=upper).map(|n| (hash(data, n), n)).min().unwrap()
+    }
+
+    /// Answers every job written to a miner with the true minimum over its range, until
+    /// nothing more is written; returns the writes to other connections.
+    fn mine_all(s: &mut MinerService<u32>, miners: &[u32], now: Timestamp) -> Vec<(u32, Message)> {
+        let mut others = Vec::new();
+        loop {
+            let pending = writes(s);
+            if pending.is_empty() {
+                return others;
+            }
+            for (to, message) in pending {
+                match message {
+                    Message::Request { data, lower, upper } if miners.contains(&to) => {
+                        let (hash, nonce) = scan(&data, lower, upper);
+                        s.handle_payload(now, to, &Message::Result { hash, nonce }.encode());
+                    }
+                    other => others.push((to, other)),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_is_split_among_miners_and_answered_with_the_true_minimum() {
+        let mut s = service();
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        s.handle_payload(at(0), 2, &Message::Join.encode());
+        assert!(writes(&mut s).is_empty());
+        s.handle_payload(at(1), 7, &request("svc", 0, 30_000));
+        let answers = mine_all(&mut s, &[1, 2], at(2));
+        let (hash, nonce) = scan("svc", 0, 30_000);
+        assert_eq!(answers, vec![(7, Message::Result { hash, nonce })]);
+        assert!(s.scheduler_stats().jobs_sent >= 2);
+        assert_eq!((s.stats().joins, s.stats().requests), (2, 1));
+        assert_eq!(s.stats().writes, s.scheduler_stats().jobs_sent + 1);
+    }
+
+    #[test]
+    fn malformed_and_refused_payloads_are_counted_and_dropped() {
+        let mut s = service();
+        s.handle_payload(at(0), 1, b"not json");
+        s.handle_payload(at(0), 1, br#"{"Type":9}"#);
+        s.handle_payload(at(0), 2, &request("x", 5, 4));
+        s.handle_payload(at(0), 3, &Message::Result { hash: 1, nonce: 1 }.encode());
+        assert_eq!(s.stats().malformed, 2);
+        assert_eq!(s.stats().refused, 1);
+        assert_eq!(s.scheduler_stats().unexpected_results, 1);
+        assert!(s.poll_write().is_none());
+    }
+
+    #[test]
+    fn nothing_is_written_to_a_gone_connection() {
+        let mut s = service();
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        s.handle_payload(at(0), 7, &request("gone", 0, 50_000));
+        // The miner's first job is queued for writing when the miner disappears.
+        s.handle_connection_gone(at(1), 1);
+        assert!(writes(&mut s).is_empty());
+        // A new miner takes over the work; the client is lost before the answer.
+        s.handle_payload(at(2), 2, &Message::Join.encode());
+        let jobs = writes(&mut s);
+        assert!(!jobs.is_empty() && jobs.iter().all(|(to, _)| *to == 2));
+        assert!(
+            matches!(&jobs[0].1, Message::Request { data, lower: 0, .. } if data == "gone"),
+            "{jobs:?}"
+        );
+        s.handle_connection_gone(at(3), 7);
+        for (_, job) in jobs {
+            if let Message::Request { data, lower, upper } = job {
+                let (hash, nonce) = scan(&data, lower, upper);
+                s.handle_payload(at(4), 2, &Message::Result { hash, nonce }.encode());
+            }
+        }
+        assert!(writes(&mut s).iter().all(|(to, _)| *to != 7 && *to != 1));
+        assert_eq!(s.scheduler_stats().results_sent, 0);
+    }
+
+    #[test]
+    fn the_timeout_is_the_schedulers() {
+        let mut s = service();
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        s.handle_payload(at(0), 7, &request("t", 0, 5_000));
+        assert_eq!(s.poll_timeout(), s.scheduler().poll_timeout());
+        if let Some(deadline) = s.poll_timeout() {
+            s.handle_timeout(deadline);
+        }
+        assert_eq!(s.scheduler().miner_count(), 1);
+        assert_eq!(s.scheduler().jobs_held(1), Some(1));
+    }
+}
