@@ -180,3 +180,33 @@ fn mine_answers_in_one_command() {
         assert_eq!(stdout, v.expected);
     }
 }
+
+#[test]
+fn malformed_and_misplaced_payloads_are_dropped_and_the_server_keeps_serving() {
+    let (server, addr) = server(&[]);
+    let _miner = miner(&addr, &["--threads", "1"]);
+    server.wait_stderr("miner joined");
+    let params = lsp_core::Params {
+        epoch_millis: 100,
+        epoch_limit: 10,
+        ..lsp_core::Params::default()
+    };
+    let rogue = lsp_mio::Client::connect(addr.parse().unwrap(), 0, params).expect("connects");
+    let junk: [&[u8]; 5] = [
+        b"nope",
+        br#"{"Type":9,"Data":"","Lower":0,"Upper":0,"Hash":0,"Nonce":0}"#,
+        br#"{"Type":1,"Data":"x","Lower":"0","Upper":5,"Hash":0,"Nonce":0}"#,
+        // A Result from a connection that holds no job, and an empty range.
+        br#"{"Type":2,"Data":"","Lower":0,"Upper":0,"Hash":1,"Nonce":1}"#,
+        br#"{"Type":1,"Data":"x","Lower":9,"Upper":3,"Hash":0,"Nonce":0}"#,
+    ];
+    for payload in junk {
+        rogue.write(payload.to_vec()).expect("written");
+    }
+    server.wait_stderr_count("dropped payload", 3);
+    server.wait_stderr("request refused");
+    let mut c = client(&addr, "msg", 0, 2);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, "Result 4754799531757243342 1");
+}
