@@ -12,7 +12,7 @@
 //! with a smaller `k`, down to a last step of fewer than `LANES` nonces, where the idle lanes
 //! repeat a nonce already searched (a duplicate never changes a minimum).
 
-use super::engine::{Block, Engine, Lanes, State};
+use super::engine::{first_rounds, Block, Engine, Entry, Lanes, State};
 use super::layout::{Layout, Prefix};
 use super::MinHash;
 use crate::hash::{digit_count, pow10, MAX_DIGITS};
@@ -45,6 +45,11 @@ struct Walk<'a, E: Engine> {
     layout: &'a Layout,
     /// The midstate in every lane.
     midstate: State<E::Lanes>,
+    /// The state after the first tail block's leading `skip` rounds, which read prefix words
+    /// only, in every lane.
+    skipped: State<E::Lanes>,
+    /// How many rounds of the first tail block `skipped` has done.
+    skip: usize,
     /// The tail words with the low digits written in (the same in every lane).
     low: [u32; 32],
     /// Per lane, the high digits' bits of each tail word (zero where no high digit is).
@@ -57,6 +62,8 @@ struct Walk<'a, E: Engine> {
 
 impl<'a, E: Engine> Walk<'a, E> {
     fn new(engine: E, layout: &'a Layout, midstate: &[u32; 8]) -> Self {
+        let skip = layout.prefix_words - layout.prefix_words % E::SKIP_STEP;
+        let skipped = State::splat(&first_rounds(midstate, &layout.template[..skip]));
         let midstate = State::splat(midstate);
         let mut blocks = [Block([E::Lanes::splat(0); 16]); 2];
         for (word, value) in layout.template.iter().enumerate() {
@@ -66,6 +73,8 @@ impl<'a, E: Engine> Walk<'a, E> {
             engine,
             layout,
             midstate,
+            skipped,
+            skip,
             low: layout.template,
             high: [E::Lanes::splat(0); 32],
             blocks,
@@ -139,16 +148,21 @@ impl<'a, E: Engine> Walk<'a, E> {
                 }
             }
             self.refresh(first_changed);
-            let state = if layout.blocks == 2 {
+            let first = Entry {
+                init: &self.midstate,
+                start: &self.skipped,
+                skip: self.skip,
+            };
+            let entry = if layout.blocks == 2 {
                 if first_changed < 16 {
-                    self.between = self.engine.compress(&self.midstate, &self.blocks[0]);
+                    self.between = self.engine.compress(first, &self.blocks[0]);
                 }
-                &self.between
+                Entry::from(&self.between)
             } else {
-                &self.midstate
+                first
             };
             let last = &self.blocks[layout.blocks - 1];
-            let mut mask = self.engine.finish(state, last, threshold, &mut out);
+            let mut mask = self.engine.finish(entry, last, threshold, &mut out);
             while mask != 0 {
                 let lane = mask.trailing_zeros() as usize;
                 mask &= mask - 1;

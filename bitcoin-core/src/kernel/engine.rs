@@ -6,6 +6,18 @@
 
 use sha2::digest::generic_array::GenericArray;
 
+/// The SHA-256 round constants (FIPS 180-4, 4.2.2).
+pub(crate) const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
 /// The SHA-256 initial chaining value (FIPS 180-4, 5.3.3).
 pub(crate) const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
@@ -41,6 +53,49 @@ impl<L: Lanes> State<L> {
     }
 }
 
+/// Where a compression starts: the chaining value it adds back at the end (`init`) and the
+/// state after its first `skip` rounds (`start`, words a..h; equal to `init` when `skip` is 0).
+///
+/// A tail block opens with the prefix's last bytes, the same for every nonce: the rounds that
+/// read only those words give the same state for every nonce, computed once per search.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'a, L> {
+    /// The chaining value before the block.
+    pub(crate) init: &'a State<L>,
+    /// The state after `skip` rounds.
+    pub(crate) start: &'a State<L>,
+    /// Rounds already done: a multiple of the engine's [`Engine::SKIP_STEP`], below 16.
+    pub(crate) skip: usize,
+}
+
+impl<'a, L> Entry<'a, L> {
+    /// A compression from round 0.
+    pub(crate) fn from(state: &'a State<L>) -> Self {
+        Entry {
+            init: state,
+            start: state,
+            skip: 0,
+        }
+    }
+}
+
+/// Runs rounds `0..words.len()` (at most 16, no message schedule needed) from `state`.
+pub(crate) fn first_rounds(state: &[u32; 8], words: &[u32]) -> [u32; 8] {
+    debug_assert!(words.len() <= 16);
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+    for (t, word) in words.iter().enumerate() {
+        let t1 = h
+            .wrapping_add(e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25))
+            .wrapping_add((e & f) ^ (!e & g))
+            .wrapping_add(K[t])
+            .wrapping_add(*word);
+        let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22))
+            .wrapping_add((a & b) ^ (a & c) ^ (b & c));
+        [h, g, f, e, d, c, b, a] = [g, f, e, d.wrapping_add(t1), c, b, a, t1.wrapping_add(t2)];
+    }
+    [a, b, c, d, e, f, g, h]
+}
+
 /// A SHA-256 compression function over `LANES` independent lanes.
 ///
 /// Implementations must compute exactly FIPS 180-4 compression for every lane; the kernel's
@@ -50,11 +105,13 @@ pub(crate) trait Engine: Copy {
     type Lanes: Lanes;
     /// How many nonces one call processes.
     const LANES: usize;
+    /// The engine can start at round `skip` when `skip` is a multiple of this (16: never).
+    const SKIP_STEP: usize;
 
-    /// Compresses `block` into `state` for every lane and writes the new chaining values.
+    /// Compresses `block` for every lane and returns the new chaining values.
     fn compress(
         &self,
-        state: &State<Self::Lanes>,
+        entry: Entry<'_, Self::Lanes>,
         block: &Block<Self::Lanes>,
     ) -> State<Self::Lanes>;
 
@@ -65,7 +122,7 @@ pub(crate) trait Engine: Copy {
     /// can beat a best hash whose high half is `threshold`. Other bits are zero.
     fn finish(
         &self,
-        state: &State<Self::Lanes>,
+        entry: Entry<'_, Self::Lanes>,
         block: &Block<Self::Lanes>,
         threshold: u32,
         out: &mut [Self::Lanes; 2],
@@ -92,19 +149,20 @@ impl Scalar {
 impl Engine for Scalar {
     type Lanes = [u32; 1];
     const LANES: usize = 1;
+    const SKIP_STEP: usize = 16;
 
-    fn compress(&self, state: &State<[u32; 1]>, block: &Block<[u32; 1]>) -> State<[u32; 1]> {
-        State(Self::run(state, block).map(|word| [word]))
+    fn compress(&self, entry: Entry<'_, [u32; 1]>, block: &Block<[u32; 1]>) -> State<[u32; 1]> {
+        State(Self::run(entry.init, block).map(|word| [word]))
     }
 
     fn finish(
         &self,
-        state: &State<[u32; 1]>,
+        entry: Entry<'_, [u32; 1]>,
         block: &Block<[u32; 1]>,
         threshold: u32,
         out: &mut [[u32; 1]; 2],
     ) -> u32 {
-        let words = Self::run(state, block);
+        let words = Self::run(entry.init, block);
         *out = [[words[0]], [words[1]]];
         u32::from(words[0] <= threshold)
     }

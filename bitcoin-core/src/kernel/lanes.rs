@@ -8,19 +8,7 @@
 //! [`Vector::barrier`] stopping LLVM from re-associating the sums (it would otherwise add the
 //! constant last and lengthen the chain).
 
-use super::engine::{Block, State};
-
-/// The SHA-256 round constants (FIPS 180-4, 4.2.2).
-pub(crate) const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
+use super::engine::{Block, Entry, State, K};
 
 /// `vpternlogd` truth tables (bit `4a + 2b + c` of the immediate is `f(a, b, c)`), shared by
 /// the AVX-512 engine and the tests that check them.
@@ -119,42 +107,55 @@ fn round<V: Vector>(a: V, b: V, c: V, d: &mut V, e: V, f: V, g: V, h: &mut V, kw
     *h = t1.add(V::majority(a, b, c)).barrier().add(big_sigma0(a));
 }
 
-/// Runs the 64 rounds over `block` from `init`; returns the new chaining value.
+/// Runs rounds `entry.skip..64` over `block`; returns the new chaining value.
 ///
 /// The rounds run as a loop of four groups of sixteen: sixteen is a multiple of the eight-round
 /// name rotation and of the sixteen-word schedule window, so every index in the loop body is a
 /// constant and everything stays in registers — and the body is small enough for LLVM to
 /// compile quickly (fully unrolled, its scalar-replacement pass takes minutes).
 #[inline(always)]
-fn rounds<V: Vector>(init: &[V; 8], block: &Block<V::Array>) -> [V; 8] {
+fn rounds<V: Vector>(entry: Entry<'_, V::Array>, block: &Block<V::Array>) -> [V; 8] {
     let mut w: [V; 16] = core::array::from_fn(|i| V::load(&block.0[i]));
-    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *init;
-    for (group, k) in K_GROUPS.iter().enumerate() {
-        if group > 0 {
-            // W[t] for the group, in place: W[t - 16] sits where W[t] goes.
-            macro_rules! schedule {
-                ($($j:literal)*) => {$(
-                    w[$j] = small_sigma1(w[($j + 14) % 16])
-                        .add(w[($j + 9) % 16])
-                        .add(small_sigma0(w[($j + 1) % 16]))
-                        .add(w[$j]);
-                )*};
+    // Round t names the state (a, b, ...) by the variables rotated right by t % 8: start the
+    // variables so that round `skip` finds its roles.
+    let start: [V; 8] = core::array::from_fn(|i| V::load(&entry.start.0[i]));
+    let rotation = entry.skip % 8;
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h]: [V; 8] =
+        core::array::from_fn(|i| start[(i + rotation) % 8]);
+    // Sixteen rounds with rotating names, from round `first` of the group on.
+    macro_rules! sixteen {
+        ($k:expr, $first:expr) => {
+            sixteen!(@rounds $k, $first;
+                0 a b c d e f g h; 1 h a b c d e f g; 2 g h a b c d e f; 3 f g h a b c d e;
+                4 e f g h a b c d; 5 d e f g h a b c; 6 c d e f g h a b; 7 b c d e f g h a;
+                8 a b c d e f g h; 9 h a b c d e f g; 10 g h a b c d e f; 11 f g h a b c d e;
+                12 e f g h a b c d; 13 d e f g h a b c; 14 c d e f g h a b; 15 b c d e f g h a;
+            )
+        };
+        (@rounds $k:expr, $first:expr;
+         $($j:literal $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident;)*) => {$(
+            if $j >= $first {
+                round($a, $b, $c, &mut $d, $e, $f, $g, &mut $h, w[$j].add(V::splat($k[$j])));
             }
-            schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-        }
-        // Sixteen rounds with rotating names.
-        macro_rules! rounds {
-            ($($j:literal $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident;)*) => {$(
-                round($a, $b, $c, &mut $d, $e, $f, $g, &mut $h, w[$j].add(V::splat(k[$j])));
+        )*};
+    }
+    // The first group, which may start late, apart from the other three: their rounds then
+    // run unconditionally.
+    sixteen!(K_GROUPS[0], entry.skip);
+    for k in &K_GROUPS[1..] {
+        // W[t] for the group, in place: W[t - 16] sits where W[t] goes.
+        macro_rules! schedule {
+            ($($j:literal)*) => {$(
+                w[$j] = small_sigma1(w[($j + 14) % 16])
+                    .add(w[($j + 9) % 16])
+                    .add(small_sigma0(w[($j + 1) % 16]))
+                    .add(w[$j]);
             )*};
         }
-        rounds! {
-            0 a b c d e f g h; 1 h a b c d e f g; 2 g h a b c d e f; 3 f g h a b c d e;
-            4 e f g h a b c d; 5 d e f g h a b c; 6 c d e f g h a b; 7 b c d e f g h a;
-            8 a b c d e f g h; 9 h a b c d e f g; 10 g h a b c d e f; 11 f g h a b c d e;
-            12 e f g h a b c d; 13 d e f g h a b c; 14 c d e f g h a b; 15 b c d e f g h a;
-        }
+        schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+        sixteen!(k, 0);
     }
+    let init: [V; 8] = core::array::from_fn(|i| V::load(&entry.init.0[i]));
     [
         a.add(init[0]),
         b.add(init[1]),
@@ -181,15 +182,14 @@ static K_GROUPS: [[u32; 16]; 4] = {
 /// Compresses `block` into `state` in every lane (see [`super::engine::Engine::compress`]).
 #[inline(always)]
 pub(crate) fn compress<V: Vector>(
-    state: &State<V::Array>,
+    entry: Entry<'_, V::Array>,
     block: &Block<V::Array>,
 ) -> State<V::Array>
 where
     V::Array: Copy,
 {
-    let init: [V; 8] = core::array::from_fn(|i| V::load(&state.0[i]));
-    let next = rounds(&init, block);
-    let mut out = *state;
+    let next = rounds::<V>(entry, block);
+    let mut out = *entry.init;
     for (word, value) in out.0.iter_mut().zip(next) {
         value.store(word);
     }
@@ -200,13 +200,12 @@ where
 /// [`super::engine::Engine::finish`]).
 #[inline(always)]
 pub(crate) fn finish<V: Vector>(
-    state: &State<V::Array>,
+    entry: Entry<'_, V::Array>,
     block: &Block<V::Array>,
     threshold: u32,
     out: &mut [V::Array; 2],
 ) -> u32 {
-    let init: [V; 8] = core::array::from_fn(|i| V::load(&state.0[i]));
-    let next = rounds(&init, block);
+    let next = rounds::<V>(entry, block);
     next[0].store(&mut out[0]);
     next[1].store(&mut out[1]);
     next[0].at_most(V::splat(threshold))
@@ -270,17 +269,18 @@ pub(crate) struct PortableEngine<const N: usize>;
 impl<const N: usize> super::engine::Engine for PortableEngine<N> {
     type Lanes = [u32; N];
     const LANES: usize = N;
-    fn compress(&self, state: &State<[u32; N]>, block: &Block<[u32; N]>) -> State<[u32; N]> {
-        compress::<Portable<N>>(state, block)
+    const SKIP_STEP: usize = 1;
+    fn compress(&self, entry: Entry<'_, [u32; N]>, block: &Block<[u32; N]>) -> State<[u32; N]> {
+        compress::<Portable<N>>(entry, block)
     }
     fn finish(
         &self,
-        state: &State<[u32; N]>,
+        entry: Entry<'_, [u32; N]>,
         block: &Block<[u32; N]>,
         threshold: u32,
         out: &mut [[u32; N]; 2],
     ) -> u32 {
-        finish::<Portable<N>>(state, block, threshold, out)
+        finish::<Portable<N>>(entry, block, threshold, out)
     }
 }
 

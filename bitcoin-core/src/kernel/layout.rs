@@ -64,6 +64,8 @@ pub(crate) struct Layout {
     pub(crate) template: [u32; 32],
     /// How many digits the nonces have.
     pub(crate) digits: usize,
+    /// How many leading words of the first tail block hold only prefix bytes (below 16).
+    pub(crate) prefix_words: usize,
     /// For digit position `i` (0 = units), the index of the tail word holding it.
     pub(crate) word: [usize; MAX_DIGITS],
     /// For digit position `i`, the left shift placing its byte in that word.
@@ -97,6 +99,7 @@ impl Layout {
             blocks,
             template,
             digits,
+            prefix_words: start / 4,
             word,
             shift,
         }

@@ -17,7 +17,7 @@
 //! Every engine is compared with the scalar reference by the kernel's quickcheck properties.
 #![allow(unsafe_code)]
 
-use super::engine::{Block, Engine, State};
+use super::engine::{Block, Engine, Entry, State};
 use super::lanes::{self, ternary, Vector};
 use core::arch::asm;
 use core::arch::x86_64::*;
@@ -128,36 +128,40 @@ unsafe fn opaque_zmm(mut x: __m512i) -> __m512i {
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_compress(state: &State<[u32; 16]>, block: &Block<[u32; 16]>) -> State<[u32; 16]> {
-    lanes::compress::<Zmm>(state, block)
+unsafe fn avx512_compress(
+    entry: Entry<'_, [u32; 16]>,
+    block: &Block<[u32; 16]>,
+) -> State<[u32; 16]> {
+    lanes::compress::<Zmm>(entry, block)
 }
 
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_finish(
-    state: &State<[u32; 16]>,
+    entry: Entry<'_, [u32; 16]>,
     block: &Block<[u32; 16]>,
     threshold: u32,
     out: &mut [[u32; 16]; 2],
 ) -> u32 {
-    lanes::finish::<Zmm>(state, block, threshold, out)
+    lanes::finish::<Zmm>(entry, block, threshold, out)
 }
 
 impl Engine for Avx512 {
     type Lanes = [u32; 16];
     const LANES: usize = 16;
-    fn compress(&self, state: &State<[u32; 16]>, block: &Block<[u32; 16]>) -> State<[u32; 16]> {
+    const SKIP_STEP: usize = 1;
+    fn compress(&self, entry: Entry<'_, [u32; 16]>, block: &Block<[u32; 16]>) -> State<[u32; 16]> {
         // SAFETY: the token proves AVX-512F.
-        unsafe { avx512_compress(state, block) }
+        unsafe { avx512_compress(entry, block) }
     }
     fn finish(
         &self,
-        state: &State<[u32; 16]>,
+        entry: Entry<'_, [u32; 16]>,
         block: &Block<[u32; 16]>,
         threshold: u32,
         out: &mut [[u32; 16]; 2],
     ) -> u32 {
         // SAFETY: the token proves AVX-512F.
-        unsafe { avx512_finish(state, block, threshold, out) }
+        unsafe { avx512_finish(entry, block, threshold, out) }
     }
 }
 
@@ -236,36 +240,37 @@ impl Vector for Ymm {
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn avx2_compress(state: &State<[u32; 8]>, block: &Block<[u32; 8]>) -> State<[u32; 8]> {
-    lanes::compress::<Ymm>(state, block)
+unsafe fn avx2_compress(entry: Entry<'_, [u32; 8]>, block: &Block<[u32; 8]>) -> State<[u32; 8]> {
+    lanes::compress::<Ymm>(entry, block)
 }
 
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_finish(
-    state: &State<[u32; 8]>,
+    entry: Entry<'_, [u32; 8]>,
     block: &Block<[u32; 8]>,
     threshold: u32,
     out: &mut [[u32; 8]; 2],
 ) -> u32 {
-    lanes::finish::<Ymm>(state, block, threshold, out)
+    lanes::finish::<Ymm>(entry, block, threshold, out)
 }
 
 impl Engine for Avx2 {
     type Lanes = [u32; 8];
     const LANES: usize = 8;
-    fn compress(&self, state: &State<[u32; 8]>, block: &Block<[u32; 8]>) -> State<[u32; 8]> {
+    const SKIP_STEP: usize = 1;
+    fn compress(&self, entry: Entry<'_, [u32; 8]>, block: &Block<[u32; 8]>) -> State<[u32; 8]> {
         // SAFETY: the token proves AVX2.
-        unsafe { avx2_compress(state, block) }
+        unsafe { avx2_compress(entry, block) }
     }
     fn finish(
         &self,
-        state: &State<[u32; 8]>,
+        entry: Entry<'_, [u32; 8]>,
         block: &Block<[u32; 8]>,
         threshold: u32,
         out: &mut [[u32; 8]; 2],
     ) -> u32 {
         // SAFETY: the token proves AVX2.
-        unsafe { avx2_finish(state, block, threshold, out) }
+        unsafe { avx2_finish(entry, block, threshold, out) }
     }
 }
 
@@ -292,7 +297,7 @@ static ROUND_CONSTANTS: [[u32; 4]; 16] = {
     let mut groups = [[0u32; 4]; 16];
     let mut i = 0;
     while i < 64 {
-        groups[i / 4][i % 4] = lanes::K[i];
+        groups[i / 4][i % 4] = super::engine::K[i];
         i += 1;
     }
     groups
@@ -326,7 +331,12 @@ fn load4(array: &[u32; 4]) -> __m128i {
 /// `state` holds the chaining values as `_mm_set_epi32(a, b, e, f)` and `(c, d, g, h)`.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 #[inline]
-fn sha_rounds(state: &[[__m128i; 2]; STREAMS], block: &Block<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
+fn sha_rounds(
+    init: &[[__m128i; 2]; STREAMS],
+    start: &[[__m128i; 2]; STREAMS],
+    skip: usize,
+    block: &Block<[u32; 4]>,
+) -> [[__m128i; 2]; STREAMS] {
     // msg[s][i] = words 4i..4i+4 of stream s.
     let mut msg = [[_mm_setzero_si128(); 4]; STREAMS];
     for (i, rows) in block.0.chunks_exact(4).enumerate() {
@@ -335,8 +345,8 @@ fn sha_rounds(state: &[[__m128i; 2]; STREAMS], block: &Block<[u32; 4]>) -> [[__m
             msg[stream][i] = column;
         }
     }
-    let mut abef: [__m128i; STREAMS] = core::array::from_fn(|s| state[s][0]);
-    let mut cdgh: [__m128i; STREAMS] = core::array::from_fn(|s| state[s][1]);
+    let mut abef: [__m128i; STREAMS] = core::array::from_fn(|s| start[s][0]);
+    let mut cdgh: [__m128i; STREAMS] = core::array::from_fn(|s| start[s][1]);
     // Four rounds of every stream per group, groups unrolled so every index is a constant.
     macro_rules! groups {
         ($($group:literal)*) => {$(
@@ -353,17 +363,20 @@ fn sha_rounds(state: &[[__m128i; 2]; STREAMS], block: &Block<[u32; 4]>) -> [[__m
                     let next = _mm_sha256msg2_epu32(partial, m[3]);
                     *m = [m[1], m[2], m[3], next];
                 }
-                let kw = _mm_add_epi32(m[if $group >= 4 { 3 } else { $group }], k);
-                cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], kw);
-                abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], _mm_shuffle_epi32::<0x0e>(kw));
+                if 4 * $group >= skip {
+                    let kw = _mm_add_epi32(m[if $group >= 4 { 3 } else { $group }], k);
+                    cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], kw);
+                    abef[s] =
+                        _mm_sha256rnds2_epu32(abef[s], cdgh[s], _mm_shuffle_epi32::<0x0e>(kw));
+                }
             }
         )*};
     }
     groups!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
     core::array::from_fn(|s| {
         [
-            _mm_add_epi32(abef[s], state[s][0]),
-            _mm_add_epi32(cdgh[s], state[s][1]),
+            _mm_add_epi32(abef[s], init[s][0]),
+            _mm_add_epi32(cdgh[s], init[s][1]),
         ]
     })
 }
@@ -384,9 +397,22 @@ fn sha_state_in(state: &State<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
     })
 }
 
+/// Runs one compression per stream from `entry` (`skip` a multiple of 4).
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn sha_compress(state: &State<[u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32; 4]> {
-    let next = sha_rounds(&sha_state_in(state), block);
+#[inline]
+fn sha_run(entry: Entry<'_, [u32; 4]>, block: &Block<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
+    let init = sha_state_in(entry.init);
+    let start = if entry.skip == 0 {
+        init
+    } else {
+        sha_state_in(entry.start)
+    };
+    sha_rounds(&init, &start, entry.skip, block)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_compress(entry: Entry<'_, [u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32; 4]> {
+    let next = sha_run(entry, block);
     let mut abcd = [_mm_setzero_si128(); STREAMS];
     let mut efgh = [_mm_setzero_si128(); STREAMS];
     for s in 0..STREAMS {
@@ -409,12 +435,12 @@ fn sha_compress(state: &State<[u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32;
 
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn sha_finish(
-    state: &State<[u32; 4]>,
+    entry: Entry<'_, [u32; 4]>,
     block: &Block<[u32; 4]>,
     threshold: u32,
     out: &mut [[u32; 4]; 2],
 ) -> u32 {
-    let next = sha_rounds(&sha_state_in(state), block);
+    let next = sha_run(entry, block);
     let mut mask = 0;
     for (s, [abef, _]) in next.iter().enumerate() {
         // ABEF holds a in lane 3 and b in lane 2.
@@ -430,18 +456,19 @@ fn sha_finish(
 impl Engine for ShaNi {
     type Lanes = [u32; 4];
     const LANES: usize = STREAMS;
-    fn compress(&self, state: &State<[u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32; 4]> {
+    const SKIP_STEP: usize = 4;
+    fn compress(&self, entry: Entry<'_, [u32; 4]>, block: &Block<[u32; 4]>) -> State<[u32; 4]> {
         // SAFETY: the token proves SHA and SSE4.1 (SSE2 and SSSE3 are implied by SSE4.1).
-        unsafe { sha_compress(state, block) }
+        unsafe { sha_compress(entry, block) }
     }
     fn finish(
         &self,
-        state: &State<[u32; 4]>,
+        entry: Entry<'_, [u32; 4]>,
         block: &Block<[u32; 4]>,
         threshold: u32,
         out: &mut [[u32; 4]; 2],
     ) -> u32 {
         // SAFETY: as for `compress`.
-        unsafe { sha_finish(state, block, threshold, out) }
+        unsafe { sha_finish(entry, block, threshold, out) }
     }
 }
