@@ -131,7 +131,7 @@ impl Proxy {
     /// Starts a proxy on `127.0.0.1:0` whose random fault decisions come from `seed`.
     pub fn start(seed: u64) -> io::Result<Proxy> {
         let poll = Poll::new()?;
-        let mut front = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let mut front = bind_loopback()?;
         poll.registry()
             .register(&mut front, FRONT, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -214,6 +214,19 @@ impl Drop for Proxy {
             let _ = thread.join();
         }
     }
+}
+
+/// A non-blocking socket on `127.0.0.1:0` with 4 MiB kernel buffers: the proxy relays
+/// bursts from many endpoints at once, and a loss it did not decide on would make a
+/// scenario's outcome depend on the machine's load.
+fn bind_loopback() -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_recv_buffer_size(4 << 20)?;
+    socket.set_send_buffer_size(4 << 20)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(socket.into()))
 }
 
 /// One client as the proxy knows it.
@@ -305,7 +318,7 @@ impl Relay {
             return Some(link);
         }
         let link = self.links.len();
-        let mut upstream = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).ok()?;
+        let mut upstream = bind_loopback().ok()?;
         self.poll
             .registry()
             .register(&mut upstream, Token(FIRST_LINK + link), Interest::READABLE)
