@@ -14,7 +14,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 
 /// A client: asks for the minimum hash of MESSAGE over LOWER..=MAX_NONCE and prints it.
 #[derive(Parser, Debug)]
-#[command(name = "client", version, about)]
+#[command(name = "client", version)]
 struct Cli {
     /// The server's address, HOST:PORT.
     server: String,

@@ -18,7 +18,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 
 /// Mine locally: a server and miners in this process, one request, its answer.
 #[derive(Parser, Debug)]
-#[command(name = "mine", version, about)]
+#[command(name = "mine", version)]
 struct Cli {
     /// The message to search.
     #[arg(default_value = "hello")]

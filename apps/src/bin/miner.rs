@@ -15,7 +15,7 @@ use clap::{ArgAction, Parser};
 
 /// A miner: joins the server and searches the jobs it hands out.
 #[derive(Parser, Debug)]
-#[command(name = "miner", version, about)]
+#[command(name = "miner", version)]
 struct Cli {
     /// The server's address, HOST:PORT.
     server: String,

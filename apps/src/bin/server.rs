@@ -16,7 +16,7 @@ use lsp_mio::Server;
 
 /// The miner system's server: hands out jobs to miners and answers clients.
 #[derive(Parser, Debug)]
-#[command(name = "server", version, about)]
+#[command(name = "server", version)]
 struct Cli {
     /// UDP port to listen on, on every IPv4 interface (0 picks a free one; `-v` logs it).
     port: u16,

@@ -47,8 +47,8 @@ impl std::error::Error for ServeError {}
 pub struct Summary {
     /// The scheduler's counters.
     pub scheduler: Stats,
-    /// Payloads that were not miner messages, or messages of the wrong kind (a Join sent to
-    /// no purpose is counted by the scheduler instead).
+    /// Payloads that were not miner messages (misplaced messages, such as a Result from a
+    /// connection holding no job, are counted by the scheduler instead).
     pub malformed: u64,
 }
 
