@@ -2,6 +2,7 @@
 //! otherwise finish late, and the first answer counts.
 
 use std::cmp::Reverse;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lsp_core::Timestamp;
@@ -73,18 +74,24 @@ impl<K: Ord + Copy> Scheduler<K> {
             .collect()
     }
 
-    /// Sends a backup of `chunk` to `miner`.
-    pub(super) fn assign_backup(&mut self, miner: K, chunk: ChunkId) {
-        let Some(c) = self.chunks.get_mut(&chunk) else {
-            return;
+    /// Sends a backup of `chunk` to `miner`; false (and nothing done) if either is unknown.
+    pub(super) fn assign_backup(&mut self, miner: K, chunk: ChunkId) -> bool {
+        let Some(c) = self.chunks.get(&chunk) else {
+            return false;
         };
-        c.runners.push(miner);
         let (request, range) = (c.request, c.range);
-        let Some(msg) = self.requests.get(&request).map(|r| r.msg.clone()) else {
-            return;
+        let Some(msg) = self.requests.get(&request).map(|r| Arc::clone(&r.msg)) else {
+            return false;
         };
+        if !self.miners.contains_key(&miner) {
+            return false;
+        }
+        if let Some(c) = self.chunks.get_mut(&chunk) {
+            c.runners.push(miner);
+        }
         self.stats.backup_jobs += 1;
         self.send(miner, chunk, request, msg, range);
+        true
     }
 
     /// The most useful backup for a request more urgent than `limit`: the most urgent

@@ -68,9 +68,9 @@
 //! holds no job, is ignored and counted in [`Stats`]. Ranges may reach `u64::MAX`;
 //! all counts are `u128`.
 //!
-//! **Cost.** Each event costs time linear in the number of miners and running jobs (a
-//! scan for the most urgent request and for backup candidates); there are no per-nonce
-//! data structures.
+//! **Cost.** Each job handed out costs a scan of the miners and the requests, and of the
+//! running jobs of requests more urgent than the most urgent one with work left (backup
+//! candidates) against the free miners; there are no per-nonce data structures.
 
 mod backup;
 mod config;
@@ -351,14 +351,17 @@ impl<K: Ord + Copy> Scheduler<K> {
             let top = self.top_request(total);
             if self.config.backup_jobs {
                 if let Some((backup_miner, chunk)) = self.best_backup(top.map(|(_, p)| p)) {
-                    self.assign_backup(backup_miner, chunk);
-                    continue;
+                    if self.assign_backup(backup_miner, chunk) {
+                        continue;
+                    }
                 }
             }
             let Some((request, _)) = top else {
                 break;
             };
-            self.assign_fresh(miner, request, total);
+            if !self.assign_fresh(miner, request, total) {
+                break;
+            }
         }
         self.timeout = self.next_backup_check();
     }
@@ -417,9 +420,10 @@ impl<K: Ord + Copy> Scheduler<K> {
     }
 
     /// Cuts a job from the front of `request`, sized for `miner`, and sends it.
-    fn assign_fresh(&mut self, miner: K, request: RequestId, total_rate: u128) {
+    /// False (and nothing done) if the miner or the request is unknown or has nothing left.
+    fn assign_fresh(&mut self, miner: K, request: RequestId, total_rate: u128) -> bool {
         let (Some(m), Some(r)) = (self.miners.get(&miner), self.requests.get_mut(&request)) else {
-            return;
+            return false;
         };
         let rate = m.rate;
         let target = rate.nonces_in(self.config.target_job_duration);
@@ -429,7 +433,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         let tail = r.unassigned.len().saturating_mul(u128::from(rate.get()))
             / total_rate.saturating_mul(u128::from(self.config.tail_split));
         let Some(range) = r.unassigned.take_front(target.min(tail).max(floor)) else {
-            return;
+            return false;
         };
         let chunk = ChunkId(self.next_chunk);
         self.next_chunk += 1;
@@ -444,6 +448,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             },
         );
         self.send(miner, chunk, request, msg, range);
+        true
     }
 
     /// Records that `miner` now holds `chunk` and emits the job.
