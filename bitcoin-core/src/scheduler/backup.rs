@@ -1,5 +1,6 @@
-//! Backup jobs: when nothing is left to hand out, idle miners duplicate jobs that would
-//! otherwise finish late, and the first answer counts.
+//! Backup jobs: a miner with a free slot duplicates a job that would otherwise finish late
+//! (it runs on a slow or stalled miner) when the job's request is more urgent than any
+//! request with nonces left to hand out. The first answer counts.
 
 use std::cmp::Reverse;
 use std::sync::Arc;
