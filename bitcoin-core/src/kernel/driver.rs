@@ -152,6 +152,7 @@ impl<'a, E: Engine> Walk<'a, E> {
                 init: &self.midstate,
                 start: &self.skipped,
                 skip: self.skip,
+                uniform: true,
             };
             let entry = if layout.blocks == 2 {
                 if first_changed < 16 {

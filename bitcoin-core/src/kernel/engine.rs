@@ -66,6 +66,8 @@ pub(crate) struct Entry<'a, L> {
     pub(crate) start: &'a State<L>,
     /// Rounds already done: a multiple of the engine's [`Engine::SKIP_STEP`], below 16.
     pub(crate) skip: usize,
+    /// Every lane of `init` holds the same value, and every lane of `start` too.
+    pub(crate) uniform: bool,
 }
 
 impl<'a, L> Entry<'a, L> {
@@ -75,6 +77,7 @@ impl<'a, L> Entry<'a, L> {
             init: state,
             start: state,
             skip: 0,
+            uniform: false,
         }
     }
 }

@@ -401,13 +401,28 @@ fn sha_state_in(state: &State<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 #[inline]
 fn sha_run(entry: Entry<'_, [u32; 4]>, block: &Block<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
-    let init = sha_state_in(entry.init);
+    let convert = if entry.uniform {
+        sha_state_splat
+    } else {
+        sha_state_in
+    };
+    let init = convert(entry.init);
     let start = if entry.skip == 0 {
         init
     } else {
-        sha_state_in(entry.start)
+        convert(entry.start)
     };
     sha_rounds(&init, &start, entry.skip, block)
+}
+
+/// [`sha_state_in`] for a state whose lanes are all equal: reads lane 0 only.
+#[target_feature(enable = "sse2")]
+#[inline]
+fn sha_state_splat(state: &State<[u32; 4]>) -> [[__m128i; 2]; STREAMS] {
+    let word = |i: usize| state.0[i][0] as i32;
+    let abef = _mm_set_epi32(word(0), word(1), word(4), word(5));
+    let cdgh = _mm_set_epi32(word(2), word(3), word(6), word(7));
+    [[abef, cdgh]; STREAMS]
 }
 
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
