@@ -22,6 +22,7 @@ mod backoff;
 pub mod conformance;
 pub mod digest;
 mod heartbeat;
+pub mod mining;
 pub mod net;
 pub mod rng;
 pub mod scenario;

@@ -5,6 +5,10 @@
 //! - `sim sweep --seeds N [--start S]`: swarm testing, each seed its own fault mix and
 //!   workload, each run twice to compare trace digests; failures are shrunk;
 //! - `sim replay --seed S [-v] [--shrunk]`: one sweep seed again, with its parameters and,
+//!   with `-v`, its event trace;
+//! - `sim sweep-miner --seeds N [--start S]`: whole-system runs (server service, miners,
+//!   clients) on a faulty network, each seed twice to compare trace digests;
+//! - `sim replay-miner --seed S [-v]`: one whole-system seed again, with its parameters and,
 //!   with `-v`, its event trace.
 //!
 //! The last line printed is always `N passed, M failed`; the exit code is non-zero if
@@ -16,6 +20,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use sim::conformance;
+use sim::mining::{self, MinerCase};
 use sim::scenario::SCENARIOS;
 use sim::shrink::minimize;
 use sim::sweep::{check_seed, run_case, Case};
@@ -74,6 +79,27 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         shrink_budget: usize,
     },
+    /// Whole-system swarm testing: server service, miners and clients on a faulty network.
+    SweepMiner {
+        /// Number of seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Stop after this many failures.
+        #[arg(long, default_value_t = 10)]
+        max_failures: u64,
+    },
+    /// Re-runs one whole-system seed, printing its parameters (and with -v its trace).
+    ReplayMiner {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Print the event trace.
+        #[arg(short, long)]
+        verbose: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +123,12 @@ fn main() -> ExitCode {
             shrunk,
             shrink_budget,
         } => replay(seed, verbose, shrunk, shrink_budget),
+        Command::SweepMiner {
+            seeds,
+            start,
+            max_failures,
+        } => sweep_miner(start, seeds, max_failures),
+        Command::ReplayMiner { seed, verbose } => replay_miner(seed, verbose),
     };
     println!("{passed} passed, {failed} failed");
     if failed == 0 && passed > 0 {
@@ -218,6 +250,77 @@ fn replay(seed: u64, verbose: bool, shrunk: bool, shrink_budget: usize) -> (u64,
                 stats.virtual_time.as_secs_f64(),
                 stats.steps,
                 stats.digest
+            );
+            (1, 0)
+        }
+        Err(failure) => {
+            println!("FAILED {failure}");
+            (0, 1)
+        }
+    }
+}
+
+fn sweep_miner(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut total = mining::Outcome::default();
+    let mut virtual_secs = 0.0;
+    for seed in start..start.saturating_add(seeds) {
+        match mining::check_seed(seed) {
+            Ok(o) => {
+                passed += 1;
+                virtual_secs += o.virtual_time.as_secs_f64();
+                total.steps += o.steps;
+                total.answered += o.answered;
+                total.crashed += o.crashed;
+                total.lost += o.lost;
+                total.jobs += o.jobs;
+                total.backups += o.backups;
+                total.requeued += o.requeued;
+            }
+            Err(failure) => {
+                failed += 1;
+                println!("FAIL seed {seed}: {failure}");
+                print!("{}", MinerCase::generate(seed));
+                println!("  replay: cargo run --release -p sim -- replay-miner --seed {seed} -v");
+                if failed >= max_failures {
+                    println!("stopping after {failed} failures");
+                    break;
+                }
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let runs = passed + failed;
+    println!(
+        "{runs} seeds in {wall:.2} s: {:.0} seeds/s (each run twice), {:.0} steps/s, {virtual_secs:.0} s virtual",
+        runs as f64 / wall,
+        2.0 * total.steps as f64 / wall,
+    );
+    println!(
+        "clients: {} answered, {} crashed, {} lost; jobs {} (backups {}, requeued {})",
+        total.answered, total.crashed, total.lost, total.jobs, total.backups, total.requeued
+    );
+    (passed, failed)
+}
+
+fn replay_miner(seed: u64, verbose: bool) -> (u64, u64) {
+    let case = MinerCase::generate(seed);
+    println!("seed {seed}:");
+    print!("{case}");
+    match mining::run_case(&case, verbose) {
+        Ok(o) => {
+            println!(
+                "passed: {:.3} s virtual, {} steps, digest {:016x}; clients {} answered, {} crashed, {} lost; jobs {} (backups {}, requeued {})",
+                o.virtual_time.as_secs_f64(),
+                o.steps,
+                o.digest,
+                o.answered,
+                o.crashed,
+                o.lost,
+                o.jobs,
+                o.backups,
+                o.requeued
             );
             (1, 0)
         }

@@ -1,0 +1,244 @@
+//! What one whole-system run does, drawn from a seed: LSP parameters, the fault mix, the
+//! miners (speed, arrival, crash) and the clients (range, arrival, crash).
+
+use std::fmt;
+use std::time::Duration;
+
+use lsp_core::Params;
+
+use crate::net::{DelayBy, Faults};
+use crate::rng::{Prob, Rng};
+use crate::sweep::Case;
+
+/// One miner: when it first connects, how fast it computes, and whether it crashes. A miner
+/// whose connection is lost or fails reconnects (as a new connection) after
+/// [`MinerPlan::reconnect_after`] unless it has crashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinerPlan {
+    /// When it starts connecting.
+    pub start: Duration,
+    /// Nonces it hashes per second of virtual time (at least 1).
+    pub rate: u64,
+    /// When it crashes for good, if ever.
+    pub crash_at: Option<Duration>,
+    /// It crashes for good on receiving its job number `n` (1-based), before answering it.
+    pub crash_on_job: Option<u32>,
+    /// How long it waits before reconnecting after losing its connection.
+    pub reconnect_after: Duration,
+}
+
+/// One client: a single Request for `data` over `lower ..= upper`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientPlan {
+    /// When it starts connecting; it sends its Request once connected.
+    pub start: Duration,
+    /// The message to hash (unique per client in a run).
+    pub data: String,
+    /// First nonce.
+    pub lower: u64,
+    /// Last nonce (inclusive, at least `lower`).
+    pub upper: u64,
+    /// When it crashes, if ever.
+    pub crash_at: Option<Duration>,
+}
+
+impl ClientPlan {
+    /// How many nonces it asks about.
+    pub fn nonces(&self) -> u64 {
+        self.upper - self.lower + 1
+    }
+}
+
+/// A deliberate defect, for testing that the invariants catch it (never drawn by
+/// [`MinerCase::generate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Every miner answers with a hash one above the true one.
+    WrongAnswers,
+    /// The server's glue records Joins but never passes them to the service.
+    DropJoins,
+    /// The server's glue never tells the service that a connection is gone.
+    ForgetLosses,
+}
+
+/// Everything one whole-system run does; [`MinerCase::generate`] draws it from a seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinerCase {
+    /// Seeds the run's network draws.
+    pub seed: u64,
+    /// LSP parameters of every node.
+    pub params: Params,
+    /// Faults of the network for the whole run (delays bounded by
+    /// [`Case::max_lifetime`]).
+    pub faults: Faults,
+    /// The miners; miner 0 never crashes, so every request can finish.
+    pub miners: Vec<MinerPlan>,
+    /// The clients.
+    pub clients: Vec<ClientPlan>,
+    /// A deliberate defect (tests of the checker only).
+    pub sabotage: Option<Sabotage>,
+}
+
+/// Draws a probability: off half of the time, else uniform up to `max_percent`.
+fn maybe(rng: &mut Rng, max_percent: u32) -> Prob {
+    if rng.chance(Prob::percent(50)) {
+        Prob::NEVER
+    } else {
+        Prob(rng.range(1, u64::from(max_percent) * 10_000) as u32)
+    }
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// The largest range a client asks about.
+pub const MAX_NONCES: u64 = 20_000;
+
+impl MinerCase {
+    /// The case of `sweep-miner` seed `seed`.
+    pub fn generate(seed: u64) -> MinerCase {
+        let mut rng = Rng::new(seed ^ 0x3141_4E45_5200_0000);
+        let epoch_millis = [10, 20, 50, 100, 200][rng.below(5) as usize];
+        let params = Params {
+            epoch_limit: rng.range(4, 8) as u32,
+            epoch_millis,
+            window_size: rng.range(1, 8) as u32,
+            max_backoff_interval: rng.range(0, 3) as u32,
+            max_unacked_messages: rng.range(1, 8) as u32,
+        };
+        let mut faults = Faults {
+            read_drop: [maybe(&mut rng, 15), maybe(&mut rng, 15)],
+            write_drop: [maybe(&mut rng, 15), maybe(&mut rng, 15)],
+            delay: maybe(&mut rng, 20),
+            duplicate: maybe(&mut rng, 20),
+            shorten: maybe(&mut rng, 5),
+            lengthen: maybe(&mut rng, 5),
+            corrupt: maybe(&mut rng, 5),
+            ..Faults::default()
+        };
+        let lifetime = Case::max_lifetime(&params);
+        if rng.chance(Prob::percent(50)) {
+            faults.jitter = ms(rng.range(0, epoch_millis / 2)).min(lifetime / 2);
+        }
+        faults.delay_by = DelayBy::Uniform {
+            min: Duration::ZERO,
+            max: lifetime.saturating_sub(faults.jitter),
+        };
+        let horizon = epoch_millis * 20;
+        let miners = (0..rng.range(1, 5))
+            .map(|i| {
+                let start = if i == 0 {
+                    Duration::ZERO
+                } else {
+                    ms(rng.range(0, horizon))
+                };
+                let mortal = i > 0 && rng.chance(Prob::percent(60));
+                let on_job = mortal && rng.chance(Prob::percent(50));
+                let crash_at = (mortal && !on_job).then(|| start + ms(rng.range(0, horizon)));
+                let crash_on_job = on_job.then(|| rng.range(1, 4) as u32);
+                MinerPlan {
+                    start,
+                    // 10 000 nonces take between 5 ms and 500 ms.
+                    rate: rng.range(20_000, 2_000_000),
+                    crash_at,
+                    crash_on_job,
+                    reconnect_after: ms(rng.range(0, 2 * epoch_millis)),
+                }
+            })
+            .collect();
+        let clients = (0..rng.range(1, 8))
+            .map(|j| {
+                let start = ms(rng.range(0, horizon));
+                let nonces = if rng.chance(Prob::percent(10)) {
+                    rng.range(1, 3)
+                } else {
+                    rng.range(1, MAX_NONCES)
+                };
+                let lower = if rng.chance(Prob::percent(20)) {
+                    u64::MAX - rng.range(nonces - 1, 3 * MAX_NONCES)
+                } else {
+                    rng.range(0, 1 << 40)
+                };
+                let crash_at = rng
+                    .chance(Prob::percent(30))
+                    .then(|| start + ms(rng.range(0, 10 * epoch_millis)));
+                ClientPlan {
+                    start,
+                    data: format!("sim {seed} client {j}"),
+                    lower,
+                    upper: lower + (nonces - 1),
+                    crash_at,
+                }
+            })
+            .collect();
+        MinerCase {
+            seed,
+            params,
+            faults,
+            miners,
+            clients,
+            sabotage: None,
+        }
+    }
+
+    /// The virtual time by which every surviving client must have its answer.
+    pub fn liveness_limit(&self) -> Duration {
+        ms(600_000)
+    }
+}
+
+impl fmt::Display for MinerCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.params;
+        let x = &self.faults;
+        writeln!(
+            f,
+            "  lsp: K {} δ {} ms ω {} M {} backoff cap {}",
+            p.epoch_limit,
+            p.epoch_millis,
+            p.window_size,
+            p.max_unacked_messages,
+            p.max_backoff_interval
+        )?;
+        writeln!(
+            f,
+            "  faults: read drop c {} s {}, write drop c {} s {}, delay {} ({:?}), dup {}, \
+             shorten {} lengthen {} corrupt {}, jitter {:?}",
+            x.read_drop[0],
+            x.read_drop[1],
+            x.write_drop[0],
+            x.write_drop[1],
+            x.delay,
+            x.delay_by,
+            x.duplicate,
+            x.shorten,
+            x.lengthen,
+            x.corrupt,
+            x.jitter
+        )?;
+        for (i, m) in self.miners.iter().enumerate() {
+            writeln!(
+                f,
+                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, reconnect after {:?}",
+                m.start, m.rate, m.crash_at, m.crash_on_job, m.reconnect_after
+            )?;
+        }
+        for (j, c) in self.clients.iter().enumerate() {
+            writeln!(
+                f,
+                "  client {j}: start {:?}, {:?} {}..={} ({} nonces), crash {:?}",
+                c.start,
+                c.data,
+                c.lower,
+                c.upper,
+                c.nonces(),
+                c.crash_at
+            )?;
+        }
+        if let Some(s) = self.sabotage {
+            writeln!(f, "  sabotage: {s:?}")?;
+        }
+        Ok(())
+    }
+}

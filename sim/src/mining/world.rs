@@ -1,0 +1,1022 @@
+//! The whole-system event loop: one server node (an LSP [`ServerEndpoint`] driving a
+//! [`MinerService`]), miner nodes and client nodes (each an LSP [`ClientEndpoint`] plus its
+//! application), on the simulated [`Network`], with the system's invariants checked after
+//! every step.
+//!
+//! Every node life has its own address, so a reconnecting miner is a new peer to the
+//! server, as a restarted process on a new port would be.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::time::Duration;
+
+use bitcoin_core::hash::hash;
+use bitcoin_core::message::Message;
+use bitcoin_core::scheduler::Config;
+use bitcoin_core::service::MinerService;
+use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent, Timestamp};
+
+use super::case::{MinerCase, Sabotage};
+use crate::digest::Digest;
+use crate::net::{Addr, Network};
+use crate::rng::Rng;
+
+/// Who owns an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Server,
+    Miner(usize),
+    Client(usize),
+}
+
+/// A timer slot: the deadline armed and a generation invalidating stale queue entries.
+#[derive(Debug, Default)]
+struct Timer {
+    armed: Option<Timestamp>,
+    generation: u64,
+}
+
+impl Timer {
+    /// Re-arms to `deadline`; returns the generation to schedule if it changed.
+    fn rearm(&mut self, deadline: Option<Timestamp>) -> Option<(Timestamp, u64)> {
+        if deadline == self.armed {
+            return None;
+        }
+        self.armed = deadline;
+        self.generation += 1;
+        deadline.map(|at| (at, self.generation))
+    }
+}
+
+/// Which timer of a node fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// The node's LSP endpoint.
+    Lsp,
+    /// The server's miner service.
+    Service,
+}
+
+enum Event {
+    Deliver {
+        to: Addr,
+        from: Addr,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        addr: Addr,
+        clock: Clock,
+        generation: u64,
+    },
+    MinerStart {
+        miner: usize,
+    },
+    MinerDone {
+        miner: usize,
+        life: u32,
+    },
+    MinerCrash {
+        miner: usize,
+    },
+    ClientStart {
+        client: usize,
+    },
+    ClientCrash {
+        client: usize,
+    },
+}
+
+struct Scheduled {
+    time: Timestamp,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
+    }
+}
+
+/// One job as the server wrote it: the request's data and its range.
+#[derive(Clone, Debug)]
+struct Job {
+    data: String,
+    lower: u64,
+    upper: u64,
+}
+
+/// The server's record of one connection, kept by the simulator (not the service) to
+/// check the service.
+#[derive(Debug, Default)]
+struct ConnRecord {
+    /// The connection is gone (lost or closed) and the service was told.
+    gone: bool,
+    /// It sent Join.
+    joined: bool,
+    /// Jobs written to it and not yet answered, oldest first.
+    jobs: VecDeque<Job>,
+}
+
+/// A request the server accepted and has not answered.
+#[derive(Debug)]
+struct Pending {
+    conn: ConnId,
+    lower: u64,
+    upper: u64,
+    /// Ranges answered by a miner.
+    answered: Vec<(u64, u64)>,
+}
+
+struct Server {
+    ep: ServerEndpoint<Addr>,
+    service: MinerService<ConnId>,
+    lsp_timer: Timer,
+    service_timer: Timer,
+    conns: BTreeMap<ConnId, ConnRecord>,
+    /// Accepted, unanswered requests by data (unique per client).
+    pending: BTreeMap<String, Pending>,
+}
+
+struct MinerNode {
+    addr: Option<Addr>,
+    ep: Option<ClientEndpoint>,
+    timer: Timer,
+    life: u32,
+    crashed: bool,
+    /// Jobs received, the first one computing.
+    jobs: VecDeque<Job>,
+    /// Jobs received over all its lives.
+    received: u32,
+    busy: bool,
+}
+
+/// How a client's run ended, if it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientEnd {
+    /// It received its Result.
+    Answered,
+    /// It crashed.
+    Crashed,
+    /// Its connection was lost, or never made.
+    Lost,
+}
+
+struct ClientNode {
+    addr: Option<Addr>,
+    ep: Option<ClientEndpoint>,
+    timer: Timer,
+    end: Option<ClientEnd>,
+}
+
+/// What a finished run saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Virtual time at the end.
+    pub virtual_time: Duration,
+    /// Steps executed.
+    pub steps: u64,
+    /// The trace digest.
+    pub digest: u64,
+    /// Clients answered (each with the true minimum).
+    pub answered: u64,
+    /// Clients that crashed before their answer.
+    pub crashed: u64,
+    /// Clients whose connection was lost or never made.
+    pub lost: u64,
+    /// Jobs the service sent, backups included.
+    pub jobs: u64,
+    /// Backup jobs.
+    pub backups: u64,
+    /// Jobs given back because their miner was lost.
+    pub requeued: u64,
+}
+
+/// One whole-system run of a [`MinerCase`].
+pub struct MiningWorld {
+    case: MinerCase,
+    now: Timestamp,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    net: Network,
+    owners: Vec<Owner>,
+    server: Server,
+    miners: Vec<MinerNode>,
+    clients: Vec<ClientNode>,
+    /// Each client's hashes over its range, computed once with [`hash`] (by data), which
+    /// the miners read instead of hashing again.
+    hashes: BTreeMap<String, (u64, Vec<u64>)>,
+    /// Each client's true answer: the least (hash, nonce) of its table.
+    truth: Vec<(u64, u64)>,
+    digest: Digest,
+    steps: u64,
+    violation: Option<String>,
+    verbose: bool,
+}
+
+fn at(d: Duration) -> Timestamp {
+    Timestamp::ZERO + d
+}
+
+/// The true answer over `lower ..= upper`: least hash, least nonce on ties.
+fn scan(data: &str, lower: u64, upper: u64) -> (u64, u64) {
+    let mut best = (hash(data, lower), lower);
+    let mut nonce = lower;
+    while nonce < upper {
+        nonce += 1;
+        best = best.min((hash(data, nonce), nonce));
+    }
+    best
+}
+
+/// How many nonces of `lower ..= upper` the union of `ranges` covers.
+fn covered(lower: u64, upper: u64, ranges: &mut [(u64, u64)]) -> u128 {
+    ranges.sort_unstable();
+    let mut total = 0u128;
+    let mut next = u128::from(lower); // first nonce not yet counted
+    for &(lo, hi) in ranges.iter() {
+        let (lo, hi) = (u128::from(lo.max(lower)), u128::from(hi.min(upper)));
+        if hi < lo || hi < next {
+            continue;
+        }
+        let from = lo.max(next);
+        total += hi - from + 1;
+        next = hi + 1;
+    }
+    total
+}
+
+impl MiningWorld {
+    /// A world ready to run `case`: every node's start and crash scheduled.
+    pub fn new(case: MinerCase, verbose: bool) -> Result<MiningWorld, String> {
+        let mut rng = Rng::new(case.seed);
+        let mut net = Network::new(rng.fork());
+        net.faults = case.faults;
+        let ep = ServerEndpoint::new(case.params, Timestamp::ZERO)
+            .map_err(|e| format!("server params: {e:?}"))?;
+        let service = MinerService::new(Config::default()).map_err(|e| format!("service: {e}"))?;
+        let mut world = MiningWorld {
+            now: Timestamp::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            net,
+            owners: vec![Owner::Server],
+            server: Server {
+                ep,
+                service,
+                lsp_timer: Timer::default(),
+                service_timer: Timer::default(),
+                conns: BTreeMap::new(),
+                pending: BTreeMap::new(),
+            },
+            miners: Vec::new(),
+            clients: Vec::new(),
+            hashes: BTreeMap::new(),
+            truth: Vec::new(),
+            digest: Digest::default(),
+            steps: 0,
+            violation: None,
+            verbose,
+            case,
+        };
+        for (miner, plan) in world.case.miners.clone().into_iter().enumerate() {
+            world.miners.push(MinerNode {
+                addr: None,
+                ep: None,
+                timer: Timer::default(),
+                life: 0,
+                crashed: false,
+                jobs: VecDeque::new(),
+                received: 0,
+                busy: false,
+            });
+            world.schedule(at(plan.start), Event::MinerStart { miner });
+            if let Some(crash) = plan.crash_at {
+                world.schedule(at(crash), Event::MinerCrash { miner });
+            }
+        }
+        for (client, plan) in world.case.clients.clone().into_iter().enumerate() {
+            let table: Vec<u64> = (plan.lower..=plan.upper)
+                .map(|n| hash(&plan.data, n))
+                .collect();
+            let truth = (plan.lower..=plan.upper)
+                .zip(&table)
+                .map(|(n, h)| (*h, n))
+                .min()
+                .unwrap_or((u64::MAX, plan.lower));
+            world.truth.push(truth);
+            world.hashes.insert(plan.data.clone(), (plan.lower, table));
+            world.clients.push(ClientNode {
+                addr: None,
+                ep: None,
+                timer: Timer::default(),
+                end: None,
+            });
+            world.schedule(at(plan.start), Event::ClientStart { client });
+            if let Some(crash) = plan.crash_at {
+                world.schedule(at(crash), Event::ClientCrash { client });
+            }
+        }
+        world.drain_server();
+        Ok(world)
+    }
+
+    /// Runs until every client's run has ended and the server has no request left (each
+    /// answered or dropped with its connection), a violation, or the liveness limit.
+    pub fn run(mut self) -> Result<Outcome, String> {
+        let limit = at(self.case.liveness_limit());
+        while self.violation.is_none()
+            && (self.clients.iter().any(|c| c.end.is_none())
+                || !self.server.pending.is_empty()
+                || self.server.service.scheduler().request_count() > 0)
+        {
+            let Some(Reverse(next)) = self.queue.pop() else {
+                self.fail("the event queue ran dry with clients unanswered");
+                break;
+            };
+            if next.time > limit {
+                let waiting: Vec<usize> = (0..self.clients.len())
+                    .filter(|&j| self.clients[j].end.is_none())
+                    .collect();
+                let pending: Vec<&String> = self.server.pending.keys().collect();
+                let what = format!(
+                    "liveness: at {limit}, clients {waiting:?} unanswered, requests {pending:?} pending at the server"
+                );
+                self.fail(what);
+                break;
+            }
+            self.now = next.time;
+            self.steps += 1;
+            self.digest.u64(next.time.as_micros());
+            self.apply(next.event);
+            self.check_no_idle_miner();
+        }
+        if let Some(v) = self.violation {
+            return Err(format!("{}: {v}", self.now));
+        }
+        let count = |end| self.clients.iter().filter(|c| c.end == Some(end)).count() as u64;
+        let stats = self.server.service.scheduler_stats();
+        Ok(Outcome {
+            virtual_time: self.now.saturating_duration_since(Timestamp::ZERO),
+            steps: self.steps,
+            digest: self.digest.value(),
+            answered: count(ClientEnd::Answered),
+            crashed: count(ClientEnd::Crashed),
+            lost: count(ClientEnd::Lost),
+            jobs: stats.jobs_sent,
+            backups: stats.backup_jobs,
+            requeued: stats.requeued_jobs,
+        })
+    }
+
+    fn fail(&mut self, what: impl Into<String>) {
+        if self.violation.is_none() {
+            let what = what.into();
+            self.trace(|| format!("VIOLATION {what}"));
+            self.violation = Some(what);
+        }
+    }
+
+    fn trace(&self, line: impl FnOnce() -> String) {
+        if self.verbose {
+            println!("{} {}", self.now, line());
+        }
+    }
+
+    fn schedule(&mut self, time: Timestamp, event: Event) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { time, seq, event }));
+    }
+
+    fn new_addr(&mut self, owner: Owner) -> Addr {
+        self.owners.push(owner);
+        Addr(u32::try_from(self.owners.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    fn name(&self, addr: Addr) -> String {
+        match self.owners.get(addr.0 as usize) {
+            Some(Owner::Server) => "server".into(),
+            Some(Owner::Miner(i)) => format!("miner{i}@{}", addr.0),
+            Some(Owner::Client(j)) => format!("client{j}@{}", addr.0),
+            None => format!("?{}", addr.0),
+        }
+    }
+
+    fn send(&mut self, from: Addr, to: Addr, bytes: Vec<u8>) {
+        self.digest.u64(u64::from(from.0) << 32 | u64::from(to.0));
+        self.digest.bytes(&bytes);
+        for copy in self.net.send(self.now, from, to, bytes) {
+            self.schedule(
+                copy.at,
+                Event::Deliver {
+                    to,
+                    from,
+                    bytes: copy.bytes,
+                },
+            );
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, from, bytes } => {
+                self.digest.u64(0xDE11);
+                if self.net.read_dropped(to) {
+                    return;
+                }
+                match self.owners.get(to.0 as usize).copied() {
+                    Some(Owner::Server) => {
+                        self.server.ep.handle_datagram(self.now, from, &bytes);
+                        self.drain_server();
+                    }
+                    Some(Owner::Miner(i)) if self.miners[i].addr == Some(to) => {
+                        if let Some(ep) = self.miners[i].ep.as_mut() {
+                            ep.handle_datagram(self.now, &bytes);
+                            self.drain_miner(i);
+                        }
+                    }
+                    Some(Owner::Client(j)) if self.clients[j].addr == Some(to) => {
+                        if let Some(ep) = self.clients[j].ep.as_mut() {
+                            ep.handle_datagram(self.now, &bytes);
+                            self.drain_client(j);
+                        }
+                    }
+                    _ => {} // nobody listening
+                }
+            }
+            Event::Timer {
+                addr,
+                clock,
+                generation,
+            } => self.fire(addr, clock, generation),
+            Event::MinerStart { miner } => self.start_miner(miner),
+            Event::MinerDone { miner, life } => self.miner_done(miner, life),
+            Event::MinerCrash { miner } => self.crash_miner(miner),
+            Event::ClientStart { client } => self.start_client(client),
+            Event::ClientCrash { client } => {
+                self.digest.u64(0xC4A6);
+                let node = &mut self.clients[client];
+                if node.end.is_none() {
+                    node.end = Some(ClientEnd::Crashed);
+                    node.ep = None;
+                    self.trace(|| format!("client{client} crashes"));
+                }
+            }
+        }
+    }
+
+    fn fire(&mut self, addr: Addr, clock: Clock, generation: u64) {
+        let now = self.now;
+        match (self.owners.get(addr.0 as usize).copied(), clock) {
+            (Some(Owner::Server), Clock::Lsp) if self.server.lsp_timer.generation == generation => {
+                self.server.lsp_timer.armed = None;
+                self.digest.u64(0x71C0);
+                self.server.ep.handle_timeout(now);
+                self.drain_server();
+            }
+            (Some(Owner::Server), Clock::Service)
+                if self.server.service_timer.generation == generation =>
+            {
+                self.server.service_timer.armed = None;
+                self.digest.u64(0x71C5);
+                self.server.service.handle_timeout(now);
+                self.drain_server();
+            }
+            (Some(Owner::Miner(i)), _) => {
+                let node = &mut self.miners[i];
+                if node.addr == Some(addr) && node.timer.generation == generation {
+                    node.timer.armed = None;
+                    if let Some(ep) = node.ep.as_mut() {
+                        self.digest.u64(0x71C1);
+                        ep.handle_timeout(now);
+                        self.drain_miner(i);
+                    }
+                }
+            }
+            (Some(Owner::Client(j)), _) => {
+                let node = &mut self.clients[j];
+                if node.addr == Some(addr) && node.timer.generation == generation {
+                    node.timer.armed = None;
+                    if let Some(ep) = node.ep.as_mut() {
+                        self.digest.u64(0x71C2);
+                        ep.handle_timeout(now);
+                        self.drain_client(j);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- the server --------------------------------------------------------------------
+
+    /// Sends the endpoint's datagrams, feeds its events to the service, writes the
+    /// service's messages (checking each), and re-arms both timers.
+    fn drain_server(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.server.ep.poll_transmit() {
+                progressed = true;
+                self.send(Addr::SERVER, t.destination, t.payload);
+            }
+            // The service's writes after each of its calls, as its contract asks.
+            while let Some((conn, bytes)) = self.server.service.poll_write() {
+                progressed = true;
+                self.on_service_write(conn, bytes);
+            }
+            if let Some(event) = self.server.ep.poll_event() {
+                progressed = true;
+                self.on_server_event(event);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if let Some((time, generation)) = self.server.lsp_timer.rearm(self.server.ep.poll_timeout())
+        {
+            self.schedule(
+                time,
+                Event::Timer {
+                    addr: Addr::SERVER,
+                    clock: Clock::Lsp,
+                    generation,
+                },
+            );
+        }
+        let deadline = self.server.service.poll_timeout();
+        if let Some(d) = deadline {
+            if d <= self.now {
+                self.fail(format!("service timeout {d} not after now"));
+            }
+        }
+        if let Some((time, generation)) = self.server.service_timer.rearm(deadline) {
+            self.schedule(
+                time,
+                Event::Timer {
+                    addr: Addr::SERVER,
+                    clock: Clock::Service,
+                    generation,
+                },
+            );
+        }
+    }
+
+    fn on_server_event(&mut self, event: ServerEvent<Addr>) {
+        let now = self.now;
+        match event {
+            ServerEvent::Connected { conn, addr } => {
+                self.digest.u64(0xC0 ^ conn.0 as u64);
+                self.trace(|| format!("server: {} connected as {conn}", self.name(addr)));
+                self.server.conns.insert(conn, ConnRecord::default());
+            }
+            ServerEvent::Message { conn, payload } => {
+                self.digest.u64(0x3E5 ^ conn.0 as u64);
+                self.digest.bytes(&payload);
+                let join = self.record_payload(conn, &payload);
+                if !(join && self.case.sabotage == Some(Sabotage::DropJoins)) {
+                    self.server.service.handle_payload(now, conn, &payload);
+                }
+            }
+            ServerEvent::ConnectionLost { conn } | ServerEvent::ConnectionClosed { conn } => {
+                self.digest.u64(0x1057 ^ conn.0 as u64);
+                self.trace(|| format!("server: {conn} gone"));
+                if let Some(record) = self.server.conns.get_mut(&conn) {
+                    record.gone = true;
+                    record.jobs.clear();
+                }
+                self.server.pending.retain(|_, p| p.conn != conn);
+                if self.case.sabotage != Some(Sabotage::ForgetLosses) {
+                    self.server.service.handle_connection_gone(now, conn);
+                }
+            }
+            ServerEvent::Closed(_) => self.fail("server closed unexpectedly"),
+        }
+    }
+
+    /// Updates the simulator's record with a payload the service is about to handle;
+    /// true if it is a Join.
+    fn record_payload(&mut self, conn: ConnId, payload: &[u8]) -> bool {
+        let message = Message::decode(payload);
+        self.trace(|| format!("server <- {conn}: {message:?}"));
+        let Some(record) = self.server.conns.get_mut(&conn) else {
+            self.fail(format!("payload from unknown connection {conn}"));
+            return false;
+        };
+        match message {
+            Ok(Message::Join) => {
+                record.joined = true;
+                return true;
+            }
+            Ok(Message::Request { data, lower, upper }) => {
+                let fresh = Pending {
+                    conn,
+                    lower,
+                    upper,
+                    answered: Vec::new(),
+                };
+                if self.server.pending.insert(data.clone(), fresh).is_some() {
+                    self.fail(format!("request {data:?} received twice"));
+                }
+            }
+            Ok(Message::Result { .. }) => {
+                let Some(job) = record.jobs.pop_front() else {
+                    self.fail(format!("result from {conn}, which holds no job"));
+                    return false;
+                };
+                if let Some(p) = self.server.pending.get_mut(&job.data) {
+                    p.answered.push((job.lower, job.upper));
+                }
+            }
+            Err(e) => self.fail(format!("undecodable payload from {conn}: {e}")),
+        }
+        false
+    }
+
+    /// Checks and writes one message of the service.
+    fn on_service_write(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        self.digest.u64(0x5E4D ^ conn.0 as u64);
+        let message = Message::decode(&bytes);
+        self.trace(|| format!("server -> {conn}: {message:?}"));
+        let Some(&ConnRecord { gone, joined, .. }) = self.server.conns.get(&conn) else {
+            self.fail(format!("service wrote to unknown connection {conn}"));
+            return;
+        };
+        if gone {
+            self.fail(format!(
+                "service wrote to {conn} after its loss: {message:?}"
+            ));
+            return;
+        }
+        match message {
+            Ok(Message::Request { data, lower, upper }) => {
+                if !joined {
+                    self.fail(format!("job sent to {conn}, which never joined"));
+                }
+                match self.server.pending.get(&data) {
+                    Some(p) if p.lower <= lower && lower <= upper && upper <= p.upper => {}
+                    _ => self.fail(format!(
+                        "job {data:?} {lower}..={upper} is not part of a pending request"
+                    )),
+                }
+                if let Some(record) = self.server.conns.get_mut(&conn) {
+                    record.jobs.push_back(Job { data, lower, upper });
+                }
+            }
+            Ok(Message::Result { hash, nonce }) => {
+                let request = self
+                    .server
+                    .pending
+                    .iter()
+                    .find(|(_, p)| p.conn == conn)
+                    .map(|(d, _)| d.clone());
+                match request {
+                    Some(data) => {
+                        self.server.pending.remove(&data);
+                    }
+                    None => self.fail(format!(
+                        "result {hash} {nonce} sent to {conn}, which has no pending request"
+                    )),
+                }
+            }
+            other => self.fail(format!("service wrote {other:?} to {conn}")),
+        }
+        // Failure means the endpoint already knows the connection is lost; its event
+        // follows in this drain.
+        let _ = self.server.ep.write(conn, bytes);
+    }
+
+    /// No miner idles while work waits: if a request has nonces neither answered nor held
+    /// by a live miner, every joined, live miner holds a job.
+    fn check_no_idle_miner(&mut self) {
+        let server = &self.server;
+        let Some((idle, _)) = server
+            .conns
+            .iter()
+            .find(|(_, r)| r.joined && !r.gone && r.jobs.is_empty())
+        else {
+            return;
+        };
+        for (data, p) in &server.pending {
+            let mut ranges = p.answered.clone();
+            for record in server.conns.values().filter(|r| !r.gone) {
+                ranges.extend(
+                    record
+                        .jobs
+                        .iter()
+                        .filter(|j| j.data == *data)
+                        .map(|j| (j.lower, j.upper)),
+                );
+            }
+            let size = u128::from(p.upper - p.lower) + 1;
+            let done = covered(p.lower, p.upper, &mut ranges);
+            if done < size {
+                let what = format!(
+                    "miner {idle} idles while request {data:?} has {} of {size} nonces unassigned",
+                    size - done
+                );
+                self.fail(what);
+                return;
+            }
+        }
+    }
+
+    // ----- miners ------------------------------------------------------------------------
+
+    fn start_miner(&mut self, miner: usize) {
+        self.digest.u64(0x5747 ^ miner as u64);
+        if self.miners[miner].crashed {
+            return;
+        }
+        let addr = self.new_addr(Owner::Miner(miner));
+        let isn = self.net_isn();
+        match ClientEndpoint::new(self.case.params, isn, self.now) {
+            Ok(ep) => {
+                let node = &mut self.miners[miner];
+                node.addr = Some(addr);
+                node.ep = Some(ep);
+                node.timer = Timer::default();
+                node.life += 1;
+                node.jobs.clear();
+                node.busy = false;
+                self.trace(|| format!("miner{miner} starts at {}", addr.0));
+                self.drain_miner(miner);
+            }
+            Err(e) => self.fail(format!("miner params: {e:?}")),
+        }
+    }
+
+    /// A fresh initial sequence number (deterministic: from the address count).
+    fn net_isn(&self) -> i64 {
+        (self.owners.len() as i64) * 1000
+    }
+
+    fn drain_miner(&mut self, miner: usize) {
+        let Some(addr) = self.miners[miner].addr else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        let mut events = Vec::new();
+        let deadline = {
+            let Some(ep) = self.miners[miner].ep.as_mut() else {
+                return;
+            };
+            while let Some(t) = ep.poll_transmit() {
+                transmits.push(t);
+            }
+            while let Some(e) = ep.poll_event() {
+                events.push(e);
+            }
+            ep.poll_timeout()
+        };
+        for t in transmits {
+            self.send(addr, Addr::SERVER, t);
+        }
+        if let Some((time, generation)) = self.miners[miner].timer.rearm(deadline) {
+            self.schedule(
+                time,
+                Event::Timer {
+                    addr,
+                    clock: Clock::Lsp,
+                    generation,
+                },
+            );
+        }
+        for event in events {
+            self.on_miner_event(miner, event);
+        }
+    }
+
+    fn on_miner_event(&mut self, miner: usize, event: ClientEvent) {
+        match event {
+            ClientEvent::Connected(_) => self.miner_write(miner, Message::Join),
+            ClientEvent::Message(payload) => match Message::decode(&payload) {
+                Ok(Message::Request { data, lower, upper }) => {
+                    let node = &mut self.miners[miner];
+                    node.received += 1;
+                    if self.case.miners[miner].crash_on_job == Some(node.received) {
+                        self.crash_miner(miner);
+                        return;
+                    }
+                    node.jobs.push_back(Job { data, lower, upper });
+                    self.miner_next(miner);
+                }
+                other => self.fail(format!("miner{miner} received {other:?}")),
+            },
+            ClientEvent::ConnectionLost | ClientEvent::ConnectFailed | ClientEvent::Closed(_) => {
+                self.trace(|| format!("miner{miner} lost its connection"));
+                let node = &mut self.miners[miner];
+                node.ep = None;
+                node.addr = None;
+                node.jobs.clear();
+                node.busy = false;
+                let after = self.case.miners[miner].reconnect_after;
+                self.schedule(self.now + after, Event::MinerStart { miner });
+            }
+        }
+    }
+
+    fn crash_miner(&mut self, miner: usize) {
+        self.digest.u64(0xC4A5);
+        let node = &mut self.miners[miner];
+        node.crashed = true;
+        node.ep = None;
+        node.jobs.clear();
+        node.busy = false;
+        self.trace(|| format!("miner{miner} crashes"));
+    }
+
+    fn miner_write(&mut self, miner: usize, message: Message) {
+        if let Some(ep) = self.miners[miner].ep.as_mut() {
+            if ep.write(message.encode()).is_ok() {
+                self.drain_miner(miner);
+            }
+        }
+    }
+
+    /// Starts computing the next job, if idle.
+    fn miner_next(&mut self, miner: usize) {
+        let rate = self.case.miners[miner].rate.max(1);
+        let node = &mut self.miners[miner];
+        if node.busy {
+            return;
+        }
+        let Some(job) = node.jobs.front() else {
+            return;
+        };
+        node.busy = true;
+        let nonces = u128::from(job.upper - job.lower) + 1;
+        let micros = (nonces * 1_000_000 / u128::from(rate)).max(1);
+        let life = node.life;
+        let done = self.now + Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
+        self.schedule(done, Event::MinerDone { miner, life });
+    }
+
+    fn miner_done(&mut self, miner: usize, life: u32) {
+        let node = &mut self.miners[miner];
+        if node.life != life || node.ep.is_none() || !node.busy {
+            return;
+        }
+        node.busy = false;
+        let Some(job) = node.jobs.pop_front() else {
+            return;
+        };
+        self.digest.u64(0xD0E ^ miner as u64);
+        let (mut hash, nonce) = self.compute(&job);
+        if self.case.sabotage == Some(Sabotage::WrongAnswers) {
+            hash = hash.wrapping_add(1);
+        }
+        self.miner_write(miner, Message::Result { hash, nonce });
+        self.miner_next(miner);
+    }
+
+    /// The true answer of `job`: from the client's table, or a scan if it has none.
+    fn compute(&self, job: &Job) -> (u64, u64) {
+        let Some((lower, table)) = self.hashes.get(&job.data) else {
+            return scan(&job.data, job.lower, job.upper);
+        };
+        let from = job.lower.checked_sub(*lower).map(|i| i as usize);
+        let to = job.upper.checked_sub(*lower).map(|i| i as usize);
+        match (from, to) {
+            (Some(from), Some(to)) if to < table.len() && from <= to => (job.lower..=job.upper)
+                .zip(&table[from..=to])
+                .map(|(n, h)| (*h, n))
+                .min()
+                .unwrap_or((u64::MAX, job.lower)),
+            _ => scan(&job.data, job.lower, job.upper),
+        }
+    }
+
+    // ----- clients -----------------------------------------------------------------------
+
+    fn start_client(&mut self, client: usize) {
+        self.digest.u64(0xC11E ^ client as u64);
+        if self.clients[client].end.is_some() {
+            return;
+        }
+        let addr = self.new_addr(Owner::Client(client));
+        let isn = self.net_isn();
+        match ClientEndpoint::new(self.case.params, isn, self.now) {
+            Ok(ep) => {
+                let node = &mut self.clients[client];
+                node.addr = Some(addr);
+                node.ep = Some(ep);
+                self.trace(|| format!("client{client} starts at {}", addr.0));
+                self.drain_client(client);
+            }
+            Err(e) => self.fail(format!("client params: {e:?}")),
+        }
+    }
+
+    fn drain_client(&mut self, client: usize) {
+        let Some(addr) = self.clients[client].addr else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        let mut events = Vec::new();
+        let deadline = {
+            let Some(ep) = self.clients[client].ep.as_mut() else {
+                return;
+            };
+            while let Some(t) = ep.poll_transmit() {
+                transmits.push(t);
+            }
+            while let Some(e) = ep.poll_event() {
+                events.push(e);
+            }
+            ep.poll_timeout()
+        };
+        for t in transmits {
+            self.send(addr, Addr::SERVER, t);
+        }
+        if let Some((time, generation)) = self.clients[client].timer.rearm(deadline) {
+            self.schedule(
+                time,
+                Event::Timer {
+                    addr,
+                    clock: Clock::Lsp,
+                    generation,
+                },
+            );
+        }
+        for event in events {
+            self.on_client_event(client, event);
+        }
+    }
+
+    fn on_client_event(&mut self, client: usize, event: ClientEvent) {
+        if self.clients[client].end.is_some() {
+            return;
+        }
+        match event {
+            ClientEvent::Connected(_) => {
+                let plan = &self.case.clients[client];
+                let request = Message::Request {
+                    data: plan.data.clone(),
+                    lower: plan.lower,
+                    upper: plan.upper,
+                };
+                if let Some(ep) = self.clients[client].ep.as_mut() {
+                    if ep.write(request.encode()).is_ok() {
+                        self.drain_client(client);
+                    }
+                }
+            }
+            ClientEvent::Message(payload) => match Message::decode(&payload) {
+                Ok(Message::Result { hash, nonce }) => {
+                    let truth = self.truth[client];
+                    self.trace(|| format!("client{client} answered {hash} {nonce}"));
+                    if (hash, nonce) != truth {
+                        self.fail(format!(
+                            "client{client} got {hash} at {nonce}, the minimum is {} at {}",
+                            truth.0, truth.1
+                        ));
+                    }
+                    // The client exits with its answer; the server will lose it.
+                    let node = &mut self.clients[client];
+                    node.end = Some(ClientEnd::Answered);
+                    node.ep = None;
+                }
+                other => self.fail(format!("client{client} received {other:?}")),
+            },
+            ClientEvent::ConnectionLost | ClientEvent::ConnectFailed | ClientEvent::Closed(_) => {
+                self.trace(|| format!("client{client} lost its connection"));
+                let node = &mut self.clients[client];
+                node.end = Some(ClientEnd::Lost);
+                node.ep = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_counts_the_union_within_the_range() {
+        assert_eq!(covered(0, 9, &mut []), 0);
+        assert_eq!(covered(0, 9, &mut [(0, 4), (3, 6)]), 7);
+        assert_eq!(covered(0, 9, &mut [(5, 9), (0, 4)]), 10);
+        assert_eq!(covered(5, 9, &mut [(0, 6), (9, 20)]), 3);
+        assert_eq!(covered(0, u64::MAX, &mut [(0, u64::MAX)]), 1 << 64);
+    }
+
+    #[test]
+    fn scan_finds_the_least_hash_and_nonce() {
+        let (h, n) = scan("x", 10, 200);
+        assert!((10..=200).all(|k| (hash("x", k), k) >= (h, n)));
+        assert_eq!(scan("x", 7, 7), (hash("x", 7), 7));
+    }
+}
