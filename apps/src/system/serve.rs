@@ -1,23 +1,24 @@
-//! The server's glue loop: LSP events in, scheduler decisions out.
+//! The server's glue loop: LSP events in, [`MinerService`] writes out.
 //!
 //! A reader thread blocks in [`Server::read`] and forwards every event over a channel; the
-//! loop waits on that channel with the scheduler's next deadline as timeout, feeds each
-//! event to the [`Scheduler`] with the current time, and writes every effect it produces.
-//! A connection that sends Join is a miner, one that sends Request a client; a lost
-//! connection is reported to the scheduler as both (each is a no-op for the wrong role).
-//! Malformed payloads are logged and counted, never fatal.
+//! loop waits on that channel with the service's next deadline as timeout, feeds each
+//! event to the service with the current time, and writes every message it produces. The
+//! service (in `bitcoin-core`, shared with the simulator) decodes payloads and drives the
+//! scheduler; this loop only moves bytes and logs, from the service's counters, what
+//! happened.
 
 use std::fmt;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
 
-use bitcoin_core::scheduler::{Config, ConfigError, Effect, Scheduler, Stats};
+use bitcoin_core::message::Message;
+use bitcoin_core::scheduler::{Config, ConfigError, Stats};
+use bitcoin_core::service::{MinerService, ServiceStats};
 use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
 use super::log::Log;
-use bitcoin_core::message::Message;
 
 /// Why [`serve`] stopped other than by the server being closed.
 #[derive(Debug)]
@@ -45,17 +46,16 @@ impl std::error::Error for ServeError {}
 /// What [`serve`] did, once the server was closed.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// The service's counters (payloads received by kind, malformed, refused, writes).
+    pub service: ServiceStats,
     /// The scheduler's counters.
     pub scheduler: Stats,
-    /// Payloads that were not miner messages (misplaced messages, such as a Result from a
-    /// connection holding no job, are counted by the scheduler instead).
-    pub malformed: u64,
 }
 
 /// Serves miners and clients on `server` until it is closed ([`Server::close`] or
 /// [`Server::abort`] from another thread), then returns what it did.
 pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, ServeError> {
-    let mut scheduler = Scheduler::<ConnId>::new(config).map_err(ServeError::Config)?;
+    let mut service = MinerService::<ConnId>::new(config).map_err(ServeError::Config)?;
     let clock = Clock::start();
     let (events, inbox) = mpsc::channel();
     let reader = Arc::clone(&server);
@@ -69,9 +69,8 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
             }
         })
         .map_err(ServeError::Spawn)?;
-    let mut summary = Summary::default();
     loop {
-        let event = match scheduler.poll_timeout() {
+        let event = match service.poll_timeout() {
             Some(deadline) => match inbox.recv_timeout(clock.until(deadline)) {
                 Ok(event) => Some(event),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -84,81 +83,68 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
         };
         let now = clock.now();
         match event {
-            None => scheduler.handle_timeout(now),
-            Some(Ok((conn, payload))) => match Message::decode(&payload) {
-                Ok(Message::Join) => {
-                    log.info(format_args!("conn {conn}: miner joined"));
-                    scheduler.handle_miner_joined(now, conn);
-                }
-                Ok(Message::Request { data, lower, upper }) => {
-                    log.info(format_args!(
-                        "conn {conn}: request {data:?} {lower}..={upper}"
-                    ));
-                    if let Err(e) = scheduler.handle_request(now, conn, data, lower, upper) {
-                        log.error(format_args!("conn {conn}: request refused: {e}"));
-                    }
-                }
-                Ok(Message::Result { hash, nonce }) => {
-                    log.debug(format_args!("conn {conn}: result {hash} {nonce}"));
-                    scheduler.handle_result(now, conn, hash, nonce);
-                }
-                Err(e) => {
-                    summary.malformed += 1;
-                    log.info(format_args!("conn {conn}: dropped payload: {e}"));
-                }
-            },
+            None => service.handle_timeout(now),
+            Some(Ok((conn, payload))) => {
+                let before = service.stats().clone();
+                service.handle_payload(now, conn, &payload);
+                log_payload(&log, conn, &before, service.stats(), &payload);
+            }
             Some(Err(
                 ServerReadError::ConnectionLost(conn) | ServerReadError::ConnectionClosed(conn),
             )) => {
                 log.info(format_args!("conn {conn}: lost"));
-                scheduler.handle_miner_lost(now, conn);
-                scheduler.handle_client_lost(now, conn);
+                service.handle_connection_gone(now, conn);
             }
             Some(Err(ServerReadError::Closed)) => break,
             Some(Err(ServerReadError::Io(e))) => return Err(ServeError::Io(e.to_string())),
         }
-        while let Some(effect) = scheduler.poll_effect() {
-            send(&server, effect, &log);
+        while let Some((conn, payload)) = service.poll_write() {
+            if log.enabled(2) {
+                log.debug(format_args!(
+                    "conn {conn}: sent {}",
+                    String::from_utf8_lossy(&payload)
+                ));
+            }
+            // A failed write means the connection is gone; its loss follows through `read`.
+            if let Err(e) = server.write(conn, payload) {
+                log.info(format_args!("conn {conn}: write failed: {e}"));
+            }
         }
     }
-    summary.scheduler = scheduler.stats().clone();
-    Ok(summary)
+    Ok(Summary {
+        service: service.stats().clone(),
+        scheduler: service.scheduler_stats().clone(),
+    })
 }
 
-/// Writes one scheduler effect. A failed write means the connection is gone; its loss
-/// event follows through `read`, so the failure is only logged.
-fn send(server: &Server, effect: Effect<ConnId>, log: &Log) {
-    let (conn, message) = match effect {
-        Effect::SendJob {
-            miner,
-            request,
-            msg,
-            lower,
-            upper,
-        } => {
-            log.debug(format_args!(
-                "conn {miner}: job {lower}..={upper} of {request}"
-            ));
-            let message = Message::Request {
-                data: msg.to_string(),
-                lower,
-                upper,
-            };
-            (miner, message)
-        }
-        Effect::SendResult {
-            client,
-            request,
-            hash,
-            nonce,
-        } => {
+/// Logs what one payload from `conn` turned out to be, from the service's counters before
+/// and after it was handled.
+fn log_payload(
+    log: &Log,
+    conn: ConnId,
+    before: &ServiceStats,
+    after: &ServiceStats,
+    payload: &[u8],
+) {
+    if after.malformed > before.malformed {
+        log.info(format_args!(
+            "conn {conn}: dropped payload {:?}",
+            String::from_utf8_lossy(payload)
+        ));
+    } else if after.refused > before.refused {
+        log.error(format_args!("conn {conn}: request refused (empty range)"));
+    } else if after.joins > before.joins {
+        log.info(format_args!("conn {conn}: miner joined"));
+    } else if after.requests > before.requests && log.enabled(1) {
+        if let Ok(Message::Request { data, lower, upper }) = Message::decode(payload) {
             log.info(format_args!(
-                "conn {client}: answer to {request}: {hash} {nonce}"
+                "conn {conn}: request {data:?} {lower}..={upper}"
             ));
-            (client, Message::Result { hash, nonce })
         }
-    };
-    if let Err(e) = server.write(conn, message.encode()) {
-        log.info(format_args!("conn {conn}: write failed: {e}"));
+    } else if after.results > before.results && log.enabled(2) {
+        log.debug(format_args!(
+            "conn {conn}: result {}",
+            String::from_utf8_lossy(payload)
+        ));
     }
 }
