@@ -10,7 +10,7 @@
 //!    time is from starting the client to its exit. Ideal = nonces ÷ pool rate; ratio =
 //!    ideal ÷ wall (1.0 is perfect; the target is ≥ 0.85).
 //!    Also in CPU time: the miners' CPU-seconds over the run against the CPU-seconds the
-//!    bare kernel needs for the nonces (robust to other work sharing the machine), and the
+//!    bare kernel needs for the nonces (less sensitive to other work sharing the machine), and the
 //!    server's CPU-seconds.
 //! 3. Idle: with no request, the server's and miners' CPU time over `--idle-secs`, from
 //!    `/proc/<pid>/stat` (utime + stime, in USER_HZ = 100 ticks per second).
@@ -232,7 +232,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(load) = load.filter(|l| *l > kernel_cores()) {
         println!(
             "  note: load average {load:.1} on {} cores at the start: other work shares the \
-             CPUs, so wall-time figures are noisy; the CPU-time ratio is not affected",
+             CPUs, so wall-time figures are noisy; the CPU-time ratio less so",
             kernel_cores()
         );
     }
