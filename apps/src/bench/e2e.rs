@@ -10,8 +10,8 @@
 //!    time is from starting the client to its exit. Ideal = nonces ÷ pool rate; ratio =
 //!    ideal ÷ wall (1.0 is perfect; the target is ≥ 0.85).
 //!    Also in CPU time: the miners' CPU-seconds over the run against the CPU-seconds the
-//!    bare kernel needs for the nonces (less sensitive to other work sharing the machine), and the
-//!    server's CPU-seconds.
+//!    bare kernel needs for the nonces (less sensitive to other work sharing the machine),
+//!    and the server's CPU-seconds.
 //! 3. Idle: with no request, the server's and miners' CPU time over `--idle-secs`, from
 //!    `/proc/<pid>/stat` (utime + stime, in USER_HZ = 100 ticks per second).
 //!
