@@ -147,6 +147,8 @@ struct Server {
     conns: BTreeMap<ConnId, ConnRecord>,
     /// Accepted, unanswered requests by data (unique per client).
     pending: BTreeMap<String, Pending>,
+    /// When the service was last called.
+    last_call: Timestamp,
 }
 
 struct MinerNode {
@@ -279,6 +281,7 @@ impl MiningWorld {
                 service_timer: Timer::default(),
                 conns: BTreeMap::new(),
                 pending: BTreeMap::new(),
+                last_call: Timestamp::ZERO,
             },
             miners: Vec::new(),
             clients: Vec::new(),
@@ -492,6 +495,7 @@ impl MiningWorld {
                 self.server.service_timer.armed = None;
                 self.digest.u64(0x71C5);
                 self.server.service.handle_timeout(now);
+                self.server.last_call = now;
                 self.drain_server();
             }
             (Some(Owner::Miner(i)), _) => {
@@ -557,8 +561,12 @@ impl MiningWorld {
         }
         let deadline = self.server.service.poll_timeout();
         if let Some(d) = deadline {
-            if d <= self.now {
-                self.fail(format!("service timeout {d} not after now"));
+            if d <= self.server.last_call {
+                let what = format!(
+                    "service timeout {d} not after its latest call at {}",
+                    self.server.last_call
+                );
+                self.fail(what);
             }
         }
         if let Some((time, generation)) = self.server.service_timer.rearm(deadline) {
@@ -587,6 +595,7 @@ impl MiningWorld {
                 let join = self.record_payload(conn, &payload);
                 if !(join && self.case.sabotage == Some(Sabotage::DropJoins)) {
                     self.server.service.handle_payload(now, conn, &payload);
+                    self.server.last_call = now;
                 }
             }
             ServerEvent::ConnectionLost { conn } | ServerEvent::ConnectionClosed { conn } => {
@@ -599,6 +608,7 @@ impl MiningWorld {
                 self.server.pending.retain(|_, p| p.conn != conn);
                 if self.case.sabotage != Some(Sabotage::ForgetLosses) {
                     self.server.service.handle_connection_gone(now, conn);
+                    self.server.last_call = now;
                 }
             }
             ServerEvent::Closed(_) => self.fail("server closed unexpectedly"),
