@@ -15,6 +15,9 @@
 //!   loads and stores.
 //!
 //! Every engine is compared with the scalar reference by the kernel's quickcheck properties.
+//! Where the CPU lacks AVX-512 (our VMs and CI), the quickcheck runs the same generic round
+//! code with portable 16-lane arrays, and `tests/avx512_emulation.py` runs the compiled AVX-512
+//! functions in an emulated CPU against a Python SHA-256.
 #![allow(unsafe_code)]
 
 use super::engine::{Block, Engine, Entry, State};
