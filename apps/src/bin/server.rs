@@ -23,9 +23,10 @@ struct Cli {
     /// Log to stderr: `-v` connections and requests, `-vv` every job.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
-    /// How long a job should take on the miner it is sized for, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    job_millis: u64,
+    /// How long a job should take on the miner it is sized for, in milliseconds (default:
+    /// the scheduler's).
+    #[arg(long)]
+    job_millis: Option<u64>,
     /// Jobs a miner holds at once (one running, the others queued behind it).
     #[arg(long, default_value_t = Config::default().jobs_per_miner)]
     jobs_per_miner: usize,
@@ -47,14 +48,14 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, log: Log) -> Result<(), String> {
     let params = cli.lsp.params()?;
-    let config = Config {
-        target_job_duration: Duration::from_millis(cli.job_millis),
-        min_job_duration: Config::default()
-            .min_job_duration
-            .min(Duration::from_millis(cli.job_millis)),
+    let mut config = Config {
         jobs_per_miner: cli.jobs_per_miner,
         ..Config::default()
     };
+    if let Some(millis) = cli.job_millis {
+        config.target_job_duration = Duration::from_millis(millis);
+        config.min_job_duration = config.min_job_duration.min(config.target_job_duration);
+    }
     config.validate().map_err(|e| e.to_string())?;
     let server = Server::listen(cli.port, params)
         .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?;
