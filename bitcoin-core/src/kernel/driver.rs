@@ -8,9 +8,13 @@
 //! low digits wrap, once every `10^k` steps. With two tail blocks, the first block is
 //! recompressed only when a digit in it changed; otherwise its cached output is reused.
 //!
+//! The first tail block's leading words that hold only prefix bytes are the same for every
+//! nonce: the rounds reading them are run once per digit count, and the engines start after
+//! them (see [`Entry`]).
+//!
 //! What the lockstep walk does not cover (fewer than `LANES · 10^k` nonces) is walked again
 //! with a smaller `k`, down to a last step of fewer than `LANES` nonces, where the idle lanes
-//! repeat a nonce already searched (a duplicate never changes a minimum).
+//! repeat that step's last nonce (a duplicate never changes a minimum).
 
 use super::engine::{first_rounds, Block, Engine, Entry, Lanes, State};
 use super::layout::{Layout, Prefix};
@@ -87,7 +91,8 @@ impl<'a, E: Engine> Walk<'a, E> {
         let lanes = E::LANES as u64;
         let mut starts = [0u64; MAX_LANES];
         loop {
-            // Within one digit count the count fits: at most 9·10^19 − 10^19 for 20 digits.
+            // Within one digit count the count fits a u64: the largest segment, 20 digits,
+            // holds 2^64 − 10^19 nonces.
             let count = hi - lo + 1;
             if count < lanes {
                 for (lane, start) in starts[..E::LANES].iter_mut().enumerate() {
