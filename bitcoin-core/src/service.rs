@@ -97,13 +97,17 @@ impl<K: Ord + Copy> MinerService<K> {
         self.collect();
     }
 
-    /// Connection `conn` is gone (lost or closed) at `now`: as a miner, its unanswered jobs
-    /// go back to their requests; as a client, its requests are dropped. Nothing is written
-    /// to it afterwards.
+    /// Connection `conn` is gone (lost or closed) at `now`: as a client, its requests are
+    /// dropped; as a miner, its unanswered jobs go back to their requests. Nothing is written
+    /// to it afterwards, and no job of its requests is handed out in this call.
     pub fn handle_connection_gone(&mut self, now: Timestamp, conn: K) {
-        self.scheduler.handle_miner_lost(now, conn);
+        // Client first: the miner-loss step hands out work again, which must not include
+        // the requests being dropped. What the client step hands out to `conn` itself (if
+        // it is also a miner) is withdrawn here, and given back by the miner-loss step.
         self.scheduler.handle_client_lost(now, conn);
+        self.collect();
         self.outbox.retain(|(to, _)| *to != conn);
+        self.scheduler.handle_miner_lost(now, conn);
         self.collect();
     }
 
@@ -282,6 +286,31 @@ mod tests {
         }
         assert!(writes(&mut s).iter().all(|(to, _)| *to != 7 && *to != 1));
         assert_eq!(s.scheduler_stats().results_sent, 0);
+    }
+
+    #[test]
+    fn a_gone_connection_s_requests_get_no_more_jobs() {
+        // Connection 5 is both a miner and a client; its request is two jobs, one on
+        // each miner. Miner 1 answers and is free when 5 goes: 5's job must not move to 1.
+        let config = Config {
+            backup_jobs: false,
+            ..Config::default()
+        };
+        let mut s = MinerService::new(config).unwrap();
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        s.handle_payload(at(0), 5, &Message::Join.encode());
+        s.handle_payload(at(0), 5, &request("both", 0, 19_999));
+        let jobs = writes(&mut s);
+        assert_eq!(jobs.iter().map(|(to, _)| *to).collect::<Vec<_>>(), [1, 5]);
+        if let Message::Request { data, lower, upper } = &jobs[0].1 {
+            let (hash, nonce) = scan(data, *lower, *upper);
+            s.handle_payload(at(1), 1, &Message::Result { hash, nonce }.encode());
+        }
+        assert!(writes(&mut s).is_empty());
+        s.handle_connection_gone(at(2), 5);
+        assert!(writes(&mut s).is_empty());
+        assert_eq!(s.scheduler().request_count(), 0);
+        assert_eq!(s.scheduler().jobs_held(1), Some(0));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   Result only to a client with a pending request;
 //! - no miner idles while work waits: if some pending request has nonces neither answered
 //!   nor held by a live miner, every joined live miner holds a job (the scheduler's
-//!   "miners never idle while any request has nonces to hand out");
+//!   "miners never idle while any request has nonces to hand out"), indeed as many as
+//!   `jobs_per_miner` allows (it fills every free slot);
 //! - the service's timeout is always in the future.
 //!
 //! At the end: every client that neither crashed nor lost its connection got its answer

@@ -708,16 +708,23 @@ impl MiningWorld {
     }
 
     /// No miner idles while work waits: if a request has nonces neither answered nor held
-    /// by a live miner, every joined, live miner holds a job.
+    /// by a live miner, every joined, live miner holds a job — in fact as many as the
+    /// scheduler allows ([`Config::jobs_per_miner`]), since it fills every free slot.
     fn check_no_idle_miner(&mut self) {
         let server = &self.server;
-        let Some((idle, _)) = server
+        let depth = server.service.scheduler().config().jobs_per_miner;
+        let Some((miner, held)) = server
             .conns
             .iter()
-            .find(|(_, r)| r.joined && !r.gone && r.jobs.is_empty())
+            .filter(|(_, r)| r.joined && !r.gone)
+            .map(|(conn, r)| (*conn, r.jobs.len()))
+            .min_by_key(|&(conn, held)| (held, conn))
         else {
             return;
         };
+        if held >= depth {
+            return;
+        }
         for (data, p) in &server.pending {
             let mut ranges = p.answered.clone();
             for record in server.conns.values().filter(|r| !r.gone) {
@@ -732,8 +739,13 @@ impl MiningWorld {
             let size = u128::from(p.upper - p.lower) + 1;
             let done = covered(p.lower, p.upper, &mut ranges);
             if done < size {
+                let state = if held == 0 {
+                    "idles".to_string()
+                } else {
+                    format!("holds {held} of {depth} jobs")
+                };
                 let what = format!(
-                    "miner {idle} idles while request {data:?} has {} of {size} nonces unassigned",
+                    "miner {miner} {state} while request {data:?} has {} of {size} nonces unassigned",
                     size - done
                 );
                 self.fail(what);
