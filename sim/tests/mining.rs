@@ -69,3 +69,20 @@ fn a_write_after_loss_is_caught() {
     let e = run_case(&case, false).unwrap_err();
     assert!(e.contains("after its loss"), "{e}");
 }
+
+#[test]
+fn a_hung_miner_needs_backup_jobs() {
+    // The first seeds with a miner that hangs holding work pass only thanks to backups.
+    let caught = (0..200)
+        .map(MinerCase::generate)
+        .filter(|case| case.miners.iter().any(|m| m.stall_on_job.is_some()))
+        .filter_map(|mut case| {
+            run_case(&case, false).expect("passes with backups");
+            case.sabotage = Some(Sabotage::NoBackups);
+            run_case(&case, false).err()
+        })
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(caught.len(), 2, "{caught:?}");
+    assert!(caught.iter().all(|e| e.contains("liveness")), "{caught:?}");
+}

@@ -23,6 +23,10 @@ pub struct MinerPlan {
     pub crash_at: Option<Duration>,
     /// It crashes for good on receiving its job number `n` (1-based), before answering it.
     pub crash_on_job: Option<u32>,
+    /// It hangs on receiving its job number `n` (1-based): its connection stays up (the
+    /// transport keeps acknowledging and sending heartbeats) but it never answers again.
+    /// Only backup jobs get its work done.
+    pub stall_on_job: Option<u32>,
     /// How long it waits before reconnecting after losing its connection.
     pub reconnect_after: Duration,
 }
@@ -49,6 +53,26 @@ impl ClientPlan {
     }
 }
 
+/// A node of a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// Miner `i`.
+    Miner(usize),
+    /// Client `j`.
+    Client(usize),
+}
+
+/// The link between the server and a node's address at `from` is down for `len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// The node cut off (its current address then).
+    pub node: Node,
+    /// When the outage starts.
+    pub from: Duration,
+    /// How long it lasts.
+    pub len: Duration,
+}
+
 /// A deliberate defect, for testing that the invariants catch it (never drawn by
 /// [`MinerCase::generate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +83,8 @@ pub enum Sabotage {
     DropJoins,
     /// The server's glue never tells the service that a connection is gone.
     ForgetLosses,
+    /// The scheduler runs without backup jobs, so a hung miner's jobs are never done.
+    NoBackups,
 }
 
 /// Everything one whole-system run does; [`MinerCase::generate`] draws it from a seed.
@@ -75,6 +101,8 @@ pub struct MinerCase {
     pub miners: Vec<MinerPlan>,
     /// The clients.
     pub clients: Vec<ClientPlan>,
+    /// Link outages.
+    pub outages: Vec<Outage>,
     /// A deliberate defect (tests of the checker only).
     pub sabotage: Option<Sabotage>,
 }
@@ -126,7 +154,7 @@ impl MinerCase {
             max: lifetime.saturating_sub(faults.jitter),
         };
         let horizon = epoch_millis * 20;
-        let miners = (0..rng.range(1, 5))
+        let miners: Vec<MinerPlan> = (0..rng.range(1, 5))
             .map(|i| {
                 let start = if i == 0 {
                     Duration::ZERO
@@ -143,11 +171,12 @@ impl MinerCase {
                     rate: rng.range(20_000, 2_000_000),
                     crash_at,
                     crash_on_job,
+                    stall_on_job: None,
                     reconnect_after: ms(rng.range(0, 2 * epoch_millis)),
                 }
             })
             .collect();
-        let clients = (0..rng.range(1, 8))
+        let clients: Vec<ClientPlan> = (0..rng.range(1, 8))
             .map(|j| {
                 let start = ms(rng.range(0, horizon));
                 let nonces = if rng.chance(Prob::percent(10)) {
@@ -172,19 +201,46 @@ impl MinerCase {
                 }
             })
             .collect();
+        let mut miners: Vec<MinerPlan> = miners;
+        // At most one miner hangs (two could hang a job and its only backup).
+        if rng.chance(Prob::percent(20)) {
+            let i = rng.below(miners.len() as u64) as usize;
+            let m = &mut miners[i];
+            if i > 0 && m.crash_at.is_none() && m.crash_on_job.is_none() {
+                m.stall_on_job = Some(rng.range(1, 4) as u32);
+            }
+        }
+        let epoch = u64::from(params.epoch_limit) * epoch_millis;
+        let outages = (0..rng.range(0, 2))
+            .map(|_| {
+                let node = if rng.chance(Prob::percent(50)) {
+                    Node::Miner(rng.below(miners.len() as u64) as usize)
+                } else {
+                    Node::Client(rng.below(clients.len() as u64) as usize)
+                };
+                Outage {
+                    node,
+                    from: ms(rng.range(0, horizon)),
+                    // From well under the loss timeout to twice it.
+                    len: ms(rng.range(epoch_millis, 2 * epoch)),
+                }
+            })
+            .collect();
         MinerCase {
             seed,
             params,
             faults,
             miners,
             clients,
+            outages,
             sabotage: None,
         }
     }
 
-    /// The virtual time by which every surviving client must have its answer.
+    /// The virtual time by which every surviving client must have its answer (runs take
+    /// a few seconds).
     pub fn liveness_limit(&self) -> Duration {
-        ms(600_000)
+        ms(120_000)
     }
 }
 
@@ -220,8 +276,8 @@ impl fmt::Display for MinerCase {
         for (i, m) in self.miners.iter().enumerate() {
             writeln!(
                 f,
-                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, reconnect after {:?}",
-                m.start, m.rate, m.crash_at, m.crash_on_job, m.reconnect_after
+                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, stall on job {:?}, reconnect after {:?}",
+                m.start, m.rate, m.crash_at, m.crash_on_job, m.stall_on_job, m.reconnect_after
             )?;
         }
         for (j, c) in self.clients.iter().enumerate() {
@@ -234,6 +290,13 @@ impl fmt::Display for MinerCase {
                 c.upper,
                 c.nonces(),
                 c.crash_at
+            )?;
+        }
+        for o in &self.outages {
+            writeln!(
+                f,
+                "  outage: {:?} from {:?} for {:?}",
+                o.node, o.from, o.len
             )?;
         }
         if let Some(s) = self.sabotage {

@@ -25,7 +25,7 @@ mod world;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use case::{ClientPlan, MinerCase, MinerPlan, Sabotage, MAX_NONCES};
+pub use case::{ClientPlan, MinerCase, MinerPlan, Node, Outage, Sabotage, MAX_NONCES};
 pub use world::{ClientEnd, MiningWorld, Outcome};
 
 /// Plays `case` to its end; `Err` names the first broken invariant (or a panic).

@@ -16,9 +16,9 @@ use bitcoin_core::scheduler::Config;
 use bitcoin_core::service::MinerService;
 use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent, Timestamp};
 
-use super::case::{MinerCase, Sabotage};
+use super::case::{MinerCase, Node, Sabotage};
 use crate::digest::Digest;
-use crate::net::{Addr, Network};
+use crate::net::{Addr, Network, Partition};
 use crate::rng::Rng;
 
 /// Who owns an address.
@@ -83,6 +83,9 @@ enum Event {
     },
     ClientCrash {
         client: usize,
+    },
+    Outage {
+        index: usize,
     },
 }
 
@@ -161,6 +164,8 @@ struct MinerNode {
     jobs: VecDeque<Job>,
     /// Jobs received over all its lives.
     received: u32,
+    /// It hangs: never computes again, never reconnects.
+    stalled: bool,
     busy: bool,
 }
 
@@ -267,7 +272,11 @@ impl MiningWorld {
         net.faults = case.faults;
         let ep = ServerEndpoint::new(case.params, Timestamp::ZERO)
             .map_err(|e| format!("server params: {e:?}"))?;
-        let service = MinerService::new(Config::default()).map_err(|e| format!("service: {e}"))?;
+        let config = Config {
+            backup_jobs: case.sabotage != Some(Sabotage::NoBackups),
+            ..Config::default()
+        };
+        let service = MinerService::new(config).map_err(|e| format!("service: {e}"))?;
         let mut world = MiningWorld {
             now: Timestamp::ZERO,
             seq: 0,
@@ -302,6 +311,7 @@ impl MiningWorld {
                 crashed: false,
                 jobs: VecDeque::new(),
                 received: 0,
+                stalled: false,
                 busy: false,
             });
             world.schedule(at(plan.start), Event::MinerStart { miner });
@@ -330,6 +340,9 @@ impl MiningWorld {
             if let Some(crash) = plan.crash_at {
                 world.schedule(at(crash), Event::ClientCrash { client });
             }
+        }
+        for (index, outage) in world.case.outages.clone().into_iter().enumerate() {
+            world.schedule(at(outage.from), Event::Outage { index });
         }
         world.drain_server();
         Ok(world)
@@ -467,6 +480,22 @@ impl MiningWorld {
             Event::MinerStart { miner } => self.start_miner(miner),
             Event::MinerDone { miner, life } => self.miner_done(miner, life),
             Event::MinerCrash { miner } => self.crash_miner(miner),
+            Event::Outage { index } => {
+                self.digest.u64(0x0C7A);
+                let outage = self.case.outages[index];
+                let addr = match outage.node {
+                    Node::Miner(i) => self.miners.get(i).and_then(|m| m.addr),
+                    Node::Client(j) => self.clients.get(j).and_then(|c| c.addr),
+                };
+                if let Some(addr) = addr {
+                    self.trace(|| format!("outage of {} for {:?}", self.name(addr), outage.len));
+                    self.net.partitions.push(Partition {
+                        client: addr,
+                        from: self.now,
+                        until: self.now + outage.len,
+                    });
+                }
+            }
             Event::ClientStart { client } => self.start_client(client),
             Event::ClientCrash { client } => {
                 self.digest.u64(0xC4A6);
@@ -831,7 +860,12 @@ impl MiningWorld {
                         self.crash_miner(miner);
                         return;
                     }
+                    let hangs = self.case.miners[miner].stall_on_job == Some(node.received);
+                    node.stalled |= hangs;
                     node.jobs.push_back(Job { data, lower, upper });
+                    if hangs {
+                        self.trace(|| format!("miner{miner} hangs"));
+                    }
                     self.miner_next(miner);
                 }
                 other => self.fail(format!("miner{miner} received {other:?}")),
@@ -843,8 +877,10 @@ impl MiningWorld {
                 node.addr = None;
                 node.jobs.clear();
                 node.busy = false;
-                let after = self.case.miners[miner].reconnect_after;
-                self.schedule(self.now + after, Event::MinerStart { miner });
+                if !node.stalled {
+                    let after = self.case.miners[miner].reconnect_after;
+                    self.schedule(self.now + after, Event::MinerStart { miner });
+                }
             }
         }
     }
@@ -871,7 +907,7 @@ impl MiningWorld {
     fn miner_next(&mut self, miner: usize) {
         let rate = self.case.miners[miner].rate.max(1);
         let node = &mut self.miners[miner];
-        if node.busy {
+        if node.busy || node.stalled {
             return;
         }
         let Some(job) = node.jobs.front() else {
