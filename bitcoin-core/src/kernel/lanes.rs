@@ -223,36 +223,48 @@ impl<const N: usize> Portable<N> {
     }
 }
 
+// In unoptimised test builds every operation stays a call: inlined, the 16-lane rounds take
+// LLVM minutes to compile at opt-level 1.
 #[cfg(test)]
 impl<const N: usize> Vector for Portable<N> {
     type Array = [u32; N];
+    #[cfg_attr(debug_assertions, inline(never))]
     fn splat(value: u32) -> Self {
         Portable([value; N])
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn load(array: &[u32; N]) -> Self {
         Portable(*array)
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn store(self, array: &mut [u32; N]) {
         *array = self.0;
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn add(self, other: Self) -> Self {
         self.zip(other, u32::wrapping_add)
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn and(self, other: Self) -> Self {
         self.zip(other, |x, y| x & y)
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn or(self, other: Self) -> Self {
         self.zip(other, |x, y| x | y)
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn xor(self, other: Self) -> Self {
         self.zip(other, |x, y| x ^ y)
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn shr(self, bits: u32) -> Self {
         Portable(self.0.map(|x| x >> bits))
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn shl(self, bits: u32) -> Self {
         Portable(self.0.map(|x| x << bits))
     }
+    #[cfg_attr(debug_assertions, inline(never))]
     fn at_most(self, bound: Self) -> u32 {
         (0..N).fold(0, |mask, i| {
             mask | (u32::from(self.0[i] <= bound.0[i]) << i)
