@@ -1,7 +1,8 @@
 """Runs the kernel's AVX-512 engine in an emulated CPU and checks it against SHA-256.
 
 The development machines and CI expose no AVX-512, so `cargo test` cannot run that path there.
-This script runs the compiled `avx512_finish` and `avx512_compress` functions of a release
+This script runs the compiled `avx512_finish`, `avx512_compress` and `avx512_finish_fixed`
+functions of a release
 binary in BochsCPU (which implements AVX-512) on random lane states and blocks, with and
 without skipped rounds, and compares every lane with a plain Python SHA-256 compression.
 
@@ -13,8 +14,8 @@ The wheel wants glibc >= 2.38; on older systems preload a shim defining `__isoc2
 and `__isoc23_sscanf` as `strtoull` and `vsscanf`. `NEGATIVE=1` feeds a wrong skip count, to see
 the check fail. The functions' argument registers follow the Rust ABI of rustc 1.95 (checked
 by disassembly): finish(rdi=&Entry, rsi=&Block, edx=threshold, rcx=&out) -> eax mask,
-compress(rdi=&mut State (return slot), rsi=&Entry, rdx=&Block); Entry = (init, start, skip,
-uniform).
+compress(rdi=&mut State (return slot), rsi=&Entry, rdx=&Block), finish_fixed(rdi=&Entry,
+rsi=&Schedule, edx=threshold, rcx=&out) -> eax mask; Entry = (init, start, skip, uniform).
 """
 import os, random, struct, subprocess, sys
 import bochscpu, bochscpu.cpu, bochscpu.memory
@@ -31,6 +32,7 @@ def symbol(name):
 
 FINISH = symbol("avx512_finish")
 COMPRESS = symbol("avx512_compress")
+FINISH_FIXED = symbol("avx512_finish_fixed")
 PAGE = bochscpu.memory.page_size()
 M = 0xffffffff
 K = [
@@ -130,7 +132,7 @@ def call(fn, regs):
     assert sess.cpu.rip == RET, hex(sess.cpu.rip)
     return sess.cpu.state.rax
 
-ENTRY, INIT, START, BLOCK, OUT, SRET = DATA, DATA + 0x200, DATA + 0x400, DATA + 0x800, DATA + 0xc00, DATA + 0x1000
+ENTRY, INIT, START, BLOCK, OUT, SRET, SCHED = DATA, DATA + 0x200, DATA + 0x400, DATA + 0x800, DATA + 0xc00, DATA + 0x1000, DATA + 0x1400
 rng = random.Random(1)
 fails = 0
 for case in range(CASES):
@@ -162,6 +164,21 @@ for case in range(CASES):
     outs = struct.unpack('<128I', read(SRET, 512))
     got_state = [[outs[i * 16 + l] for i in range(8)] for l in range(lanes)]
     ok2 = got_state == expected
-    print(f"case {case}: uniform={uniform} skip={skip} finish={'ok' if ok else 'FAIL'} compress={'ok' if ok2 else 'FAIL'}")
-    fails += (not ok) + (not ok2)
+    # finish_fixed: one block shared by every lane, its schedule precomputed, from round 0
+    fixed = blocks[0]
+    w = list(fixed)
+    for t in range(16, 64):
+        s0 = rotr(w[t-15], 7) ^ rotr(w[t-15], 18) ^ (w[t-15] >> 3)
+        s1 = rotr(w[t-2], 17) ^ rotr(w[t-2], 19) ^ (w[t-2] >> 10)
+        w.append((w[t-16] + s0 + w[t-7] + s1) & M)
+    write(SCHED, struct.pack('<64I', *[(K[t] + w[t] + (1 if NEGATIVE else 0)) & M for t in range(64)]))
+    write(ENTRY, struct.pack('<QQQQ', INIT, INIT, 0, 1 if uniform else 0))
+    expected3 = [compress(init[l], fixed) for l in range(lanes)]
+    mask3 = call(FINISH_FIXED, {'rdi': ENTRY, 'rsi': SCHED, 'rdx': threshold, 'rcx': OUT}) & 0xffff
+    out3 = struct.unpack('<32I', read(OUT, 128))
+    ok3 = [(out3[l], out3[16 + l]) for l in range(lanes)] == [(e[0], e[1]) for e in expected3] \
+        and mask3 == sum(1 << l for l in range(lanes) if expected3[l][0] <= threshold)
+    print(f"case {case}: uniform={uniform} skip={skip} finish={'ok' if ok else 'FAIL'} "
+          f"compress={'ok' if ok2 else 'FAIL'} finish_fixed={'ok' if ok3 else 'FAIL'}")
+    fails += (not ok) + (not ok2) + (not ok3)
 print("FAILURES", fails)

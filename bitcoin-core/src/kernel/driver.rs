@@ -168,7 +168,12 @@ impl<'a, E: Engine> Walk<'a, E> {
                 first
             };
             let last = &self.blocks[layout.blocks - 1];
-            let mut mask = self.engine.finish(entry, last, threshold, &mut out);
+            let mut mask = match &layout.fixed_last {
+                Some(kw) => self
+                    .engine
+                    .finish_fixed(entry, last, kw, threshold, &mut out),
+                None => self.engine.finish(entry, last, threshold, &mut out),
+            };
             while mask != 0 {
                 let lane = mask.trailing_zeros() as usize;
                 mask &= mask - 1;

@@ -84,6 +84,29 @@ impl<'a, L> Entry<'a, L> {
     }
 }
 
+/// `K[t] + W[t]` for the 64 rounds of a block whose words are known in advance, in groups of
+/// sixteen rounds.
+pub(crate) type Schedule = [[u32; 16]; 4];
+
+/// The schedule of a block: its message expansion plus the round constants.
+pub(crate) fn schedule(words: &[u32; 16]) -> Schedule {
+    let mut w = [0u32; 64];
+    w[..16].copy_from_slice(words);
+    for t in 16..64 {
+        let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
+        let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
+        w[t] = w[t - 16]
+            .wrapping_add(s0)
+            .wrapping_add(w[t - 7])
+            .wrapping_add(s1);
+    }
+    let mut out = [[0u32; 16]; 4];
+    for (t, (word, k)) in w.iter().zip(K).enumerate() {
+        out[t / 16][t % 16] = word.wrapping_add(k);
+    }
+    out
+}
+
 /// Runs rounds `0..words.len()` (at most 16, no message schedule needed) from `state`.
 pub(crate) fn first_rounds(state: &[u32; 8], words: &[u32]) -> [u32; 8] {
     debug_assert!(words.len() <= 16);
@@ -132,6 +155,21 @@ pub(crate) trait Engine: Copy {
         threshold: u32,
         out: &mut [Self::Lanes; 2],
     ) -> u32;
+
+    /// [`Engine::finish`] for a last block that is the same in every lane and for every
+    /// nonce, whose schedule `kw` ([`schedule`] of `block`) is therefore computed once: the
+    /// engine skips the message expansion. `entry.skip` is 0.
+    fn finish_fixed(
+        &self,
+        entry: Entry<'_, Self::Lanes>,
+        block: &Block<Self::Lanes>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [Self::Lanes; 2],
+    ) -> u32 {
+        let _ = kw;
+        self.finish(entry, block, threshold, out)
+    }
 }
 
 /// The portable engine: one lane, `sha2::compress256` (which itself picks SHA-NI or its

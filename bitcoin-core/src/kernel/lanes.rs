@@ -8,7 +8,7 @@
 //! [`Vector::barrier`] stopping LLVM from re-associating the sums (it would otherwise add the
 //! constant last and lengthen the chain).
 
-use super::engine::{Block, Entry, State, K};
+use super::engine::{Block, Entry, Schedule, State, K};
 
 /// `vpternlogd` truth tables (bit `4a + 2b + c` of the immediate is `f(a, b, c)`), shared by
 /// the AVX-512 engine and the tests that check them.
@@ -99,12 +99,38 @@ fn small_sigma1<V: Vector>(x: V) -> V {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn round<V: Vector>(a: V, b: V, c: V, d: &mut V, e: V, f: V, g: V, h: &mut V, kw: V) {
-    let hkw = h.add(kw);
+    // The sums of values known early are sealed, so that LLVM cannot fold Ch into them (it
+    // would then add K and the rest after Ch, on the critical path).
+    let hkw = h.add(kw).barrier();
+    let dhkw = d.add(hkw).barrier();
     let ch = V::choose(e, f, g);
     let s1 = big_sigma1(e);
     let t1 = hkw.add(ch).barrier().add(s1);
-    *d = d.add(hkw).add(ch).barrier().add(s1);
+    *d = dhkw.add(ch).barrier().add(s1);
     *h = t1.add(V::majority(a, b, c)).barrier().add(big_sigma0(a));
+}
+
+/// Sixteen rounds over the variables `[a b c d e f g h]`, their names rotating by one each
+/// round, from round `first` of the sixteen on. Round `j` adds `kw`, an expression of `j`.
+macro_rules! sixteen_rounds {
+    ([$a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident],
+     $j:ident => $kw:expr, $first:expr) => {
+        sixteen_rounds!(@each $j => $kw, $first;
+            0 $a $b $c $d $e $f $g $h; 1 $h $a $b $c $d $e $f $g; 2 $g $h $a $b $c $d $e $f;
+            3 $f $g $h $a $b $c $d $e; 4 $e $f $g $h $a $b $c $d; 5 $d $e $f $g $h $a $b $c;
+            6 $c $d $e $f $g $h $a $b; 7 $b $c $d $e $f $g $h $a; 8 $a $b $c $d $e $f $g $h;
+            9 $h $a $b $c $d $e $f $g; 10 $g $h $a $b $c $d $e $f; 11 $f $g $h $a $b $c $d $e;
+            12 $e $f $g $h $a $b $c $d; 13 $d $e $f $g $h $a $b $c; 14 $c $d $e $f $g $h $a $b;
+            15 $b $c $d $e $f $g $h $a;
+        )
+    };
+    (@each $j:ident => $kw:expr, $first:expr;
+     $($t:literal $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident;)*) => {$(
+        if $t >= $first {
+            let $j: usize = $t;
+            round($a, $b, $c, &mut $d, $e, $f, $g, &mut $h, $kw);
+        }
+    )*};
 }
 
 /// Runs rounds `entry.skip..64` over `block`; returns the new chaining value.
@@ -122,26 +148,9 @@ fn rounds<V: Vector>(entry: Entry<'_, V::Array>, block: &Block<V::Array>) -> [V;
     let rotation = entry.skip % 8;
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h]: [V; 8] =
         core::array::from_fn(|i| start[(i + rotation) % 8]);
-    // Sixteen rounds with rotating names, from round `first` of the group on.
-    macro_rules! sixteen {
-        ($k:expr, $first:expr) => {
-            sixteen!(@rounds $k, $first;
-                0 a b c d e f g h; 1 h a b c d e f g; 2 g h a b c d e f; 3 f g h a b c d e;
-                4 e f g h a b c d; 5 d e f g h a b c; 6 c d e f g h a b; 7 b c d e f g h a;
-                8 a b c d e f g h; 9 h a b c d e f g; 10 g h a b c d e f; 11 f g h a b c d e;
-                12 e f g h a b c d; 13 d e f g h a b c; 14 c d e f g h a b; 15 b c d e f g h a;
-            )
-        };
-        (@rounds $k:expr, $first:expr;
-         $($j:literal $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident;)*) => {$(
-            if $j >= $first {
-                round($a, $b, $c, &mut $d, $e, $f, $g, &mut $h, w[$j].add(V::splat($k[$j])));
-            }
-        )*};
-    }
     // The first group, which may start late, apart from the other three: their rounds then
     // run unconditionally.
-    sixteen!(K_GROUPS[0], entry.skip);
+    sixteen_rounds!([a b c d e f g h], j => w[j].add(V::splat(K_GROUPS[0][j])), entry.skip);
     for k in &K_GROUPS[1..] {
         // W[t] for the group, in place: W[t - 16] sits where W[t] goes.
         macro_rules! schedule {
@@ -153,7 +162,7 @@ fn rounds<V: Vector>(entry: Entry<'_, V::Array>, block: &Block<V::Array>) -> [V;
             )*};
         }
         schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-        sixteen!(k, 0);
+        sixteen_rounds!([a b c d e f g h], j => w[j].add(V::splat(k[j])), 0);
     }
     let init: [V; 8] = core::array::from_fn(|i| V::load(&entry.init.0[i]));
     [
@@ -206,6 +215,42 @@ pub(crate) fn finish<V: Vector>(
     out: &mut [V::Array; 2],
 ) -> u32 {
     let next = rounds::<V>(entry, block);
+    next[0].store(&mut out[0]);
+    next[1].store(&mut out[1]);
+    next[0].at_most(V::splat(threshold))
+}
+
+/// Runs the 64 rounds from `entry.init` for a block whose message schedule is known: `kw[t]`
+/// is `K[t] + W[t]`, the same in every lane. Returns the new chaining value.
+#[inline(always)]
+fn rounds_fixed<V: Vector>(entry: Entry<'_, V::Array>, kw: &Schedule) -> [V; 8] {
+    let init: [V; 8] = core::array::from_fn(|i| V::load(&entry.init.0[i]));
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = init;
+    for group in kw {
+        sixteen_rounds!([a b c d e f g h], j => V::splat(group[j]), 0);
+    }
+    [
+        a.add(init[0]),
+        b.add(init[1]),
+        c.add(init[2]),
+        d.add(init[3]),
+        e.add(init[4]),
+        f.add(init[5]),
+        g.add(init[6]),
+        h.add(init[7]),
+    ]
+}
+
+/// [`finish`] for a last block whose `K + W` is known for all 64 rounds (see
+/// [`super::engine::Engine::finish_fixed`]).
+#[inline(always)]
+pub(crate) fn finish_fixed<V: Vector>(
+    entry: Entry<'_, V::Array>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [V::Array; 2],
+) -> u32 {
+    let next = rounds_fixed::<V>(entry, kw);
     next[0].store(&mut out[0]);
     next[1].store(&mut out[1]);
     next[0].at_most(V::splat(threshold))
@@ -293,6 +338,16 @@ impl<const N: usize> super::engine::Engine for PortableEngine<N> {
         out: &mut [[u32; N]; 2],
     ) -> u32 {
         finish::<Portable<N>>(entry, block, threshold, out)
+    }
+    fn finish_fixed(
+        &self,
+        entry: Entry<'_, [u32; N]>,
+        _block: &Block<[u32; N]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; N]; 2],
+    ) -> u32 {
+        finish_fixed::<Portable<N>>(entry, kw, threshold, out)
     }
 }
 

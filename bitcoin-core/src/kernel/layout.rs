@@ -5,7 +5,7 @@
 //! prefix's last `< 64` bytes, the digits, the padding and the length — forms one or two
 //! *tail* blocks whose shape depends only on the digit count ([`Layout`]).
 
-use super::engine::IV;
+use super::engine::{schedule, Schedule, IV};
 use crate::hash::MAX_DIGITS;
 use sha2::digest::generic_array::GenericArray;
 
@@ -66,6 +66,9 @@ pub(crate) struct Layout {
     pub(crate) digits: usize,
     /// How many leading words of the first tail block hold only prefix bytes (below 16).
     pub(crate) prefix_words: usize,
+    /// With two tail blocks and every digit in the first, the second block is the same for
+    /// every nonce: its schedule, computed once.
+    pub(crate) fixed_last: Option<Schedule>,
     /// For digit position `i` (0 = units), the index of the tail word holding it.
     pub(crate) word: [usize; MAX_DIGITS],
     /// For digit position `i`, the left shift placing its byte in that word.
@@ -95,11 +98,17 @@ impl Layout {
             word[position] = offset / 4;
             shift[position] = 8 * (3 - (offset % 4) as u32);
         }
+        let fixed_last = (blocks == 2 && end <= 64).then(|| {
+            let mut last = [0u32; 16];
+            last.copy_from_slice(&template[16..]);
+            schedule(&last)
+        });
         Layout {
             blocks,
             template,
             digits,
             prefix_words: start / 4,
+            fixed_last,
             word,
             shift,
         }

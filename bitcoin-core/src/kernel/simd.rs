@@ -20,7 +20,7 @@
 //! functions in an emulated CPU against a Python SHA-256.
 #![allow(unsafe_code)]
 
-use super::engine::{Block, Engine, Entry, State};
+use super::engine::{Block, Engine, Entry, Schedule, State};
 use super::lanes::{self, ternary, Vector};
 use core::arch::asm;
 use core::arch::x86_64::*;
@@ -148,6 +148,16 @@ unsafe fn avx512_finish(
     lanes::finish::<Zmm>(entry, block, threshold, out)
 }
 
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_finish_fixed(
+    entry: Entry<'_, [u32; 16]>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [[u32; 16]; 2],
+) -> u32 {
+    lanes::finish_fixed::<Zmm>(entry, kw, threshold, out)
+}
+
 impl Engine for Avx512 {
     type Lanes = [u32; 16];
     const LANES: usize = 16;
@@ -165,6 +175,17 @@ impl Engine for Avx512 {
     ) -> u32 {
         // SAFETY: the token proves AVX-512F.
         unsafe { avx512_finish(entry, block, threshold, out) }
+    }
+    fn finish_fixed(
+        &self,
+        entry: Entry<'_, [u32; 16]>,
+        _block: &Block<[u32; 16]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; 16]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { avx512_finish_fixed(entry, kw, threshold, out) }
     }
 }
 
@@ -257,6 +278,16 @@ unsafe fn avx2_finish(
     lanes::finish::<Ymm>(entry, block, threshold, out)
 }
 
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_finish_fixed(
+    entry: Entry<'_, [u32; 8]>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [[u32; 8]; 2],
+) -> u32 {
+    lanes::finish_fixed::<Ymm>(entry, kw, threshold, out)
+}
+
 impl Engine for Avx2 {
     type Lanes = [u32; 8];
     const LANES: usize = 8;
@@ -274,6 +305,17 @@ impl Engine for Avx2 {
     ) -> u32 {
         // SAFETY: the token proves AVX2.
         unsafe { avx2_finish(entry, block, threshold, out) }
+    }
+    fn finish_fixed(
+        &self,
+        entry: Entry<'_, [u32; 8]>,
+        _block: &Block<[u32; 8]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; 8]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX2.
+        unsafe { avx2_finish_fixed(entry, kw, threshold, out) }
     }
 }
 
@@ -471,6 +513,44 @@ fn sha_finish(
     mask
 }
 
+/// [`sha_finish`] for a block whose schedule `kw` is known: the rounds only, from round 0.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_finish_fixed(
+    entry: Entry<'_, [u32; 4]>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [[u32; 4]; 2],
+) -> u32 {
+    let init = if entry.uniform {
+        sha_state_splat(entry.init)
+    } else {
+        sha_state_in(entry.init)
+    };
+    let mut abef: [__m128i; STREAMS] = core::array::from_fn(|s| init[s][0]);
+    let mut cdgh: [__m128i; STREAMS] = core::array::from_fn(|s| init[s][1]);
+    for sixteen in kw {
+        for four in sixteen.chunks_exact(4) {
+            // SAFETY: `four` is 16 readable bytes.
+            let kw = unsafe { _mm_loadu_si128(four.as_ptr().cast()) };
+            for s in 0..STREAMS {
+                cdgh[s] = _mm_sha256rnds2_epu32(cdgh[s], abef[s], kw);
+                abef[s] = _mm_sha256rnds2_epu32(abef[s], cdgh[s], _mm_shuffle_epi32::<0x0e>(kw));
+            }
+        }
+    }
+    let mut mask = 0;
+    for s in 0..STREAMS {
+        let abef = _mm_add_epi32(abef[s], init[s][0]);
+        // ABEF holds a in lane 3 and b in lane 2.
+        let a = _mm_extract_epi32::<3>(abef) as u32;
+        let b = _mm_extract_epi32::<2>(abef) as u32;
+        out[0][s] = a;
+        out[1][s] = b;
+        mask |= u32::from(a <= threshold) << s;
+    }
+    mask
+}
+
 impl Engine for ShaNi {
     type Lanes = [u32; 4];
     const LANES: usize = STREAMS;
@@ -488,5 +568,16 @@ impl Engine for ShaNi {
     ) -> u32 {
         // SAFETY: as for `compress`.
         unsafe { sha_finish(entry, block, threshold, out) }
+    }
+    fn finish_fixed(
+        &self,
+        entry: Entry<'_, [u32; 4]>,
+        _block: &Block<[u32; 4]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; 4]; 2],
+    ) -> u32 {
+        // SAFETY: as for `compress`.
+        unsafe { sha_finish_fixed(entry, kw, threshold, out) }
     }
 }
