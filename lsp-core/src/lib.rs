@@ -44,6 +44,7 @@ mod error;
 mod integrity;
 mod message;
 mod params;
+pub mod runtime;
 mod server;
 mod stats;
 pub mod time;

@@ -7,8 +7,8 @@ use lsp_core::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, Stats, Tim
 
 use crate::clock::Clock;
 use crate::driver::{Driver, Machine, Outbox};
-use crate::error::{ClientReadError, CloseError, StartError};
 use crate::socket;
+use lsp_core::runtime::{ClientReadError, CloseError, StartError};
 
 /// The client core plus the application-side state.
 struct ClientMachine {

@@ -25,11 +25,10 @@
 mod client;
 mod clock;
 mod driver;
-mod error;
 mod server;
 mod socket;
 
 pub use client::Client;
-pub use error::{ClientReadError, CloseError, ServerReadError, StartError};
+pub use lsp_core::runtime::{ClientReadError, CloseError, ServerReadError, StartError};
 pub use lsp_core::{ApiError, ConnId, Params};
 pub use server::Server;

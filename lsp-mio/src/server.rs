@@ -7,8 +7,8 @@ use lsp_core::{ApiError, ConnId, Params, ServerEndpoint, ServerEvent, Stats, Tim
 
 use crate::clock::Clock;
 use crate::driver::{Driver, Machine, Outbox};
-use crate::error::{CloseError, ServerReadError, StartError};
 use crate::socket;
+use lsp_core::runtime::{CloseError, ServerReadError, StartError};
 
 /// What [`Server::read`] hands out, in order.
 type ReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;

@@ -1,18 +1,22 @@
-//! The errors of the blocking API.
+//! The errors of the application API that every runtime (`lsp-mio`, `lsp-smol`) offers:
+//! starting an endpoint, reading, and closing (lsp.md §9).
+//!
+//! Plain data types, no IO: they live here so that both runtimes report the same errors
+//! with one definition. `Io` variants carry the socket error that stopped a runtime's
+//! driver (its I/O thread or driver task).
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use lsp_core::{ConnId, ParamsError};
+use crate::{ConnId, ParamsError};
 
-/// Why [`Server::listen`](crate::Server::listen) or
-/// [`Client::connect`](crate::Client::connect) failed.
+/// Why a runtime's `Server::listen` or `Client::connect` failed.
 #[derive(Debug)]
 pub enum StartError {
     /// The parameters were invalid.
     Params(ParamsError),
-    /// The socket could not be created, bound or connected, or the I/O thread not started.
+    /// The socket could not be created, bound or connected, or the driver not started.
     Io(io::Error),
     /// No connect-ack arrived within `epoch_limit` epochs (client only).
     NoAnswer,
@@ -50,18 +54,18 @@ impl From<io::Error> for StartError {
     }
 }
 
-/// Why [`Server::read`](crate::Server::read) returned no message.
+/// Why a runtime's `Server::read` returned no message.
 #[derive(Clone, Debug)]
 pub enum ServerReadError {
     /// This connection was lost, and every message received from it before has been read.
     /// Reported exactly once per lost connection.
     ConnectionLost(ConnId),
-    /// This connection was closed with [`Server::close_conn`](crate::Server::close_conn).
+    /// This connection was closed with `Server::close_conn`.
     /// Reported exactly once per closed connection.
     ConnectionClosed(ConnId),
     /// The server was closed.
     Closed,
-    /// The I/O thread stopped on a socket or poll error.
+    /// The driver stopped on a socket error.
     Io(Arc<io::Error>),
 }
 
@@ -82,21 +86,21 @@ impl fmt::Display for ServerReadError {
             ServerReadError::ConnectionLost(c) => write!(f, "connection {c} lost"),
             ServerReadError::ConnectionClosed(c) => write!(f, "connection {c} closed"),
             ServerReadError::Closed => write!(f, "server closed"),
-            ServerReadError::Io(e) => write!(f, "I/O thread failed: {e}"),
+            ServerReadError::Io(e) => write!(f, "driver failed: {e}"),
         }
     }
 }
 
 impl std::error::Error for ServerReadError {}
 
-/// Why [`Client::read`](crate::Client::read) returned no message.
+/// Why a runtime's `Client::read` returned no message.
 #[derive(Clone, Debug)]
 pub enum ClientReadError {
     /// The connection was lost and every message received before the loss has been read.
     ConnectionLost,
     /// The client was closed.
     Closed,
-    /// The I/O thread stopped on a socket or poll error.
+    /// The driver stopped on a socket error.
     Io(Arc<io::Error>),
 }
 
@@ -105,7 +109,7 @@ impl fmt::Display for ClientReadError {
         match self {
             ClientReadError::ConnectionLost => write!(f, "connection lost"),
             ClientReadError::Closed => write!(f, "client closed"),
-            ClientReadError::Io(e) => write!(f, "I/O thread failed: {e}"),
+            ClientReadError::Io(e) => write!(f, "driver failed: {e}"),
         }
     }
 }
@@ -123,7 +127,7 @@ pub enum CloseError {
     /// was pending for them was discarded. (A client reports its own connection, or an empty
     /// list if it never connected.)
     ConnectionsLost(Vec<ConnId>),
-    /// The I/O thread stopped on a socket or poll error before the close completed.
+    /// The driver stopped on a socket error before the close completed.
     Io(Arc<io::Error>),
 }
 
@@ -137,17 +141,17 @@ impl fmt::Display for CloseError {
                 "{} connection(s) lost before their messages were acknowledged",
                 ids.len()
             ),
-            CloseError::Io(e) => write!(f, "I/O thread failed: {e}"),
+            CloseError::Io(e) => write!(f, "driver failed: {e}"),
         }
     }
 }
 
 impl std::error::Error for CloseError {}
 
-impl From<lsp_core::CloseError> for CloseError {
-    fn from(e: lsp_core::CloseError) -> Self {
+impl From<crate::CloseError> for CloseError {
+    fn from(e: crate::CloseError) -> Self {
         match e {
-            lsp_core::CloseError::ConnectionsLost(ids) => CloseError::ConnectionsLost(ids),
+            crate::CloseError::ConnectionsLost(ids) => CloseError::ConnectionsLost(ids),
         }
     }
 }
