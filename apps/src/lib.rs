@@ -2,4 +2,5 @@
 //! modes in [`bench`].
 
 pub mod bench;
+pub mod echo;
 pub mod system;
