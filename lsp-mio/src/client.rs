@@ -1,64 +1,13 @@
 //! The blocking LSP client.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use lsp_core::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, Stats, Timestamp};
+use lsp_core::runtime::{ClientReadError, ClientSession, CloseError, StartError};
+use lsp_core::{ApiError, ConnId, Params, Stats};
 
 use crate::clock::Clock;
-use crate::driver::{Driver, Machine, Outbox};
+use crate::driver::Driver;
 use crate::socket;
-use lsp_core::runtime::{ClientReadError, CloseError, StartError};
-
-/// The client core plus the application-side state.
-struct ClientMachine {
-    endpoint: ClientEndpoint,
-    server: SocketAddr,
-    /// Messages not yet returned by `read`.
-    inbox: VecDeque<Vec<u8>>,
-    /// The id from the connect-ack, once connected.
-    connected: Option<ConnId>,
-    /// Connecting failed, or the connection was lost.
-    ended: bool,
-    /// `close` was called.
-    closing: bool,
-    /// The core's close result, once it completed.
-    closed: Option<Result<(), lsp_core::CloseError>>,
-}
-
-impl Machine for ClientMachine {
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
-        // The socket is connected, so the kernel already filters; this is belt and braces.
-        if from == self.server {
-            self.endpoint.handle_datagram(now, datagram);
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Timestamp) {
-        self.endpoint.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        self.endpoint.poll_timeout()
-    }
-
-    fn drain(&mut self, outbox: &mut Outbox) -> bool {
-        while let Some(datagram) = self.endpoint.poll_transmit() {
-            outbox.push(self.server, datagram);
-        }
-        let mut progress = false;
-        while let Some(event) = self.endpoint.poll_event() {
-            progress = true;
-            match event {
-                ClientEvent::Connected(id) => self.connected = Some(id),
-                ClientEvent::Message(payload) => self.inbox.push_back(payload),
-                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
-                ClientEvent::Closed(result) => self.closed = Some(result),
-            }
-        }
-        progress
-    }
-}
 
 /// An LSP client on its own I/O thread (lsp.md §9 "Client").
 ///
@@ -66,7 +15,7 @@ impl Machine for ClientMachine {
 /// write. Dropping the client stops its I/O thread at once, without the flushing that
 /// [`close`](Self::close) does.
 pub struct Client {
-    driver: Driver<ClientMachine>,
+    driver: Driver<ClientSession<SocketAddr>>,
     conn_id: ConnId,
     local_addr: SocketAddr,
 }
@@ -81,35 +30,10 @@ impl Client {
         let socket = socket::bind(socket::any_local_for(server))?;
         socket.connect(server)?;
         let clock = Clock::start();
-        let machine = ClientMachine {
-            endpoint: ClientEndpoint::new(params, isn, clock.now())?,
-            server,
-            inbox: VecDeque::new(),
-            connected: None,
-            ended: false,
-            closing: false,
-            closed: None,
-        };
-        let driver = Driver::start("lsp-mio-client", machine, socket, true, clock)?;
+        let session = ClientSession::new(params, server, isn, clock.now())?;
+        let driver = Driver::start("lsp-mio-client", session, socket, true, clock)?;
         let local_addr = driver.local_addr()?;
-        let shared = driver.shared();
-        let mut locked = shared.lock();
-        let conn_id = loop {
-            if let Some(id) = locked.machine.connected {
-                break id;
-            }
-            if locked.machine.ended {
-                drop(locked);
-                return Err(StartError::NoAnswer);
-            }
-            if let Some(e) = &locked.failure {
-                let e = std::io::Error::new(e.kind(), e.to_string());
-                drop(locked);
-                return Err(StartError::Io(e));
-            }
-            locked = shared.wait(locked);
-        };
-        drop(locked);
+        let conn_id = driver.wait_until(|session| session.poll_connected())?;
         Ok(Client {
             driver,
             conn_id,
@@ -131,36 +55,14 @@ impl Client {
     /// closed, or once the connection was lost and every message received before the loss
     /// has been read (and from then on).
     pub fn read(&self) -> Result<Vec<u8>, ClientReadError> {
-        let shared = self.driver.shared();
-        let mut locked = shared.lock();
-        loop {
-            if let Some(e) = &locked.failure {
-                return Err(ClientReadError::Io(e.clone()));
-            }
-            if locked.machine.closing || locked.is_stopped() {
-                return Err(ClientReadError::Closed);
-            }
-            if let Some(payload) = locked.machine.inbox.pop_front() {
-                return Ok(payload);
-            }
-            if locked.machine.ended {
-                return Err(ClientReadError::ConnectionLost);
-            }
-            locked = shared.wait(locked);
-        }
+        self.driver.wait_until(ClientSession::poll_read)
     }
 
     /// Queues `payload` for the server; never blocks. Fails if the connection was lost, the
     /// client closed, or the payload does not fit in one datagram.
     pub fn write(&self, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
-        let shared = self.driver.shared();
-        let mut locked = shared.lock();
-        if locked.machine.closing || locked.is_stopped() {
-            return Err(ApiError::Closed);
-        }
-        locked.machine.endpoint.write(payload.into())?;
-        shared.after_call(&mut locked);
-        Ok(())
+        let payload = payload.into();
+        self.driver.call(|session| session.write(payload))
     }
 
     /// Waits until everything written was sent and acknowledged, meanwhile still
@@ -168,31 +70,8 @@ impl Client {
     /// the client sends nothing. A loss first discards what was pending and is reported as
     /// an error. Every later call fails.
     pub fn close(&self) -> Result<(), CloseError> {
-        let shared = self.driver.shared();
-        let mut locked = shared.lock();
-        if locked.machine.closing || locked.is_stopped() {
-            return Err(CloseError::AlreadyClosed);
-        }
-        locked.machine.closing = true;
-        if let Err(e) = locked.machine.endpoint.close() {
-            debug_assert!(false, "core refused close: {e}");
-        }
-        shared.after_call(&mut locked);
-        // Readers blocked in `read` fail now.
-        shared.notify(&locked);
-        let result = loop {
-            if let Some(result) = locked.machine.closed.take() {
-                break result.map_err(CloseError::from);
-            }
-            if let Some(e) = &locked.failure {
-                break Err(CloseError::Io(e.clone()));
-            }
-            if locked.is_stopped() {
-                break Err(CloseError::Aborted);
-            }
-            locked = shared.wait(locked);
-        };
-        drop(locked);
+        self.driver.call_then_wake_all(ClientSession::begin_close)?;
+        let result = self.driver.wait_until(ClientSession::poll_closed);
         self.driver.stop();
         result
     }
@@ -206,7 +85,7 @@ impl Client {
 
     /// A snapshot of the core's counters.
     pub fn stats(&self) -> Stats {
-        *self.driver.shared().lock().machine.endpoint.stats()
+        self.driver.inspect(|session| *session.endpoint().stats())
     }
 }
 

@@ -1,214 +1,124 @@
 //! The I/O thread and the state it shares with the application threads.
 //!
 //! One [`Driver`] per endpoint owns a thread that sleeps in `mio::Poll` on the UDP socket and
-//! a `mio::Waker`, with the core's [`poll_timeout`](Machine::poll_timeout) as the poll
-//! timeout, so an idle endpoint costs nothing between epochs. The core sits behind a mutex
-//! together with the application-side queues ([`Locked`]): the I/O thread takes the lock to
-//! feed it every datagram that is ready (draining the socket until `WouldBlock` on each
-//! wake-up) and the timer; application calls take it to call `write`/`close_conn`/`close`
-//! directly, which gives them their `Result` synchronously and lets them send the datagrams
-//! the call produced themselves, without a thread hand-off on the send path. The waker is
-//! rung only when an application call needs the I/O thread: to stop it, to flush datagrams
-//! the socket refused with `WouldBlock`, or when the core's next deadline moved earlier.
+//! a `mio::Waker`, with the core's next deadline as the poll timeout, so an idle endpoint
+//! costs nothing between epochs. The session ([`lsp_core::runtime`]) sits behind a mutex
+//! inside a [`DriverState`]: the I/O thread takes the lock to feed it every datagram that is
+//! ready (in batches, until `WouldBlock`) and the timer; application calls take it to act on
+//! the session directly, which gives them their `Result` synchronously and lets them send the
+//! datagrams the call produced themselves, without a thread hand-off on the send path. The
+//! waker is rung only when an application call needs the I/O thread: to stop it, to flush
+//! datagrams the socket refused with `WouldBlock`, or when the core's next deadline moved
+//! earlier.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use lsp_core::Timestamp;
-use mio::net::UdpSocket;
+use lsp_core::runtime::{DriverState, DriverStatus, Received, Session};
+use std::os::fd::AsRawFd;
+
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::clock::Clock;
-use crate::socket::RECV_BUF_LEN;
+use crate::socket::EndpointSocket;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
-/// Datagrams handled per lock hold, so application calls are not starved during a burst.
-const RECV_BATCH: usize = 64;
+/// A session an I/O thread can drive.
+pub(crate) trait DrivenSession: Session<Addr = SocketAddr> + Send + 'static {}
 
-/// Consecutive receive errors (other than `WouldBlock`) tolerated in one wake-up before the
-/// thread goes back to sleep; "connection refused" notices land here and are ignored.
-const MAX_RECV_ERRORS: usize = 16;
+impl<S: Session<Addr = SocketAddr> + Send + 'static> DrivenSession for S {}
 
-/// A sans-IO core plus its application-side state, as seen by the I/O thread.
-pub(crate) trait Machine: Send + 'static {
-    /// Feeds one datagram received from `from`.
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]);
-    /// Feeds the timer.
-    fn handle_timeout(&mut self, now: Timestamp);
-    /// The core's next deadline.
-    fn poll_timeout(&self) -> Option<Timestamp>;
-    /// Moves the core's datagrams into `outbox` and its events into the application-side
-    /// state; returns whether a blocked application call may now make progress.
-    fn drain(&mut self, outbox: &mut Outbox) -> bool;
+/// What the mutex protects.
+struct Locked<S: DrivenSession> {
+    state: DriverState<S>,
+    /// Application threads blocked in [`Driver::wait_until`].
+    waiters: usize,
 }
 
-/// Datagrams produced by the core and not yet accepted by the socket, in send order.
-pub(crate) struct Outbox {
-    queue: VecDeque<(SocketAddr, Vec<u8>)>,
-    /// The socket is connected to its only peer: use `send`, which is cheaper than `send_to`.
-    connected: bool,
+/// The state shared by the I/O thread and the application's handle.
+struct Shared<S: DrivenSession> {
+    locked: Mutex<Locked<S>>,
+    changed: Condvar,
+    socket: EndpointSocket,
+    waker: Waker,
+    clock: Clock,
 }
 
-impl Outbox {
-    /// Queues `datagram` for `destination`.
-    pub(crate) fn push(&mut self, destination: SocketAddr, datagram: Vec<u8>) {
-        self.queue.push_back((destination, datagram));
+impl<S: DrivenSession> Shared<S> {
+    /// Locks the shared state (a poisoned lock is still usable: the session has no invariant
+    /// a panicking reader could have broken half-way).
+    fn lock(&self) -> MutexGuard<'_, Locked<S>> {
+        self.locked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends queued datagrams until the queue is empty or the socket would block.
-    fn flush(&mut self, socket: &UdpSocket) {
-        while let Some((destination, datagram)) = self.queue.front() {
-            let sent = if self.connected {
-                socket.send(datagram)
-            } else {
-                socket.send_to(datagram, *destination)
-            };
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Sent, or refused (e.g. "connection refused" while the server is not up
-                // yet): either way the datagram is gone, as UDP allows; LSP retransmits.
-                _ => {
-                    self.queue.pop_front();
-                }
+    /// Wakes every application thread blocked in [`Driver::wait_until`].
+    fn notify(&self, locked: &Locked<S>) {
+        if locked.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Feeds the session every datagram ready on the socket, releasing the lock between
+    /// batches so application calls are not starved during a burst.
+    fn receive_all(&self) {
+        loop {
+            let mut locked = self.lock();
+            if locked.state.is_stopped() {
+                return;
+            }
+            let (received, progress) = locked.state.receive_batch(self.clock.now(), &self.socket);
+            if progress {
+                self.notify(&locked);
+            }
+            if received == Received::Drained {
+                return;
             }
         }
     }
 }
 
-/// What the mutex protects: the core, the outbox and the thread's bookkeeping.
-pub(crate) struct Locked<M> {
-    /// The core and its application-side queues.
-    pub(crate) machine: M,
-    outbox: Outbox,
-    /// Application threads blocked in [`Shared::wait`].
-    waiters: usize,
-    /// The deadline the I/O thread is sleeping towards.
-    armed: Option<Timestamp>,
-    /// The I/O thread must exit.
-    stop: bool,
-    /// Set when the I/O thread died on a socket or poll error.
-    pub(crate) failure: Option<Arc<io::Error>>,
-}
-
-impl<M> Locked<M> {
-    /// Whether the endpoint was stopped (closed, aborted or dropped, or its I/O failed):
-    /// every waiting or later application call must fail.
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.stop
-    }
-}
-
-/// The state shared by the I/O thread and the application's handle.
-pub(crate) struct Shared<M> {
-    locked: Mutex<Locked<M>>,
-    changed: Condvar,
-    socket: UdpSocket,
-    waker: Waker,
-    clock: Clock,
-}
-
-impl<M: Machine> Shared<M> {
-    /// Locks the shared state (a poisoned lock is still usable: the core has no invariant a
-    /// panicking reader could have broken half-way).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Locked<M>> {
-        self.locked.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Blocks until the I/O thread or another call reports progress.
-    pub(crate) fn wait<'a>(
-        &self,
-        mut guard: MutexGuard<'a, Locked<M>>,
-    ) -> MutexGuard<'a, Locked<M>> {
-        guard.waiters += 1;
-        let mut guard = self
-            .changed
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner);
-        guard.waiters -= 1;
-        guard
-    }
-
-    /// Called by an application thread after it changed the core: sends what the call
-    /// produced, hands events to readers, and rings the waker if the I/O thread must act.
-    pub(crate) fn after_call(&self, locked: &mut Locked<M>) {
-        self.pump(locked);
-        let next = locked.machine.poll_timeout();
-        let earlier = match (next, locked.armed) {
-            (Some(next), Some(armed)) => next < armed,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if earlier || !locked.outbox.queue.is_empty() {
-            // A failed wake means the thread is gone; `failure`/`stop` already say so.
-            let _ = self.waker.wake();
-        }
-    }
-
-    /// Moves the core's output to the socket and to the readers.
-    fn pump(&self, locked: &mut Locked<M>) {
-        let progress = locked.machine.drain(&mut locked.outbox);
-        locked.outbox.flush(&self.socket);
-        if progress {
-            self.notify(locked);
-        }
-    }
-
-    /// Wakes every application thread blocked in [`wait`](Self::wait).
-    pub(crate) fn notify(&self, locked: &Locked<M>) {
-        if locked.waiters > 0 {
-            self.changed.notify_all();
-        }
-    }
-}
-
 /// An endpoint's I/O thread and the state it shares; dropping it stops the thread.
-pub(crate) struct Driver<M: Machine> {
-    shared: Arc<Shared<M>>,
+pub(crate) struct Driver<S: DrivenSession> {
+    shared: Arc<Shared<S>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl<M: Machine> Driver<M> {
-    /// Starts the I/O thread for `machine` on `socket` (already bound, non-blocking; set
-    /// `connected` if it is connected to its only peer). The core's first datagrams are sent
-    /// before this returns.
+impl<S: DrivenSession> Driver<S> {
+    /// Starts the I/O thread for `session` on `socket` (already bound, non-blocking; set
+    /// `connected` if it is connected to its only peer). The session's first datagrams are
+    /// sent before this returns.
     pub(crate) fn start(
         name: &str,
-        machine: M,
+        session: S,
         socket: std::net::UdpSocket,
         connected: bool,
         clock: Clock,
-    ) -> io::Result<Driver<M>> {
+    ) -> io::Result<Driver<S>> {
         let poll = Poll::new()?;
-        let mut socket = UdpSocket::from_std(socket);
+        let mut inner = mio::net::UdpSocket::from_std(socket);
+        // Writable interest only while sends are blocked (see `run`): on Linux every datagram
+        // the kernel frees signals "writable", which would wake the thread after each send.
         poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+            .register(&mut inner, SOCKET, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let shared = Arc::new(Shared {
             locked: Mutex::new(Locked {
-                machine,
-                outbox: Outbox {
-                    queue: VecDeque::new(),
-                    connected,
-                },
+                state: DriverState::new(session),
                 waiters: 0,
-                armed: None,
-                stop: false,
-                failure: None,
             }),
             changed: Condvar::new(),
-            socket,
+            socket: EndpointSocket { inner, connected },
             waker,
             clock,
         });
         {
             let mut locked = shared.lock();
-            shared.pump(&mut locked);
+            let _ = locked.state.pump(&shared.socket);
         }
         let thread = {
             let shared = Arc::clone(&shared);
@@ -222,21 +132,67 @@ impl<M: Machine> Driver<M> {
         })
     }
 
-    /// The shared state.
-    pub(crate) fn shared(&self) -> &Shared<M> {
-        &self.shared
-    }
-
     /// The socket's local address.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.socket.local_addr()
+        self.shared.socket.inner.local_addr()
     }
 
-    /// Stops the I/O thread and waits for it to exit. Idempotent.
+    /// Applies an application call to the session, sends what it produced, and wakes whoever
+    /// must act on it.
+    pub(crate) fn call<R>(&self, call: impl FnOnce(&mut S) -> R) -> R {
+        self.call_inner(call, false)
+    }
+
+    /// Like [`call`](Self::call), and wakes every waiting call so it re-checks the session
+    /// (for a call that makes them fail, like `close`).
+    pub(crate) fn call_then_wake_all<R>(&self, call: impl FnOnce(&mut S) -> R) -> R {
+        self.call_inner(call, true)
+    }
+
+    fn call_inner<R>(&self, call: impl FnOnce(&mut S) -> R, wake_all: bool) -> R {
+        let shared = &*self.shared;
+        let mut locked = shared.lock();
+        let result = call(locked.state.session_mut());
+        let after = locked.state.after_call(&shared.socket);
+        if after.wake_waiters || wake_all {
+            shared.notify(&locked);
+        }
+        if after.wake_driver {
+            // A failed wake means the thread is gone; the session already says so.
+            let _ = shared.waker.wake();
+        }
+        result
+    }
+
+    /// Blocks until `poll` returns a value; `poll` runs under the lock now and whenever the
+    /// I/O thread or another call reports progress.
+    pub(crate) fn wait_until<T>(&self, mut poll: impl FnMut(&mut S) -> Option<T>) -> T {
+        let shared = &*self.shared;
+        let mut locked = shared.lock();
+        loop {
+            if let Some(value) = poll(locked.state.session_mut()) {
+                return value;
+            }
+            locked.waiters += 1;
+            locked = shared
+                .changed
+                .wait(locked)
+                .unwrap_or_else(PoisonError::into_inner);
+            locked.waiters -= 1;
+        }
+    }
+
+    /// Runs `inspect` on the session under the lock.
+    pub(crate) fn inspect<R>(&self, inspect: impl FnOnce(&S) -> R) -> R {
+        inspect(self.shared.lock().state.session())
+    }
+
+    /// Stops the I/O thread and waits for it to exit; waiting and later calls fail.
+    /// Idempotent.
     pub(crate) fn stop(&self) {
         {
             let mut locked = self.shared.lock();
-            locked.stop = true;
+            locked.state.halt(DriverStatus::Stopped);
             self.shared.notify(&locked);
         }
         let _ = self.shared.waker.wake();
@@ -252,82 +208,63 @@ impl<M: Machine> Driver<M> {
     }
 }
 
-impl<M: Machine> Drop for Driver<M> {
+impl<S: DrivenSession> Drop for Driver<S> {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
 /// The I/O thread's loop: sleep until a datagram, a wake-up or the core's deadline; feed the
-/// core; send what it produced; repeat until told to stop.
-fn run<M: Machine>(shared: &Shared<M>, mut poll: Poll) {
+/// session; send what it produced; repeat until told to stop.
+fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
     let mut events = Events::with_capacity(8);
-    let mut buf = vec![0u8; RECV_BUF_LEN];
+    let mut watching_writable = false;
     let failure = loop {
-        let sleep = {
+        let (sleep, blocked_sends) = {
             let mut locked = shared.lock();
-            if locked.stop {
+            if locked.state.is_stopped() {
                 break None;
             }
-            locked.armed = locked.machine.poll_timeout();
-            locked.armed.map(|deadline| shared.clock.until(deadline))
+            let deadline = locked.state.arm();
+            (
+                deadline.map(|deadline| shared.clock.until(deadline)),
+                locked.state.has_blocked_sends(),
+            )
         };
+        if blocked_sends != watching_writable {
+            let interest = if blocked_sends {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = poll.registry().reregister(
+                &mut SourceFd(&shared.socket.inner.as_raw_fd()),
+                SOCKET,
+                interest,
+            ) {
+                break Some(e);
+            }
+            watching_writable = blocked_sends;
+        }
         match poll.poll(&mut events, sleep) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break Some(e),
         }
+        shared.receive_all();
         let mut locked = shared.lock();
-        if locked.stop {
+        if locked.state.is_stopped() {
             break None;
         }
-        locked = receive_all(shared, locked, &mut buf);
-        if locked.stop {
-            break None;
+        locked.state.handle_timeout_if_due(shared.clock.now());
+        if locked.state.pump(&shared.socket) {
+            shared.notify(&locked);
         }
-        let now = shared.clock.now();
-        if locked.machine.poll_timeout().is_some_and(|t| t <= now) {
-            locked.machine.handle_timeout(now);
-        }
-        shared.pump(&mut locked);
     };
     let mut locked = shared.lock();
-    locked.failure = failure.map(Arc::new);
-    locked.stop = true;
+    locked.state.halt(match failure {
+        Some(e) => DriverStatus::Failed(Arc::new(e)),
+        None => DriverStatus::Stopped,
+    });
     shared.changed.notify_all();
-}
-
-/// Feeds the core every datagram ready on the socket, releasing the lock between batches.
-fn receive_all<'a, M: Machine>(
-    shared: &'a Shared<M>,
-    mut locked: MutexGuard<'a, Locked<M>>,
-    buf: &mut [u8],
-) -> MutexGuard<'a, Locked<M>> {
-    let mut errors = 0;
-    loop {
-        let now = shared.clock.now();
-        let mut handled = 0;
-        while handled < RECV_BATCH {
-            match shared.socket.recv_from(buf) {
-                Ok((len, from)) => {
-                    locked.machine.handle_datagram(now, from, &buf[..len]);
-                    handled += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return locked,
-                Err(_) => {
-                    // "Connection refused" and similar notices: nothing was received.
-                    errors += 1;
-                    if errors >= MAX_RECV_ERRORS {
-                        return locked;
-                    }
-                }
-            }
-        }
-        shared.pump(&mut locked);
-        drop(locked);
-        locked = shared.lock();
-        if locked.stop {
-            return locked;
-        }
-    }
 }

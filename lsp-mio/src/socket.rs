@@ -1,14 +1,11 @@
-//! Socket setup: non-blocking UDP sockets with large buffers.
+//! Socket setup: non-blocking UDP sockets with large buffers, and the datagram operations
+//! the shared driver state uses.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 
+use lsp_core::runtime::DatagramSocket;
 use socket2::{Domain, Protocol, Socket, Type};
-
-/// Receive buffer length: any UDP datagram fits whole, so an oversized one is seen at its
-/// true length and dropped by the core instead of being truncated into something that
-/// decodes (lsp.md §1).
-pub(crate) const RECV_BUF_LEN: usize = 65_536;
 
 /// Kernel socket buffer size requested for both directions. The default receive buffer
 /// holds only ~90 full-size datagrams, too few for a burst from many clients; Linux caps the
@@ -16,7 +13,7 @@ pub(crate) const RECV_BUF_LEN: usize = 65_536;
 const KERNEL_BUF_BYTES: usize = 4 << 20;
 
 /// A non-blocking UDP socket bound to `addr`, with enlarged kernel buffers.
-pub(crate) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a smaller buffer only means more loss under bursts, which LSP recovers.
     let _ = socket.set_recv_buffer_size(KERNEL_BUF_BYTES);
@@ -31,5 +28,28 @@ pub(crate) fn any_local_for(peer: SocketAddr) -> SocketAddr {
     match peer {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
         SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
+/// An endpoint's socket as the driver state sees it.
+pub(crate) struct EndpointSocket {
+    pub(crate) inner: mio::net::UdpSocket,
+    /// Connected to its only peer: `send` is cheaper than `send_to`.
+    pub(crate) connected: bool,
+}
+
+impl DatagramSocket for EndpointSocket {
+    type Addr = SocketAddr;
+
+    fn send_to(&self, to: &SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        if self.connected {
+            self.inner.send(datagram).map(drop)
+        } else {
+            self.inner.send_to(datagram, *to).map(drop)
+        }
+    }
+
+    fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.recv_from(buf)
     }
 }

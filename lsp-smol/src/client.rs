@@ -1,82 +1,30 @@
 //! The async LSP client.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use lsp_core::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, Stats, Timestamp};
+use lsp_core::runtime::{ClientReadError, ClientSession, CloseError, StartError};
+use lsp_core::{ApiError, ConnId, Params, Stats};
 
 use crate::clock::Clock;
-use crate::driver::{Driver, Machine, Outbox};
+use crate::driver::Driver;
 use crate::socket;
-use lsp_core::runtime::{ClientReadError, CloseError, StartError};
 
-/// The client core plus the application-side state.
-struct ClientMachine {
-    endpoint: ClientEndpoint,
-    server: SocketAddr,
-    /// Messages not yet returned by `read`.
-    inbox: VecDeque<Vec<u8>>,
-    /// The id from the connect-ack, once connected.
-    connected: Option<ConnId>,
-    /// Connecting failed, or the connection was lost.
-    ended: bool,
-    /// `close` was called.
-    closing: bool,
-    /// The core's close result, once it completed.
-    closed: Option<Result<(), lsp_core::CloseError>>,
-}
-
-impl Machine for ClientMachine {
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
-        // The socket is connected, so the kernel already filters; this is belt and braces.
-        if from == self.server {
-            self.endpoint.handle_datagram(now, datagram);
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Timestamp) {
-        self.endpoint.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        self.endpoint.poll_timeout()
-    }
-
-    fn drain(&mut self, outbox: &mut Outbox) -> bool {
-        while let Some(datagram) = self.endpoint.poll_transmit() {
-            outbox.push(self.server, datagram);
-        }
-        let mut progress = false;
-        while let Some(event) = self.endpoint.poll_event() {
-            progress = true;
-            match event {
-                ClientEvent::Connected(id) => self.connected = Some(id),
-                ClientEvent::Message(payload) => self.inbox.push_back(payload),
-                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
-                ClientEvent::Closed(result) => self.closed = Some(result),
-            }
-        }
-        progress
-    }
-}
-
-/// An LSP client driven by a task on smol's global executor (lsp.md §9 "Client"); its
-/// methods can be awaited from any executor.
+/// An LSP client driven by a task on smol's global executor (lsp.md §9 "Client").
 ///
-/// All methods take `&self`: one task may wait in [`read`](Self::read) while others write.
-/// Dropping the client stops its driver task at once, without the flushing that
+/// Its `async` methods can be awaited from any executor. All methods take `&self`: one task
+/// may wait in [`read`](Self::read) while others write. Dropping the client stops its driver task at once, without the flushing that
 /// [`close`](Self::close) does.
 pub struct Client {
-    driver: Driver<ClientMachine>,
+    driver: Driver<ClientSession<SocketAddr>>,
     conn_id: ConnId,
     local_addr: SocketAddr,
 }
 
 impl Client {
-    /// Connects to the server at `server` with initial sequence number `isn`, completing
-    /// once the server acknowledges. Fails if the parameters are invalid, the socket cannot
-    /// be set up, or no connect-ack arrives within `epoch_limit` epochs ("connection
-    /// refused" notices are ignored: the server may start later).
+    /// Connects to the server at `server` with initial sequence number `isn`, waiting until
+    /// the server acknowledges. Fails if the parameters are invalid, the socket cannot be
+    /// set up, or no connect-ack arrives within `epoch_limit` epochs ("connection refused"
+    /// notices are ignored: the server may start later).
     pub async fn connect(
         server: SocketAddr,
         isn: i64,
@@ -86,33 +34,10 @@ impl Client {
         let socket = socket::bind(socket::any_local_for(server))?;
         socket.connect(server)?;
         let clock = Clock::start();
-        let machine = ClientMachine {
-            endpoint: ClientEndpoint::new(params, isn, clock.now())?,
-            server,
-            inbox: VecDeque::new(),
-            connected: None,
-            ended: false,
-            closing: false,
-            closed: None,
-        };
-        let driver = Driver::start(machine, socket, true, clock)?;
+        let session = ClientSession::new(params, server, isn, clock.now())?;
+        let driver = Driver::start(session, socket, true, clock)?;
         let local_addr = driver.local_addr()?;
-        let outcome = driver
-            .shared()
-            .wait_for(|locked| {
-                if let Some(id) = locked.machine.connected {
-                    return Some(Ok(id));
-                }
-                if locked.machine.ended {
-                    return Some(Err(StartError::NoAnswer));
-                }
-                locked
-                    .failure
-                    .as_ref()
-                    .map(|e| Err(StartError::Io(std::io::Error::new(e.kind(), e.to_string()))))
-            })
-            .await;
-        match outcome {
+        match driver.wait_until(|session| session.poll_connected()).await {
             Ok(conn_id) => Ok(Client {
                 driver,
                 conn_id,
@@ -139,69 +64,23 @@ impl Client {
     /// closed, or once the connection was lost and every message received before the loss
     /// has been read (and from then on). Cancel-safe.
     pub async fn read(&self) -> Result<Vec<u8>, ClientReadError> {
-        self.driver
-            .shared()
-            .wait_for(|locked| {
-                if let Some(e) = &locked.failure {
-                    return Some(Err(ClientReadError::Io(e.clone())));
-                }
-                if locked.machine.closing || locked.is_stopped() {
-                    return Some(Err(ClientReadError::Closed));
-                }
-                if let Some(payload) = locked.machine.inbox.pop_front() {
-                    return Some(Ok(payload));
-                }
-                if locked.machine.ended {
-                    return Some(Err(ClientReadError::ConnectionLost));
-                }
-                None
-            })
-            .await
+        self.driver.wait_until(ClientSession::poll_read).await
     }
 
     /// Queues `payload` for the server; never blocks. Fails if the connection was lost, the
     /// client closed, or the payload does not fit in one datagram.
     pub fn write(&self, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
-        let shared = self.driver.shared();
-        let mut locked = shared.lock();
-        if locked.machine.closing || locked.is_stopped() {
-            return Err(ApiError::Closed);
-        }
-        locked.machine.endpoint.write(payload.into())?;
-        shared.after_call(&mut locked);
-        Ok(())
+        let payload = payload.into();
+        self.driver.call(|session| session.write(payload))
     }
 
     /// Waits until everything written was sent and acknowledged, meanwhile still
-    /// acknowledging, heartbeating and detecting loss; then stops the driver task, after
-    /// which the client sends nothing. A loss first discards what was pending and is
-    /// reported as an error. Every later call fails.
+    /// acknowledging, heartbeating and detecting loss; then stops the driver task, after which
+    /// the client sends nothing. A loss first discards what was pending and is reported as
+    /// an error. Every later call fails.
     pub async fn close(&self) -> Result<(), CloseError> {
-        let shared = self.driver.shared();
-        {
-            let mut locked = shared.lock();
-            if locked.machine.closing || locked.is_stopped() {
-                return Err(CloseError::AlreadyClosed);
-            }
-            locked.machine.closing = true;
-            if let Err(e) = locked.machine.endpoint.close() {
-                debug_assert!(false, "core refused close: {e}");
-            }
-            shared.after_call(&mut locked);
-        }
-        // Readers waiting in `read` fail now.
-        shared.notify();
-        let result = shared
-            .wait_for(|locked| {
-                if let Some(result) = locked.machine.closed.take() {
-                    return Some(result.map_err(CloseError::from));
-                }
-                locked
-                    .failure
-                    .as_ref()
-                    .map(|e| Err(CloseError::Io(e.clone())))
-            })
-            .await;
+        self.driver.call_then_wake_all(ClientSession::begin_close)?;
+        let result = self.driver.wait_until(ClientSession::poll_closed).await;
         self.driver.stop().await;
         result
     }
@@ -215,7 +94,7 @@ impl Client {
 
     /// A snapshot of the core's counters.
     pub fn stats(&self) -> Stats {
-        *self.driver.shared().lock().machine.endpoint.stats()
+        self.driver.inspect(|session| *session.endpoint().stats())
     }
 }
 

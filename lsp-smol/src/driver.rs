@@ -1,233 +1,111 @@
 //! The driver task and the state it shares with the application's handles.
 //!
 //! One [`Driver`] per endpoint owns a task on smol's global executor that waits on the
-//! socket (`Async<UdpSocket>`), a [`Timer`] at the core's
-//! [`poll_timeout`](Machine::poll_timeout) and a doorbell, so an idle endpoint costs nothing
-//! between epochs. The core sits behind a mutex (never held across an `.await`) together with
-//! the application-side queues ([`Locked`]): the task takes it to feed the core every
-//! datagram that is ready (draining the socket until `WouldBlock` on each wake-up) and the
-//! timer; application calls take it to call `write`/`close_conn`/`close` directly and send
-//! the datagrams the call produced themselves. The doorbell is rung only when an application
-//! call needs the task: to stop it, to flush datagrams the socket refused with `WouldBlock`,
-//! or when the core's next deadline moved earlier.
+//! socket (`Async<UdpSocket>`), a [`Timer`] at the core's next deadline and a doorbell, so an
+//! idle endpoint costs nothing between epochs. The session ([`lsp_core::runtime`]) sits
+//! behind a mutex (never held across an `.await`) inside a [`DriverState`]: the task takes
+//! it to feed the session every datagram that is ready (in batches, until `WouldBlock`) and
+//! the timer; application calls take it to act on the session directly and send the
+//! datagrams the call produced themselves. A call waiting for a message drains the socket
+//! itself when it becomes readable, so the reactor wakes the reader directly, without a hop
+//! through the driver task. The doorbell is rung only when an application call needs the
+//! task: to stop it, to flush datagrams the socket refused with `WouldBlock`, or when the
+//! core's next deadline moved earlier.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_io::{Async, Timer};
 use event_listener::Event;
-use lsp_core::Timestamp;
+use lsp_core::runtime::{DriverState, DriverStatus, Received, Session};
 use smol::future::{self, FutureExt};
 use smol::Task;
 
 use crate::clock::Clock;
-use crate::socket::RECV_BUF_LEN;
+use crate::socket::EndpointSocket;
 
-/// Datagrams handled per lock hold, so application calls are not starved during a burst.
-const RECV_BATCH: usize = 64;
+/// A session a driver task can drive.
+pub(crate) trait DrivenSession: Session<Addr = SocketAddr> + Send + 'static {}
 
-/// Consecutive receive errors (other than `WouldBlock`) tolerated in one wake-up before the
-/// task goes back to waiting; "connection refused" notices land here and are ignored.
-const MAX_RECV_ERRORS: usize = 16;
-
-/// A sans-IO core plus its application-side state, as seen by the driver task.
-pub(crate) trait Machine: Send + 'static {
-    /// Feeds one datagram received from `from`.
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]);
-    /// Feeds the timer.
-    fn handle_timeout(&mut self, now: Timestamp);
-    /// The core's next deadline.
-    fn poll_timeout(&self) -> Option<Timestamp>;
-    /// Moves the core's datagrams into `outbox` and its events into the application-side
-    /// state; returns whether a waiting application call may now make progress.
-    fn drain(&mut self, outbox: &mut Outbox) -> bool;
-}
-
-/// Datagrams produced by the core and not yet accepted by the socket, in send order.
-pub(crate) struct Outbox {
-    queue: VecDeque<(SocketAddr, Vec<u8>)>,
-    /// The socket is connected to its only peer: use `send`, which is cheaper than `send_to`.
-    connected: bool,
-}
-
-impl Outbox {
-    /// Queues `datagram` for `destination`.
-    pub(crate) fn push(&mut self, destination: SocketAddr, datagram: Vec<u8>) {
-        self.queue.push_back((destination, datagram));
-    }
-
-    /// Sends queued datagrams until the queue is empty or the socket would block.
-    fn flush(&mut self, socket: &UdpSocket) {
-        while let Some((destination, datagram)) = self.queue.front() {
-            let sent = if self.connected {
-                socket.send(datagram)
-            } else {
-                socket.send_to(datagram, *destination)
-            };
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Sent, or refused (e.g. "connection refused" while the server is not up
-                // yet): either way the datagram is gone, as UDP allows; LSP retransmits.
-                _ => {
-                    self.queue.pop_front();
-                }
-            }
-        }
-    }
-}
-
-/// What the mutex protects: the core, the outbox and the task's bookkeeping.
-pub(crate) struct Locked<M> {
-    /// The core and its application-side queues.
-    pub(crate) machine: M,
-    outbox: Outbox,
-    /// The deadline the task is waiting for.
-    armed: Option<Timestamp>,
-    /// The task must exit.
-    stop: bool,
-    /// Set when the task stopped on a socket error.
-    pub(crate) failure: Option<Arc<io::Error>>,
-}
-
-impl<M> Locked<M> {
-    /// Whether the endpoint was stopped (closed, aborted or dropped, or its I/O failed):
-    /// every waiting or later application call must fail.
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.stop
-    }
-}
+impl<S: Session<Addr = SocketAddr> + Send + 'static> DrivenSession for S {}
 
 /// The state shared by the driver task and the application's handle.
-pub(crate) struct Shared<M> {
-    locked: Mutex<Locked<M>>,
-    /// Rung for application calls waiting in [`wait_for`](Self::wait_for).
+struct Shared<S: DrivenSession> {
+    state: Mutex<DriverState<S>>,
+    /// Rung for application calls waiting in [`Driver::wait_until`].
     changed: Event,
     /// Rung for the driver task.
     doorbell: Event,
-    socket: Async<UdpSocket>,
-    /// The receive buffer, held by whoever is draining the socket.
-    recv_buf: Mutex<Vec<u8>>,
+    socket: EndpointSocket,
     clock: Clock,
 }
 
-impl<M: Machine> Shared<M> {
-    /// Locks the shared state (a poisoned lock is still usable: the core has no invariant a
-    /// panicking reader could have broken half-way).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Locked<M>> {
-        self.locked.lock().unwrap_or_else(PoisonError::into_inner)
+impl<S: DrivenSession> Shared<S> {
+    /// Locks the shared state (a poisoned lock is still usable: the session has no invariant
+    /// a panicking reader could have broken half-way).
+    fn lock(&self) -> MutexGuard<'_, DriverState<S>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits until `check` returns a value. `check` runs under the lock whenever the driver
-    /// or another call reports progress. Cancel-safe: dropping the future loses nothing.
-    pub(crate) async fn wait_for<T>(
-        &self,
-        mut check: impl FnMut(&mut Locked<M>) -> Option<T>,
-    ) -> T {
-        loop {
-            if let Some(value) = check(&mut self.lock()) {
-                return value;
-            }
-            let listener = self.changed.listen();
-            if let Some(value) = check(&mut self.lock()) {
-                return value;
-            }
-            // Wait for progress, or drain the socket ourselves when it becomes readable:
-            // this task is then woken by the reactor directly, without a hop through the
-            // driver task on the receive path.
-            let readable = async { self.socket.readable().await.is_ok() };
-            let drain = async {
-                listener.await;
-                false
-            }
-            .or(readable)
-            .await;
-            if drain {
-                self.receive();
-            }
-        }
-    }
-
-    /// Feeds the core every datagram ready on the socket and sends what it produced.
-    fn receive(&self) {
-        let mut buf = self.recv_buf.lock().unwrap_or_else(PoisonError::into_inner);
-        let locked = self.lock();
-        if locked.stop {
-            return;
-        }
-        let mut locked = receive_all(self, locked, &mut buf);
-        self.pump(&mut locked);
-    }
-
-    /// Called by an application call after it changed the core: sends what the call
-    /// produced, hands events to readers, and rings the doorbell if the task must act.
-    pub(crate) fn after_call(&self, locked: &mut Locked<M>) {
-        self.pump(locked);
-        let next = locked.machine.poll_timeout();
-        let earlier = match (next, locked.armed) {
-            (Some(next), Some(armed)) => next < armed,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if earlier || !locked.outbox.queue.is_empty() {
-            self.doorbell.notify(1);
-        }
-    }
-
-    /// Wakes every application call waiting in [`wait_for`](Self::wait_for).
-    pub(crate) fn notify(&self) {
+    /// Wakes every application call waiting in [`Driver::wait_until`].
+    fn notify(&self) {
         self.changed.notify(usize::MAX);
     }
 
-    /// Moves the core's output to the socket and to the readers.
-    fn pump(&self, locked: &mut Locked<M>) {
-        let progress = locked.machine.drain(&mut locked.outbox);
-        locked.outbox.flush(self.socket.get_ref());
-        if progress {
-            self.notify();
+    /// Feeds the session every datagram ready on the socket, releasing the lock between
+    /// batches so application calls are not starved during a burst.
+    fn receive_all(&self) {
+        loop {
+            let mut state = self.lock();
+            if state.is_stopped() {
+                return;
+            }
+            let (received, progress) = state.receive_batch(self.clock.now(), &self.socket);
+            drop(state);
+            if progress {
+                self.notify();
+            }
+            if received == Received::Drained {
+                return;
+            }
         }
+    }
+
+    fn signal_stop(&self) {
+        self.lock().halt(DriverStatus::Stopped);
+        self.doorbell.notify(usize::MAX);
+        self.notify();
     }
 }
 
 /// An endpoint's driver task and the state it shares; dropping it cancels the task.
-pub(crate) struct Driver<M: Machine> {
-    shared: Arc<Shared<M>>,
+pub(crate) struct Driver<S: DrivenSession> {
+    shared: Arc<Shared<S>>,
     task: Mutex<Option<Task<()>>>,
 }
 
-impl<M: Machine> Driver<M> {
-    /// Starts the driver task for `machine` on `socket` (already bound; set `connected` if
-    /// it is connected to its only peer). The core's first datagrams are sent before this
-    /// returns.
+impl<S: DrivenSession> Driver<S> {
+    /// Starts the driver task for `session` on `socket` (already bound; set `connected` if
+    /// it is connected to its only peer). The session's first datagrams are sent before
+    /// this returns.
     pub(crate) fn start(
-        machine: M,
+        session: S,
         socket: UdpSocket,
         connected: bool,
         clock: Clock,
-    ) -> io::Result<Driver<M>> {
-        let socket = Async::new(socket)?;
+    ) -> io::Result<Driver<S>> {
+        let inner = Async::new(socket)?;
         let shared = Arc::new(Shared {
-            locked: Mutex::new(Locked {
-                machine,
-                outbox: Outbox {
-                    queue: VecDeque::new(),
-                    connected,
-                },
-                armed: None,
-                stop: false,
-                failure: None,
-            }),
+            state: Mutex::new(DriverState::new(session)),
             changed: Event::new(),
             doorbell: Event::new(),
-            socket,
-            recv_buf: Mutex::new(vec![0u8; RECV_BUF_LEN]),
+            socket: EndpointSocket { inner, connected },
             clock,
         });
         {
-            let mut locked = shared.lock();
-            shared.pump(&mut locked);
+            let mut state = shared.lock();
+            let _ = state.pump(&shared.socket);
         }
         let task = smol::spawn(run(Arc::clone(&shared)));
         Ok(Driver {
@@ -236,19 +114,73 @@ impl<M: Machine> Driver<M> {
         })
     }
 
-    /// The shared state.
-    pub(crate) fn shared(&self) -> &Shared<M> {
-        &self.shared
-    }
-
     /// The socket's local address.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.socket.get_ref().local_addr()
+        self.shared.socket.inner.get_ref().local_addr()
     }
 
-    /// Tells the task to stop and waits until it has. Idempotent.
+    /// Applies an application call to the session, sends what it produced, and wakes whoever
+    /// must act on it.
+    pub(crate) fn call<R>(&self, call: impl FnOnce(&mut S) -> R) -> R {
+        self.call_inner(call, false)
+    }
+
+    /// Like [`call`](Self::call), and wakes every waiting call so it re-checks the session
+    /// (for a call that makes them fail, like `close`).
+    pub(crate) fn call_then_wake_all<R>(&self, call: impl FnOnce(&mut S) -> R) -> R {
+        self.call_inner(call, true)
+    }
+
+    fn call_inner<R>(&self, call: impl FnOnce(&mut S) -> R, wake_all: bool) -> R {
+        let shared = &*self.shared;
+        let mut state = shared.lock();
+        let result = call(state.session_mut());
+        let after = state.after_call(&shared.socket);
+        drop(state);
+        if after.wake_waiters || wake_all {
+            shared.notify();
+        }
+        if after.wake_driver {
+            shared.doorbell.notify(1);
+        }
+        result
+    }
+
+    /// Waits until `poll` returns a value; `poll` runs under the lock now and whenever the
+    /// driver or another call reports progress. While waiting, drains the socket itself when
+    /// it becomes readable. Cancel-safe: dropping the future loses nothing.
+    pub(crate) async fn wait_until<T>(&self, mut poll: impl FnMut(&mut S) -> Option<T>) -> T {
+        let shared = &*self.shared;
+        loop {
+            if let Some(value) = poll(shared.lock().session_mut()) {
+                return value;
+            }
+            let listener = shared.changed.listen();
+            if let Some(value) = poll(shared.lock().session_mut()) {
+                return value;
+            }
+            let readable = async { shared.socket.inner.readable().await.is_ok() };
+            let drain = async {
+                listener.await;
+                false
+            }
+            .or(readable)
+            .await;
+            if drain {
+                shared.receive_all();
+            }
+        }
+    }
+
+    /// Runs `inspect` on the session under the lock.
+    pub(crate) fn inspect<R>(&self, inspect: impl FnOnce(&S) -> R) -> R {
+        inspect(self.shared.lock().session())
+    }
+
+    /// Tells the task to stop and waits until it has; waiting and later calls fail.
+    /// Idempotent.
     pub(crate) async fn stop(&self) {
-        self.signal_stop();
+        self.shared.signal_stop();
         let task = self
             .task
             .lock()
@@ -258,33 +190,26 @@ impl<M: Machine> Driver<M> {
             task.await;
         }
     }
-
-    fn signal_stop(&self) {
-        self.shared.lock().stop = true;
-        self.shared.doorbell.notify(usize::MAX);
-        self.shared.notify();
-    }
 }
 
-impl<M: Machine> Drop for Driver<M> {
+impl<S: DrivenSession> Drop for Driver<S> {
     fn drop(&mut self) {
         // Dropping the task cancels it; the socket closes with the last reference.
-        self.signal_stop();
+        self.shared.signal_stop();
     }
 }
 
-/// The driver task: wait for a datagram, the deadline or the doorbell; feed the core; send
-/// what it produced; repeat until told to stop.
-async fn run<M: Machine>(shared: Arc<Shared<M>>) {
+/// The driver task: wait for a datagram, the deadline or the doorbell; feed the session;
+/// send what it produced; repeat until told to stop.
+async fn run<S: DrivenSession>(shared: Arc<Shared<S>>) {
     let failure = loop {
         let doorbell = shared.doorbell.listen();
         let (deadline, blocked_sends) = {
-            let mut locked = shared.lock();
-            if locked.stop {
+            let mut state = shared.lock();
+            if state.is_stopped() {
                 break None;
             }
-            locked.armed = locked.machine.poll_timeout();
-            (locked.armed, !locked.outbox.queue.is_empty())
+            (state.arm(), state.has_blocked_sends())
         };
         let timer = async {
             match deadline.and_then(|t| shared.clock.instant(t)) {
@@ -297,13 +222,14 @@ async fn run<M: Machine>(shared: Arc<Shared<M>>) {
         };
         let writable = async {
             if blocked_sends {
-                shared.socket.writable().await
+                shared.socket.inner.writable().await
             } else {
                 future::pending().await
             }
         };
         let woken = shared
             .socket
+            .inner
             .readable()
             .or(timer)
             .or(async {
@@ -315,56 +241,21 @@ async fn run<M: Machine>(shared: Arc<Shared<M>>) {
         if let Err(e) = woken {
             break Some(e);
         }
-        shared.receive();
-        let mut locked = shared.lock();
-        if locked.stop {
+        shared.receive_all();
+        let mut state = shared.lock();
+        if state.is_stopped() {
             break None;
         }
-        let now = shared.clock.now();
-        if locked.machine.poll_timeout().is_some_and(|t| t <= now) {
-            locked.machine.handle_timeout(now);
+        state.handle_timeout_if_due(shared.clock.now());
+        let progress = state.pump(&shared.socket);
+        drop(state);
+        if progress {
+            shared.notify();
         }
-        shared.pump(&mut locked);
     };
-    let mut locked = shared.lock();
-    locked.failure = failure.map(Arc::new);
-    locked.stop = true;
-    drop(locked);
+    shared.lock().halt(match failure {
+        Some(e) => DriverStatus::Failed(Arc::new(e)),
+        None => DriverStatus::Stopped,
+    });
     shared.notify();
-}
-
-/// Feeds the core every datagram ready on the socket, releasing the lock between batches.
-fn receive_all<'a, M: Machine>(
-    shared: &'a Shared<M>,
-    mut locked: MutexGuard<'a, Locked<M>>,
-    buf: &mut [u8],
-) -> MutexGuard<'a, Locked<M>> {
-    let socket = shared.socket.get_ref();
-    let mut errors = 0;
-    loop {
-        let now = shared.clock.now();
-        let mut handled = 0;
-        while handled < RECV_BATCH {
-            match socket.recv_from(buf) {
-                Ok((len, from)) => {
-                    locked.machine.handle_datagram(now, from, &buf[..len]);
-                    handled += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return locked,
-                Err(_) => {
-                    // "Connection refused" and similar notices: nothing was received.
-                    errors += 1;
-                    if errors >= MAX_RECV_ERRORS {
-                        return locked;
-                    }
-                }
-            }
-        }
-        shared.pump(&mut locked);
-        drop(locked);
-        locked = shared.lock();
-        if locked.stop {
-            return locked;
-        }
-    }
 }

@@ -1,73 +1,21 @@
 //! The async LSP server.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use lsp_core::{ApiError, ConnId, Params, ServerEndpoint, ServerEvent, Stats, Timestamp};
+use lsp_core::runtime::{CloseError, ServerReadError, ServerSession, StartError};
+use lsp_core::{ApiError, ConnId, Params, Stats};
 
 use crate::clock::Clock;
-use crate::driver::{Driver, Machine, Outbox};
+use crate::driver::Driver;
 use crate::socket;
-use lsp_core::runtime::{CloseError, ServerReadError, StartError};
 
-/// What [`Server::read`] hands out, in order.
-type ReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;
-
-/// The server core plus the application-side state.
-struct ServerMachine {
-    endpoint: ServerEndpoint<SocketAddr>,
-    /// Messages and per-connection errors not yet returned by `read`.
-    inbox: VecDeque<ReadItem>,
-    /// `close` was called.
-    closing: bool,
-    /// The core's close result, once it completed.
-    closed: Option<Result<(), lsp_core::CloseError>>,
-}
-
-impl Machine for ServerMachine {
-    fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
-        self.endpoint.handle_datagram(now, from, datagram);
-    }
-
-    fn handle_timeout(&mut self, now: Timestamp) {
-        self.endpoint.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        self.endpoint.poll_timeout()
-    }
-
-    fn drain(&mut self, outbox: &mut Outbox) -> bool {
-        while let Some(t) = self.endpoint.poll_transmit() {
-            outbox.push(t.destination, t.payload);
-        }
-        let mut progress = false;
-        while let Some(event) = self.endpoint.poll_event() {
-            match event {
-                ServerEvent::Connected { .. } => continue,
-                ServerEvent::Message { conn, payload } => self.inbox.push_back(Ok((conn, payload))),
-                ServerEvent::ConnectionLost { conn } => self
-                    .inbox
-                    .push_back(Err(ServerReadError::ConnectionLost(conn))),
-                ServerEvent::ConnectionClosed { conn } => self
-                    .inbox
-                    .push_back(Err(ServerReadError::ConnectionClosed(conn))),
-                ServerEvent::Closed(result) => self.closed = Some(result),
-            }
-            progress = true;
-        }
-        progress
-    }
-}
-
-/// An LSP server driven by a task on smol's global executor (lsp.md §9 "Server"); its
-/// methods can be awaited from any executor.
+/// An LSP server driven by a task on smol's global executor (lsp.md §9 "Server").
 ///
-/// All methods take `&self`: one task may wait in [`read`](Self::read) while others write.
-/// Dropping the server stops its driver task at once, without the flushing that
+/// Its `async` methods can be awaited from any executor. All methods take `&self`: one task
+/// may wait in [`read`](Self::read) while others write. Dropping the server stops its driver task at once, without the flushing that
 /// [`close`](Self::close) does.
 pub struct Server {
-    driver: Driver<ServerMachine>,
+    driver: Driver<ServerSession<SocketAddr>>,
     local_addr: SocketAddr,
 }
 
@@ -84,13 +32,8 @@ impl Server {
         params.validate()?;
         let socket = socket::bind(addr)?;
         let clock = Clock::start();
-        let machine = ServerMachine {
-            endpoint: ServerEndpoint::new(params, clock.now())?,
-            inbox: VecDeque::new(),
-            closing: false,
-            closed: None,
-        };
-        let driver = Driver::start(machine, socket, false, clock)?;
+        let session = ServerSession::new(params, clock.now())?;
+        let driver = Driver::start(session, socket, false, clock)?;
         let local_addr = driver.local_addr()?;
         Ok(Server { driver, local_addr })
     }
@@ -108,34 +51,14 @@ impl Server {
     /// [`close`](Self::close) was called, waking readers waiting at that moment.
     /// Cancel-safe.
     pub async fn read(&self) -> Result<(ConnId, Vec<u8>), ServerReadError> {
-        self.driver
-            .shared()
-            .wait_for(|locked| {
-                if let Some(e) = &locked.failure {
-                    return Some(Err(ServerReadError::Io(e.clone())));
-                }
-                if locked.machine.closing || locked.is_stopped() {
-                    return Some(Err(ServerReadError::Closed));
-                }
-                if let Some(item) = locked.machine.inbox.pop_front() {
-                    return Some(item);
-                }
-                None
-            })
-            .await
+        self.driver.wait_until(ServerSession::poll_read).await
     }
 
     /// Queues `payload` for `conn`; never blocks. Fails if `conn` is unknown, lost or
     /// closed, if the server is closed, or if the payload does not fit in one datagram.
     pub fn write(&self, conn: ConnId, payload: impl Into<Vec<u8>>) -> Result<(), ApiError> {
-        let shared = self.driver.shared();
-        let mut locked = shared.lock();
-        if locked.machine.closing || locked.is_stopped() {
-            return Err(ApiError::Closed);
-        }
-        locked.machine.endpoint.write(conn, payload.into())?;
-        shared.after_call(&mut locked);
-        Ok(())
+        let payload = payload.into();
+        self.driver.call(|session| session.write(conn, payload))
     }
 
     /// Closes one connection without blocking: its messages not yet read are discarded (a
@@ -143,49 +66,15 @@ impl Server {
     /// is still delivered, and then the server forgets it. Fails if `conn` is unknown or
     /// already closed.
     pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
-        let shared = self.driver.shared();
-        let mut locked = shared.lock();
-        if locked.machine.closing || locked.is_stopped() {
-            return Err(ApiError::Closed);
-        }
-        locked.machine.endpoint.close_conn(conn)?;
-        locked
-            .machine
-            .inbox
-            .retain(|item| !matches!(item, Ok((c, _)) if *c == conn));
-        shared.after_call(&mut locked);
-        Ok(())
+        self.driver.call(|session| session.close_conn(conn))
     }
 
     /// Stops accepting connections and waits until everything written to every client was
     /// acknowledged (a client lost meanwhile has its pending messages discarded and is named
     /// in the error); then stops the driver task. Every later call fails.
     pub async fn close(&self) -> Result<(), CloseError> {
-        let shared = self.driver.shared();
-        {
-            let mut locked = shared.lock();
-            if locked.machine.closing || locked.is_stopped() {
-                return Err(CloseError::AlreadyClosed);
-            }
-            locked.machine.closing = true;
-            if let Err(e) = locked.machine.endpoint.close() {
-                debug_assert!(false, "core refused close: {e}");
-            }
-            shared.after_call(&mut locked);
-        }
-        // Readers waiting in `read` fail now.
-        shared.notify();
-        let result = shared
-            .wait_for(|locked| {
-                if let Some(result) = locked.machine.closed.take() {
-                    return Some(result.map_err(CloseError::from));
-                }
-                locked
-                    .failure
-                    .as_ref()
-                    .map(|e| Err(CloseError::Io(e.clone())))
-            })
-            .await;
+        self.driver.call_then_wake_all(ServerSession::begin_close)?;
+        let result = self.driver.wait_until(ServerSession::poll_closed).await;
         self.driver.stop().await;
         result
     }
@@ -199,17 +88,13 @@ impl Server {
 
     /// A snapshot of the core's counters.
     pub fn stats(&self) -> Stats {
-        *self.driver.shared().lock().machine.endpoint.stats()
+        self.driver.inspect(|session| *session.endpoint().stats())
     }
 
     /// Connections the server currently keeps (closing ones included).
     pub fn connection_count(&self) -> usize {
         self.driver
-            .shared()
-            .lock()
-            .machine
-            .endpoint
-            .connection_count()
+            .inspect(|session| session.endpoint().connection_count())
     }
 }
 

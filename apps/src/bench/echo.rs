@@ -12,7 +12,8 @@
 //!    connection and its CPU use over idle heartbeat epochs.
 //!
 //! Arguments: `--millis M` per throughput point (default 1000), `--clients N`, `--idle-secs S`
-//! (default 10), `--quick` (fewer points). The hidden `--serve RUNTIME` runs the scale
+//! (default 10), `--quick` (fewer points), `--only throughput|latency|scale` (one section),
+//! `--runtime mio|smol` (one runtime). The hidden `--serve RUNTIME` runs the scale
 //! server in the child.
 
 use std::io::{BufRead, BufReader, Write};
@@ -31,6 +32,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(runtime) = opts.serve {
         return serve_scale(runtime);
     }
+    if opts.sections.scale && !opts.sections.throughput && !opts.sections.latency {
+        return scale_section(&opts);
+    }
     println!("LSP echo over loopback UDP ({} ms per point)", opts.millis);
     println!();
     println!("baseline, raw UDP in the same run:");
@@ -41,6 +45,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let streamed = raw_stream(1000, opts.duration());
     println!("  streaming 1000 B:  {streamed:>9.0} datagrams/s");
     println!();
+    if opts.sections.throughput {
+        throughput_section(&opts)?;
+    }
+    if opts.sections.latency {
+        latency_section(&opts, raw_p50, raw_p99)?;
+    }
+    if opts.sections.scale {
+        scale_section(&opts)?;
+    }
+    Ok(())
+}
+
+/// Echo throughput for every payload, window and client count, per runtime.
+fn throughput_section(opts: &Options) -> Result<(), String> {
     println!("echo throughput, messages/s (window = max_unacked):");
     println!(
         "  {:<6} {:>7} {:>7} {:>8} {:>12}",
@@ -48,7 +66,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     let windows: &[u32] = if opts.quick { &[1, 64] } else { &[1, 8, 64] };
     let client_counts: &[usize] = if opts.quick { &[1] } else { &[1, 8] };
-    for runtime in [Runtime::Mio, Runtime::Smol] {
+    for &runtime in &opts.runtimes {
         for size in [100usize, 1000] {
             for &window in windows {
                 for &clients in client_counts {
@@ -62,8 +80,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     println!();
+    Ok(())
+}
+
+/// Round-trip latency of one message at window 1, per runtime.
+fn latency_section(opts: &Options, raw_p50: f64, raw_p99: f64) -> Result<(), String> {
     println!("round-trip latency, one message at window 1, 100 B (raw UDP above: p50 {raw_p50:.1} µs, p99 {raw_p99:.1} µs):");
-    for runtime in [Runtime::Mio, Runtime::Smol] {
+    for &runtime in &opts.runtimes {
         let (rate, p50, p99) = echo_latency(runtime, opts.duration())?;
         println!(
             "  {:<6} {rate:>9.0} round trips/s   p50 {p50:>6.1} µs  p99 {p99:>6.1} µs",
@@ -71,12 +94,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
     println!();
+    Ok(())
+}
+
+/// Many idle clients on one server, per runtime.
+fn scale_section(opts: &Options) -> Result<(), String> {
     println!(
         "scale: {} smol clients, one server in a child process, epoch 2000 ms, {} s idle:",
         opts.clients, opts.idle_secs
     );
-    for runtime in [Runtime::Mio, Runtime::Smol] {
-        scale(runtime, &opts)?;
+    for &runtime in &opts.runtimes {
+        scale(runtime, opts)?;
     }
     Ok(())
 }
@@ -87,7 +115,27 @@ struct Options {
     clients: usize,
     idle_secs: u64,
     quick: bool,
+    sections: Sections,
+    runtimes: Vec<Runtime>,
     serve: Option<Runtime>,
+}
+
+/// Which parts of the benchmark run (`--only`); the raw-UDP baselines run with the first two.
+#[derive(Clone, Copy, Debug)]
+struct Sections {
+    throughput: bool,
+    latency: bool,
+    scale: bool,
+}
+
+impl Runtime {
+    fn parse(name: &str) -> Result<Runtime, String> {
+        match name {
+            "mio" => Ok(Runtime::Mio),
+            "smol" => Ok(Runtime::Smol),
+            other => Err(format!("unknown runtime `{other}` (mio or smol)")),
+        }
+    }
 }
 
 impl Options {
@@ -97,6 +145,12 @@ impl Options {
             clients: 1000,
             idle_secs: 10,
             quick: false,
+            sections: Sections {
+                throughput: true,
+                latency: true,
+                scale: true,
+            },
+            runtimes: vec![Runtime::Mio, Runtime::Smol],
             serve: None,
         };
         let mut it = args.iter();
@@ -111,16 +165,30 @@ impl Options {
                 "--clients" => opts.clients = number(&value("--clients")?)?,
                 "--idle-secs" => opts.idle_secs = number(&value("--idle-secs")?)?,
                 "--quick" => opts.quick = true,
-                "--serve" => {
-                    opts.serve = Some(match value("--serve")?.as_str() {
-                        "mio" => Runtime::Mio,
-                        "smol" => Runtime::Smol,
-                        other => return Err(format!("unknown runtime `{other}`")),
-                    })
+                "--serve" => opts.serve = Some(Runtime::parse(&value("--serve")?)?),
+                "--runtime" => opts.runtimes = vec![Runtime::parse(&value("--runtime")?)?],
+                "--only" => {
+                    let section = value("--only")?;
+                    let mut only = Sections {
+                        throughput: false,
+                        latency: false,
+                        scale: false,
+                    };
+                    match section.as_str() {
+                        "throughput" => only.throughput = true,
+                        "latency" => only.latency = true,
+                        "scale" => only.scale = true,
+                        other => {
+                            return Err(format!(
+                                "unknown section `{other}` (throughput, latency or scale)"
+                            ))
+                        }
+                    }
+                    opts.sections = only;
                 }
                 other => {
                     return Err(format!(
-                        "unknown argument `{other}`\nusage: bench echo [--millis M] [--clients N] [--idle-secs S] [--quick]"
+                        "unknown argument `{other}`\nusage: bench echo [--millis M] [--clients N] [--idle-secs S] [--quick] [--only throughput|latency|scale] [--runtime mio|smol]"
                     ))
                 }
             }

@@ -1,9 +1,6 @@
-//! The errors of the application API that every runtime (`lsp-mio`, `lsp-smol`) offers:
-//! starting an endpoint, reading, and closing (lsp.md §9).
-//!
-//! Plain data types, no IO: they live here so that both runtimes report the same errors
-//! with one definition. `Io` variants carry the socket error that stopped a runtime's
-//! driver (its I/O thread or driver task).
+//! The errors of the application API: starting an endpoint, reading, and closing
+//! (lsp.md §9). `Io` variants carry the socket error that stopped a runtime's driver (its
+//! I/O thread or driver task).
 
 use std::fmt;
 use std::io;

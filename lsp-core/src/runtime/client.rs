@@ -1,0 +1,175 @@
+//! The client's application-side semantics (lsp.md §9 "Client").
+
+use std::collections::VecDeque;
+use std::io;
+
+use super::driver::{DriverStatus, Session};
+use super::errors::{ClientReadError, CloseError, StartError};
+use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Timestamp};
+
+/// A [`ClientEndpoint`] talking to the server at an address of type `A`, plus what its
+/// application has not yet read.
+///
+/// Every method is what the runtime's call of the same name does once it holds the lock;
+/// a runtime's blocking or async `connect`, `read` and `close` wait until the `poll_*`
+/// method returns something.
+pub struct ClientSession<A> {
+    endpoint: ClientEndpoint,
+    server: A,
+    /// Messages not yet returned by `read`.
+    inbox: VecDeque<Vec<u8>>,
+    /// The id from the connect-ack, once connected.
+    connected: Option<ConnId>,
+    /// Connecting failed, or the connection was lost.
+    ended: bool,
+    /// `close` was called.
+    closing: bool,
+    /// The core's close result, once it completed (taken by `poll_closed`).
+    closed: Option<Result<(), crate::CloseError>>,
+    status: DriverStatus,
+}
+
+impl<A: PartialEq + Clone> ClientSession<A> {
+    /// A session connecting to `server` with initial sequence number `isn`, starting at
+    /// `now`; fails if `params` are invalid.
+    pub fn new(
+        params: Params,
+        server: A,
+        isn: i64,
+        now: Timestamp,
+    ) -> Result<ClientSession<A>, ParamsError> {
+        Ok(ClientSession {
+            endpoint: ClientEndpoint::new(params, isn, now)?,
+            server,
+            inbox: VecDeque::new(),
+            connected: None,
+            ended: false,
+            closing: false,
+            closed: None,
+            status: DriverStatus::Running,
+        })
+    }
+
+    /// The endpoint, for its counters.
+    pub fn endpoint(&self) -> &ClientEndpoint {
+        &self.endpoint
+    }
+
+    /// How connecting ended, or `None` while it is in progress: the connection id; or
+    /// [`StartError::NoAnswer`] if no connect-ack came within `epoch_limit` epochs; or the
+    /// driver's failure.
+    pub fn poll_connected(&self) -> Option<Result<ConnId, StartError>> {
+        if let Some(id) = self.connected {
+            return Some(Ok(id));
+        }
+        if self.ended {
+            return Some(Err(StartError::NoAnswer));
+        }
+        match &self.status {
+            DriverStatus::Running => None,
+            DriverStatus::Stopped => Some(Err(StartError::Io(io::Error::other(
+                "the client was stopped while connecting",
+            )))),
+            DriverStatus::Failed(e) => {
+                Some(Err(StartError::Io(io::Error::new(e.kind(), e.to_string()))))
+            }
+        }
+    }
+
+    /// The next thing `read` returns, or `None` if it must wait: the driver's failure; then
+    /// [`ClientReadError::Closed`] once `close` was called or the driver stopped; then the
+    /// oldest unread message; then, once the connection was lost,
+    /// [`ClientReadError::ConnectionLost`] (for good).
+    pub fn poll_read(&mut self) -> Option<Result<Vec<u8>, ClientReadError>> {
+        if let DriverStatus::Failed(e) = &self.status {
+            return Some(Err(ClientReadError::Io(e.clone())));
+        }
+        if self.closing || self.status.is_stopped() {
+            return Some(Err(ClientReadError::Closed));
+        }
+        if let Some(payload) = self.inbox.pop_front() {
+            return Some(Ok(payload));
+        }
+        self.ended.then_some(Err(ClientReadError::ConnectionLost))
+    }
+
+    /// Queues `payload` for the server. Fails if the client is closing or stopped, the
+    /// connection was lost, or the payload does not fit in one datagram.
+    pub fn write(&mut self, payload: Vec<u8>) -> Result<(), ApiError> {
+        if self.closing || self.status.is_stopped() {
+            return Err(ApiError::Closed);
+        }
+        self.endpoint.write(payload)
+    }
+
+    /// Starts closing: reads fail from now on, the endpoint flushes what was written while
+    /// still acknowledging and heartbeating. Fails if `close` was already called or the
+    /// driver stopped.
+    pub fn begin_close(&mut self) -> Result<(), CloseError> {
+        if self.closing || self.status.is_stopped() {
+            return Err(CloseError::AlreadyClosed);
+        }
+        self.closing = true;
+        // Only refused when already closing, which `closing` rules out.
+        let _ = self.endpoint.close();
+        Ok(())
+    }
+
+    /// How the close ended, or `None` while it is in progress: `Ok` once everything written
+    /// was acknowledged, `ConnectionsLost` if the connection was lost first; the driver's
+    /// failure, or `Aborted` if the endpoint was stopped first.
+    pub fn poll_closed(&mut self) -> Option<Result<(), CloseError>> {
+        if let Some(result) = self.closed.take() {
+            return Some(result.map_err(CloseError::from));
+        }
+        match &self.status {
+            DriverStatus::Running => None,
+            DriverStatus::Stopped => Some(Err(CloseError::Aborted)),
+            DriverStatus::Failed(e) => Some(Err(CloseError::Io(e.clone()))),
+        }
+    }
+}
+
+impl<A: PartialEq + Clone> Session for ClientSession<A> {
+    type Addr = A;
+
+    fn handle_datagram(&mut self, now: Timestamp, from: A, datagram: &[u8]) {
+        // A connected socket already filters by source; this covers unconnected ones.
+        if from == self.server {
+            self.endpoint.handle_datagram(now, datagram);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.endpoint.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.endpoint.poll_timeout()
+    }
+
+    fn drain(&mut self, outbox: &mut VecDeque<(A, Vec<u8>)>) -> bool {
+        while let Some(datagram) = self.endpoint.poll_transmit() {
+            outbox.push_back((self.server.clone(), datagram));
+        }
+        let mut progress = false;
+        while let Some(event) = self.endpoint.poll_event() {
+            progress = true;
+            match event {
+                ClientEvent::Connected(id) => self.connected = Some(id),
+                ClientEvent::Message(payload) => self.inbox.push_back(payload),
+                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
+                ClientEvent::Closed(result) => self.closed = Some(result),
+            }
+        }
+        progress
+    }
+
+    fn halt(&mut self, status: DriverStatus) {
+        self.status = status;
+    }
+
+    fn status(&self) -> &DriverStatus {
+        &self.status
+    }
+}

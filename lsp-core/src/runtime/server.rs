@@ -1,0 +1,158 @@
+//! The server's application-side semantics (lsp.md §9 "Server").
+
+use std::collections::VecDeque;
+
+use super::driver::{DriverStatus, Session};
+use super::errors::{CloseError, ServerReadError};
+use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Timestamp};
+
+/// What [`ServerSession::poll_read`] hands out, in order.
+pub type ServerReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;
+
+/// A [`ServerEndpoint`] plus what its application has not yet read.
+///
+/// Every method is what the runtime's call of the same name does once it holds the lock;
+/// a runtime's blocking or async `read` and `close` wait until the `poll_*` method returns
+/// something.
+pub struct ServerSession<A> {
+    endpoint: ServerEndpoint<A>,
+    /// Messages and per-connection errors not yet returned by `read`.
+    inbox: VecDeque<ServerReadItem>,
+    /// `close` was called.
+    closing: bool,
+    /// The core's close result, once it completed (taken by `poll_closed`).
+    closed: Option<Result<(), crate::CloseError>>,
+    status: DriverStatus,
+}
+
+impl<A: Ord + Clone> ServerSession<A> {
+    /// A session whose endpoint starts at `now`; fails if `params` are invalid.
+    pub fn new(params: Params, now: Timestamp) -> Result<ServerSession<A>, ParamsError> {
+        Ok(ServerSession {
+            endpoint: ServerEndpoint::new(params, now)?,
+            inbox: VecDeque::new(),
+            closing: false,
+            closed: None,
+            status: DriverStatus::Running,
+        })
+    }
+
+    /// The endpoint, for its counters and connection table.
+    pub fn endpoint(&self) -> &ServerEndpoint<A> {
+        &self.endpoint
+    }
+
+    /// The next thing `read` returns, or `None` if it must wait: the driver's failure; then
+    /// [`ServerReadError::Closed`] once `close` was called or the driver stopped; then the
+    /// oldest unread message or per-connection error.
+    pub fn poll_read(&mut self) -> Option<ServerReadItem> {
+        if let DriverStatus::Failed(e) = &self.status {
+            return Some(Err(ServerReadError::Io(e.clone())));
+        }
+        if self.closing || self.status.is_stopped() {
+            return Some(Err(ServerReadError::Closed));
+        }
+        self.inbox.pop_front()
+    }
+
+    /// Queues `payload` for `conn`. Fails if the server is closing or stopped, `conn` is
+    /// unknown, lost or closed, or the payload does not fit in one datagram.
+    pub fn write(&mut self, conn: ConnId, payload: Vec<u8>) -> Result<(), ApiError> {
+        self.check_open()?;
+        self.endpoint.write(conn, payload)
+    }
+
+    /// Closes `conn`: its unread messages are discarded (`read` reports the closure once
+    /// instead), what was written to it is still delivered. Fails if the server is closing
+    /// or stopped, or `conn` is unknown or already closed.
+    pub fn close_conn(&mut self, conn: ConnId) -> Result<(), ApiError> {
+        self.check_open()?;
+        self.endpoint.close_conn(conn)?;
+        self.inbox
+            .retain(|item| !matches!(item, Ok((c, _)) if *c == conn));
+        Ok(())
+    }
+
+    /// Starts closing: reads fail from now on, the endpoint flushes what was written.
+    /// Fails if `close` was already called or the driver stopped.
+    pub fn begin_close(&mut self) -> Result<(), CloseError> {
+        if self.closing || self.status.is_stopped() {
+            return Err(CloseError::AlreadyClosed);
+        }
+        self.closing = true;
+        // Only refused when already closing, which `closing` rules out.
+        let _ = self.endpoint.close();
+        Ok(())
+    }
+
+    /// How the close ended, or `None` while it is in progress: `Ok` once everything written
+    /// was acknowledged, the lost connections otherwise; the driver's failure, or `Aborted`
+    /// if the endpoint was stopped first.
+    pub fn poll_closed(&mut self) -> Option<Result<(), CloseError>> {
+        if let Some(result) = self.closed.take() {
+            return Some(result.map_err(CloseError::from));
+        }
+        match &self.status {
+            DriverStatus::Running => None,
+            DriverStatus::Stopped => Some(Err(CloseError::Aborted)),
+            DriverStatus::Failed(e) => Some(Err(CloseError::Io(e.clone()))),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), ApiError> {
+        if self.closing || self.status.is_stopped() {
+            Err(ApiError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<A: Ord + Clone> Session for ServerSession<A> {
+    type Addr = A;
+
+    fn handle_datagram(&mut self, now: Timestamp, from: A, datagram: &[u8]) {
+        self.endpoint.handle_datagram(now, from, datagram);
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.endpoint.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.endpoint.poll_timeout()
+    }
+
+    fn drain(&mut self, outbox: &mut VecDeque<(A, Vec<u8>)>) -> bool {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            outbox.push_back((t.destination, t.payload));
+        }
+        let mut progress = false;
+        while let Some(event) = self.endpoint.poll_event() {
+            let item = match event {
+                ServerEvent::Connected { .. } => continue,
+                ServerEvent::Message { conn, payload } => Ok((conn, payload)),
+                ServerEvent::ConnectionLost { conn } => Err(ServerReadError::ConnectionLost(conn)),
+                ServerEvent::ConnectionClosed { conn } => {
+                    Err(ServerReadError::ConnectionClosed(conn))
+                }
+                ServerEvent::Closed(result) => {
+                    self.closed = Some(result);
+                    progress = true;
+                    continue;
+                }
+            };
+            self.inbox.push_back(item);
+            progress = true;
+        }
+        progress
+    }
+
+    fn halt(&mut self, status: DriverStatus) {
+        self.status = status;
+    }
+
+    fn status(&self) -> &DriverStatus {
+        &self.status
+    }
+}

@@ -1,0 +1,274 @@
+//! The sessions and the driver state over an in-memory socket: the §9 semantics every
+//! runtime inherits, checked without IO.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+
+use super::*;
+use crate::{ApiError, ConnId, Params, Timestamp};
+
+/// Peer addresses in these tests.
+const SERVER: u32 = 1;
+const CLIENT: u32 = 2;
+
+/// A non-blocking socket in memory: what was sent, what waits to be received, and a switch
+/// that makes sends fail with `WouldBlock`.
+#[derive(Default)]
+struct MemSocket {
+    sent: RefCell<Vec<(u32, Vec<u8>)>>,
+    ready: RefCell<VecDeque<(u32, Vec<u8>)>>,
+    full: Cell<bool>,
+}
+
+impl DatagramSocket for MemSocket {
+    type Addr = u32;
+
+    fn send_to(&self, to: &u32, datagram: &[u8]) -> io::Result<()> {
+        if self.full.get() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.sent.borrow_mut().push((*to, datagram.to_vec()));
+        Ok(())
+    }
+
+    fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+        let (from, datagram) = self
+            .ready
+            .borrow_mut()
+            .pop_front()
+            .ok_or(io::ErrorKind::WouldBlock)?;
+        buf[..datagram.len()].copy_from_slice(&datagram);
+        Ok((datagram.len(), from))
+    }
+}
+
+/// A server and a client driver state, each on its own in-memory socket.
+struct Pair {
+    server: DriverState<ServerSession<u32>>,
+    server_socket: MemSocket,
+    client: DriverState<ClientSession<u32>>,
+    client_socket: MemSocket,
+    now: Timestamp,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let now = Timestamp::ZERO;
+        let mut pair = Pair {
+            server: DriverState::new(ServerSession::new(Params::default(), now).unwrap()),
+            server_socket: MemSocket::default(),
+            client: DriverState::new(
+                ClientSession::new(Params::default(), SERVER, 0, now).unwrap(),
+            ),
+            client_socket: MemSocket::default(),
+            now,
+        };
+        let _ = pair.client.pump(&pair.client_socket);
+        pair.settle();
+        pair
+    }
+
+    /// Delivers datagrams both ways until both sockets are quiet.
+    fn settle(&mut self) {
+        loop {
+            let to_server: Vec<_> = self.client_socket.sent.borrow_mut().drain(..).collect();
+            let to_client: Vec<_> = self.server_socket.sent.borrow_mut().drain(..).collect();
+            if to_server.is_empty() && to_client.is_empty() {
+                return;
+            }
+            for (to, d) in to_server {
+                assert_eq!(to, SERVER);
+                self.server_socket.ready.borrow_mut().push_back((CLIENT, d));
+            }
+            for (to, d) in to_client {
+                assert_eq!(to, CLIENT);
+                self.client_socket.ready.borrow_mut().push_back((SERVER, d));
+            }
+            while self.server.receive_batch(self.now, &self.server_socket).0 == Received::More {}
+            while self.client.receive_batch(self.now, &self.client_socket).0 == Received::More {}
+        }
+    }
+
+    fn conn(&self) -> ConnId {
+        self.client.session().poll_connected().unwrap().unwrap()
+    }
+}
+
+#[test]
+fn messages_reach_the_reader_in_order_both_ways() {
+    let mut p = Pair::new();
+    let conn = p.conn();
+    for m in [&b"a"[..], b"b", b"c"] {
+        p.client.session_mut().write(m.to_vec()).unwrap();
+        let _ = p.client.after_call(&p.client_socket);
+    }
+    p.settle();
+    for m in [&b"a"[..], b"b", b"c"] {
+        assert_eq!(
+            p.server.session_mut().poll_read().unwrap().unwrap(),
+            (conn, m.to_vec())
+        );
+    }
+    assert!(
+        p.server.session_mut().poll_read().is_none(),
+        "reader must wait"
+    );
+    p.server
+        .session_mut()
+        .write(conn, b"back".to_vec())
+        .unwrap();
+    let _ = p.server.after_call(&p.server_socket);
+    p.settle();
+    assert_eq!(
+        p.client.session_mut().poll_read().unwrap().unwrap(),
+        b"back"
+    );
+    assert!(p.client.session_mut().poll_read().is_none());
+}
+
+#[test]
+fn close_conn_discards_unread_messages_and_reports_the_closure_once() {
+    let mut p = Pair::new();
+    let conn = p.conn();
+    p.client.session_mut().write(b"unread".to_vec()).unwrap();
+    let _ = p.client.after_call(&p.client_socket);
+    p.settle();
+    p.server.session_mut().close_conn(conn).unwrap();
+    let _ = p.server.after_call(&p.server_socket);
+    assert!(matches!(
+        p.server.session_mut().poll_read(),
+        Some(Err(ServerReadError::ConnectionClosed(c))) if c == conn
+    ));
+    assert!(p.server.session_mut().poll_read().is_none());
+    assert_eq!(
+        p.server.session_mut().close_conn(conn),
+        Err(ApiError::UnknownConnection(conn))
+    );
+}
+
+#[test]
+fn close_fails_reads_and_writes_then_completes_once_acknowledged() {
+    let mut p = Pair::new();
+    let conn = p.conn();
+    p.server
+        .session_mut()
+        .write(conn, b"last".to_vec())
+        .unwrap();
+    p.server.session_mut().begin_close().unwrap();
+    let _ = p.server.after_call(&p.server_socket);
+    assert!(matches!(
+        p.server.session_mut().poll_read(),
+        Some(Err(ServerReadError::Closed))
+    ));
+    assert_eq!(
+        p.server.session_mut().write(conn, b"x".to_vec()),
+        Err(ApiError::Closed)
+    );
+    assert!(matches!(
+        p.server.session_mut().begin_close(),
+        Err(CloseError::AlreadyClosed)
+    ));
+    assert!(
+        p.server.session_mut().poll_closed().is_none(),
+        "not acknowledged yet"
+    );
+    p.settle();
+    assert!(matches!(p.server.session_mut().poll_closed(), Some(Ok(()))));
+    assert_eq!(
+        p.client.session_mut().poll_read().unwrap().unwrap(),
+        b"last"
+    );
+}
+
+#[test]
+fn a_stopped_driver_fails_every_waiting_call() {
+    let mut p = Pair::new();
+    p.client.session_mut().begin_close().unwrap();
+    p.client.halt(DriverStatus::Stopped);
+    assert!(matches!(
+        p.client.session_mut().poll_closed(),
+        Some(Err(CloseError::Aborted))
+    ));
+    assert!(matches!(
+        p.client.session_mut().poll_read(),
+        Some(Err(ClientReadError::Closed))
+    ));
+
+    let failure = std::sync::Arc::new(io::Error::other("socket gone"));
+    p.server.halt(DriverStatus::Failed(failure));
+    // A later halt does not overwrite the first reason.
+    p.server.halt(DriverStatus::Stopped);
+    assert!(p.server.is_stopped());
+    assert!(matches!(
+        p.server.session_mut().poll_read(),
+        Some(Err(ServerReadError::Io(_)))
+    ));
+    assert_eq!(
+        p.server.session_mut().write(ConnId(1), b"x".to_vec()),
+        Err(ApiError::Closed)
+    );
+}
+
+#[test]
+fn a_lost_connection_is_reported_after_the_messages_received_before_it() {
+    let mut p = Pair::new();
+    let conn = p.conn();
+    p.server
+        .session_mut()
+        .write(conn, b"before".to_vec())
+        .unwrap();
+    let _ = p.server.after_call(&p.server_socket);
+    p.settle();
+    // The server falls silent: the client declares it lost after epoch_limit epochs.
+    let params = Params::default();
+    for _ in 0..=params.epoch_limit {
+        p.now = p.now + params.epoch();
+        p.client.handle_timeout_if_due(p.now);
+        let _ = p.client.pump(&p.client_socket);
+    }
+    assert_eq!(
+        p.client.session_mut().poll_read().unwrap().unwrap(),
+        b"before"
+    );
+    for _ in 0..2 {
+        assert!(matches!(
+            p.client.session_mut().poll_read(),
+            Some(Err(ClientReadError::ConnectionLost))
+        ));
+    }
+}
+
+#[test]
+fn refused_sends_wait_and_wake_the_driver() {
+    let mut p = Pair::new();
+    let _ = p.client.arm();
+    p.client_socket.full.set(true);
+    p.client.session_mut().write(b"m".to_vec()).unwrap();
+    let after = p.client.after_call(&p.client_socket);
+    assert!(after.wake_driver && p.client.has_blocked_sends());
+    p.client_socket.full.set(false);
+    let _ = p.client.pump(&p.client_socket);
+    assert!(!p.client.has_blocked_sends());
+    assert_eq!(p.client_socket.sent.borrow().len(), 1);
+}
+
+#[test]
+fn a_burst_is_fed_in_batches() {
+    let mut p = Pair::new();
+    for _ in 0..100 {
+        p.server_socket
+            .ready
+            .borrow_mut()
+            .push_back((CLIENT, b"garbage".to_vec()));
+    }
+    assert_eq!(
+        p.server.receive_batch(p.now, &p.server_socket).0,
+        Received::More
+    );
+    assert_eq!(
+        p.server.receive_batch(p.now, &p.server_socket).0,
+        Received::Drained
+    );
+    assert_eq!(p.server.session().endpoint().stats().dropped.malformed, 100);
+}
