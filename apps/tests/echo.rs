@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -58,8 +58,8 @@ fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// Starts `lsp-echo` with `args` and `input` as its whole stdin.
-fn start(args: &[&str], input: &str) -> Run {
+/// Starts `lsp-echo` with `args`; returns it and its stdin, still open.
+fn spawn(args: &[&str]) -> (Run, ChildStdin) {
     let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::piped())
@@ -67,17 +67,23 @@ fn start(args: &[&str], input: &str) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    // A process that already failed closes its stdin: not this test's concern.
-    let _ = stdin.write_all(input.as_bytes());
-    drop(stdin);
+    let stdin = child.stdin.take().expect("piped stdin");
     let stdout = read_all(child.stdout.take().expect("piped stdout"));
     let stderr = read_all(child.stderr.take().expect("piped stderr"));
-    Run {
+    let run = Run {
         child,
         stdout,
         stderr,
-    }
+    };
+    (run, stdin)
+}
+
+/// Starts `lsp-echo` with `args` and `input` as its whole stdin.
+fn start(args: &[&str], input: &str) -> Run {
+    let (run, mut stdin) = spawn(args);
+    // A process that already failed has closed its stdin: not this helper's concern.
+    let _ = stdin.write_all(input.as_bytes());
+    run
 }
 
 /// Starts a client of `addr` on `runtime` with `input` as its stdin and `extra` flags,
@@ -234,6 +240,38 @@ fn concurrent_clients_each_get_their_own_tokens() {
         let after = tokens("after", 3);
         let outcome = client(&addr, "mio", &stdin_for(&after), &[]).finish();
         assert_echoed(&outcome, "mio", &after);
+    }
+}
+
+#[test]
+fn a_client_whose_server_dies_fails_even_while_stdin_is_open() {
+    for runtime in ["mio", "smol"] {
+        let (mut server, addr) = server(runtime);
+        let args = [
+            "client",
+            "--addr",
+            &addr,
+            "--runtime",
+            runtime,
+            "--epoch-millis",
+            "100",
+            "--epoch-limit",
+            "10",
+        ];
+        let (run, mut stdin) = spawn(&args);
+        stdin.write_all(b"a\n").expect("client stdin");
+        server.wait_stderr("conn 1: first message");
+        server.kill();
+        let outcome = run.finish();
+        drop(stdin);
+        assert_eq!(outcome.status.code(), Some(1), "{runtime}");
+        // The echo may or may not have made it before the kill.
+        assert!("a\n".starts_with(&outcome.stdout), "{:?}", outcome.stdout);
+        assert!(
+            outcome.stderr.contains("reading echoes: connection lost"),
+            "{runtime}: stderr:\n{}",
+            outcome.stderr
+        );
     }
 }
 
