@@ -36,8 +36,20 @@ impl<S: Session<Addr = SocketAddr> + Send + 'static> DrivenSession for S {}
 /// What the mutex protects.
 struct Locked<S: DrivenSession> {
     state: DriverState<S>,
-    /// Application threads blocked in [`Driver::wait_until`].
+    /// Application threads blocked on the condition variable in [`Driver::wait_until`].
     waiters: usize,
+    /// An application thread waits in the reader poll (see [`ReaderPoll`]).
+    reader_polling: bool,
+}
+
+/// A second `mio::Poll` on the same socket, for an application thread waiting for a message:
+/// it sleeps in the kernel on the socket itself and is woken by the datagram directly, not by
+/// the I/O thread after it handled the datagram, which halves the thread wake-ups on the
+/// request-reply path. One waiting thread at a time uses it; others use the condition
+/// variable. Timers stay with the I/O thread.
+struct ReaderPoll {
+    poll: Poll,
+    events: Events,
 }
 
 /// The state shared by the I/O thread and the application's handle.
@@ -46,6 +58,9 @@ struct Shared<S: DrivenSession> {
     changed: Condvar,
     socket: EndpointSocket,
     waker: Waker,
+    reader: Mutex<ReaderPoll>,
+    /// Wakes the thread in the reader poll.
+    reader_waker: Waker,
     clock: Clock,
 }
 
@@ -61,6 +76,35 @@ impl<S: DrivenSession> Shared<S> {
         if locked.waiters > 0 {
             self.changed.notify_all();
         }
+        if locked.reader_polling {
+            // A failed wake leaves the reader asleep until the next datagram; the waker's
+            // eventfd only fails if the process is out of file descriptors' worth of state.
+            let _ = self.reader_waker.wake();
+        }
+    }
+
+    /// Sleeps in the reader poll until a datagram or a notification, then feeds the session
+    /// what is ready. Returns `None` (having slept not at all) if another thread holds the
+    /// reader poll.
+    fn poll_as_reader<'a>(
+        &'a self,
+        mut locked: MutexGuard<'a, Locked<S>>,
+    ) -> Result<MutexGuard<'a, Locked<S>>, MutexGuard<'a, Locked<S>>> {
+        if locked.reader_polling {
+            return Err(locked);
+        }
+        let Ok(mut reader) = self.reader.try_lock() else {
+            return Err(locked);
+        };
+        locked.reader_polling = true;
+        drop(locked);
+        let ReaderPoll { poll, events } = &mut *reader;
+        // An error (EINTR, or worse) just sends the caller round its loop once more.
+        let _ = poll.poll(events, None);
+        self.lock().reader_polling = false;
+        drop(reader);
+        self.receive_all();
+        Ok(self.lock())
     }
 
     /// Feeds the session every datagram ready on the socket, releasing the lock between
@@ -106,14 +150,27 @@ impl<S: DrivenSession> Driver<S> {
         poll.registry()
             .register(&mut inner, SOCKET, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
+        let reader_poll = Poll::new()?;
+        reader_poll.registry().register(
+            &mut SourceFd(&inner.as_raw_fd()),
+            SOCKET,
+            Interest::READABLE,
+        )?;
+        let reader_waker = Waker::new(reader_poll.registry(), WAKER)?;
         let shared = Arc::new(Shared {
             locked: Mutex::new(Locked {
                 state: DriverState::new(session),
                 waiters: 0,
+                reader_polling: false,
             }),
             changed: Condvar::new(),
             socket: EndpointSocket { inner, connected },
             waker,
+            reader: Mutex::new(ReaderPoll {
+                poll: reader_poll,
+                events: Events::with_capacity(4),
+            }),
+            reader_waker,
             clock,
         });
         {
@@ -165,7 +222,8 @@ impl<S: DrivenSession> Driver<S> {
     }
 
     /// Blocks until `poll` returns a value; `poll` runs under the lock now and whenever the
-    /// I/O thread or another call reports progress.
+    /// I/O thread or another call reports progress. While waiting, drains the socket itself
+    /// when it becomes readable (one waiting thread at a time).
     pub(crate) fn wait_until<T>(&self, mut poll: impl FnMut(&mut S) -> Option<T>) -> T {
         let shared = &*self.shared;
         let mut locked = shared.lock();
@@ -173,6 +231,13 @@ impl<S: DrivenSession> Driver<S> {
             if let Some(value) = poll(locked.state.session_mut()) {
                 return value;
             }
+            locked = match shared.poll_as_reader(locked) {
+                Ok(relocked) => {
+                    locked = relocked;
+                    continue;
+                }
+                Err(unchanged) => unchanged,
+            };
             locked.waiters += 1;
             locked = shared
                 .changed
@@ -266,5 +331,5 @@ fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
         Some(e) => DriverStatus::Failed(Arc::new(e)),
         None => DriverStatus::Stopped,
     });
-    shared.changed.notify_all();
+    shared.notify(&locked);
 }
