@@ -236,10 +236,12 @@ impl Connection {
     }
 
     /// Handles `Ack(seq)`: releases that message if it is in flight, then sends what the
-    /// window now admits. Acks of 0 that match nothing are heartbeats and not counted.
+    /// window now admits. Acks of 0 that match nothing are heartbeats, counted as such.
     pub(crate) fn handle_ack(&mut self, seq: i64, out: &mut Output<'_>) {
         if self.in_flight.remove(&seq).is_none() {
-            if seq != 0 {
+            if seq == 0 {
+                out.stats.heartbeats_received += 1;
+            } else {
                 out.stats.dropped.stray_ack += 1;
             }
             return;

@@ -16,6 +16,8 @@ pub struct Stats {
     pub connect_retries: u64,
     /// Heartbeats `(Ack, id, 0)` sent.
     pub heartbeats_sent: u64,
+    /// Heartbeats received on a connection (an `(Ack, id, 0)` matching no message).
+    pub heartbeats_received: u64,
     /// Acks sent for received Data (duplicates re-acked included).
     pub acks_sent: u64,
     /// Messages handed to the application, in order.

@@ -15,12 +15,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use lsp_core::runtime::{DriverState, DriverStatus, Received, Session};
 use std::os::fd::AsRawFd;
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use crate::clock::Clock;
 use crate::socket::EndpointSocket;
@@ -40,13 +41,17 @@ struct Locked<S: DrivenSession> {
     waiters: usize,
     /// An application thread waits in the reader poll (see [`ReaderPoll`]).
     reader_polling: bool,
+    /// What the I/O thread's poll watches the socket for (`None`: nothing), kept in step
+    /// with `reader_polling` and blocked sends by [`Shared::update_interest`].
+    io_interest: Option<Interest>,
 }
 
 /// A second `mio::Poll` on the same socket, for an application thread waiting for a message:
 /// it sleeps in the kernel on the socket itself and is woken by the datagram directly, not by
 /// the I/O thread after it handled the datagram, which halves the thread wake-ups on the
 /// request-reply path. One waiting thread at a time uses it; others use the condition
-/// variable. Timers stay with the I/O thread.
+/// variable. Meanwhile the I/O thread stops watching the socket for reading (so a datagram
+/// wakes one thread, not two) and keeps the timers.
 struct ReaderPoll {
     poll: Poll,
     events: Events,
@@ -57,6 +62,8 @@ struct Shared<S: DrivenSession> {
     locked: Mutex<Locked<S>>,
     changed: Condvar,
     socket: EndpointSocket,
+    /// The I/O thread's registry, for changing what its poll watches from any thread.
+    io_registry: Registry,
     waker: Waker,
     reader: Mutex<ReaderPoll>,
     /// Wakes the thread in the reader poll.
@@ -83,13 +90,42 @@ impl<S: DrivenSession> Shared<S> {
         }
     }
 
-    /// Sleeps in the reader poll until a datagram or a notification, then feeds the session
-    /// what is ready. Returns `None` (having slept not at all) if another thread holds the
-    /// reader poll.
-    fn poll_as_reader<'a>(
+    /// Makes the I/O thread's poll watch the socket for what it must: reading unless a
+    /// reader polls it, writing while sends are blocked.
+    fn update_interest(&self, locked: &mut Locked<S>) -> io::Result<()> {
+        let readable = (!locked.reader_polling).then_some(Interest::READABLE);
+        let writable = locked
+            .state
+            .has_blocked_sends()
+            .then_some(Interest::WRITABLE);
+        let wanted = match (readable, writable) {
+            (Some(r), Some(w)) => Some(r | w),
+            (r, w) => r.or(w),
+        };
+        if wanted == locked.io_interest {
+            return Ok(());
+        }
+        let fd = self.socket.inner.as_raw_fd();
+        let mut source = SourceFd(&fd);
+        match (locked.io_interest, wanted) {
+            (None, Some(interest)) => self.io_registry.register(&mut source, SOCKET, interest)?,
+            (Some(_), Some(interest)) => {
+                self.io_registry.reregister(&mut source, SOCKET, interest)?
+            }
+            (Some(_), None) => self.io_registry.deregister(&mut source)?,
+            (None, None) => {}
+        }
+        locked.io_interest = wanted;
+        Ok(())
+    }
+
+    /// Waits in the reader poll, feeding the session whatever arrives, until `poll` returns
+    /// a value. Gives `locked` back untouched if another thread holds the reader poll.
+    fn wait_as_reader<'a, T>(
         &'a self,
         mut locked: MutexGuard<'a, Locked<S>>,
-    ) -> Result<MutexGuard<'a, Locked<S>>, MutexGuard<'a, Locked<S>>> {
+        poll: &mut impl FnMut(&mut S) -> Option<T>,
+    ) -> Result<T, MutexGuard<'a, Locked<S>>> {
         if locked.reader_polling {
             return Err(locked);
         }
@@ -97,30 +133,54 @@ impl<S: DrivenSession> Shared<S> {
             return Err(locked);
         };
         locked.reader_polling = true;
-        drop(locked);
-        let ReaderPoll { poll, events } = &mut *reader;
-        // An error (EINTR, or worse) just sends the caller round its loop once more.
-        let _ = poll.poll(events, None);
-        self.lock().reader_polling = false;
-        drop(reader);
-        self.receive_all();
-        Ok(self.lock())
+        if self.update_interest(&mut locked).is_err() {
+            // The I/O thread keeps watching; the condition variable path still works.
+            locked.reader_polling = false;
+            return Err(locked);
+        }
+        let value = loop {
+            drop(locked);
+            let ReaderPoll {
+                poll: reader_poll,
+                events,
+            } = &mut *reader;
+            // An error (EINTR, or worse) just sends us round the loop once more.
+            let _ = reader_poll.poll(events, None);
+            let pause = self.receive_all();
+            locked = self.lock();
+            if let Some(value) = poll(locked.state.session_mut()) {
+                break value;
+            }
+            if let Some(pause) = pause {
+                drop(locked);
+                std::thread::sleep(pause);
+                locked = self.lock();
+            }
+        };
+        locked.reader_polling = false;
+        if self.update_interest(&mut locked).is_err() {
+            // Cannot happen short of running out of kernel memory; wake the I/O thread so
+            // it retries on its own before sleeping.
+            let _ = self.waker.wake();
+        }
+        Ok(value)
     }
 
     /// Feeds the session every datagram ready on the socket, releasing the lock between
-    /// batches so application calls are not starved during a burst.
-    fn receive_all(&self) {
+    /// batches so application calls are not starved during a burst. Returns how long to
+    /// pause before watching the socket again ([`DriverState::quiet_pause`]).
+    fn receive_all(&self) -> Option<Duration> {
         loop {
             let mut locked = self.lock();
             if locked.state.is_stopped() {
-                return;
+                return None;
             }
             let (received, progress) = locked.state.receive_batch(self.clock.now(), &self.socket);
             if progress {
                 self.notify(&locked);
             }
             if received == Received::Drained {
-                return;
+                return locked.state.quiet_pause();
             }
         }
     }
@@ -144,11 +204,16 @@ impl<S: DrivenSession> Driver<S> {
         clock: Clock,
     ) -> io::Result<Driver<S>> {
         let poll = Poll::new()?;
-        let mut inner = mio::net::UdpSocket::from_std(socket);
-        // Writable interest only while sends are blocked (see `run`): on Linux every datagram
-        // the kernel frees signals "writable", which would wake the thread after each send.
-        poll.registry()
-            .register(&mut inner, SOCKET, Interest::READABLE)?;
+        let inner = mio::net::UdpSocket::from_std(socket);
+        // Writable interest only while sends are blocked (see `update_interest`): on Linux
+        // every datagram the kernel frees signals "writable", which would wake the thread
+        // after each send.
+        poll.registry().register(
+            &mut SourceFd(&inner.as_raw_fd()),
+            SOCKET,
+            Interest::READABLE,
+        )?;
+        let io_registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let reader_poll = Poll::new()?;
         reader_poll.registry().register(
@@ -162,9 +227,11 @@ impl<S: DrivenSession> Driver<S> {
                 state: DriverState::new(session),
                 waiters: 0,
                 reader_polling: false,
+                io_interest: Some(Interest::READABLE),
             }),
             changed: Condvar::new(),
             socket: EndpointSocket { inner, connected },
+            io_registry,
             waker,
             reader: Mutex::new(ReaderPoll {
                 poll: reader_poll,
@@ -231,11 +298,8 @@ impl<S: DrivenSession> Driver<S> {
             if let Some(value) = poll(locked.state.session_mut()) {
                 return value;
             }
-            locked = match shared.poll_as_reader(locked) {
-                Ok(relocked) => {
-                    locked = relocked;
-                    continue;
-                }
+            locked = match shared.wait_as_reader(locked, &mut poll) {
+                Ok(value) => return value,
                 Err(unchanged) => unchanged,
             };
             locked.waiters += 1;
@@ -283,40 +347,26 @@ impl<S: DrivenSession> Drop for Driver<S> {
 /// session; send what it produced; repeat until told to stop.
 fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
     let mut events = Events::with_capacity(8);
-    let mut watching_writable = false;
     let failure = loop {
-        let (sleep, blocked_sends) = {
+        let sleep = {
             let mut locked = shared.lock();
             if locked.state.is_stopped() {
                 break None;
             }
-            let deadline = locked.state.arm();
-            (
-                deadline.map(|deadline| shared.clock.until(deadline)),
-                locked.state.has_blocked_sends(),
-            )
-        };
-        if blocked_sends != watching_writable {
-            let interest = if blocked_sends {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if let Err(e) = poll.registry().reregister(
-                &mut SourceFd(&shared.socket.inner.as_raw_fd()),
-                SOCKET,
-                interest,
-            ) {
+            if let Err(e) = shared.update_interest(&mut locked) {
                 break Some(e);
             }
-            watching_writable = blocked_sends;
-        }
+            locked
+                .state
+                .arm()
+                .map(|deadline| shared.clock.until(deadline))
+        };
         match poll.poll(&mut events, sleep) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break Some(e),
         }
-        shared.receive_all();
+        let pause = shared.receive_all();
         let mut locked = shared.lock();
         if locked.state.is_stopped() {
             break None;
@@ -324,6 +374,10 @@ fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
         locked.state.handle_timeout_if_due(shared.clock.now());
         if locked.state.pump(&shared.socket) {
             shared.notify(&locked);
+        }
+        drop(locked);
+        if let Some(pause) = pause {
+            std::thread::sleep(pause);
         }
     };
     let mut locked = shared.lock();

@@ -15,6 +15,7 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_io::{Async, Timer};
 use event_listener::Event;
@@ -54,20 +55,22 @@ impl<S: DrivenSession> Shared<S> {
     }
 
     /// Feeds the session every datagram ready on the socket, releasing the lock between
-    /// batches so application calls are not starved during a burst.
-    fn receive_all(&self) {
+    /// batches so application calls are not starved during a burst. Returns how long to
+    /// pause before watching the socket again ([`DriverState::quiet_pause`]).
+    fn receive_all(&self) -> Option<Duration> {
         loop {
             let mut state = self.lock();
             if state.is_stopped() {
-                return;
+                return None;
             }
             let (received, progress) = state.receive_batch(self.clock.now(), &self.socket);
+            let pause = state.quiet_pause();
             drop(state);
             if progress {
                 self.notify();
             }
             if received == Received::Drained {
-                return;
+                return pause;
             }
         }
     }
@@ -167,7 +170,9 @@ impl<S: DrivenSession> Driver<S> {
             .or(readable)
             .await;
             if drain {
-                shared.receive_all();
+                if let Some(pause) = shared.receive_all() {
+                    Timer::after(pause).await;
+                }
             }
         }
     }
@@ -241,16 +246,20 @@ async fn run<S: DrivenSession>(shared: Arc<Shared<S>>) {
         if let Err(e) = woken {
             break Some(e);
         }
-        shared.receive_all();
-        let mut state = shared.lock();
-        if state.is_stopped() {
-            break None;
-        }
-        state.handle_timeout_if_due(shared.clock.now());
-        let progress = state.pump(&shared.socket);
-        drop(state);
+        let pause = shared.receive_all();
+        let progress = {
+            let mut state = shared.lock();
+            if state.is_stopped() {
+                break None;
+            }
+            state.handle_timeout_if_due(shared.clock.now());
+            state.pump(&shared.socket)
+        };
         if progress {
             shared.notify();
+        }
+        if let Some(pause) = pause {
+            Timer::after(pause).await;
         }
     };
     shared.lock().halt(match failure {

@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::time::Duration;
 
 use super::driver::{DriverStatus, Session};
 use super::errors::{ClientReadError, CloseError, StartError};
-use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Timestamp};
+use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Stats, Timestamp};
 
 /// A [`ClientEndpoint`] talking to the server at an address of type `A`, plus what its
 /// application has not yet read.
@@ -171,5 +172,13 @@ impl<A: PartialEq + Clone> Session for ClientSession<A> {
 
     fn status(&self) -> &DriverStatus {
         &self.status
+    }
+
+    fn stats(&self) -> &Stats {
+        self.endpoint.stats()
+    }
+
+    fn epoch(&self) -> Duration {
+        self.endpoint.params().epoch()
     }
 }

@@ -3,8 +3,9 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::Timestamp;
+use crate::{Stats, Timestamp};
 
 /// Receive buffer length: any UDP datagram fits whole, so an oversized one is seen at its
 /// true length and dropped by the core instead of being truncated into something that
@@ -14,6 +15,9 @@ pub const RECV_BUF_LEN: usize = 65_536;
 /// Datagrams fed per [`DriverState::receive_batch`], so that a runtime can release its lock
 /// between batches and application calls are not starved during a burst.
 const RECV_BATCH: usize = 64;
+
+/// The longest [`DriverState::quiet_pause`]; it is also at most a twentieth of an epoch.
+const MAX_QUIET_PAUSE: Duration = Duration::from_millis(1);
 
 /// Consecutive receive errors (other than `WouldBlock`) tolerated in one batch before the
 /// driver goes back to sleep; "connection refused" notices from ICMP land here.
@@ -57,6 +61,12 @@ pub trait Session {
 
     /// Whether the driver runs.
     fn status(&self) -> &DriverStatus;
+
+    /// The endpoint's counters.
+    fn stats(&self) -> &Stats;
+
+    /// The endpoint's epoch length.
+    fn epoch(&self) -> Duration;
 }
 
 /// Whether a runtime's driver runs, and if not, why.
@@ -95,6 +105,8 @@ pub struct DriverState<S: Session> {
     /// The deadline the driver is sleeping towards.
     armed: Option<Timestamp>,
     recv_buf: Box<[u8]>,
+    /// The last receive batch held datagrams, and every one was a heartbeat.
+    only_heartbeats: bool,
 }
 
 impl<S: Session> DriverState<S> {
@@ -105,6 +117,7 @@ impl<S: Session> DriverState<S> {
             outbox: VecDeque::new(),
             armed: None,
             recv_buf: vec![0; RECV_BUF_LEN].into_boxed_slice(),
+            only_heartbeats: false,
         }
     }
 
@@ -171,6 +184,7 @@ impl<S: Session> DriverState<S> {
     ) -> (Received, bool) {
         let mut errors = 0;
         let mut handled = 0;
+        let heartbeats_before = self.session.stats().heartbeats_received;
         let received = loop {
             if handled == RECV_BATCH {
                 break Received::More;
@@ -193,7 +207,25 @@ impl<S: Session> DriverState<S> {
                 }
             }
         };
+        let heartbeats = self.session.stats().heartbeats_received - heartbeats_before;
+        self.only_heartbeats = handled > 0 && heartbeats == handled as u64;
         (received, self.pump(socket))
+    }
+
+    /// How long the driver should wait before it next watches the socket, if the last
+    /// receive batch held nothing but heartbeats (interrupt moderation).
+    ///
+    /// Heartbeats from many idle peers arrive one at a time, each a thread wake-up that
+    /// achieves nothing but "this peer is alive", which only matters at the next epoch tick.
+    /// Pausing for at most 1 ms (and a twentieth of an epoch) after such a wake-up lets the
+    /// next ones be handled together: 10,000 idle clients at 2 s epochs cost hundreds of
+    /// wake-ups a second instead of 5,000. The price is at most that pause of extra latency
+    /// for a message arriving just after a heartbeat; a wake-up that received anything else
+    /// (Data, a useful Ack, a Connect) never pauses, so request-reply and streaming traffic
+    /// are unaffected.
+    pub fn quiet_pause(&self) -> Option<Duration> {
+        self.only_heartbeats
+            .then(|| (self.session.epoch() / 20).min(MAX_QUIET_PAUSE))
     }
 
     /// Records that the driver stopped, with the reason application calls will report.

@@ -1,10 +1,11 @@
 //! The server's application-side semantics (lsp.md §9 "Server").
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use super::driver::{DriverStatus, Session};
 use super::errors::{CloseError, ServerReadError};
-use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Timestamp};
+use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp};
 
 /// What [`ServerSession::poll_read`] hands out, in order.
 pub type ServerReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;
@@ -154,5 +155,13 @@ impl<A: Ord + Clone> Session for ServerSession<A> {
 
     fn status(&self) -> &DriverStatus {
         &self.status
+    }
+
+    fn stats(&self) -> &Stats {
+        self.endpoint.stats()
+    }
+
+    fn epoch(&self) -> Duration {
+        self.endpoint.params().epoch()
     }
 }

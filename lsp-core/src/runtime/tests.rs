@@ -272,3 +272,40 @@ fn a_burst_is_fed_in_batches() {
     );
     assert_eq!(p.server.session().endpoint().stats().dropped.malformed, 100);
 }
+
+#[test]
+fn a_batch_of_only_heartbeats_asks_for_a_pause_and_anything_else_does_not() {
+    let mut p = Pair::new();
+    let conn = p.conn();
+    let heartbeat = crate::Message::ack(conn.0, 0).encode();
+    for _ in 0..3 {
+        p.server_socket
+            .ready
+            .borrow_mut()
+            .push_back((CLIENT, heartbeat.clone()));
+    }
+    let _ = p.server.receive_batch(p.now, &p.server_socket);
+    // Default epoch 2000 ms: a twentieth is 100 ms, so the 1 ms cap applies.
+    assert_eq!(
+        p.server.quiet_pause(),
+        Some(std::time::Duration::from_millis(1))
+    );
+    assert_eq!(p.server.session().endpoint().stats().heartbeats_received, 3);
+
+    // A heartbeat and then a message in one batch: no pause.
+    p.client.session_mut().write(b"m".to_vec()).unwrap();
+    let _ = p.client.after_call(&p.client_socket);
+    p.server_socket
+        .ready
+        .borrow_mut()
+        .push_back((CLIENT, heartbeat));
+    for (_, d) in p.client_socket.sent.borrow_mut().drain(..) {
+        p.server_socket.ready.borrow_mut().push_back((CLIENT, d));
+    }
+    let _ = p.server.receive_batch(p.now, &p.server_socket);
+    assert_eq!(p.server.quiet_pause(), None);
+
+    // An empty wake-up (nothing was ready): no pause either.
+    let _ = p.server.receive_batch(p.now, &p.server_socket);
+    assert_eq!(p.server.quiet_pause(), None);
+}
