@@ -24,7 +24,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::ValueEnum;
+use lsp_core::runtime::ServerReadError;
 use lsp_core::Params;
+
+use crate::echo::{Client, Runtime, Server};
 
 /// Runs the `echo` benchmark with the arguments that follow the mode name.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -73,7 +77,7 @@ fn throughput_section(opts: &Options) -> Result<(), String> {
                     let rate = echo_throughput(runtime, size, window, clients, opts.duration())?;
                     println!(
                         "  {:<6} {size:>7} {window:>7} {clients:>8} {rate:>12.0}",
-                        runtime.name()
+                        runtime.to_string()
                     );
                 }
             }
@@ -90,7 +94,7 @@ fn latency_section(opts: &Options, raw_p50: f64, raw_p99: f64) -> Result<(), Str
         let (rate, p50, p99) = echo_latency(runtime, opts.duration())?;
         println!(
             "  {:<6} {rate:>9.0} round trips/s   p50 {p50:>6.1} µs  p99 {p99:>6.1} µs",
-            runtime.name(),
+            runtime.to_string(),
         );
     }
     println!();
@@ -128,14 +132,9 @@ struct Sections {
     scale: bool,
 }
 
-impl Runtime {
-    fn parse(name: &str) -> Result<Runtime, String> {
-        match name {
-            "mio" => Ok(Runtime::Mio),
-            "smol" => Ok(Runtime::Smol),
-            other => Err(format!("unknown runtime `{other}` (mio or smol)")),
-        }
-    }
+/// Parses a runtime name as the command line spells it.
+fn parse_runtime(name: &str) -> Result<Runtime, String> {
+    Runtime::from_str(name, false).map_err(|_| format!("unknown runtime `{name}` (mio or smol)"))
 }
 
 impl Options {
@@ -165,8 +164,8 @@ impl Options {
                 "--clients" => opts.clients = number(&value("--clients")?)?,
                 "--idle-secs" => opts.idle_secs = number(&value("--idle-secs")?)?,
                 "--quick" => opts.quick = true,
-                "--serve" => opts.serve = Some(Runtime::parse(&value("--serve")?)?),
-                "--runtime" => opts.runtimes = vec![Runtime::parse(&value("--runtime")?)?],
+                "--serve" => opts.serve = Some(parse_runtime(&value("--serve")?)?),
+                "--runtime" => opts.runtimes = vec![parse_runtime(&value("--runtime")?)?],
                 "--only" => {
                     let section = value("--only")?;
                     let mut only = Sections {
@@ -207,21 +206,6 @@ impl Options {
 fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.parse()
         .map_err(|_| format!("`{s}` is not a valid number"))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Runtime {
-    Mio,
-    Smol,
-}
-
-impl Runtime {
-    fn name(self) -> &'static str {
-        match self {
-            Runtime::Mio => "mio",
-            Runtime::Smol => "smol",
-        }
-    }
 }
 
 fn loopback() -> SocketAddr {
@@ -320,79 +304,43 @@ fn bench_params(window: u32) -> Params {
     }
 }
 
-/// An echo server on `runtime`, running until dropped.
-enum EchoServer {
-    Mio(Arc<lsp_mio::Server>),
-    Smol(Arc<lsp_smol::Server>),
+/// An echo server on `runtime` bound to loopback, running until dropped.
+struct EchoServer {
+    server: Arc<Server>,
+    addr: SocketAddr,
 }
 
 impl EchoServer {
     fn start(runtime: Runtime, params: Params) -> Result<EchoServer, String> {
-        Ok(match runtime {
-            Runtime::Mio => {
-                let server =
-                    Arc::new(lsp_mio::Server::bind(loopback(), params).map_err(|e| e.to_string())?);
-                let s = Arc::clone(&server);
-                thread::spawn(move || loop {
-                    match s.read() {
-                        Ok((conn, payload)) => {
-                            let _ = s.write(conn, payload);
-                        }
-                        Err(
-                            lsp_mio::ServerReadError::ConnectionLost(_)
-                            | lsp_mio::ServerReadError::ConnectionClosed(_),
-                        ) => {}
-                        Err(_) => return,
-                    }
-                });
-                EchoServer::Mio(server)
+        let server = Arc::new(Server::listen(runtime, 0, params).map_err(|e| e.to_string())?);
+        let addr = SocketAddr::from(([127, 0, 0, 1], server.local_addr().port()));
+        let echo = Arc::clone(&server);
+        thread::spawn(move || loop {
+            match echo.read() {
+                Ok((conn, payload)) => {
+                    let _ = echo.write(conn, payload);
+                }
+                Err(ServerReadError::ConnectionLost(_) | ServerReadError::ConnectionClosed(_)) => {}
+                Err(_) => return,
             }
-            Runtime::Smol => {
-                let server = Arc::new(
-                    lsp_smol::Server::bind(loopback(), params).map_err(|e| e.to_string())?,
-                );
-                let s = Arc::clone(&server);
-                thread::spawn(move || {
-                    smol::block_on(async move {
-                        loop {
-                            match s.read().await {
-                                Ok((conn, payload)) => {
-                                    let _ = s.write(conn, payload);
-                                }
-                                Err(
-                                    lsp_smol::ServerReadError::ConnectionLost(_)
-                                    | lsp_smol::ServerReadError::ConnectionClosed(_),
-                                ) => {}
-                                Err(_) => return,
-                            }
-                        }
-                    })
-                });
-                EchoServer::Smol(server)
-            }
-        })
+        });
+        Ok(EchoServer { server, addr })
     }
 
     fn addr(&self) -> SocketAddr {
-        match self {
-            EchoServer::Mio(s) => s.local_addr(),
-            EchoServer::Smol(s) => s.local_addr(),
-        }
+        self.addr
     }
 }
 
 impl Drop for EchoServer {
     fn drop(&mut self) {
-        match self {
-            EchoServer::Mio(s) => s.abort(),
-            EchoServer::Smol(s) => smol::block_on(s.abort()),
-        }
+        self.server.abort();
     }
 }
 
 /// One client's echo loop: keeps `outstanding` messages in flight until `duration` has
-/// passed, then drains; returns the echoes received while timing and their round trips in
-/// µs (only recorded when `outstanding == 1`).
+/// passed; returns the echoes received while timing and their round trips in µs (only
+/// recorded when `outstanding == 1`).
 fn client_loop(
     runtime: Runtime,
     server: SocketAddr,
@@ -403,52 +351,25 @@ fn client_loop(
 ) -> Result<(u64, Vec<f64>), String> {
     let payload = vec![b'x'; size];
     let latency = outstanding == 1;
-    match runtime {
-        Runtime::Mio => {
-            let client = lsp_mio::Client::connect(server, 0, params).map_err(|e| e.to_string())?;
-            let mut samples = Vec::new();
-            let mut sent_at = Instant::now();
-            for _ in 0..outstanding {
-                client.write(payload.clone()).map_err(|e| e.to_string())?;
-            }
-            let start = Instant::now();
-            let mut echoed = 0u64;
-            while start.elapsed() < duration {
-                client.read().map_err(|e| e.to_string())?;
-                echoed += 1;
-                if latency {
-                    samples.push(sent_at.elapsed().as_secs_f64() * 1e6);
-                    sent_at = Instant::now();
-                }
-                client.write(payload.clone()).map_err(|e| e.to_string())?;
-            }
-            client.abort();
-            Ok((echoed, samples))
-        }
-        Runtime::Smol => smol::block_on(async {
-            let client = lsp_smol::Client::connect(server, 0, params)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut samples = Vec::new();
-            let mut sent_at = Instant::now();
-            for _ in 0..outstanding {
-                client.write(payload.clone()).map_err(|e| e.to_string())?;
-            }
-            let start = Instant::now();
-            let mut echoed = 0u64;
-            while start.elapsed() < duration {
-                client.read().await.map_err(|e| e.to_string())?;
-                echoed += 1;
-                if latency {
-                    samples.push(sent_at.elapsed().as_secs_f64() * 1e6);
-                    sent_at = Instant::now();
-                }
-                client.write(payload.clone()).map_err(|e| e.to_string())?;
-            }
-            client.abort().await;
-            Ok((echoed, samples))
-        }),
+    let client = Client::connect(runtime, server, 0, params).map_err(|e| e.to_string())?;
+    let mut samples = Vec::new();
+    let mut sent_at = Instant::now();
+    for _ in 0..outstanding {
+        client.write(payload.clone()).map_err(|e| e.to_string())?;
     }
+    let start = Instant::now();
+    let mut echoed = 0u64;
+    while start.elapsed() < duration {
+        client.read().map_err(|e| e.to_string())?;
+        echoed += 1;
+        if latency {
+            samples.push(sent_at.elapsed().as_secs_f64() * 1e6);
+            sent_at = Instant::now();
+        }
+        client.write(payload.clone()).map_err(|e| e.to_string())?;
+    }
+    client.abort();
+    Ok((echoed, samples))
 }
 
 /// Echoed messages per second with `clients` clients at `window`.
@@ -527,7 +448,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 fn scale(runtime: Runtime, opts: &Options) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
-        .args(["echo", "--serve", runtime.name()])
+        .args(["echo", "--serve", &runtime.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -576,7 +497,7 @@ fn scale(runtime: Runtime, opts: &Options) -> Result<(), String> {
         let per_conn = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / opts.clients as f64;
         println!(
             "  {:<6} server RSS {:>6} KiB -> {:>6} KiB ({per_conn:>6.0} B per connection); idle CPU: server {:>5.2}% of a core, {} clients {:>5.2}%",
-            runtime.name(),
+            runtime.to_string(),
             rss_before,
             rss_after,
             ticks as f64 / wall,

@@ -83,6 +83,14 @@ impl Server {
             Server::Smol(s) => s.write(conn, payload),
         }
     }
+
+    /// Stops the server at once, without flushing; waiting and later calls fail.
+    pub fn abort(&self) {
+        match self {
+            Server::Mio(s) => s.abort(),
+            Server::Smol(s) => block_on(s.abort()),
+        }
+    }
 }
 
 /// An LSP client on either runtime (lsp.md §9 "Client"). Shareable between threads: one

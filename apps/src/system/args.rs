@@ -48,9 +48,7 @@ impl LspArgs {
             max_backoff_interval: self.max_backoff,
             max_unacked_messages: self.max_unacked,
         };
-        params
-            .validate()
-            .map_err(|e| format!("invalid LSP parameters: {e}"))?;
+        params.validate().map_err(|e| e.to_string())?;
         Ok(params)
     }
 }
