@@ -6,8 +6,14 @@
 //! endpoint uses no CPU between epochs. On each wake-up the thread drains every datagram the
 //! socket holds, fires the epoch timer if due, and sends everything the core produced.
 //! Application calls lock the core, apply the operation, and send the resulting datagrams
-//! themselves, so `write` never waits for the I/O thread. Receive buffers hold 64 KiB so an
-//! oversized datagram is seen whole and dropped by the core.
+//! themselves, so `write` never waits for the I/O thread. A thread waiting in `read` sleeps
+//! on the socket itself (a second poll) and handles the datagram that wakes it, so a reply
+//! costs one thread wake-up, not two; meanwhile the I/O thread keeps only the timers. After a
+//! wake-up that brought nothing but heartbeats, the driver pauses up to 1 ms so that many
+//! idle peers are handled in batches. All protocol and API decisions are made by
+//! [`lsp_core`] ([`lsp_core::runtime`] holds the application-side semantics); this crate only
+//! sleeps and wakes. Receive buffers hold 64 KiB so an oversized datagram is seen whole and
+//! dropped by the core.
 //!
 //! ```
 //! use lsp_core::Params;

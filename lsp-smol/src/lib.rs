@@ -7,8 +7,13 @@
 //! the socket holds, fires the epoch timer if due, and sends everything the core produced.
 //! Application calls lock the core (never across an `.await`), apply the operation, and send
 //! the resulting datagrams themselves, so `write` is a plain non-blocking `fn`; `connect`,
-//! `read` and `close` are `async fn`s usable from any executor. Dropping a handle stops its
-//! task. Receive buffers hold 64 KiB so an oversized datagram is seen whole and dropped.
+//! `read` and `close` are `async fn`s usable from any executor, and a call waiting for a
+//! message drains the socket itself when it becomes readable. After a wake-up that brought
+//! nothing but heartbeats, the driver pauses up to 1 ms so that many idle peers are handled
+//! in batches. All protocol and API decisions are made by [`lsp_core`]
+//! ([`lsp_core::runtime`] holds the application-side semantics); this crate only waits and
+//! wakes. Dropping a handle stops its task. Receive buffers hold 64 KiB so an oversized
+//! datagram is seen whole and dropped.
 //!
 //! ```
 //! use lsp_core::Params;
