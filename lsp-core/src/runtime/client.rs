@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::driver::{DriverStatus, Session};
 use super::errors::{ClientReadError, CloseError, StartError};
+use super::lifecycle::Lifecycle;
 use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Stats, Timestamp};
 
 /// A [`ClientEndpoint`] talking to the server at an address of type `A`, plus what its
@@ -23,11 +24,7 @@ pub struct ClientSession<A> {
     connected: Option<ConnId>,
     /// Connecting failed, or the connection was lost.
     ended: bool,
-    /// `close` was called.
-    closing: bool,
-    /// The core's close result, once it completed (taken by `poll_closed`).
-    closed: Option<Result<(), crate::CloseError>>,
-    status: DriverStatus,
+    lifecycle: Lifecycle,
 }
 
 impl<A: PartialEq + Clone> ClientSession<A> {
@@ -45,9 +42,7 @@ impl<A: PartialEq + Clone> ClientSession<A> {
             inbox: VecDeque::new(),
             connected: None,
             ended: false,
-            closing: false,
-            closed: None,
-            status: DriverStatus::Running,
+            lifecycle: Lifecycle::default(),
         })
     }
 
@@ -66,7 +61,7 @@ impl<A: PartialEq + Clone> ClientSession<A> {
         if self.ended {
             return Some(Err(StartError::NoAnswer));
         }
-        match &self.status {
+        match self.lifecycle.status() {
             DriverStatus::Running => None,
             DriverStatus::Stopped => Some(Err(StartError::Io(io::Error::other(
                 "the client was stopped while connecting",
@@ -82,11 +77,11 @@ impl<A: PartialEq + Clone> ClientSession<A> {
     /// oldest unread message; then, once the connection was lost,
     /// [`ClientReadError::ConnectionLost`] (for good).
     pub fn poll_read(&mut self) -> Option<Result<Vec<u8>, ClientReadError>> {
-        if let DriverStatus::Failed(e) = &self.status {
-            return Some(Err(ClientReadError::Io(e.clone())));
-        }
-        if self.closing || self.status.is_stopped() {
-            return Some(Err(ClientReadError::Closed));
+        if let Some(refusal) = self
+            .lifecycle
+            .read_refusal(ClientReadError::Io, ClientReadError::Closed)
+        {
+            return Some(Err(refusal));
         }
         if let Some(payload) = self.inbox.pop_front() {
             return Some(Ok(payload));
@@ -97,9 +92,7 @@ impl<A: PartialEq + Clone> ClientSession<A> {
     /// Queues `payload` for the server. Fails if the client is closing or stopped, the
     /// connection was lost, or the payload does not fit in one datagram.
     pub fn write(&mut self, payload: Vec<u8>) -> Result<(), ApiError> {
-        if self.closing || self.status.is_stopped() {
-            return Err(ApiError::Closed);
-        }
+        self.lifecycle.check_open()?;
         self.endpoint.write(payload)
     }
 
@@ -107,11 +100,8 @@ impl<A: PartialEq + Clone> ClientSession<A> {
     /// still acknowledging and heartbeating. Fails if `close` was already called or the
     /// driver stopped.
     pub fn begin_close(&mut self) -> Result<(), CloseError> {
-        if self.closing || self.status.is_stopped() {
-            return Err(CloseError::AlreadyClosed);
-        }
-        self.closing = true;
-        // Only refused when already closing, which `closing` rules out.
+        self.lifecycle.begin_close()?;
+        // Only refused when already closing, which the lifecycle rules out.
         let _ = self.endpoint.close();
         Ok(())
     }
@@ -120,14 +110,7 @@ impl<A: PartialEq + Clone> ClientSession<A> {
     /// was acknowledged, `ConnectionsLost` if the connection was lost first; the driver's
     /// failure, or `Aborted` if the endpoint was stopped first.
     pub fn poll_closed(&mut self) -> Option<Result<(), CloseError>> {
-        if let Some(result) = self.closed.take() {
-            return Some(result.map_err(CloseError::from));
-        }
-        match &self.status {
-            DriverStatus::Running => None,
-            DriverStatus::Stopped => Some(Err(CloseError::Aborted)),
-            DriverStatus::Failed(e) => Some(Err(CloseError::Io(e.clone()))),
-        }
+        self.lifecycle.poll_closed()
     }
 }
 
@@ -160,18 +143,18 @@ impl<A: PartialEq + Clone> Session for ClientSession<A> {
                 ClientEvent::Connected(id) => self.connected = Some(id),
                 ClientEvent::Message(payload) => self.inbox.push_back(payload),
                 ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
-                ClientEvent::Closed(result) => self.closed = Some(result),
+                ClientEvent::Closed(result) => self.lifecycle.closed(result),
             }
         }
         progress
     }
 
     fn halt(&mut self, status: DriverStatus) {
-        self.status = status;
+        self.lifecycle.halt(status);
     }
 
     fn status(&self) -> &DriverStatus {
-        &self.status
+        self.lifecycle.status()
     }
 
     fn stats(&self) -> &Stats {

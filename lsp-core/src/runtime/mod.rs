@@ -24,6 +24,7 @@
 mod client;
 mod driver;
 mod errors;
+mod lifecycle;
 mod server;
 
 pub use client::ClientSession;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::driver::{DriverStatus, Session};
 use super::errors::{CloseError, ServerReadError};
+use super::lifecycle::Lifecycle;
 use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp};
 
 /// What [`ServerSession::poll_read`] hands out, in order.
@@ -19,11 +20,7 @@ pub struct ServerSession<A> {
     endpoint: ServerEndpoint<A>,
     /// Messages and per-connection errors not yet returned by `read`.
     inbox: VecDeque<ServerReadItem>,
-    /// `close` was called.
-    closing: bool,
-    /// The core's close result, once it completed (taken by `poll_closed`).
-    closed: Option<Result<(), crate::CloseError>>,
-    status: DriverStatus,
+    lifecycle: Lifecycle,
 }
 
 impl<A: Ord + Clone> ServerSession<A> {
@@ -32,9 +29,7 @@ impl<A: Ord + Clone> ServerSession<A> {
         Ok(ServerSession {
             endpoint: ServerEndpoint::new(params, now)?,
             inbox: VecDeque::new(),
-            closing: false,
-            closed: None,
-            status: DriverStatus::Running,
+            lifecycle: Lifecycle::default(),
         })
     }
 
@@ -47,11 +42,11 @@ impl<A: Ord + Clone> ServerSession<A> {
     /// [`ServerReadError::Closed`] once `close` was called or the driver stopped; then the
     /// oldest unread message or per-connection error.
     pub fn poll_read(&mut self) -> Option<ServerReadItem> {
-        if let DriverStatus::Failed(e) = &self.status {
-            return Some(Err(ServerReadError::Io(e.clone())));
-        }
-        if self.closing || self.status.is_stopped() {
-            return Some(Err(ServerReadError::Closed));
+        if let Some(refusal) = self
+            .lifecycle
+            .read_refusal(ServerReadError::Io, ServerReadError::Closed)
+        {
+            return Some(Err(refusal));
         }
         self.inbox.pop_front()
     }
@@ -59,7 +54,7 @@ impl<A: Ord + Clone> ServerSession<A> {
     /// Queues `payload` for `conn`. Fails if the server is closing or stopped, `conn` is
     /// unknown, lost or closed, or the payload does not fit in one datagram.
     pub fn write(&mut self, conn: ConnId, payload: Vec<u8>) -> Result<(), ApiError> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         self.endpoint.write(conn, payload)
     }
 
@@ -67,7 +62,7 @@ impl<A: Ord + Clone> ServerSession<A> {
     /// instead), what was written to it is still delivered. Fails if the server is closing
     /// or stopped, or `conn` is unknown or already closed.
     pub fn close_conn(&mut self, conn: ConnId) -> Result<(), ApiError> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         self.endpoint.close_conn(conn)?;
         self.inbox
             .retain(|item| !matches!(item, Ok((c, _)) if *c == conn));
@@ -77,11 +72,8 @@ impl<A: Ord + Clone> ServerSession<A> {
     /// Starts closing: reads fail from now on, the endpoint flushes what was written.
     /// Fails if `close` was already called or the driver stopped.
     pub fn begin_close(&mut self) -> Result<(), CloseError> {
-        if self.closing || self.status.is_stopped() {
-            return Err(CloseError::AlreadyClosed);
-        }
-        self.closing = true;
-        // Only refused when already closing, which `closing` rules out.
+        self.lifecycle.begin_close()?;
+        // Only refused when already closing, which the lifecycle rules out.
         let _ = self.endpoint.close();
         Ok(())
     }
@@ -90,22 +82,7 @@ impl<A: Ord + Clone> ServerSession<A> {
     /// was acknowledged, the lost connections otherwise; the driver's failure, or `Aborted`
     /// if the endpoint was stopped first.
     pub fn poll_closed(&mut self) -> Option<Result<(), CloseError>> {
-        if let Some(result) = self.closed.take() {
-            return Some(result.map_err(CloseError::from));
-        }
-        match &self.status {
-            DriverStatus::Running => None,
-            DriverStatus::Stopped => Some(Err(CloseError::Aborted)),
-            DriverStatus::Failed(e) => Some(Err(CloseError::Io(e.clone()))),
-        }
-    }
-
-    fn check_open(&self) -> Result<(), ApiError> {
-        if self.closing || self.status.is_stopped() {
-            Err(ApiError::Closed)
-        } else {
-            Ok(())
-        }
+        self.lifecycle.poll_closed()
     }
 }
 
@@ -138,7 +115,7 @@ impl<A: Ord + Clone> Session for ServerSession<A> {
                     Err(ServerReadError::ConnectionClosed(conn))
                 }
                 ServerEvent::Closed(result) => {
-                    self.closed = Some(result);
+                    self.lifecycle.closed(result);
                     progress = true;
                     continue;
                 }
@@ -150,11 +127,11 @@ impl<A: Ord + Clone> Session for ServerSession<A> {
     }
 
     fn halt(&mut self, status: DriverStatus) {
-        self.status = status;
+        self.lifecycle.halt(status);
     }
 
     fn status(&self) -> &DriverStatus {
-        &self.status
+        self.lifecycle.status()
     }
 
     fn stats(&self) -> &Stats {
