@@ -315,14 +315,22 @@ impl EchoServer {
         let server = Arc::new(Server::listen(runtime, 0, params).map_err(|e| e.to_string())?);
         let addr = SocketAddr::from(([127, 0, 0, 1], server.local_addr().port()));
         let echo = Arc::clone(&server);
-        thread::spawn(move || loop {
-            match echo.read() {
-                Ok((conn, payload)) => {
-                    let _ = echo.write(conn, payload);
+        // The loop runs inside one executor call, as an async user of smol would write it.
+        thread::spawn(move || {
+            smol::block_on(async {
+                loop {
+                    match echo.read_async().await {
+                        Ok((conn, payload)) => {
+                            let _ = echo.write(conn, payload);
+                        }
+                        Err(
+                            ServerReadError::ConnectionLost(_)
+                            | ServerReadError::ConnectionClosed(_),
+                        ) => {}
+                        Err(_) => return,
+                    }
                 }
-                Err(ServerReadError::ConnectionLost(_) | ServerReadError::ConnectionClosed(_)) => {}
-                Err(_) => return,
-            }
+            })
         });
         Ok(EchoServer { server, addr })
     }
@@ -351,25 +359,30 @@ fn client_loop(
 ) -> Result<(u64, Vec<f64>), String> {
     let payload = vec![b'x'; size];
     let latency = outstanding == 1;
-    let client = Client::connect(runtime, server, 0, params).map_err(|e| e.to_string())?;
-    let mut samples = Vec::new();
-    let mut sent_at = Instant::now();
-    for _ in 0..outstanding {
-        client.write(payload.clone()).map_err(|e| e.to_string())?;
-    }
-    let start = Instant::now();
-    let mut echoed = 0u64;
-    while start.elapsed() < duration {
-        client.read().map_err(|e| e.to_string())?;
-        echoed += 1;
-        if latency {
-            samples.push(sent_at.elapsed().as_secs_f64() * 1e6);
-            sent_at = Instant::now();
+    // One executor call around the whole loop (see `EchoServer::start`).
+    smol::block_on(async {
+        let client = Client::connect_async(runtime, server, 0, params)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut samples = Vec::new();
+        let mut sent_at = Instant::now();
+        for _ in 0..outstanding {
+            client.write(payload.clone()).map_err(|e| e.to_string())?;
         }
-        client.write(payload.clone()).map_err(|e| e.to_string())?;
-    }
-    client.abort();
-    Ok((echoed, samples))
+        let start = Instant::now();
+        let mut echoed = 0u64;
+        while start.elapsed() < duration {
+            client.read_async().await.map_err(|e| e.to_string())?;
+            echoed += 1;
+            if latency {
+                samples.push(sent_at.elapsed().as_secs_f64() * 1e6);
+                sent_at = Instant::now();
+            }
+            client.write(payload.clone()).map_err(|e| e.to_string())?;
+        }
+        client.abort();
+        Ok((echoed, samples))
+    })
 }
 
 /// Echoed messages per second with `clients` clients at `window`.

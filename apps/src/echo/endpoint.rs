@@ -70,9 +70,16 @@ impl Server {
 
     /// Waits for the next in-order message from any client, or the end of a connection.
     pub fn read(&self) -> Result<(ConnId, Vec<u8>), ServerReadError> {
+        block_on(self.read_async())
+    }
+
+    /// [`read`](Self::read) as a future, for a loop that runs inside one executor call
+    /// (`block_on` per call costs smol a hand-over of its reactor each time). On mio the
+    /// future blocks the thread that polls it.
+    pub async fn read_async(&self) -> Result<(ConnId, Vec<u8>), ServerReadError> {
         match self {
             Server::Mio(s) => s.read(),
-            Server::Smol(s) => block_on(s.read()),
+            Server::Smol(s) => s.read().await,
         }
     }
 
@@ -112,11 +119,21 @@ impl Client {
         isn: i64,
         params: Params,
     ) -> Result<Client, StartError> {
+        block_on(Client::connect_async(runtime, server, isn, params))
+    }
+
+    /// [`connect`](Self::connect) as a future (see [`Server::read_async`]).
+    pub async fn connect_async(
+        runtime: Runtime,
+        server: SocketAddr,
+        isn: i64,
+        params: Params,
+    ) -> Result<Client, StartError> {
         match runtime {
             Runtime::Mio => lsp_mio::Client::connect(server, isn, params).map(Client::Mio),
-            Runtime::Smol => {
-                block_on(lsp_smol::Client::connect(server, isn, params)).map(Client::Smol)
-            }
+            Runtime::Smol => lsp_smol::Client::connect(server, isn, params)
+                .await
+                .map(Client::Smol),
         }
     }
 
@@ -139,9 +156,14 @@ impl Client {
     /// Waits for the next in-order message from the server; fails once the client is
     /// closed or aborted, or the connection lost and every message before the loss read.
     pub fn read(&self) -> Result<Vec<u8>, ClientReadError> {
+        block_on(self.read_async())
+    }
+
+    /// [`read`](Self::read) as a future (see [`Server::read_async`]).
+    pub async fn read_async(&self) -> Result<Vec<u8>, ClientReadError> {
         match self {
             Client::Mio(c) => c.read(),
-            Client::Smol(c) => block_on(c.read()),
+            Client::Smol(c) => c.read().await,
         }
     }
 
