@@ -13,13 +13,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use lsp_core::runtime::{DriverState, DriverStatus, Received, Session};
-use std::os::fd::AsRawFd;
-
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
@@ -57,6 +56,15 @@ struct ReaderPoll {
     events: Events,
 }
 
+/// Which thread drains the socket ([`Shared::receive_all`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drainer {
+    /// The I/O thread.
+    IoThread,
+    /// The application thread in the reader poll.
+    Reader,
+}
+
 /// The state shared by the I/O thread and the application's handle.
 struct Shared<S: DrivenSession> {
     locked: Mutex<Locked<S>>,
@@ -80,13 +88,19 @@ impl<S: DrivenSession> Shared<S> {
 
     /// Wakes every application thread blocked in [`Driver::wait_until`].
     fn notify(&self, locked: &Locked<S>) {
+        self.notify_condvar(locked);
+        if locked.reader_polling {
+            // A failed wake (mio handles a full eventfd itself) leaves the reader asleep
+            // until the next datagram.
+            let _ = self.reader_waker.wake();
+        }
+    }
+
+    /// Wakes the application threads blocked on the condition variable (not the reader
+    /// poller).
+    fn notify_condvar(&self, locked: &Locked<S>) {
         if locked.waiters > 0 {
             self.changed.notify_all();
-        }
-        if locked.reader_polling {
-            // A failed wake leaves the reader asleep until the next datagram; the waker's
-            // eventfd only fails if the process is out of file descriptors' worth of state.
-            let _ = self.reader_waker.wake();
         }
     }
 
@@ -146,7 +160,7 @@ impl<S: DrivenSession> Shared<S> {
             } = &mut *reader;
             // An error (EINTR, or worse) just sends us round the loop once more.
             let _ = reader_poll.poll(events, None);
-            let pause = self.receive_all();
+            let pause = self.receive_all(Drainer::Reader);
             locked = self.lock();
             if let Some(value) = poll(locked.state.session_mut()) {
                 break value;
@@ -169,7 +183,10 @@ impl<S: DrivenSession> Shared<S> {
     /// Feeds the session every datagram ready on the socket, releasing the lock between
     /// batches so application calls are not starved during a burst. Returns how long to
     /// pause before watching the socket again ([`DriverState::quiet_pause`]).
-    fn receive_all(&self) -> Option<Duration> {
+    ///
+    /// `by` says who drains: the reader poller does not wake itself. If the socket refused
+    /// some of what the session produced, the I/O thread is made to watch for writability.
+    fn receive_all(&self, by: Drainer) -> Option<Duration> {
         loop {
             let mut locked = self.lock();
             if locked.state.is_stopped() {
@@ -177,7 +194,13 @@ impl<S: DrivenSession> Shared<S> {
             }
             let (received, progress) = locked.state.receive_batch(self.clock.now(), &self.socket);
             if progress {
-                self.notify(&locked);
+                match by {
+                    Drainer::IoThread => self.notify(&locked),
+                    Drainer::Reader => self.notify_condvar(&locked),
+                }
+            }
+            if locked.state.has_blocked_sends() && self.update_interest(&mut locked).is_err() {
+                let _ = self.waker.wake();
             }
             if received == Received::Drained {
                 return locked.state.quiet_pause();
@@ -316,8 +339,8 @@ impl<S: DrivenSession> Driver<S> {
         inspect(self.shared.lock().state.session())
     }
 
-    /// Stops the I/O thread and waits for it to exit; waiting and later calls fail.
-    /// Idempotent.
+    /// Stops the I/O thread and, in the first caller, waits for it to exit; waiting and
+    /// later calls fail. Idempotent.
     pub(crate) fn stop(&self) {
         {
             let mut locked = self.shared.lock();
@@ -346,6 +369,7 @@ impl<S: DrivenSession> Drop for Driver<S> {
 /// The I/O thread's loop: sleep until a datagram, a wake-up or the core's deadline; feed the
 /// session; send what it produced; repeat until told to stop.
 fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
+    let _halt_on_panic = HaltOnPanic(shared);
     let mut events = Events::with_capacity(8);
     let failure = loop {
         let sleep = {
@@ -366,7 +390,7 @@ fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break Some(e),
         }
-        let pause = shared.receive_all();
+        let pause = shared.receive_all(Drainer::IoThread);
         let mut locked = shared.lock();
         if locked.state.is_stopped() {
             break None;
@@ -386,4 +410,23 @@ fn run<S: DrivenSession>(shared: &Shared<S>, mut poll: Poll) {
         None => DriverStatus::Stopped,
     });
     shared.notify(&locked);
+}
+
+/// Fails every waiting and later call if the I/O thread unwinds, instead of leaving them
+/// waiting for a thread that is gone. (Declared first in [`run`], so it drops after any
+/// lock guard of the loop body.)
+struct HaltOnPanic<'a, S: DrivenSession>(&'a Shared<S>);
+
+impl<S: DrivenSession> Drop for HaltOnPanic<'_, S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut locked = self.0.lock();
+            locked
+                .state
+                .halt(DriverStatus::Failed(Arc::new(io::Error::other(
+                    "the I/O thread panicked",
+                ))));
+            self.0.notify(&locked);
+        }
+    }
 }

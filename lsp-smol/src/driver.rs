@@ -8,7 +8,9 @@
 //! the timer; application calls take it to act on the session directly and send the
 //! datagrams the call produced themselves. A call waiting for a message drains the socket
 //! itself when it becomes readable, so the reactor wakes the reader directly, without a hop
-//! through the driver task. The doorbell is rung only when an application call needs the
+//! through the driver task (which is woken too: unlike lsp-mio, it keeps watching the socket
+//! while a call waits, because handing the socket back costs a wake-up per `read`). The
+//! doorbell is rung only when an application call needs the
 //! task: to stop it, to flush datagrams the socket refused with `WouldBlock`, or when the
 //! core's next deadline moved earlier.
 
@@ -57,6 +59,9 @@ impl<S: DrivenSession> Shared<S> {
     /// Feeds the session every datagram ready on the socket, releasing the lock between
     /// batches so application calls are not starved during a burst. Returns how long to
     /// pause before watching the socket again ([`DriverState::quiet_pause`]).
+    ///
+    /// If the socket refused some of what the session produced, the driver task is rung so
+    /// that it waits for writability.
     fn receive_all(&self) -> Option<Duration> {
         loop {
             let mut state = self.lock();
@@ -65,9 +70,13 @@ impl<S: DrivenSession> Shared<S> {
             }
             let (received, progress) = state.receive_batch(self.clock.now(), &self.socket);
             let pause = state.quiet_pause();
+            let blocked_sends = state.has_blocked_sends();
             drop(state);
             if progress {
                 self.notify();
+            }
+            if blocked_sends {
+                self.doorbell.notify(1);
             }
             if received == Received::Drained {
                 return pause;
@@ -182,8 +191,8 @@ impl<S: DrivenSession> Driver<S> {
         inspect(self.shared.lock().session())
     }
 
-    /// Tells the task to stop and waits until it has; waiting and later calls fail.
-    /// Idempotent.
+    /// Tells the task to stop and, in the first caller, waits until it has; waiting and
+    /// later calls fail. Idempotent.
     pub(crate) async fn stop(&self) {
         self.shared.signal_stop();
         let task = self
@@ -207,6 +216,7 @@ impl<S: DrivenSession> Drop for Driver<S> {
 /// The driver task: wait for a datagram, the deadline or the doorbell; feed the session;
 /// send what it produced; repeat until told to stop.
 async fn run<S: DrivenSession>(shared: Arc<Shared<S>>) {
+    let _halt_on_panic = HaltOnPanic(&shared);
     let failure = loop {
         let doorbell = shared.doorbell.listen();
         let (deadline, blocked_sends) = {
@@ -267,4 +277,22 @@ async fn run<S: DrivenSession>(shared: Arc<Shared<S>>) {
         None => DriverStatus::Stopped,
     });
     shared.notify();
+}
+
+/// Fails every waiting and later call if the driver task panics, instead of leaving them
+/// waiting for a task that is gone. (Declared first in [`run`], so it drops after any lock
+/// guard of the loop body.)
+struct HaltOnPanic<'a, S: DrivenSession>(&'a Shared<S>);
+
+impl<S: DrivenSession> Drop for HaltOnPanic<'_, S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .lock()
+                .halt(DriverStatus::Failed(Arc::new(io::Error::other(
+                    "the driver task panicked",
+                ))));
+            self.0.notify();
+        }
+    }
 }

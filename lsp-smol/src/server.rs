@@ -12,8 +12,8 @@ use crate::socket;
 /// An LSP server driven by a task on smol's global executor (lsp.md §9 "Server").
 ///
 /// Its `async` methods can be awaited from any executor. All methods take `&self`: one task
-/// may wait in [`read`](Self::read) while others write. Dropping the server stops its driver task at once, without the flushing that
-/// [`close`](Self::close) does.
+/// may wait in [`read`](Self::read) while others write. Dropping the server stops its driver
+/// task at once, without the flushing that [`close`](Self::close) does.
 pub struct Server {
     driver: Driver<ServerSession<SocketAddr>>,
     local_addr: SocketAddr,

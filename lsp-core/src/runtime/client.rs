@@ -4,9 +4,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
-use super::driver::{DriverStatus, Session};
 use super::errors::{ClientReadError, CloseError, StartError};
 use super::lifecycle::Lifecycle;
+use super::session::{DriverStatus, Session};
 use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Stats, Timestamp};
 
 /// A [`ClientEndpoint`] talking to the server at an address of type `A`, plus what its

@@ -4,8 +4,8 @@
 use std::io;
 use std::sync::Arc;
 
-use super::driver::DriverStatus;
 use super::errors::CloseError;
+use super::session::DriverStatus;
 use crate::ApiError;
 
 /// The end-of-life state of a session, and the errors each application call reports in it.
@@ -41,9 +41,13 @@ impl Lifecycle {
         }
     }
 
-    /// Records a `close` call; fails if one was already made or the driver stopped. The
-    /// caller then closes its endpoint.
+    /// Records a `close` call; fails with the driver's failure if it failed, else if a
+    /// `close` was already made or the endpoint was stopped. The caller then closes its
+    /// endpoint.
     pub(super) fn begin_close(&mut self) -> Result<(), CloseError> {
+        if let DriverStatus::Failed(e) = &self.status {
+            return Err(CloseError::Io(e.clone()));
+        }
         if self.closing || self.status.is_stopped() {
             return Err(CloseError::AlreadyClosed);
         }

@@ -26,13 +26,13 @@ mod driver;
 mod errors;
 mod lifecycle;
 mod server;
+mod session;
 
 pub use client::ClientSession;
-pub use driver::{
-    AfterCall, DatagramSocket, DriverState, DriverStatus, Received, Session, RECV_BUF_LEN,
-};
+pub use driver::{AfterCall, DatagramSocket, DriverState, Received, RECV_BUF_LEN};
 pub use errors::{ClientReadError, CloseError, ServerReadError, StartError};
 pub use server::{ServerReadItem, ServerSession};
+pub use session::{DriverStatus, Session};
 
 #[cfg(test)]
 mod tests;

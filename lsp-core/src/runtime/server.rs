@@ -3,9 +3,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::driver::{DriverStatus, Session};
 use super::errors::{CloseError, ServerReadError};
 use super::lifecycle::Lifecycle;
+use super::session::{DriverStatus, Session};
 use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp};
 
 /// What [`ServerSession::poll_read`] hands out, in order.

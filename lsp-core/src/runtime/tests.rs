@@ -309,3 +309,23 @@ fn a_batch_of_only_heartbeats_asks_for_a_pause_and_anything_else_does_not() {
     let _ = p.server.receive_batch(p.now, &p.server_socket);
     assert_eq!(p.server.quiet_pause(), None);
 }
+
+#[test]
+fn acks_the_socket_refuses_while_receiving_wait_to_be_sent() {
+    let mut p = Pair::new();
+    p.client.session_mut().write(b"m".to_vec()).unwrap();
+    let _ = p.client.after_call(&p.client_socket);
+    for (_, d) in p.client_socket.sent.borrow_mut().drain(..) {
+        p.server_socket.ready.borrow_mut().push_back((CLIENT, d));
+    }
+    p.server_socket.full.set(true);
+    let _ = p.server.receive_batch(p.now, &p.server_socket);
+    assert!(
+        p.server.has_blocked_sends(),
+        "the ack must wait in the outbox"
+    );
+    p.server_socket.full.set(false);
+    let _ = p.server.pump(&p.server_socket);
+    assert!(!p.server.has_blocked_sends());
+    assert_eq!(p.server_socket.sent.borrow().len(), 1);
+}
