@@ -1,36 +1,20 @@
 //! One blocking interface over both runtimes, for scenarios that mix them.
 //!
-//! Each endpoint gets a reader thread that calls `read` in a loop and forwards the results
-//! to a channel, so a scenario waits for "the next message" with a timeout instead of
-//! blocking forever or sleeping. The smol runtime is driven with `smol::block_on` from
-//! those plain threads; its driver tasks run on smol's global executor.
+//! The runtime-neutral endpoints are `apps::echo`'s [`Server`] and [`Client`]. Each endpoint
+//! here gets a reader thread that calls `read` in a loop and forwards the results to a
+//! channel, so a scenario waits for "the next message" with a timeout instead of blocking
+//! forever or sleeping.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use apps::echo::Runtime;
+use apps::echo::{Client, Server};
+use lsp_core::runtime::ServerReadError;
 use lsp_core::{ApiError, ConnId, Params};
-
-/// Which runtime an endpoint runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Runtime {
-    /// `lsp-mio`: an I/O thread per endpoint.
-    Mio,
-    /// `lsp-smol`: a driver task per endpoint.
-    Smol,
-}
-
-impl fmt::Display for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Runtime::Mio => "mio",
-            Runtime::Smol => "smol",
-        })
-    }
-}
 
 /// What the server's reader thread saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,24 +36,48 @@ pub enum ClientRead {
     Failed,
 }
 
-enum ServerImpl {
-    Mio(lsp_mio::Server),
-    Smol(lsp_smol::Server),
+/// What a reader thread forwards, and how a test waits for it.
+struct Reads<T> {
+    rx: Mutex<Receiver<T>>,
 }
 
-impl ServerImpl {
-    fn close(&self) -> Result<(), String> {
-        match self {
-            ServerImpl::Mio(s) => s.close().map_err(|e| e.to_string()),
-            ServerImpl::Smol(s) => smol::block_on(s.close()).map_err(|e| e.to_string()),
-        }
+impl<T: Send + 'static> Reads<T> {
+    /// Starts a thread that forwards `read()`'s results until `read` says it was the last.
+    fn spawn(mut read: impl FnMut() -> (T, bool) + Send + 'static) -> Reads<T> {
+        let (tx, rx): (Sender<T>, _) = mpsc::channel();
+        thread::spawn(move || loop {
+            let (item, last) = read();
+            if tx.send(item).is_err() || last {
+                return;
+            }
+        });
+        Reads { rx: Mutex::new(rx) }
     }
+
+    /// The next read, or `None` if none came within `timeout` (or the reader thread ended
+    /// after its last item).
+    fn next(&self, timeout: Duration) -> Option<T> {
+        self.rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv_timeout(timeout)
+            .ok()
+    }
+}
+
+/// Runs `call` on a helper thread; its result arrives on the returned channel.
+fn in_background<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Receiver<T> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(call());
+    });
+    rx
 }
 
 /// A server on either runtime, with its reads arriving on a channel.
 pub struct TestServer {
-    inner: Arc<ServerImpl>,
-    reads: Mutex<Receiver<ServerRead>>,
+    inner: Arc<Server>,
+    reads: Reads<ServerRead>,
     addr: SocketAddr,
 }
 
@@ -77,56 +85,15 @@ impl TestServer {
     /// Starts a server on `127.0.0.1:0`.
     pub fn start(runtime: Runtime, params: Params) -> Result<TestServer, String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let inner = match runtime {
-            Runtime::Mio => {
-                ServerImpl::Mio(lsp_mio::Server::bind(addr, params).map_err(|e| e.to_string())?)
-            }
-            Runtime::Smol => {
-                ServerImpl::Smol(lsp_smol::Server::bind(addr, params).map_err(|e| e.to_string())?)
-            }
-        };
-        let addr = match &inner {
-            ServerImpl::Mio(s) => s.local_addr(),
-            ServerImpl::Smol(s) => s.local_addr(),
-        };
-        let inner = Arc::new(inner);
-        let (tx, reads) = mpsc::channel();
+        let inner = Arc::new(Server::bind(runtime, addr, params).map_err(|e| e.to_string())?);
+        let addr = inner.local_addr();
         let reader = Arc::clone(&inner);
-        thread::spawn(move || loop {
-            let read = match &*reader {
-                ServerImpl::Mio(s) => s.read().map_err(|e| {
-                    (
-                        e.conn_id(),
-                        matches!(
-                            e,
-                            lsp_mio::ServerReadError::Closed | lsp_mio::ServerReadError::Io(_)
-                        ),
-                    )
-                }),
-                ServerImpl::Smol(s) => smol::block_on(s.read()).map_err(|e| {
-                    (
-                        e.conn_id(),
-                        matches!(
-                            e,
-                            lsp_smol::ServerReadError::Closed | lsp_smol::ServerReadError::Io(_)
-                        ),
-                    )
-                }),
-            };
-            let (item, last) = match read {
-                Ok((conn, payload)) => (ServerRead::Message(conn, payload), false),
-                Err((_, true)) => (ServerRead::Closed, true),
-                Err((conn, false)) => (ServerRead::Gone(conn), false),
-            };
-            if tx.send(item).is_err() || last {
-                return;
-            }
+        let reads = Reads::spawn(move || match reader.read() {
+            Ok((conn, payload)) => (ServerRead::Message(conn, payload), false),
+            Err(ServerReadError::Closed | ServerReadError::Io(_)) => (ServerRead::Closed, true),
+            Err(e) => (ServerRead::Gone(e.conn_id()), false),
         });
-        Ok(TestServer {
-            inner,
-            reads: Mutex::new(reads),
-            addr,
-        })
+        Ok(TestServer { inner, reads, addr })
     }
 
     /// The server's address.
@@ -136,51 +103,33 @@ impl TestServer {
 
     /// `write`.
     pub fn write(&self, conn: ConnId, payload: Vec<u8>) -> Result<(), ApiError> {
-        match &*self.inner {
-            ServerImpl::Mio(s) => s.write(conn, payload),
-            ServerImpl::Smol(s) => s.write(conn, payload),
-        }
+        self.inner.write(conn, payload)
     }
 
     /// `close_conn`.
     pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
-        match &*self.inner {
-            ServerImpl::Mio(s) => s.close_conn(conn),
-            ServerImpl::Smol(s) => s.close_conn(conn),
-        }
+        self.inner.close_conn(conn)
     }
 
     /// `close`, blocking until it returns; the error as text.
     pub fn close(&self) -> Result<(), String> {
-        self.inner.close()
+        self.inner.close().map_err(|e| e.to_string())
     }
 
     /// `close` on a helper thread: the result arrives on the returned channel.
     pub fn close_in_background(&self) -> Receiver<Result<(), String>> {
-        let (tx, rx) = mpsc::channel();
         let inner = Arc::clone(&self.inner);
-        thread::spawn(move || {
-            let _ = tx.send(inner.close());
-        });
-        rx
+        in_background(move || inner.close().map_err(|e| e.to_string()))
     }
 
     /// Stops the server at once (teardown).
     pub fn abort(&self) {
-        match &*self.inner {
-            ServerImpl::Mio(s) => s.abort(),
-            ServerImpl::Smol(s) => smol::block_on(s.abort()),
-        }
+        self.inner.abort();
     }
 
     /// The next read, or `None` if none came within `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<ServerRead> {
-        // Timed out, or the reader thread ended after its last item.
-        self.reads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .recv_timeout(timeout)
-            .ok()
+        self.reads.next(timeout)
     }
 
     /// The next read before `deadline`.
@@ -195,24 +144,10 @@ impl Drop for TestServer {
     }
 }
 
-enum ClientImpl {
-    Mio(lsp_mio::Client),
-    Smol(lsp_smol::Client),
-}
-
-impl ClientImpl {
-    fn close(&self) -> Result<(), String> {
-        match self {
-            ClientImpl::Mio(c) => c.close().map_err(|e| e.to_string()),
-            ClientImpl::Smol(c) => smol::block_on(c.close()).map_err(|e| e.to_string()),
-        }
-    }
-}
-
 /// A client on either runtime, with its reads arriving on a channel.
 pub struct TestClient {
-    inner: Arc<ClientImpl>,
-    reads: Mutex<Receiver<ClientRead>>,
+    inner: Arc<Client>,
+    reads: Reads<ClientRead>,
     conn_id: ConnId,
 }
 
@@ -224,36 +159,17 @@ impl TestClient {
         isn: i64,
         params: Params,
     ) -> Result<TestClient, String> {
-        let inner = match runtime {
-            Runtime::Mio => ClientImpl::Mio(
-                lsp_mio::Client::connect(server, isn, params).map_err(|e| e.to_string())?,
-            ),
-            Runtime::Smol => ClientImpl::Smol(
-                smol::block_on(lsp_smol::Client::connect(server, isn, params))
-                    .map_err(|e| e.to_string())?,
-            ),
-        };
-        let conn_id = match &inner {
-            ClientImpl::Mio(c) => c.conn_id(),
-            ClientImpl::Smol(c) => c.conn_id(),
-        };
-        let inner = Arc::new(inner);
-        let (tx, reads) = mpsc::channel();
+        let inner =
+            Arc::new(Client::connect(runtime, server, isn, params).map_err(|e| e.to_string())?);
+        let conn_id = inner.conn_id();
         let reader = Arc::clone(&inner);
-        thread::spawn(move || loop {
-            let read = match &*reader {
-                ClientImpl::Mio(c) => c.read().ok(),
-                ClientImpl::Smol(c) => smol::block_on(c.read()).ok(),
-            };
-            let last = read.is_none();
-            let item = read.map_or(ClientRead::Failed, ClientRead::Message);
-            if tx.send(item).is_err() || last {
-                return;
-            }
+        let reads = Reads::spawn(move || match reader.read() {
+            Ok(payload) => (ClientRead::Message(payload), false),
+            Err(_) => (ClientRead::Failed, true),
         });
         Ok(TestClient {
             inner,
-            reads: Mutex::new(reads),
+            reads,
             conn_id,
         })
     }
@@ -286,43 +202,28 @@ impl TestClient {
 
     /// `write`.
     pub fn write(&self, payload: Vec<u8>) -> Result<(), ApiError> {
-        match &*self.inner {
-            ClientImpl::Mio(c) => c.write(payload),
-            ClientImpl::Smol(c) => c.write(payload),
-        }
+        self.inner.write(payload)
     }
 
     /// `close`, blocking until it returns; the error as text.
     pub fn close(&self) -> Result<(), String> {
-        self.inner.close()
+        self.inner.close().map_err(|e| e.to_string())
     }
 
     /// `close` on a helper thread: the result arrives on the returned channel.
     pub fn close_in_background(&self) -> Receiver<Result<(), String>> {
-        let (tx, rx) = mpsc::channel();
         let inner = Arc::clone(&self.inner);
-        thread::spawn(move || {
-            let _ = tx.send(inner.close());
-        });
-        rx
+        in_background(move || inner.close().map_err(|e| e.to_string()))
     }
 
     /// Stops the client at once (teardown).
     pub fn abort(&self) {
-        match &*self.inner {
-            ClientImpl::Mio(c) => c.abort(),
-            ClientImpl::Smol(c) => smol::block_on(c.abort()),
-        }
+        self.inner.abort();
     }
 
     /// The next read, or `None` if none came within `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<ClientRead> {
-        // Timed out, or the reader thread ended after its last item.
-        self.reads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .recv_timeout(timeout)
-            .ok()
+        self.reads.next(timeout)
     }
 
     /// The next read before `deadline`.

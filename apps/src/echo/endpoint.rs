@@ -46,9 +46,14 @@ pub enum Server {
 impl Server {
     /// Starts a server on UDP port `port` of every IPv4 interface (0 picks a free port).
     pub fn listen(runtime: Runtime, port: u16, params: Params) -> Result<Server, StartError> {
+        Server::bind(runtime, SocketAddr::from(([0, 0, 0, 0], port)), params)
+    }
+
+    /// Starts a server on one local address (e.g. `127.0.0.1:0`).
+    pub fn bind(runtime: Runtime, addr: SocketAddr, params: Params) -> Result<Server, StartError> {
         match runtime {
-            Runtime::Mio => lsp_mio::Server::listen(port, params).map(Server::Mio),
-            Runtime::Smol => lsp_smol::Server::listen(port, params).map(Server::Smol),
+            Runtime::Mio => lsp_mio::Server::bind(addr, params).map(Server::Mio),
+            Runtime::Smol => lsp_smol::Server::bind(addr, params).map(Server::Smol),
         }
     }
 
@@ -88,6 +93,23 @@ impl Server {
         match self {
             Server::Mio(s) => s.write(conn, payload),
             Server::Smol(s) => s.write(conn, payload),
+        }
+    }
+
+    /// Closes one connection without blocking (its unread messages are discarded).
+    pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
+        match self {
+            Server::Mio(s) => s.close_conn(conn),
+            Server::Smol(s) => s.close_conn(conn),
+        }
+    }
+
+    /// Waits until everything written to every client was acknowledged, then stops the
+    /// server.
+    pub fn close(&self) -> Result<(), CloseError> {
+        match self {
+            Server::Mio(s) => s.close(),
+            Server::Smol(s) => block_on(s.close()),
         }
     }
 
