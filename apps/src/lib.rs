@@ -1,5 +1,5 @@
-//! Shared code of the `apps` binaries: the miner system's glue in [`system`], benchmark
-//! modes in [`bench`].
+//! Shared code of the `apps` binaries: the miner system's glue in [`system`], the `lsp-echo`
+//! tool and its runtime-neutral endpoints in [`echo`], benchmark modes in [`mod@bench`].
 
 pub mod bench;
 pub mod echo;
