@@ -329,3 +329,221 @@ fn acks_the_socket_refuses_while_receiving_wait_to_be_sent() {
     assert!(!p.server.has_blocked_sends());
     assert_eq!(p.server_socket.sent.borrow().len(), 1);
 }
+
+/// One step of [`sessions_keep_section_9_under_any_interleaving`].
+#[derive(Clone, Debug)]
+enum Step {
+    ClientWrite,
+    ServerWrite,
+    /// Moves the oldest datagram in one direction: delivered, dropped, duplicated or sent to
+    /// the back of the queue (reordered), by `fate % 4`.
+    Network {
+        to_server: bool,
+        fate: u8,
+    },
+    /// One epoch passes on both ends.
+    Tick,
+    ServerRead,
+    ClientRead,
+    CloseConn,
+    ServerClose,
+    ClientClose,
+    ClientDriverStops,
+}
+
+impl quickcheck::Arbitrary for Step {
+    fn arbitrary(g: &mut quickcheck::Gen) -> Step {
+        match u8::arbitrary(g) % 20 {
+            0..=2 => Step::ClientWrite,
+            3..=5 => Step::ServerWrite,
+            6..=11 => Step::Network {
+                to_server: bool::arbitrary(g),
+                fate: u8::arbitrary(g),
+            },
+            12 => Step::Tick,
+            13 | 14 => Step::ServerRead,
+            15 | 16 => Step::ClientRead,
+            17 => Step::CloseConn,
+            18 => match u8::arbitrary(g) % 3 {
+                0 => Step::ServerClose,
+                1 => Step::ClientClose,
+                _ => Step::ClientDriverStops,
+            },
+            _ => Step::Tick,
+        }
+    }
+}
+
+/// What the application on each end has seen, checked against lsp.md §9 after every step.
+#[derive(Default)]
+struct Seen {
+    up_written: Vec<Vec<u8>>,
+    up_read: usize,
+    down_written: Vec<Vec<u8>>,
+    down_read: usize,
+    conn_closed: bool,
+    closure_reported: bool,
+    server_closing: bool,
+    client_closing: bool,
+    client_stopped: bool,
+    client_lost: bool,
+}
+
+/// Any interleaving of application calls, epochs and a network that drops, duplicates and
+/// reorders: reads return each side's writes in order, each at most once; nothing of a
+/// connection closed with `close_conn` is read after it, and its closure is reported at
+/// most once; after `close` (or a stopped driver) reads fail; after a loss, no message.
+#[test]
+fn sessions_keep_section_9_under_any_interleaving() {
+    fn run(steps: Vec<Step>) -> bool {
+        let mut p = Pair::new();
+        let conn = p.conn();
+        let mut seen = Seen::default();
+        let mut to_server: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut to_client: VecDeque<Vec<u8>> = VecDeque::new();
+        for step in steps {
+            match step {
+                Step::ClientWrite => {
+                    let m = format!("up{}", seen.up_written.len()).into_bytes();
+                    if p.client.session_mut().write(m.clone()).is_ok() {
+                        seen.up_written.push(m);
+                    }
+                    let _ = p.client.after_call(&p.client_socket);
+                }
+                Step::ServerWrite => {
+                    let m = format!("down{}", seen.down_written.len()).into_bytes();
+                    if p.server.session_mut().write(conn, m.clone()).is_ok() {
+                        seen.down_written.push(m);
+                    }
+                    let _ = p.server.after_call(&p.server_socket);
+                }
+                Step::Network {
+                    to_server: up,
+                    fate,
+                } => {
+                    let (queue, socket, from) = if up {
+                        (&mut to_server, &p.server_socket, CLIENT)
+                    } else {
+                        (&mut to_client, &p.client_socket, SERVER)
+                    };
+                    if let Some(d) = queue.pop_front() {
+                        match fate % 4 {
+                            0 => socket.ready.borrow_mut().push_back((from, d)),
+                            1 => {}
+                            2 => {
+                                socket.ready.borrow_mut().push_back((from, d.clone()));
+                                socket.ready.borrow_mut().push_back((from, d));
+                            }
+                            _ => queue.push_back(d),
+                        }
+                    }
+                    let _ = p.server.receive_batch(p.now, &p.server_socket);
+                    let _ = p.client.receive_batch(p.now, &p.client_socket);
+                }
+                Step::Tick => {
+                    p.now = p.now + Params::default().epoch();
+                    p.server.handle_timeout_if_due(p.now);
+                    p.client.handle_timeout_if_due(p.now);
+                    let _ = p.server.pump(&p.server_socket);
+                    let _ = p.client.pump(&p.client_socket);
+                }
+                Step::ServerRead => match p.server.session_mut().poll_read() {
+                    Some(Ok((c, m))) => {
+                        if seen.server_closing || c != conn || seen.conn_closed {
+                            return false;
+                        }
+                        if seen.up_written.get(seen.up_read) != Some(&m) {
+                            return false;
+                        }
+                        seen.up_read += 1;
+                    }
+                    Some(Err(ServerReadError::ConnectionClosed(c))) => {
+                        if c != conn || !seen.conn_closed || seen.closure_reported {
+                            return false;
+                        }
+                        seen.closure_reported = true;
+                    }
+                    Some(Err(ServerReadError::Closed)) => {
+                        if !seen.server_closing {
+                            return false;
+                        }
+                    }
+                    Some(Err(ServerReadError::ConnectionLost(c))) => {
+                        if c != conn || seen.conn_closed {
+                            return false;
+                        }
+                    }
+                    Some(Err(ServerReadError::Io(_))) => return false,
+                    None => {
+                        if seen.server_closing {
+                            return false;
+                        }
+                    }
+                },
+                Step::ClientRead => match p.client.session_mut().poll_read() {
+                    Some(Ok(m)) => {
+                        if seen.client_closing || seen.client_stopped || seen.client_lost {
+                            return false;
+                        }
+                        if seen.down_written.get(seen.down_read) != Some(&m) {
+                            return false;
+                        }
+                        seen.down_read += 1;
+                    }
+                    Some(Err(ClientReadError::Closed)) => {
+                        if !(seen.client_closing || seen.client_stopped) {
+                            return false;
+                        }
+                    }
+                    Some(Err(ClientReadError::ConnectionLost)) => seen.client_lost = true,
+                    Some(Err(ClientReadError::Io(_))) => return false,
+                    None => {
+                        if seen.client_closing || seen.client_stopped || seen.client_lost {
+                            return false;
+                        }
+                    }
+                },
+                Step::CloseConn => {
+                    if p.server.session_mut().close_conn(conn).is_ok() {
+                        seen.conn_closed = true;
+                    }
+                    let _ = p.server.after_call(&p.server_socket);
+                }
+                Step::ServerClose => {
+                    let first = !seen.server_closing;
+                    if p.server.session_mut().begin_close().is_ok() != first {
+                        return false;
+                    }
+                    seen.server_closing = true;
+                    let _ = p.server.after_call(&p.server_socket);
+                }
+                Step::ClientClose => {
+                    let first = !(seen.client_closing || seen.client_stopped);
+                    if p.client.session_mut().begin_close().is_ok() != first {
+                        return false;
+                    }
+                    seen.client_closing |= first;
+                    let _ = p.client.after_call(&p.client_socket);
+                }
+                Step::ClientDriverStops => {
+                    p.client.halt(DriverStatus::Stopped);
+                    seen.client_stopped = true;
+                    if seen.client_closing
+                        && !matches!(
+                            p.client.session_mut().poll_closed(),
+                            Some(Err(_)) | Some(Ok(()))
+                        )
+                    {
+                        return false;
+                    }
+                }
+            }
+            to_server.extend(p.client_socket.sent.borrow_mut().drain(..).map(|(_, d)| d));
+            to_client.extend(p.server_socket.sent.borrow_mut().drain(..).map(|(_, d)| d));
+        }
+        true
+    }
+    quickcheck::QuickCheck::new()
+        .tests(500)
+        .quickcheck(run as fn(Vec<Step>) -> bool);
+}
