@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use apps::echo::Runtime;
 use apps::echo::{Client, Server};
-use lsp_core::runtime::ServerReadError;
+use lsp_core::runtime::{CloseError, ServerReadError};
 use lsp_core::{ApiError, ConnId, Params};
 
 /// What the server's reader thread saw.
@@ -74,43 +74,48 @@ fn in_background<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -
     rx
 }
 
-/// A server on either runtime, with its reads arriving on a channel.
-pub struct TestServer {
-    inner: Arc<Server>,
-    reads: Reads<ServerRead>,
-    addr: SocketAddr,
+/// What the harness needs of an endpoint of either runtime.
+pub trait Endpoint: Send + Sync + 'static {
+    /// `close`, blocking until it returns.
+    fn close(&self) -> Result<(), CloseError>;
+    /// Stops the endpoint at once.
+    fn abort(&self);
 }
 
-impl TestServer {
-    /// Starts a server on `127.0.0.1:0`.
-    pub fn start(runtime: Runtime, params: Params) -> Result<TestServer, String> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let inner = Arc::new(Server::bind(runtime, addr, params).map_err(|e| e.to_string())?);
-        let addr = inner.local_addr();
-        let reader = Arc::clone(&inner);
-        let reads = Reads::spawn(move || match reader.read() {
-            Ok((conn, payload)) => (ServerRead::Message(conn, payload), false),
-            Err(ServerReadError::Closed | ServerReadError::Io(_)) => (ServerRead::Closed, true),
-            Err(e) => (ServerRead::Gone(e.conn_id()), false),
-        });
-        Ok(TestServer { inner, reads, addr })
+impl Endpoint for Server {
+    fn close(&self) -> Result<(), CloseError> {
+        Server::close(self)
     }
 
-    /// The server's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    fn abort(&self) {
+        Server::abort(self);
+    }
+}
+
+impl Endpoint for Client {
+    fn close(&self) -> Result<(), CloseError> {
+        Client::close(self)
     }
 
-    /// `write`.
-    pub fn write(&self, conn: ConnId, payload: Vec<u8>) -> Result<(), ApiError> {
-        self.inner.write(conn, payload)
+    fn abort(&self) {
+        Client::abort(self);
     }
+}
 
-    /// `close_conn`.
-    pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
-        self.inner.close_conn(conn)
-    }
+/// An endpoint with a reader thread forwarding its reads (of type `T`) to a channel;
+/// dropping it aborts the endpoint.
+pub struct Harnessed<E: Endpoint, T> {
+    inner: Arc<E>,
+    reads: Reads<T>,
+}
 
+/// A server on either runtime, with its reads arriving on a channel.
+pub type TestServer = Harnessed<Server, ServerRead>;
+
+/// A client on either runtime, with its reads arriving on a channel.
+pub type TestClient = Harnessed<Client, ClientRead>;
+
+impl<E: Endpoint, T: Send + 'static> Harnessed<E, T> {
     /// `close`, blocking until it returns; the error as text.
     pub fn close(&self) -> Result<(), String> {
         self.inner.close().map_err(|e| e.to_string())
@@ -122,33 +127,56 @@ impl TestServer {
         in_background(move || inner.close().map_err(|e| e.to_string()))
     }
 
-    /// Stops the server at once (teardown).
+    /// Stops the endpoint at once (teardown).
     pub fn abort(&self) {
         self.inner.abort();
     }
 
     /// The next read, or `None` if none came within `timeout`.
-    pub fn next(&self, timeout: Duration) -> Option<ServerRead> {
+    pub fn next(&self, timeout: Duration) -> Option<T> {
         self.reads.next(timeout)
     }
 
     /// The next read before `deadline`.
-    pub fn next_by(&self, deadline: Instant) -> Option<ServerRead> {
+    pub fn next_by(&self, deadline: Instant) -> Option<T> {
         self.next(deadline.saturating_duration_since(Instant::now()))
     }
 }
 
-impl Drop for TestServer {
+impl<E: Endpoint, T> Drop for Harnessed<E, T> {
     fn drop(&mut self) {
-        self.abort();
+        self.inner.abort();
     }
 }
 
-/// A client on either runtime, with its reads arriving on a channel.
-pub struct TestClient {
-    inner: Arc<Client>,
-    reads: Reads<ClientRead>,
-    conn_id: ConnId,
+impl TestServer {
+    /// Starts a server on `127.0.0.1:0`.
+    pub fn start(runtime: Runtime, params: Params) -> Result<TestServer, String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let inner = Arc::new(Server::bind(runtime, addr, params).map_err(|e| e.to_string())?);
+        let reader = Arc::clone(&inner);
+        let reads = Reads::spawn(move || match reader.read() {
+            Ok((conn, payload)) => (ServerRead::Message(conn, payload), false),
+            Err(ServerReadError::Closed | ServerReadError::Io(_)) => (ServerRead::Closed, true),
+            Err(e) => (ServerRead::Gone(e.conn_id()), false),
+        });
+        Ok(Harnessed { inner, reads })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.local_addr()
+    }
+
+    /// `write`.
+    pub fn write(&self, conn: ConnId, payload: Vec<u8>) -> Result<(), ApiError> {
+        self.inner.write(conn, payload)
+    }
+
+    /// `close_conn`.
+    pub fn close_conn(&self, conn: ConnId) -> Result<(), ApiError> {
+        self.inner.close_conn(conn)
+    }
 }
 
 impl TestClient {
@@ -161,17 +189,12 @@ impl TestClient {
     ) -> Result<TestClient, String> {
         let inner =
             Arc::new(Client::connect(runtime, server, isn, params).map_err(|e| e.to_string())?);
-        let conn_id = inner.conn_id();
         let reader = Arc::clone(&inner);
         let reads = Reads::spawn(move || match reader.read() {
             Ok(payload) => (ClientRead::Message(payload), false),
             Err(_) => (ClientRead::Failed, true),
         });
-        Ok(TestClient {
-            inner,
-            reads,
-            conn_id,
-        })
+        Ok(Harnessed { inner, reads })
     }
 
     /// Connects `count` clients concurrently (one thread each), in order of the returned
@@ -197,43 +220,11 @@ impl TestClient {
 
     /// The id the server assigned.
     pub fn conn_id(&self) -> ConnId {
-        self.conn_id
+        self.inner.conn_id()
     }
 
     /// `write`.
     pub fn write(&self, payload: Vec<u8>) -> Result<(), ApiError> {
         self.inner.write(payload)
-    }
-
-    /// `close`, blocking until it returns; the error as text.
-    pub fn close(&self) -> Result<(), String> {
-        self.inner.close().map_err(|e| e.to_string())
-    }
-
-    /// `close` on a helper thread: the result arrives on the returned channel.
-    pub fn close_in_background(&self) -> Receiver<Result<(), String>> {
-        let inner = Arc::clone(&self.inner);
-        in_background(move || inner.close().map_err(|e| e.to_string()))
-    }
-
-    /// Stops the client at once (teardown).
-    pub fn abort(&self) {
-        self.inner.abort();
-    }
-
-    /// The next read, or `None` if none came within `timeout`.
-    pub fn next(&self, timeout: Duration) -> Option<ClientRead> {
-        self.reads.next(timeout)
-    }
-
-    /// The next read before `deadline`.
-    pub fn next_by(&self, deadline: Instant) -> Option<ClientRead> {
-        self.next(deadline.saturating_duration_since(Instant::now()))
-    }
-}
-
-impl Drop for TestClient {
-    fn drop(&mut self) {
-        self.abort();
     }
 }
