@@ -18,6 +18,7 @@
 //! - [`shrink`]: minimisation of a failing sweep case.
 #![forbid(unsafe_code)]
 
+mod agenda;
 mod backoff;
 pub mod conformance;
 pub mod digest;

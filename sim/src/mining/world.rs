@@ -6,8 +6,7 @@
 //! Every node life has its own address, so a reconnecting miner is a new peer to the
 //! server, as a restarted process on a new port would be.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use bitcoin_core::hash::hash;
@@ -17,6 +16,7 @@ use bitcoin_core::service::MinerService;
 use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent, Timestamp};
 
 use super::case::{MinerCase, Node, Sabotage};
+use crate::agenda::{Agenda, TimerSlot};
 use crate::digest::Digest;
 use crate::net::{Addr, Network, Partition};
 use crate::rng::Rng;
@@ -27,25 +27,6 @@ enum Owner {
     Server,
     Miner(usize),
     Client(usize),
-}
-
-/// A timer slot: the deadline armed and a generation invalidating stale queue entries.
-#[derive(Debug, Default)]
-struct Timer {
-    armed: Option<Timestamp>,
-    generation: u64,
-}
-
-impl Timer {
-    /// Re-arms to `deadline`; returns the generation to schedule if it changed.
-    fn rearm(&mut self, deadline: Option<Timestamp>) -> Option<(Timestamp, u64)> {
-        if deadline == self.armed {
-            return None;
-        }
-        self.armed = deadline;
-        self.generation += 1;
-        deadline.map(|at| (at, self.generation))
-    }
 }
 
 /// Which timer of a node fired.
@@ -89,29 +70,6 @@ enum Event {
     },
 }
 
-struct Scheduled {
-    time: Timestamp,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.time, self.seq).cmp(&(other.time, other.seq))
-    }
-}
-
 /// One job as the server wrote it: the request's data and its range.
 #[derive(Clone, Debug)]
 struct Job {
@@ -145,8 +103,8 @@ struct Pending {
 struct Server {
     ep: ServerEndpoint<Addr>,
     service: MinerService<ConnId>,
-    lsp_timer: Timer,
-    service_timer: Timer,
+    lsp_timer: TimerSlot,
+    service_timer: TimerSlot,
     conns: BTreeMap<ConnId, ConnRecord>,
     /// Accepted, unanswered requests by data (unique per client).
     pending: BTreeMap<String, Pending>,
@@ -157,7 +115,7 @@ struct Server {
 struct MinerNode {
     addr: Option<Addr>,
     ep: Option<ClientEndpoint>,
-    timer: Timer,
+    timer: TimerSlot,
     life: u32,
     crashed: bool,
     /// Jobs received, the first one computing.
@@ -183,7 +141,7 @@ pub enum ClientEnd {
 struct ClientNode {
     addr: Option<Addr>,
     ep: Option<ClientEndpoint>,
-    timer: Timer,
+    timer: TimerSlot,
     end: Option<ClientEnd>,
 }
 
@@ -214,8 +172,7 @@ pub struct Outcome {
 pub struct MiningWorld {
     case: MinerCase,
     now: Timestamp,
-    seq: u64,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    agenda: Agenda<Event>,
     net: Network,
     owners: Vec<Owner>,
     server: Server,
@@ -279,15 +236,14 @@ impl MiningWorld {
         let service = MinerService::new(config).map_err(|e| format!("service: {e}"))?;
         let mut world = MiningWorld {
             now: Timestamp::ZERO,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            agenda: Agenda::new(),
             net,
             owners: vec![Owner::Server],
             server: Server {
                 ep,
                 service,
-                lsp_timer: Timer::default(),
-                service_timer: Timer::default(),
+                lsp_timer: TimerSlot::default(),
+                service_timer: TimerSlot::default(),
                 conns: BTreeMap::new(),
                 pending: BTreeMap::new(),
                 last_call: Timestamp::ZERO,
@@ -306,7 +262,7 @@ impl MiningWorld {
             world.miners.push(MinerNode {
                 addr: None,
                 ep: None,
-                timer: Timer::default(),
+                timer: TimerSlot::default(),
                 life: 0,
                 crashed: false,
                 jobs: VecDeque::new(),
@@ -333,7 +289,7 @@ impl MiningWorld {
             world.clients.push(ClientNode {
                 addr: None,
                 ep: None,
-                timer: Timer::default(),
+                timer: TimerSlot::default(),
                 end: None,
             });
             world.schedule(at(plan.start), Event::ClientStart { client });
@@ -357,11 +313,11 @@ impl MiningWorld {
                 || !self.server.pending.is_empty()
                 || self.server.service.scheduler().request_count() > 0)
         {
-            let Some(Reverse(next)) = self.queue.pop() else {
+            let Some((time, event)) = self.agenda.pop() else {
                 self.fail("the event queue ran dry with clients unanswered");
                 break;
             };
-            if next.time > limit {
+            if time > limit {
                 let waiting: Vec<usize> = (0..self.clients.len())
                     .filter(|&j| self.clients[j].end.is_none())
                     .collect();
@@ -372,10 +328,10 @@ impl MiningWorld {
                 self.fail(what);
                 break;
             }
-            self.now = next.time;
+            self.now = time;
             self.steps += 1;
-            self.digest.u64(next.time.as_micros());
-            self.apply(next.event);
+            self.digest.u64(time.as_micros());
+            self.apply(event);
             self.check_no_idle_miner();
         }
         if let Some(v) = self.violation {
@@ -411,9 +367,7 @@ impl MiningWorld {
     }
 
     fn schedule(&mut self, time: Timestamp, event: Event) {
-        let seq = self.seq;
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled { time, seq, event }));
+        self.agenda.schedule(time, event);
     }
 
     fn new_addr(&mut self, owner: Owner) -> Addr {
@@ -512,16 +466,12 @@ impl MiningWorld {
     fn fire(&mut self, addr: Addr, clock: Clock, generation: u64) {
         let now = self.now;
         match (self.owners.get(addr.0 as usize).copied(), clock) {
-            (Some(Owner::Server), Clock::Lsp) if self.server.lsp_timer.generation == generation => {
-                self.server.lsp_timer.armed = None;
+            (Some(Owner::Server), Clock::Lsp) if self.server.lsp_timer.fire(generation) => {
                 self.digest.u64(0x71C0);
                 self.server.ep.handle_timeout(now);
                 self.drain_server();
             }
-            (Some(Owner::Server), Clock::Service)
-                if self.server.service_timer.generation == generation =>
-            {
-                self.server.service_timer.armed = None;
+            (Some(Owner::Server), Clock::Service) if self.server.service_timer.fire(generation) => {
                 self.digest.u64(0x71C5);
                 self.server.service.handle_timeout(now);
                 self.server.last_call = now;
@@ -529,8 +479,7 @@ impl MiningWorld {
             }
             (Some(Owner::Miner(i)), _) => {
                 let node = &mut self.miners[i];
-                if node.addr == Some(addr) && node.timer.generation == generation {
-                    node.timer.armed = None;
+                if node.addr == Some(addr) && node.timer.fire(generation) {
                     if let Some(ep) = node.ep.as_mut() {
                         self.digest.u64(0x71C1);
                         ep.handle_timeout(now);
@@ -540,8 +489,7 @@ impl MiningWorld {
             }
             (Some(Owner::Client(j)), _) => {
                 let node = &mut self.clients[j];
-                if node.addr == Some(addr) && node.timer.generation == generation {
-                    node.timer.armed = None;
+                if node.addr == Some(addr) && node.timer.fire(generation) {
                     if let Some(ep) = node.ep.as_mut() {
                         self.digest.u64(0x71C2);
                         ep.handle_timeout(now);
@@ -797,7 +745,7 @@ impl MiningWorld {
                 let node = &mut self.miners[miner];
                 node.addr = Some(addr);
                 node.ep = Some(ep);
-                node.timer = Timer::default();
+                node.timer = TimerSlot::default();
                 node.life += 1;
                 node.jobs.clear();
                 node.busy = false;

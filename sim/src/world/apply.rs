@@ -32,19 +32,14 @@ impl World {
             events.push(e);
         }
         let deadline = server.ep.poll_timeout();
-        if deadline != server.timer.armed {
-            server.timer.armed = deadline;
-            server.timer.generation += 1;
-            let generation = server.timer.generation;
-            if let Some(at) = deadline {
-                self.schedule(
-                    at,
-                    Event::Timer {
-                        node: Addr::SERVER,
-                        generation,
-                    },
-                );
-            }
+        if let Some((at, generation)) = server.timer.rearm(deadline) {
+            self.schedule(
+                at,
+                Event::Timer {
+                    node: Addr::SERVER,
+                    generation,
+                },
+            );
         }
         let closed_before = self
             .server
@@ -239,19 +234,14 @@ impl World {
             ep.in_flight(),
             || format!("{addr}"),
         );
-        if deadline != node.timer.armed {
-            node.timer.armed = deadline;
-            node.timer.generation += 1;
-            let generation = node.timer.generation;
-            if let Some(at) = deadline {
-                self.schedule(
-                    at,
-                    Event::Timer {
-                        node: addr,
-                        generation,
-                    },
-                );
-            }
+        if let Some((at, generation)) = node.timer.rearm(deadline) {
+            self.schedule(
+                at,
+                Event::Timer {
+                    node: addr,
+                    generation,
+                },
+            );
         }
         if let Some(problem) = bounds {
             self.fail(problem);

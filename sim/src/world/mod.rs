@@ -10,8 +10,7 @@
 //! [`World::run_until`] / [`World::run_while`] calls, and read what the applications saw
 //! through [`World::server`] and [`World::client`].
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use lsp_core::{
     ApiError, ClientEndpoint, ConnId, Message, Params, ParamsError, ServerEndpoint, Timestamp,
 };
 
+use crate::agenda::{Agenda, TimerSlot};
 use crate::backoff::{ack_ids, data_ids, Schedule};
 use crate::digest::Digest;
 use crate::heartbeat::{keeps_alive, KeepAlive};
@@ -29,17 +29,9 @@ pub use crate::view::{ClientLife, ConnView, Echo, ServerView, Violation};
 mod apply;
 mod invariants;
 
-/// A timer slot: the deadline currently armed and a generation that invalidates stale
-/// queue entries.
-#[derive(Debug, Default)]
-struct Timer {
-    armed: Option<Timestamp>,
-    generation: u64,
-}
-
 struct ServerNode {
     ep: ServerEndpoint<Addr>,
-    timer: Timer,
+    timer: TimerSlot,
     ticks: u64,
     echo: Echo,
     busy_until: Timestamp,
@@ -56,7 +48,7 @@ struct ServerNode {
 struct ClientNode {
     params: Params,
     ep: Option<ClientEndpoint>,
-    timer: Timer,
+    timer: TimerSlot,
     ticks: u64,
     lives: Vec<ClientLife>,
 }
@@ -89,34 +81,10 @@ enum Event {
     },
 }
 
-struct Scheduled {
-    time: Timestamp,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.time, self.seq).cmp(&(other.time, other.seq))
-    }
-}
-
 /// One simulation run. See the [module documentation](self).
 pub struct World {
     now: Timestamp,
-    seq: u64,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    agenda: Agenda<Event>,
     /// The network; drivers change its faults, partitions, sniffer and middlebox.
     pub net: Network,
     /// A protocol-aware middlebox fault: an `Ack(n)` is rewritten into `CAck(n)` with this
@@ -154,8 +122,7 @@ impl World {
         let net = Network::new(rng.fork());
         World {
             now: Timestamp::ZERO,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            agenda: Agenda::new(),
             net,
             cack_rewrite: Prob::NEVER,
             rng,
@@ -230,7 +197,7 @@ impl World {
         let ep = ServerEndpoint::new(params, self.now)?;
         self.server = Some(ServerNode {
             ep,
-            timer: Timer::default(),
+            timer: TimerSlot::default(),
             ticks: 0,
             echo,
             busy_until: Timestamp::ZERO,
@@ -251,7 +218,7 @@ impl World {
         self.clients.push(ClientNode {
             params,
             ep: None,
-            timer: Timer::default(),
+            timer: TimerSlot::default(),
             ticks: 0,
             lives: Vec::new(),
         });
@@ -272,7 +239,7 @@ impl World {
         self.clients.push(ClientNode {
             params,
             ep: None,
-            timer: Timer::default(),
+            timer: TimerSlot::default(),
             ticks: 0,
             lives: Vec::new(),
         });
@@ -432,8 +399,7 @@ impl World {
         if node.ep.take().is_none() {
             return;
         }
-        node.timer.armed = None;
-        node.timer.generation += 1;
+        node.timer.disarm();
         if let Some(life) = node.lives.last_mut() {
             life.crashed = true;
             life.ended_at.get_or_insert(now);
@@ -492,9 +458,8 @@ impl World {
     /// early at the first violation.
     pub fn run_until(&mut self, until: Timestamp) {
         while self.violation.is_none() {
-            match self.queue.peek() {
-                Some(Reverse(next)) if next.time <= until => {}
-                _ => break,
+            if self.agenda.next_time().is_none_or(|t| t > until) {
+                break;
             }
             self.step();
         }
@@ -523,12 +488,9 @@ impl World {
             if self.violation.is_some() {
                 return false;
             }
-            match self.queue.peek() {
-                Some(Reverse(next)) if next.time <= limit => {}
-                _ => {
-                    self.now = self.now.max(limit);
-                    return !keep_going(self);
-                }
+            if self.agenda.next_time().is_none_or(|t| t > limit) {
+                self.now = self.now.max(limit);
+                return !keep_going(self);
             }
             self.step();
         }
@@ -536,18 +498,18 @@ impl World {
 
     /// Whether no event is pending at all (every endpoint finished, nothing in flight).
     pub fn is_quiescent(&self) -> bool {
-        self.queue.is_empty()
+        self.agenda.is_empty()
     }
 
     /// Executes the next event. Returns `false` if the queue was empty.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(next)) = self.queue.pop() else {
+        let Some((time, event)) = self.agenda.pop() else {
             return false;
         };
-        self.now = next.time;
+        self.now = time;
         self.steps += 1;
-        self.digest.u64(next.time.as_micros());
-        match next.event {
+        self.digest.u64(time.as_micros());
+        match event {
             Event::Deliver { from, to, bytes } => self.deliver(from, to, bytes),
             Event::Timer { node, generation } => self.fire_timer(node, generation),
             Event::Echo { conn, payload } => {
@@ -584,9 +546,7 @@ impl World {
     }
 
     fn schedule(&mut self, time: Timestamp, event: Event) {
-        let seq = self.seq;
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled { time, seq, event }));
+        self.agenda.schedule(time, event);
     }
 
     fn trace(&self, line: impl FnOnce() -> String) {
@@ -753,10 +713,9 @@ impl World {
             let Some(server) = self.server.as_mut() else {
                 return;
             };
-            if server.timer.generation != generation {
+            if !server.timer.fire(generation) {
                 return;
             }
-            server.timer.armed = None;
             server.ticks += 1;
             self.digest.u64(0x71C0);
             server.ep.handle_timeout(now);
@@ -768,10 +727,9 @@ impl World {
             let Some(client) = node.client_index().and_then(|i| self.clients.get_mut(i)) else {
                 return;
             };
-            if client.timer.generation != generation {
+            if !client.timer.fire(generation) {
                 return;
             }
-            client.timer.armed = None;
             let Some(ep) = client.ep.as_mut() else {
                 return;
             };
