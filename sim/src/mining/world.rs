@@ -145,6 +145,32 @@ struct ClientNode {
     end: Option<ClientEnd>,
 }
 
+/// Everything a miner's or client's endpoint produced since it was last drained.
+struct Drained {
+    addr: Addr,
+    transmits: Vec<Vec<u8>>,
+    events: Vec<ClientEvent>,
+    /// The timer to schedule, if the endpoint's deadline moved.
+    rearm: Option<(Timestamp, u64)>,
+}
+
+impl Drained {
+    /// Drains a node's endpoint and re-arms its timer; `None` if the node is not running.
+    fn take(
+        addr: Option<Addr>,
+        ep: &mut Option<ClientEndpoint>,
+        timer: &mut TimerSlot,
+    ) -> Option<Drained> {
+        let (addr, ep) = (addr?, ep.as_mut()?);
+        Some(Drained {
+            addr,
+            transmits: std::iter::from_fn(|| ep.poll_transmit()).collect(),
+            events: std::iter::from_fn(|| ep.poll_event()).collect(),
+            rearm: timer.rearm(ep.poll_timeout()),
+        })
+    }
+}
+
 /// What a finished run saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -762,39 +788,33 @@ impl MiningWorld {
     }
 
     fn drain_miner(&mut self, miner: usize) {
-        let Some(addr) = self.miners[miner].addr else {
-            return;
-        };
-        let mut transmits = Vec::new();
-        let mut events = Vec::new();
-        let deadline = {
-            let Some(ep) = self.miners[miner].ep.as_mut() else {
-                return;
-            };
-            while let Some(t) = ep.poll_transmit() {
-                transmits.push(t);
-            }
-            while let Some(e) = ep.poll_event() {
-                events.push(e);
-            }
-            ep.poll_timeout()
-        };
-        for t in transmits {
-            self.send(addr, Addr::SERVER, t);
+        let node = &mut self.miners[miner];
+        let drained = Drained::take(node.addr, &mut node.ep, &mut node.timer);
+        for event in self.emit(drained) {
+            self.on_miner_event(miner, event);
         }
-        if let Some((time, generation)) = self.miners[miner].timer.rearm(deadline) {
+    }
+
+    /// Sends what a miner's or client's endpoint produced and schedules its timer; returns
+    /// its events for the node's application.
+    fn emit(&mut self, drained: Option<Drained>) -> Vec<ClientEvent> {
+        let Some(drained) = drained else {
+            return Vec::new();
+        };
+        for t in drained.transmits {
+            self.send(drained.addr, Addr::SERVER, t);
+        }
+        if let Some((time, generation)) = drained.rearm {
             self.schedule(
                 time,
                 Event::Timer {
-                    addr,
+                    addr: drained.addr,
                     clock: Clock::Lsp,
                     generation,
                 },
             );
         }
-        for event in events {
-            self.on_miner_event(miner, event);
-        }
+        drained.events
     }
 
     fn on_miner_event(&mut self, miner: usize, event: ClientEvent) {
@@ -926,37 +946,9 @@ impl MiningWorld {
     }
 
     fn drain_client(&mut self, client: usize) {
-        let Some(addr) = self.clients[client].addr else {
-            return;
-        };
-        let mut transmits = Vec::new();
-        let mut events = Vec::new();
-        let deadline = {
-            let Some(ep) = self.clients[client].ep.as_mut() else {
-                return;
-            };
-            while let Some(t) = ep.poll_transmit() {
-                transmits.push(t);
-            }
-            while let Some(e) = ep.poll_event() {
-                events.push(e);
-            }
-            ep.poll_timeout()
-        };
-        for t in transmits {
-            self.send(addr, Addr::SERVER, t);
-        }
-        if let Some((time, generation)) = self.clients[client].timer.rearm(deadline) {
-            self.schedule(
-                time,
-                Event::Timer {
-                    addr,
-                    clock: Clock::Lsp,
-                    generation,
-                },
-            );
-        }
-        for event in events {
+        let node = &mut self.clients[client];
+        let drained = Drained::take(node.addr, &mut node.ep, &mut node.timer);
+        for event in self.emit(drained) {
             self.on_client_event(client, event);
         }
     }
