@@ -74,6 +74,16 @@ impl Rng {
             ppm => self.below(u64::from(Prob::ONE_MILLION)) < u64::from(ppm),
         }
     }
+
+    /// A fault probability for swarm testing: never, half of the time; else uniform in
+    /// (0, `max_percent`] %.
+    pub fn maybe(&mut self, max_percent: u32) -> Prob {
+        if self.chance(Prob::percent(50)) {
+            Prob::NEVER
+        } else {
+            Prob(self.range(1, u64::from(max_percent) * 10_000) as u32)
+        }
+    }
 }
 
 /// A probability in parts per million: integer arithmetic only, so a run never depends on

@@ -80,15 +80,6 @@ pub struct Case {
     pub outages: Vec<Outage>,
 }
 
-/// Draws a probability: off half of the time, else uniform up to `max_percent`.
-fn maybe(rng: &mut Rng, max_percent: u32) -> Prob {
-    if rng.chance(Prob::percent(50)) {
-        Prob::NEVER
-    } else {
-        Prob(rng.range(1, u64::from(max_percent) * 10_000) as u32)
-    }
-}
-
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -118,13 +109,13 @@ impl Case {
         let epoch = ms(epoch_millis);
         let heal_at = epoch * rng.range(0, 8) as u32 + ms(rng.below(epoch_millis));
         let mut faults = Faults {
-            read_drop: [maybe(&mut rng, 30), maybe(&mut rng, 30)],
-            write_drop: [maybe(&mut rng, 30), maybe(&mut rng, 30)],
-            delay: maybe(&mut rng, 30),
-            duplicate: maybe(&mut rng, 20),
-            shorten: maybe(&mut rng, 10),
-            lengthen: maybe(&mut rng, 10),
-            corrupt: maybe(&mut rng, 10),
+            read_drop: [rng.maybe(30), rng.maybe(30)],
+            write_drop: [rng.maybe(30), rng.maybe(30)],
+            delay: rng.maybe(30),
+            duplicate: rng.maybe(20),
+            shorten: rng.maybe(10),
+            lengthen: rng.maybe(10),
+            corrupt: rng.maybe(10),
             ..Faults::default()
         };
         // The protocol assumes no datagram outlives the loss timeout (TCP's MSL): a Connect
@@ -178,7 +169,7 @@ impl Case {
                 )),
             })
             .collect();
-        let cack_rewrite = maybe(&mut rng, 50);
+        let cack_rewrite = rng.maybe(50);
         let echo_sleep = if rng.chance(Prob::percent(25)) {
             ms(rng.range(1, epoch_millis / 4 + 1))
         } else {

@@ -107,15 +107,6 @@ pub struct MinerCase {
     pub sabotage: Option<Sabotage>,
 }
 
-/// Draws a probability: off half of the time, else uniform up to `max_percent`.
-fn maybe(rng: &mut Rng, max_percent: u32) -> Prob {
-    if rng.chance(Prob::percent(50)) {
-        Prob::NEVER
-    } else {
-        Prob(rng.range(1, u64::from(max_percent) * 10_000) as u32)
-    }
-}
-
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -136,13 +127,13 @@ impl MinerCase {
             max_unacked_messages: rng.range(1, 8) as u32,
         };
         let mut faults = Faults {
-            read_drop: [maybe(&mut rng, 15), maybe(&mut rng, 15)],
-            write_drop: [maybe(&mut rng, 15), maybe(&mut rng, 15)],
-            delay: maybe(&mut rng, 20),
-            duplicate: maybe(&mut rng, 20),
-            shorten: maybe(&mut rng, 5),
-            lengthen: maybe(&mut rng, 5),
-            corrupt: maybe(&mut rng, 5),
+            read_drop: [rng.maybe(15), rng.maybe(15)],
+            write_drop: [rng.maybe(15), rng.maybe(15)],
+            delay: rng.maybe(20),
+            duplicate: rng.maybe(20),
+            shorten: rng.maybe(5),
+            lengthen: rng.maybe(5),
+            corrupt: rng.maybe(5),
             ..Faults::default()
         };
         let lifetime = Case::max_lifetime(&params);
