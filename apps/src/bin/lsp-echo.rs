@@ -63,13 +63,7 @@ struct Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log = Log::new("lsp-echo", cli.verbose);
-    match run(cli.command, log) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            log.error(format_args!("{message}"));
-            ExitCode::FAILURE
-        }
-    }
+    log.exit(run(cli.command, log))
 }
 
 fn run(command: Command, log: Log) -> Result<(), String> {

@@ -37,13 +37,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log = Log::new("server", cli.verbose);
-    match run(&cli, log) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            log.error(format_args!("{message}"));
-            ExitCode::FAILURE
-        }
-    }
+    log.exit(run(&cli, log))
 }
 
 fn run(cli: &Cli, log: Log) -> Result<(), String> {

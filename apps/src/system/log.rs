@@ -4,6 +4,7 @@
 //! stderr, prefixed with the program's name.
 
 use std::fmt;
+use std::process::ExitCode;
 use std::time::Instant;
 
 /// Where and how much to log.
@@ -56,5 +57,16 @@ impl Log {
     /// Writes a job-level event (level 2).
     pub fn debug(&self, args: fmt::Arguments<'_>) {
         self.at(2, args);
+    }
+
+    /// A program's exit: success, or the error logged and a failure code.
+    pub fn exit(&self, outcome: Result<(), String>) -> ExitCode {
+        match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                self.error(format_args!("{message}"));
+                ExitCode::FAILURE
+            }
+        }
     }
 }
