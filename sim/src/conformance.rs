@@ -229,13 +229,29 @@ impl<'a> Driver<'a> {
     /// Each client writes `n` values (its own count when `None`).
     fn clients_write(&mut self, n: Option<usize>) -> Step {
         for i in 0..self.clients.len() {
-            let count = n.unwrap_or(self.counts[i]);
-            for _ in 0..count {
-                let v = self.value();
-                self.world
-                    .client_write(self.clients[i], v)
-                    .map_err(|e| format!("{}: write failed: {e}", self.clients[i]))?;
-            }
+            self.client_writes(i, n.unwrap_or(self.counts[i]))?;
+        }
+        Ok(())
+    }
+
+    /// Client `i` writes `count` fresh values.
+    fn client_writes(&mut self, i: usize, count: usize) -> Step {
+        for _ in 0..count {
+            let v = self.value();
+            self.world
+                .client_write(self.clients[i], v)
+                .map_err(|e| format!("{}: write failed: {e}", self.clients[i]))?;
+        }
+        Ok(())
+    }
+
+    /// The server writes `count` fresh values to `conn`.
+    fn server_writes_to(&mut self, conn: ConnId, count: usize) -> Step {
+        for _ in 0..count {
+            let v = self.value();
+            self.world
+                .server_write(conn, v)
+                .map_err(|e| format!("server: write to {conn} failed: {e}"))?;
         }
         Ok(())
     }
@@ -244,13 +260,7 @@ impl<'a> Driver<'a> {
     fn server_writes(&mut self, n: Option<usize>) -> Step {
         for i in 0..self.clients.len() {
             let conn = self.conn(self.clients[i])?;
-            let count = n.unwrap_or(self.counts[i]);
-            for _ in 0..count {
-                let v = self.value();
-                self.world
-                    .server_write(conn, v)
-                    .map_err(|e| format!("server: write to {conn} failed: {e}"))?;
-            }
+            self.server_writes_to(conn, n.unwrap_or(self.counts[i]))?;
         }
         Ok(())
     }
@@ -380,22 +390,12 @@ impl<'a> Driver<'a> {
         // Clients → server.
         self.write_drop(Role::Client, Prob::ALWAYS);
         for (i, &h) in halves.iter().enumerate() {
-            for _ in 0..h {
-                let v = self.value();
-                self.world
-                    .client_write(self.clients[i], v)
-                    .map_err(|e| e.to_string())?;
-            }
+            self.client_writes(i, h)?;
         }
         self.pause(Duration::from_millis(100))?;
         self.write_drop(Role::Client, Prob::NEVER);
         for (i, &h) in halves.iter().enumerate() {
-            for _ in h..counts[i] {
-                let v = self.value();
-                self.world
-                    .client_write(self.clients[i], v)
-                    .map_err(|e| e.to_string())?;
-            }
+            self.client_writes(i, counts[i].saturating_sub(h))?;
         }
         self.pause(Duration::from_millis(10))?;
         self.expect_server_reads("first half missing", |i| {
@@ -410,22 +410,12 @@ impl<'a> Driver<'a> {
         let conns = self.conns()?;
         self.write_drop(Role::Server, Prob::ALWAYS);
         for (i, &h) in halves.iter().enumerate() {
-            for _ in 0..h {
-                let v = self.value();
-                self.world
-                    .server_write(conns[i], v)
-                    .map_err(|e| e.to_string())?;
-            }
+            self.server_writes_to(conns[i], h)?;
         }
         self.pause(Duration::from_millis(100))?;
         self.write_drop(Role::Server, Prob::NEVER);
         for (i, &h) in halves.iter().enumerate() {
-            for _ in h..counts[i] {
-                let v = self.value();
-                self.world
-                    .server_write(conns[i], v)
-                    .map_err(|e| e.to_string())?;
-            }
+            self.server_writes_to(conns[i], counts[i].saturating_sub(h))?;
         }
         self.pause(Duration::from_millis(10))?;
         self.expect_client_reads("first half missing", |i| {
