@@ -67,6 +67,9 @@ impl std::error::Error for Failure {}
 
 type Outcome = Result<(), Failure>;
 
+/// A running server and its connected clients.
+type Ends = (Arc<TestServer>, Vec<Arc<TestClient>>);
+
 macro_rules! fail {
     ($($arg:tt)*) => { return Err(Failure(format!($($arg)*))) };
 }
@@ -222,8 +225,18 @@ impl Ctx {
             .collect()
     }
 
+    /// [`setup`](Self::setup), then one round of echoes with every client; also returns
+    /// the connections the echo server saw end meanwhile.
+    fn setup_and_echo(&mut self) -> Result<(Ends, Vec<ConnId>), Failure> {
+        let (server, clients) = self.setup()?;
+        let echo = EchoServer::start(Arc::clone(&server), 0, 0);
+        self.exchange_echoes(&clients)?;
+        let gone = echo.stop();
+        Ok(((server, clients), gone))
+    }
+
     /// Standard setup: server up, clients connected, the scenario's write drop switched on.
-    fn setup(&mut self) -> Result<(Arc<TestServer>, Vec<Arc<TestClient>>), Failure> {
+    fn setup(&mut self) -> Result<Ends, Failure> {
         let server = self.start_server()?;
         let clients = self.connect_clients()?;
         let drop = self.scenario.faults.write_drop_after_connect;
@@ -436,10 +449,7 @@ impl Ctx {
     /// Echo, then the server closes: every client's next read fails; the server's reads and
     /// writes fail.
     fn server_close(&mut self) -> Outcome {
-        let (server, clients) = self.setup()?;
-        let echo = EchoServer::start(Arc::clone(&server), 0, 0);
-        self.exchange_echoes(&clients)?;
-        echo.stop();
+        let ((server, clients), _) = self.setup_and_echo()?;
         if let Err(e) = server.close() {
             fail!("server close: {e}");
         }
@@ -462,10 +472,7 @@ impl Ctx {
     /// Echo, then `close_conn` on every client: each client's next read fails, and the
     /// server reports each closed connection exactly once.
     fn server_close_conns(&mut self) -> Outcome {
-        let (server, clients) = self.setup()?;
-        let echo = EchoServer::start(Arc::clone(&server), 0, 0);
-        self.exchange_echoes(&clients)?;
-        let gone = echo.stop();
+        let ((server, clients), gone) = self.setup_and_echo()?;
         if !gone.is_empty() {
             fail!("connections gone during the echo: {gone:?}");
         }
@@ -499,10 +506,7 @@ impl Ctx {
     /// Echo, then the clients close: the server reports an error per client; then it closes
     /// and later calls fail.
     fn client_close(&mut self) -> Outcome {
-        let (server, clients) = self.setup()?;
-        let echo = EchoServer::start(Arc::clone(&server), 0, 0);
-        self.exchange_echoes(&clients)?;
-        let mut gone = echo.stop();
+        let ((server, clients), mut gone) = self.setup_and_echo()?;
         for client in &clients {
             if let Err(e) = client.close() {
                 fail!("client {} close: {e}", client.conn_id());
