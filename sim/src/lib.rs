@@ -33,6 +33,8 @@ pub mod view;
 pub mod world;
 
 pub use digest::Digest;
-pub use net::{Addr, DelayBy, Faults, Middlebox, Network, Partition, Role, Sniffed, Verdict};
+pub use net::{
+    Addr, DelayBy, FaultMix, Faults, Middlebox, Network, Partition, Role, Sniffed, Verdict,
+};
 pub use rng::{Prob, Rng};
 pub use world::{ClientLife, ConnView, Echo, ServerView, Violation, World};

@@ -120,7 +120,35 @@ impl Default for Faults {
     }
 }
 
+/// The largest percentages of a random fault mix ([`Faults::draw`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FaultMix {
+    /// Read and write drop, each role.
+    pub drop: u32,
+    /// Delay.
+    pub delay: u32,
+    /// Duplication.
+    pub duplicate: u32,
+    /// Shortening, lengthening and corruption, each.
+    pub mangle: u32,
+}
+
 impl Faults {
+    /// Random faults for swarm testing: each kind off half of the time, else uniform up to
+    /// its maximum in `mix` ([`Rng::maybe`]); latency, jitter and delays as by default.
+    pub fn draw(rng: &mut Rng, mix: FaultMix) -> Faults {
+        Faults {
+            read_drop: [rng.maybe(mix.drop), rng.maybe(mix.drop)],
+            write_drop: [rng.maybe(mix.drop), rng.maybe(mix.drop)],
+            delay: rng.maybe(mix.delay),
+            duplicate: rng.maybe(mix.duplicate),
+            shorten: rng.maybe(mix.mangle),
+            lengthen: rng.maybe(mix.mangle),
+            corrupt: rng.maybe(mix.mangle),
+            ..Faults::default()
+        }
+    }
+
     /// Sets the write drop of both roles.
     pub fn set_write_drop(&mut self, p: Prob) {
         self.write_drop = [p; 2];

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lsp_core::{Params, Timestamp};
 
-use crate::net::{Addr, DelayBy, Faults, Partition, Role};
+use crate::net::{Addr, DelayBy, FaultMix, Faults, Partition, Role};
 use crate::rng::{Prob, Rng};
 use crate::world::{Echo, World};
 
@@ -108,16 +108,15 @@ impl Case {
         };
         let epoch = ms(epoch_millis);
         let heal_at = epoch * rng.range(0, 8) as u32 + ms(rng.below(epoch_millis));
-        let mut faults = Faults {
-            read_drop: [rng.maybe(30), rng.maybe(30)],
-            write_drop: [rng.maybe(30), rng.maybe(30)],
-            delay: rng.maybe(30),
-            duplicate: rng.maybe(20),
-            shorten: rng.maybe(10),
-            lengthen: rng.maybe(10),
-            corrupt: rng.maybe(10),
-            ..Faults::default()
-        };
+        let mut faults = Faults::draw(
+            &mut rng,
+            FaultMix {
+                drop: 30,
+                delay: 30,
+                duplicate: 20,
+                mangle: 10,
+            },
+        );
         // The protocol assumes no datagram outlives the loss timeout (TCP's MSL): a Connect
         // delayed past the server's loss of its connection opens a second connection for a
         // live client (see `Case::max_lifetime`). Delays and jitter stay below that bound.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lsp_core::Params;
 
-use crate::net::{DelayBy, Faults};
+use crate::net::{DelayBy, FaultMix, Faults};
 use crate::rng::{Prob, Rng};
 use crate::sweep::Case;
 
@@ -126,16 +126,15 @@ impl MinerCase {
             max_backoff_interval: rng.range(0, 3) as u32,
             max_unacked_messages: rng.range(1, 8) as u32,
         };
-        let mut faults = Faults {
-            read_drop: [rng.maybe(15), rng.maybe(15)],
-            write_drop: [rng.maybe(15), rng.maybe(15)],
-            delay: rng.maybe(20),
-            duplicate: rng.maybe(20),
-            shorten: rng.maybe(5),
-            lengthen: rng.maybe(5),
-            corrupt: rng.maybe(5),
-            ..Faults::default()
-        };
+        let mut faults = Faults::draw(
+            &mut rng,
+            FaultMix {
+                drop: 15,
+                delay: 20,
+                duplicate: 20,
+                mangle: 5,
+            },
+        );
         let lifetime = Case::max_lifetime(&params);
         if rng.chance(Prob::percent(50)) {
             faults.jitter = ms(rng.range(0, epoch_millis / 2)).min(lifetime / 2);
