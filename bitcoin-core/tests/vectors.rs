@@ -1,4 +1,4 @@
-//! The reference implementation's outputs (`shared/vectors/`): hashes, minimum hashes over
+//! The reference implementation's outputs (the repository's `testdata/`): hashes, minimum hashes over
 //! ranges on every kernel path, and the exact bytes of the bitcoin messages.
 
 use bitcoin_core::hash::{hash, hash_naive};
@@ -6,11 +6,16 @@ use bitcoin_core::kernel::{cores, min_hash_parallel, Kernel, MinHash, Path};
 use bitcoin_core::message::Message;
 use serde_json::Value;
 
-/// Reads `shared/vectors/<name>` and returns its `vectors` array.
+/// The `vectors` array of `testdata/<name>` (embedded at compile time).
 fn vectors(name: &str) -> Vec<Value> {
-    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let file: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = match name {
+        "bitcoin-hash.json" => include_str!("../../testdata/bitcoin-hash.json"),
+        "bitcoin-min-hash.json" => include_str!("../../testdata/bitcoin-min-hash.json"),
+        "wire.json" => include_str!("../../testdata/wire.json"),
+        other => panic!("no vector file {other} in testdata/"),
+    };
+    let path = format!("testdata/{name}");
+    let file: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{path}: {e}"));
     file["vectors"]
         .as_array()
         .unwrap_or_else(|| panic!("{path}: no `vectors` array"))

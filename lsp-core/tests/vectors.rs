@@ -1,15 +1,18 @@
-//! The reference's test vectors, read in place from `../shared/vectors`.
+//! The reference's test vectors, embedded from the repository's `testdata/` folder.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use lsp_core::{checksum, Message, MsgType};
 use serde_json::Value;
 
+/// The `vectors` array of one of the two LSP vector files in `testdata/`.
 fn load(name: &str) -> Vec<Value> {
-    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {path} (shared/ must sit beside the repo): {e}"));
-    let doc: Value = serde_json::from_str(&text).expect("vector file is JSON");
+    let text = match name {
+        "lsp-checksum.json" => include_str!("../../testdata/lsp-checksum.json"),
+        "wire.json" => include_str!("../../testdata/wire.json"),
+        other => panic!("no vector file {other} in testdata/"),
+    };
+    let doc: Value = serde_json::from_str(text).expect("vector file is JSON");
     doc["vectors"]
         .as_array()
         .expect("a `vectors` array")

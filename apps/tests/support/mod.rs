@@ -199,14 +199,10 @@ pub struct Vector {
     pub expected: String,
 }
 
-/// The vectors of `bitcoin-min-hash.json`.
+/// The vectors of `testdata/bitcoin-min-hash.json` (embedded at compile time).
 pub fn min_hash_vectors() -> Vec<Vector> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/bitcoin-min-hash.json"
-    );
-    let text = std::fs::read_to_string(path).expect("bitcoin-min-hash.json");
-    let doc: serde_json::Value = serde_json::from_str(&text).expect("vectors parse");
+    let text = include_str!("../../../testdata/bitcoin-min-hash.json");
+    let doc: serde_json::Value = serde_json::from_str(text).expect("vectors parse");
     doc["vectors"]
         .as_array()
         .expect("vectors array")
