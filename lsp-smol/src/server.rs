@@ -20,11 +20,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server on UDP port `port` of every IPv4 interface (0 picks a free port; see
-    /// [`local_addr`](Self::local_addr)). Does not wait for anything; fails if the
-    /// parameters are invalid or the port cannot be bound.
+    /// Starts a server on UDP port `port` of every interface (0 picks a free port; see
+    /// [`local_addr`](Self::local_addr)): IPv6 and IPv4 on one dual-stack socket (`[::]`)
+    /// where the host allows it, IPv4 alone (`0.0.0.0`) on a host without IPv6. Does not
+    /// wait for anything; fails if the parameters are invalid or the port cannot be bound.
     pub fn listen(port: u16, params: Params) -> Result<Server, StartError> {
-        Server::bind(SocketAddr::from(([0, 0, 0, 0], port)), params)
+        match Server::bind(socket::all_interfaces(port), params) {
+            Err(StartError::Io(e)) if socket::lacks_ipv6(&e) => {
+                Server::bind(SocketAddr::from(([0, 0, 0, 0], port)), params)
+            }
+            result => result,
+        }
     }
 
     /// Like [`listen`](Self::listen), on one local address (e.g. `127.0.0.1:0`).

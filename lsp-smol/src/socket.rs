@@ -13,15 +13,37 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// request at `net.core.rmem_max`, which is fine.
 const KERNEL_BUF_BYTES: usize = 4 << 20;
 
-/// A non-blocking UDP socket bound to `addr`, with enlarged kernel buffers.
+/// A non-blocking UDP socket bound to `addr`, with enlarged kernel buffers. The unspecified
+/// IPv6 address (`[::]`) is bound dual-stack where the OS allows it, so that IPv4 peers
+/// reach it too (as IPv4-mapped addresses).
 pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let SocketAddr::V6(v6) = addr {
+        if v6.ip().is_unspecified() {
+            // Best effort: where IPv6-only is forced, the socket serves IPv6 alone.
+            let _ = socket.set_only_v6(false);
+        }
+    }
     // Best effort: a smaller buffer only means more loss under bursts, which LSP recovers.
     let _ = socket.set_recv_buffer_size(KERNEL_BUF_BYTES);
     let _ = socket.set_send_buffer_size(KERNEL_BUF_BYTES);
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Every interface of both families on `port`: `[::]` (dual-stack, see [`bind`]).
+pub(crate) fn all_interfaces(port: u16) -> SocketAddr {
+    SocketAddr::from(([0u16; 8], port))
+}
+
+/// Whether binding [`all_interfaces`] failed because the host has no IPv6 (so that IPv4's
+/// `0.0.0.0` is the next best), rather than for a reason IPv4 would share.
+pub(crate) fn lacks_ipv6(error: &io::Error) -> bool {
+    !matches!(
+        error.kind(),
+        io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+    )
 }
 
 /// The unspecified local address of the same family as `peer`, port 0.
