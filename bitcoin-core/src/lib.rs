@@ -5,5 +5,6 @@
 pub mod hash;
 pub mod kernel;
 pub mod message;
+pub mod request_size;
 pub mod scheduler;
 pub mod service;

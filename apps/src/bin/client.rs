@@ -1,7 +1,10 @@
 //! `client <host:port> <message> <maxNonce>`: one request (bitcoin.md §3).
 //!
 //! Prints exactly one line on stdout, `Result <hash> <nonce>` or `Disconnected`, and exits
-//! 0; if it cannot connect at all it prints `Disconnected` and exits 1. Logs go to stderr.
+//! 0; if it cannot connect at all it prints `Disconnected` and exits 1. A bad command line —
+//! among them a message too long for one LSP message (see
+//! [`bitcoin_core::request_size`]) — is refused before connecting, with the reason on
+//! stderr and exit code 2. Logs go to stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,6 +12,7 @@ use std::process::ExitCode;
 use apps::system::args::{resolve, LspArgs};
 use apps::system::client::{self, Outcome};
 use apps::system::log::Log;
+use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
 
@@ -41,6 +45,9 @@ fn main() -> ExitCode {
                 format!("--lower {} exceeds maxNonce {}", cli.lower, cli.max_nonce),
             )
             .exit();
+    }
+    if let Err(e) = request_size::check(&cli.message, cli.max_nonce) {
+        Cli::command().error(ErrorKind::ValueValidation, e).exit();
     }
     let log = Log::new("client", cli.verbose);
     let (outcome, code) = match run(&cli, &log) {

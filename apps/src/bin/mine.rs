@@ -2,7 +2,10 @@
 //!
 //! Starts a server and miners on loopback, asks for the minimum hash of MESSAGE over
 //! `0 ..= MAX_NONCE` (default `hello` over 100 million nonces: a second or two), shows
-//! progress on stderr while it runs, and prints `Result <hash> <nonce>` on stdout.
+//! progress on stderr while it runs, and prints `Result <hash> <nonce>` on stdout (exit 0)
+//! and how long it took on stderr. If the run fails it prints `Disconnected` and exits 1,
+//! with no timing line; a bad command line (a message too long for one LSP message among
+//! them) is refused with the reason and exit code 2.
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
@@ -13,6 +16,7 @@ use apps::system::args::LspArgs;
 use apps::system::client::Outcome;
 use apps::system::local::LocalRun;
 use bitcoin_core::kernel::{Kernel, Path};
+use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
 
@@ -57,6 +61,9 @@ fn main() -> ExitCode {
                 format!("--lower {} exceeds MAX_NONCE {}", cli.lower, cli.max_nonce),
             )
             .exit();
+    }
+    if let Err(e) = request_size::check(&cli.message, cli.max_nonce) {
+        Cli::command().error(ErrorKind::ValueValidation, e).exit();
     }
     match run(&cli) {
         Ok(Outcome::Answer { hash, nonce }) => {
@@ -112,7 +119,7 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
             },
         )
         .map_err(|e| e.to_string())?;
-    if show {
+    if show && matches!(outcome, Outcome::Answer { .. }) {
         let elapsed = started.elapsed();
         let rate = total as f64 / elapsed.as_secs_f64() / 1e6;
         let end = if tty { "\r\x1b[K" } else { "" };

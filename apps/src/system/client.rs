@@ -70,7 +70,16 @@ pub fn request(
             }
         }
     };
-    // Nothing is pending once the answer came; a lost server makes close fail at once.
-    client.abort();
+    match outcome {
+        // A graceful close: nothing of ours is pending once the answer came, so this
+        // returns as soon as the endpoint has said its last word; the server learns of the
+        // departure as the silence the protocol has for it, and logs it as such.
+        Outcome::Answer { .. } => {
+            if let Err(e) = client.close() {
+                log.info(format_args!("close: {e}"));
+            }
+        }
+        Outcome::Disconnected => client.abort(),
+    }
     Ok(outcome)
 }
