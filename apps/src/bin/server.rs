@@ -3,6 +3,7 @@
 //! Accepts miners and clients, splits each request into jobs with the scheduler of
 //! `bitcoin-core`, and answers each client. Runs until killed.
 
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,12 @@ use lsp_mio::Server;
 #[derive(Parser, Debug)]
 #[command(name = "server", version)]
 struct Cli {
-    /// UDP port to listen on, on every IPv4 interface (0 picks a free one; `-v` logs it).
+    /// UDP port to listen on (0 picks a free one; the `listening on` line gives it).
     port: u16,
+    /// The local IP address to listen on, IPv4 or IPv6 (default: every interface of both
+    /// families, one dual-stack socket where the OS allows it, IPv4 alone otherwise).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
     /// Log to stderr: `-v` connections and requests, `-vv` every job.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
@@ -51,8 +56,12 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
         config.min_job_duration = config.min_job_duration.min(config.target_job_duration);
     }
     config.validate().map_err(|e| e.to_string())?;
-    let server = Server::listen(cli.port, params)
-        .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?;
+    let server = match cli.bind {
+        Some(ip) => Server::bind(SocketAddr::new(ip, cli.port), params)
+            .map_err(|e| format!("cannot listen on {}: {e}", SocketAddr::new(ip, cli.port)))?,
+        None => Server::listen(cli.port, params)
+            .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
+    };
     log.at(0, format_args!("listening on {}", server.local_addr()));
     let summary = serve::serve(Arc::new(server), config, log).map_err(|e| e.to_string())?;
     log.info(format_args!("closed: {summary:?}"));

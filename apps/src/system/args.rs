@@ -53,8 +53,9 @@ impl LspArgs {
     }
 }
 
-/// Resolves `HOST:PORT`, preferring an IPv4 address (the server listens on IPv4, and
-/// `localhost` often resolves to `::1` first).
+/// Resolves `HOST:PORT` (`[::1]:9999` for an IPv6 literal), preferring an IPv4 address
+/// when a name has both: a server started with `--bind 0.0.0.0` or on a host without IPv6
+/// listens on IPv4 alone, and `localhost` often resolves to `::1` first.
 pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
     let all: Vec<SocketAddr> = addr
         .to_socket_addrs()

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod client;
 pub mod clock;
+pub mod journal;
 pub mod local;
 pub mod log;
 pub mod miner;

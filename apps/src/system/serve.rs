@@ -15,9 +15,11 @@ use std::thread;
 use bitcoin_core::message::Message;
 use bitcoin_core::scheduler::{Config, ConfigError, Stats};
 use bitcoin_core::service::{MinerService, ServiceStats};
+use lsp_core::Timestamp;
 use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
+use super::journal::{Departure, Journal};
 use super::log::Log;
 
 /// Why [`serve`] stopped other than by the server being closed.
@@ -57,6 +59,7 @@ pub struct Summary {
 pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, ServeError> {
     let mut service = MinerService::<ConnId>::new(config).map_err(ServeError::Config)?;
     let clock = Clock::start();
+    let mut journal = Journal::new();
     let (events, inbox) = mpsc::channel();
     let reader = Arc::clone(&server);
     thread::Builder::new()
@@ -87,18 +90,34 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
             Some(Ok((conn, payload))) => {
                 let before = service.stats().clone();
                 service.handle_payload(now, conn, &payload);
-                log_payload(&log, conn, &before, service.stats(), &payload);
+                let seen = Seen {
+                    conn,
+                    now,
+                    before: &before,
+                    after: service.stats(),
+                    payload: &payload,
+                };
+                seen.log(&log, &mut journal);
             }
-            Some(Err(
-                ServerReadError::ConnectionLost(conn) | ServerReadError::ConnectionClosed(conn),
-            )) => {
-                log.info(format_args!("conn {conn}: lost"));
+            Some(Err(ServerReadError::ConnectionLost(conn))) => {
+                log_departure(&log, conn, "lost", &service, &mut journal);
+                service.handle_connection_gone(now, conn);
+            }
+            Some(Err(ServerReadError::ConnectionClosed(conn))) => {
+                log_departure(&log, conn, "closed", &service, &mut journal);
                 service.handle_connection_gone(now, conn);
             }
             Some(Err(ServerReadError::Closed)) => break,
             Some(Err(ServerReadError::Io(e))) => return Err(ServeError::Io(e.to_string())),
         }
         while let Some((conn, payload)) = service.poll_write() {
+            if log.enabled(1) {
+                if let Ok(Message::Result { hash, nonce }) = Message::decode(&payload) {
+                    if let Some(line) = journal.answered(conn, now, hash, nonce) {
+                        log.info(format_args!("{line}"));
+                    }
+                }
+            }
             if log.enabled(2) {
                 log.debug(format_args!(
                     "conn {conn}: sent {}",
@@ -117,34 +136,69 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
     })
 }
 
-/// Logs what one payload from `conn` turned out to be, from the service's counters before
-/// and after it was handled.
-fn log_payload(
-    log: &Log,
+/// One payload the service has just handled, with its counters before and after.
+struct Seen<'a> {
     conn: ConnId,
-    before: &ServiceStats,
-    after: &ServiceStats,
-    payload: &[u8],
-) {
-    if after.malformed > before.malformed {
-        log.info(format_args!(
-            "conn {conn}: dropped payload {:?}",
-            String::from_utf8_lossy(payload)
-        ));
-    } else if after.refused > before.refused {
-        log.error(format_args!("conn {conn}: request refused (empty range)"));
-    } else if after.joins > before.joins {
-        log.info(format_args!("conn {conn}: miner joined"));
-    } else if after.requests > before.requests && log.enabled(1) {
-        if let Ok(Message::Request { data, lower, upper }) = Message::decode(payload) {
+    now: Timestamp,
+    before: &'a ServiceStats,
+    after: &'a ServiceStats,
+    payload: &'a [u8],
+}
+
+impl Seen<'_> {
+    /// Logs what the payload turned out to be, and records an accepted request in the
+    /// journal (only when logging at `-v`: the journal serves the log alone).
+    fn log(&self, log: &Log, journal: &mut Journal) {
+        let (conn, before, after, payload) = (self.conn, self.before, self.after, self.payload);
+        if after.malformed > before.malformed {
             log.info(format_args!(
-                "conn {conn}: request {data:?} {lower}..={upper}"
+                "conn {conn}: dropped payload {:?}",
+                String::from_utf8_lossy(payload)
+            ));
+        } else if after.refused > before.refused {
+            log.error(format_args!("conn {conn}: request refused (empty range)"));
+        } else if after.joins > before.joins {
+            log.info(format_args!("conn {conn}: miner joined"));
+        } else if after.requests > before.requests && log.enabled(1) {
+            if let Ok(Message::Request { data, lower, upper }) = Message::decode(payload) {
+                let line = journal.accepted(conn, self.now, &data, lower, upper);
+                log.info(format_args!("{line}"));
+            }
+        } else if after.results > before.results && log.enabled(2) {
+            log.debug(format_args!(
+                "conn {conn}: result {}",
+                String::from_utf8_lossy(payload)
             ));
         }
-    } else if after.results > before.results && log.enabled(2) {
-        log.debug(format_args!(
-            "conn {conn}: result {}",
-            String::from_utf8_lossy(payload)
+    }
+}
+
+/// Logs the end of `conn` (`how`: lost or closed) by what it was: a miner and the jobs it
+/// gives back, a client that left after its answers, or one lost with requests unanswered.
+fn log_departure(
+    log: &Log,
+    conn: ConnId,
+    how: &str,
+    service: &MinerService<ConnId>,
+    journal: &mut Journal,
+) {
+    let departure = journal.gone(conn);
+    if !log.enabled(1) {
+        return;
+    }
+    if let Some(jobs) = service.scheduler().jobs_held(conn) {
+        log.info(format_args!(
+            "conn {conn}: miner {how} ({jobs} unanswered job(s) back to their requests)"
         ));
+        return;
+    }
+    match departure {
+        Departure::ClientLeft { answered } => log.info(format_args!(
+            "conn {conn}: client left after {answered} answer(s)"
+        )),
+        Departure::ClientLost { unanswered } => log.info(format_args!(
+            "conn {conn}: client {how} with {unanswered} request(s) unanswered (dropped)"
+        )),
+        Departure::Other => log.info(format_args!("conn {conn}: {how}")),
     }
 }
