@@ -44,13 +44,17 @@ fn naive_round_trip(conn: i64, seq: i64, payload: &[u8]) -> usize {
     bytes.len() + decoded.len() + usize::from(check)
 }
 
-/// Runs the codec benchmark. Arguments: none, or `--quick` for shorter rounds.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let round = match args {
-        [] => Duration::from_millis(200),
-        [q] if q == "--quick" => Duration::from_millis(30),
-        _ => return Err("usage: bench codec [--quick]".to_string()),
-    };
+/// The options of `bench codec`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// Shorter rounds (30 ms instead of 200 ms).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// Runs the codec benchmark.
+pub fn run(options: &Options) -> Result<(), String> {
+    let round = Duration::from_millis(if options.quick { 30 } else { 200 });
     let rounds = 5;
     println!("LSP codec, ns per Data message (median of {rounds} rounds)");
     println!(

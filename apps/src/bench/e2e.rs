@@ -19,6 +19,7 @@
 //! `cargo build --release -p apps`).
 
 use std::io::{BufRead, BufReader};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -30,52 +31,27 @@ use bitcoin_core::kernel::Kernel;
 /// Ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
 const USER_HZ: f64 = 100.0;
 
-/// The e2e options.
-#[derive(Debug)]
-struct Options {
+/// The options of `bench e2e`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// The message the client asks about.
+    #[arg(long, default_value = "hello")]
     msg: String,
+    /// The last nonce of the client's range (from 0).
+    #[arg(long, default_value_t = 1_000_000_000)]
     max_nonce: u64,
-    miners: usize,
-    threads: usize,
+    /// Miner processes.
+    #[arg(long, default_value_t = NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN))]
+    miners: NonZeroUsize,
+    /// Search threads per miner.
+    #[arg(long, default_value_t = NonZeroUsize::MIN)]
+    threads: NonZeroUsize,
+    /// Milliseconds of kernel-only hashing before and after the run (the baseline).
+    #[arg(long, default_value_t = 2000)]
     kernel_millis: u64,
+    /// Seconds of idle CPU measured with no request.
+    #[arg(long, default_value_t = 5)]
     idle_secs: u64,
-}
-
-impl Options {
-    fn parse(args: &[String]) -> Result<Options, String> {
-        let mut o = Options {
-            msg: "hello".into(),
-            max_nonce: 1_000_000_000,
-            miners: 2,
-            threads: 1,
-            kernel_millis: 2000,
-            idle_secs: 5,
-        };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .ok_or_else(|| format!("{flag} needs a value"))
-                    .cloned()
-            };
-            let number = |v: String| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
-            match flag.as_str() {
-                "--msg" => o.msg = value()?,
-                "--max-nonce" => o.max_nonce = number(value()?)?,
-                "--miners" => o.miners = number(value()?)?.max(1) as usize,
-                "--threads" => o.threads = number(value()?)?.max(1) as usize,
-                "--kernel-millis" => o.kernel_millis = number(value()?)?,
-                "--idle-secs" => o.idle_secs = number(value()?)?,
-                other => {
-                    return Err(format!(
-                        "e2e: unknown argument `{other}` (--msg S --max-nonce N --miners M \
-                         --threads T --kernel-millis MS --idle-secs S)"
-                    ))
-                }
-            }
-        }
-        Ok(o)
-    }
 }
 
 /// A child process killed on drop; its stderr lines are forwarded to a channel.
@@ -131,9 +107,8 @@ impl Drop for Proc {
     }
 }
 
-/// Runs the `e2e` benchmark with the arguments that follow the mode name.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let o = Options::parse(args)?;
+/// Runs the `e2e` benchmark.
+pub fn run(o: &Options) -> Result<(), String> {
     let dir = std::env::current_exe()
         .map_err(|e| format!("cannot locate the bench binary: {e}"))?
         .parent()
@@ -149,7 +124,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         })
     };
     let (server_bin, miner_bin, client_bin) = (bin("server")?, bin("miner")?, bin("client")?);
-    let workers = o.miners * o.threads;
+    let workers = o.miners.get() * o.threads.get();
     let kernel = Kernel::best();
     println!(
         "e2e: server + {} miner(s) x {} thread(s) + client, {:?} over 0..={}, {} kernel",
@@ -173,10 +148,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .to_string();
     let addr = format!("127.0.0.1:{port}");
     let threads = o.threads.to_string();
-    let miners = (0..o.miners)
+    let miners = (0..o.miners.get())
         .map(|_| Proc::spawn(&miner_bin, &[&addr, "--threads", &threads, "-v"]))
         .collect::<Result<Vec<_>, _>>()?;
-    for _ in 0..o.miners {
+    for _ in 0..o.miners.get() {
         server.wait_line("miner joined", Duration::from_secs(10))?;
     }
     let (idle_server, idle_miners) = idle(&server, &miners, o.idle_secs)?;

@@ -11,13 +11,12 @@
 //!    process (mio and smol in turn), `epoch_millis` 2000: the server's resident memory per
 //!    connection and its CPU use over idle heartbeat epochs.
 //!
-//! Arguments: `--millis M` per throughput point (default 1000), `--clients N`, `--idle-secs S`
-//! (default 10), `--quick` (fewer points), `--only throughput|latency|scale` (one section),
-//! `--runtime mio|smol` (one runtime). The hidden `--serve RUNTIME` runs the scale
-//! server in the child.
+//! The flags are [`Options`] (`bench echo --help`). The hidden `--serve RUNTIME` runs the
+//! scale server in the child.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,14 +29,13 @@ use lsp_core::Params;
 
 use crate::echo::{Client, Runtime, Server};
 
-/// Runs the `echo` benchmark with the arguments that follow the mode name.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let opts = Options::parse(args)?;
+/// Runs the `echo` benchmark.
+pub fn run(opts: &Options) -> Result<(), String> {
     if let Some(runtime) = opts.serve {
         return serve_scale(runtime);
     }
-    if opts.sections.scale && !opts.sections.throughput && !opts.sections.latency {
-        return scale_section(&opts);
+    if opts.only == Some(Section::Scale) {
+        return scale_section(opts);
     }
     println!("LSP echo over loopback UDP ({} ms per point)", opts.millis);
     println!();
@@ -49,14 +47,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let streamed = raw_stream(1000, opts.duration());
     println!("  streaming 1000 B:  {streamed:>9.0} datagrams/s");
     println!();
-    if opts.sections.throughput {
-        throughput_section(&opts)?;
+    if opts.runs(Section::Throughput) {
+        throughput_section(opts)?;
     }
-    if opts.sections.latency {
-        latency_section(&opts, raw_p50, raw_p99)?;
+    if opts.runs(Section::Latency) {
+        latency_section(opts, raw_p50, raw_p99)?;
     }
-    if opts.sections.scale {
-        scale_section(&opts)?;
+    if opts.runs(Section::Scale) {
+        scale_section(opts)?;
     }
     Ok(())
 }
@@ -70,7 +68,7 @@ fn throughput_section(opts: &Options) -> Result<(), String> {
     );
     let windows: &[u32] = if opts.quick { &[1, 64] } else { &[1, 8, 64] };
     let client_counts: &[usize] = if opts.quick { &[1] } else { &[1, 8] };
-    for &runtime in &opts.runtimes {
+    for runtime in opts.runtimes() {
         for size in [100usize, 1000] {
             for &window in windows {
                 for &clients in client_counts {
@@ -90,7 +88,7 @@ fn throughput_section(opts: &Options) -> Result<(), String> {
 /// Round-trip latency of one message at window 1, per runtime.
 fn latency_section(opts: &Options, raw_p50: f64, raw_p99: f64) -> Result<(), String> {
     println!("round-trip latency, one message at window 1, 100 B (raw UDP above: p50 {raw_p50:.1} µs, p99 {raw_p99:.1} µs):");
-    for &runtime in &opts.runtimes {
+    for runtime in opts.runtimes() {
         let (rate, p50, p99) = echo_latency(runtime, opts.duration())?;
         println!(
             "  {:<6} {rate:>9.0} round trips/s   p50 {p50:>6.1} µs  p99 {p99:>6.1} µs",
@@ -105,31 +103,50 @@ fn latency_section(opts: &Options, raw_p50: f64, raw_p99: f64) -> Result<(), Str
 fn scale_section(opts: &Options) -> Result<(), String> {
     println!(
         "scale: {} smol clients, one server in a child process, epoch 2000 ms, {} s idle:",
-        opts.clients, opts.idle_secs
+        opts.clients.get(),
+        opts.idle_secs
     );
-    for &runtime in &opts.runtimes {
+    for runtime in opts.runtimes() {
         scale(runtime, opts)?;
     }
     Ok(())
 }
 
-/// Command-line options.
-struct Options {
-    millis: u64,
-    clients: usize,
+/// The options of `bench echo`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// Milliseconds per throughput point.
+    #[arg(long, default_value_t = NonZeroU64::new(1000).unwrap_or(NonZeroU64::MIN))]
+    millis: NonZeroU64,
+    /// Idle clients in the scale section.
+    #[arg(long, default_value_t = NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN))]
+    clients: NonZeroUsize,
+    /// Seconds of idle heartbeats measured in the scale section.
+    #[arg(long, default_value_t = 10)]
     idle_secs: u64,
+    /// Fewer points (windows 1 and 64, one client).
+    #[arg(long)]
     quick: bool,
-    sections: Sections,
-    runtimes: Vec<Runtime>,
+    /// Run one section only (the raw-UDP baselines run with throughput and latency).
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Measure one runtime only (default: both).
+    #[arg(long, value_parser = parse_runtime)]
+    runtime: Option<Runtime>,
+    /// Internal: run the scale section's server in this (child) process.
+    #[arg(long, hide = true, value_parser = parse_runtime)]
     serve: Option<Runtime>,
 }
 
-/// Which parts of the benchmark run (`--only`); the raw-UDP baselines run with the first two.
-#[derive(Clone, Copy, Debug)]
-struct Sections {
-    throughput: bool,
-    latency: bool,
-    scale: bool,
+/// One section of the benchmark (`--only`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    /// Echo throughput per window, payload size and client count.
+    Throughput,
+    /// Round-trip latency of one message at window 1.
+    Latency,
+    /// Many idle clients: memory per connection and idle CPU.
+    Scale,
 }
 
 /// Parses a runtime name as the command line spells it.
@@ -138,74 +155,22 @@ fn parse_runtime(name: &str) -> Result<Runtime, String> {
 }
 
 impl Options {
-    fn parse(args: &[String]) -> Result<Options, String> {
-        let mut opts = Options {
-            millis: 1000,
-            clients: 1000,
-            idle_secs: 10,
-            quick: false,
-            sections: Sections {
-                throughput: true,
-                latency: true,
-                scale: true,
-            },
-            runtimes: vec![Runtime::Mio, Runtime::Smol],
-            serve: None,
-        };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .ok_or_else(|| format!("{name} needs a value"))
-                    .cloned()
-            };
-            match arg.as_str() {
-                "--millis" => opts.millis = number(&value("--millis")?)?,
-                "--clients" => opts.clients = number(&value("--clients")?)?,
-                "--idle-secs" => opts.idle_secs = number(&value("--idle-secs")?)?,
-                "--quick" => opts.quick = true,
-                "--serve" => opts.serve = Some(parse_runtime(&value("--serve")?)?),
-                "--runtime" => opts.runtimes = vec![parse_runtime(&value("--runtime")?)?],
-                "--only" => {
-                    let section = value("--only")?;
-                    let mut only = Sections {
-                        throughput: false,
-                        latency: false,
-                        scale: false,
-                    };
-                    match section.as_str() {
-                        "throughput" => only.throughput = true,
-                        "latency" => only.latency = true,
-                        "scale" => only.scale = true,
-                        other => {
-                            return Err(format!(
-                                "unknown section `{other}` (throughput, latency or scale)"
-                            ))
-                        }
-                    }
-                    opts.sections = only;
-                }
-                other => {
-                    return Err(format!(
-                        "unknown argument `{other}`\nusage: bench echo [--millis M] [--clients N] [--idle-secs S] [--quick] [--only throughput|latency|scale] [--runtime mio|smol]"
-                    ))
-                }
-            }
+    /// Whether `section` runs.
+    fn runs(&self, section: Section) -> bool {
+        self.only.is_none_or(|only| only == section)
+    }
+
+    /// The runtimes measured.
+    fn runtimes(&self) -> Vec<Runtime> {
+        match self.runtime {
+            Some(runtime) => vec![runtime],
+            None => vec![Runtime::Mio, Runtime::Smol],
         }
-        if opts.millis == 0 || opts.clients == 0 {
-            return Err("--millis and --clients must be positive".into());
-        }
-        Ok(opts)
     }
 
     fn duration(&self) -> Duration {
-        Duration::from_millis(self.millis)
+        Duration::from_millis(self.millis.get())
     }
-}
-
-fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.parse()
-        .map_err(|_| format!("`{s}` is not a valid number"))
 }
 
 fn loopback() -> SocketAddr {
@@ -473,7 +438,9 @@ fn scale(runtime: Runtime, opts: &Options) -> Result<(), String> {
         BufReader::new(stdout)
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;
-        number(line.trim())?
+        line.trim()
+            .parse()
+            .map_err(|_| format!("the server printed {line:?}, not a port"))?
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let result = (|| -> Result<(), String> {
@@ -481,9 +448,9 @@ fn scale(runtime: Runtime, opts: &Options) -> Result<(), String> {
         let rss_before = rss_kib(pid).ok_or("cannot read the server's RSS")?;
         let params = bench_params(1);
         let clients = smol::block_on(async {
-            let mut clients = Vec::with_capacity(opts.clients);
-            for chunk in 0..opts.clients.div_ceil(100) {
-                let n = (opts.clients - chunk * 100).min(100);
+            let mut clients = Vec::with_capacity(opts.clients.get());
+            for chunk in 0..opts.clients.get().div_ceil(100) {
+                let n = (opts.clients.get() - chunk * 100).min(100);
                 let connecting: Vec<_> = (0..n)
                     .map(|_| smol::spawn(lsp_smol::Client::connect(addr, 0, params)))
                     .collect();
@@ -507,7 +474,8 @@ fn scale(runtime: Runtime, opts: &Options) -> Result<(), String> {
         let wall = t.elapsed().as_secs_f64();
         let ticks = cpu_ticks(pid).unwrap_or(ticks_before) - ticks_before;
         let own = cpu_ticks(std::process::id()).unwrap_or(own_before) - own_before;
-        let per_conn = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / opts.clients as f64;
+        let per_conn =
+            (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / opts.clients.get() as f64;
         println!(
             "  {:<6} server RSS {:>6} KiB -> {:>6} KiB ({per_conn:>6.0} B per connection); idle CPU: server {:>5.2}% of a core, {} clients {:>5.2}%",
             runtime.to_string(),

@@ -27,9 +27,26 @@ const DEFAULT_SECONDS: f64 = 0.4;
 /// Nonces hashed to estimate a rate before the timed run.
 const CALIBRATION_NONCES: u64 = 1 << 18;
 
-/// Runs the `hash` benchmark with the arguments that follow the mode name.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let seconds = parse_args(args)?;
+/// The options of `bench hash`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// Seconds per figure, in (0, 60].
+    #[arg(long, default_value_t = DEFAULT_SECONDS, value_parser = parse_seconds)]
+    seconds: f64,
+}
+
+/// A time per figure in (0, 60] seconds.
+fn parse_seconds(value: &str) -> Result<f64, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 60.0)
+        .ok_or_else(|| format!("wants a number of seconds in (0, 60], not `{value}`"))
+}
+
+/// Runs the `hash` benchmark.
+pub fn run(options: &Options) -> Result<(), String> {
+    let seconds = options.seconds;
     let target = Duration::from_secs_f64(seconds);
     let threads = cores();
     let best = Path::best();
@@ -76,20 +93,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     println!("hash: {kernel:.1} Mh/s/core, naive {naive:.1} Mh/s/core");
     Ok(())
-}
-
-fn parse_args(args: &[String]) -> Result<f64, String> {
-    match args {
-        [] => Ok(DEFAULT_SECONDS),
-        [flag, value] if flag == "--seconds" => value
-            .parse::<f64>()
-            .ok()
-            .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 60.0)
-            .ok_or_else(|| {
-                format!("--seconds wants a number of seconds in (0, 60], not `{value}`")
-            }),
-        _ => Err("usage: bench hash [--seconds S]".to_string()),
-    }
 }
 
 /// A printable message of `len` bytes.

@@ -36,9 +36,6 @@ use std::time::Duration;
 use bitcoin_core::scheduler::{Config, Effect, Order, Scheduler};
 use lsp_core::Timestamp;
 
-const USAGE: &str = "usage: bench schedule [--seed N] [--target-ms N] [--jobs-per-miner N] \
-                     [--overdue-factor N] [--no-backups]";
-
 /// A modelled miner.
 #[derive(Clone, Copy, Debug)]
 struct MinerModel {
@@ -410,37 +407,46 @@ fn worst_ratio(response: &[f64], fair: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn parse_args(args: &[String]) -> Result<(u64, Config), String> {
-    let mut seed = 1;
-    let mut config = Config::default();
-    let mut it = args.iter();
-    let number = |v: Option<&String>, flag: &str| -> Result<u64, String> {
-        v.ok_or(format!("{flag} needs a value\n{USAGE}"))?
-            .parse::<u64>()
-            .map_err(|e| format!("{flag}: {e}\n{USAGE}"))
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--seed" => seed = number(it.next(), arg)?,
-            "--target-ms" => {
-                config.target_job_duration = Duration::from_millis(number(it.next(), arg)?);
-            }
-            "--jobs-per-miner" => {
-                config.jobs_per_miner =
-                    usize::try_from(number(it.next(), arg)?).map_err(|e| e.to_string())?;
-            }
-            "--overdue-factor" => {
-                let overdue_factor =
-                    u32::try_from(number(it.next(), arg)?).map_err(|e| e.to_string())?;
-                config.order = Order::ShortestRemainingFirst { overdue_factor };
-            }
-            "--no-backups" => config.backup_jobs = false,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+/// The options of `bench schedule`: the scheduler's configuration and the workload seed.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// Seed of the workloads' arrival times and sizes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Target duration of one job, in milliseconds (default: the scheduler's).
+    #[arg(long)]
+    target_ms: Option<u64>,
+    /// Jobs outstanding per miner (default: the scheduler's).
+    #[arg(long)]
+    jobs_per_miner: Option<usize>,
+    /// Shortest remaining request first, a request active longer than this factor times its
+    /// alone time going first (0: pure SRPT; default: the scheduler's order).
+    #[arg(long)]
+    overdue_factor: Option<u32>,
+    /// No backup jobs for the last jobs of a request.
+    #[arg(long)]
+    no_backups: bool,
+}
+
+impl Options {
+    /// The scheduler configuration the flags describe, validated.
+    fn config(&self) -> Result<Config, String> {
+        let mut config = Config::default();
+        if let Some(ms) = self.target_ms {
+            config.target_job_duration = Duration::from_millis(ms);
         }
+        if let Some(jobs) = self.jobs_per_miner {
+            config.jobs_per_miner = jobs;
+        }
+        if let Some(overdue_factor) = self.overdue_factor {
+            config.order = Order::ShortestRemainingFirst { overdue_factor };
+        }
+        if self.no_backups {
+            config.backup_jobs = false;
+        }
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
     }
-    config.validate().map_err(|e| e.to_string())?;
-    Ok((seed, config))
 }
 
 /// The figures of one (mix, workload) pair.
@@ -514,9 +520,9 @@ fn measure(config: &Config, fifo: &Config, mix: &Mix, w: &Workload) -> Result<Ro
     })
 }
 
-/// Runs the `schedule` benchmark with the arguments that follow the mode name.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let (seed, config) = parse_args(args)?;
+/// Runs the `schedule` benchmark.
+pub fn run(options: &Options) -> Result<(), String> {
+    let (seed, config) = (options.seed, options.config()?);
     let fifo = Config {
         order: Order::Arrival,
         ..config.clone()

@@ -1,32 +1,54 @@
-//! `bench MODE [ARGS…]`: benchmarks that print figures next to a same-run baseline.
+//! `bench <MODE> [FLAGS]`: benchmarks that print figures next to a same-run baseline.
+//!
+//! Each mode is a subcommand with its own documented flags (`bench <MODE> --help`).
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench <hash|schedule|codec|echo|e2e> [ARGS...]";
+use apps::bench::{codec, e2e, echo, hash, schedule};
+use clap::{Parser, Subcommand};
+
+/// Benchmarks of this workspace: each prints its figures beside a baseline measured in the
+/// same run (the machine is noisy: compare ratios, repeat, quote medians).
+#[derive(Parser, Debug)]
+#[command(name = "bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+/// One benchmark.
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// The mining kernel on every available path, per core and on all cores, against the
+    /// naive loop (one SHA-256 per nonce through the `sha2` crate).
+    Hash(hash::Options),
+    /// The scheduler in virtual time against modelled miners: mean response time and
+    /// worst slowdown, beside first come first served and the SRPT lower bound.
+    Schedule(schedule::Options),
+    /// The LSP codec per Data message (encode, decode, checksum) against a serde_json
+    /// baseline.
+    Codec(codec::Options),
+    /// LSP echo over loopback UDP on both runtimes (throughput, latency, many idle
+    /// clients) against raw UDP.
+    Echo(echo::Options),
+    /// The real server, miner and client processes end to end against the kernel's own
+    /// rate (build them first: `cargo build --release -p apps`).
+    E2e(e2e::Options),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((mode, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let result = match mode.as_str() {
-        "hash" => apps::bench::hash::run(rest),
-        "schedule" => apps::bench::schedule::run(rest),
-        "codec" => apps::bench::codec::run(rest),
-        "echo" => apps::bench::echo::run(rest),
-        "e2e" => apps::bench::e2e::run(rest),
-        "-h" | "--help" => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        other => Err(format!("unknown mode `{other}`\n{USAGE}")),
+    let result = match Cli::parse().mode {
+        Mode::Hash(options) => hash::run(&options),
+        Mode::Schedule(options) => schedule::run(&options),
+        Mode::Codec(options) => codec::run(&options),
+        Mode::Echo(options) => echo::run(&options),
+        Mode::E2e(options) => e2e::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("bench: {message}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
