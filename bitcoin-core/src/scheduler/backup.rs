@@ -59,12 +59,13 @@ impl<K: Ord + Copy> Scheduler<K> {
                 if limit.is_some_and(|limit| priority >= limit) {
                     return None;
                 }
-                let original = *self
+                let original = self
                     .miners
                     .get(&runner)?
                     .jobs
                     .iter()
-                    .find(|a| a.chunk == *id)?;
+                    .find(|a| a.chunk == *id)?
+                    .clone();
                 Some(Candidate {
                     chunk: *id,
                     runner,
@@ -110,7 +111,9 @@ impl<K: Ord + Copy> Scheduler<K> {
                 let left = original_left(&c.original, now);
                 let (takes, miner) = free
                     .iter()
-                    .filter(|(k, _)| **k != c.runner)
+                    .filter(|(k, m)| {
+                        **k != c.runner && !m.conflicts(&c.original.msg, c.original.range)
+                    })
                     .map(|(k, m)| (backup_takes(m, c.original.range.len(), now), **k))
                     .min()?;
                 worth_it(left, takes).then_some((
@@ -134,23 +137,30 @@ impl<K: Ord + Copy> Scheduler<K> {
         if free.is_empty() {
             return None;
         }
-        let limit = self.top_request(self.total_rate()).map(|(_, p)| p);
+        let limit = self
+            .top_request(self.total_rate(), |_| true)
+            .map(|(_, p)| p);
         let due = self
             .candidates(limit)
             .into_iter()
             .flat_map(|c| {
+                let Candidate {
+                    runner, original, ..
+                } = c;
                 free.iter()
-                    .filter(move |(k, _)| **k != c.runner)
+                    .filter(move |(k, m)| {
+                        **k != runner && !m.conflicts(&original.msg, original.range)
+                    })
                     .map(move |(_, m)| {
                         // From `t = free_at - round trip` on, a backup sent at `t` takes
                         // `d = round trip + computing`; once `t` is also past the original's
                         // expected finish, the original has `t - start` left. The backup
                         // becomes worth it when `2 (t - start) > 3 d`.
                         let round_trip = m.round_trip.get();
-                        let d = round_trip + m.rate.time_for(c.original.range.len());
+                        let d = round_trip + m.rate.time_for(original.range.len());
                         let d_micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                         let late_enough =
-                            c.original
+                            original
                                 .expected_start
                                 .saturating_add(Duration::from_micros(
                                     d_micros.saturating_mul(3) / 2 + 1,
@@ -159,7 +169,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                             Timestamp::from_micros(m.free_at(now).as_micros().saturating_sub(
                                 u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX),
                             ));
-                        late_enough.max(c.original.expected_finish).max(steady)
+                        late_enough.max(original.expected_finish).max(steady)
                     })
             })
             .min()?;

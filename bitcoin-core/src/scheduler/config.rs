@@ -51,8 +51,8 @@ pub struct Config {
     pub initial_job_nonces: u64,
     /// How many jobs a miner may hold at once, between 1 and [`MAX_JOBS_PER_MINER`]
     /// (default 2: one running and one queued behind it, so that the round trip between
-    /// an answer and the next job does not leave the miner idle). The wire protocol has no
-    /// job ids: a miner answers its jobs in the order it received them.
+    /// an answer and the next job does not leave the miner idle). Answers are matched to
+    /// jobs by content, so a miner may answer them in any order.
     pub jobs_per_miner: usize,
     /// How a request's last nonces are spread (default 2): a job never takes more than
     /// `1 / tail_split` of the time the whole pool would need for the request's nonces not

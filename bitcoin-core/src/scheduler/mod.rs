@@ -31,8 +31,7 @@
 //! speed: a lost miner costs at most that much work, and a new small request waits at most
 //! about that long for a miner, because a job cannot be recalled. Each miner holds up to
 //! [`Config::jobs_per_miner`] jobs (2: one running, one queued) so that it does not sit
-//! idle for a round trip between jobs. The wire protocol has no job ids: a miner's answers
-//! are matched to its jobs in the order they were sent. Each answer measures the miner:
+//! idle for a round trip between jobs. Each answer measures the miner:
 //! its *round trip* (send to answer, less computing, from jobs that did not wait behind
 //! another; the least of the last eight) and its *rate* (nonces over the time from when it
 //! could start the job, which is a round trip after sending and not before its previous
@@ -55,11 +54,28 @@
 //! worked around before the transport declares it lost. Expected answer times are
 //! re-estimated at every answer, so they never drift by more than a job.
 //!
+//! **Trusting no miner.** The wire protocol has no job ids, and miners may answer their
+//! jobs in any order, so an answer `(hash, nonce)` is matched by content: to the job of that
+//! miner it *verifies* against, the nonce in the job's range and `hash(msg, nonce)` equal to
+//! the claimed hash (the job whose range the miner echoed in `Lower`/`Upper` is tried
+//! first, but an echo alone is never trusted). So that one answer cannot verify against two
+//! jobs, a miner is never given a job overlapping one it holds for the same text. The
+//! verified answer is then spot-checked against laziness: [`SPOT_CHECKS`] (32) nonces of the
+//! job, chosen from the job's content, are hashed, and one hashing strictly lower proves the
+//! answer is not the minimum (see [`SPOT_CHECKS`] for the cost and the detection
+//! probability: about `k f / ((1 − f) N + k f)` for a miner skipping a fraction `f` of an
+//! `N`-nonce job, 32/33 for one that does no work). An answer that verifies against no job
+//! (nonce out of range, wrong hash) or fails the spot check is a lie: the miner is dropped at
+//! once, its jobs go back to their requests, and [`Effect::Disconnect`] asks the driver to
+//! close its connection. An answer from a connection holding no job is counted and ignored.
+//! Nothing unverified ever reaches a client.
+//!
 //! **Failures.** A lost miner's unanswered jobs go back to the front of their requests
 //! (unless a backup still runs them), to be handed out next. A lost client's requests are
-//! dropped; answers to their jobs, and to jobs already answered by a backup, are ignored.
-//! An answer whose nonce lies outside its job is treated like a lost job. Miners never idle
-//! while any request has nonces to hand out.
+//! dropped; answers to their jobs, and to jobs already answered by a backup, are verified
+//! and ignored. Miners never idle while any request has nonces to hand out, except that a
+//! miner holding a job of a request's text waits for its answer before it gets an
+//! overlapping job of another request with the same text.
 //!
 //! **Edge cases.** A request with `lower > upper` is refused ([`RequestError::EmptyRange`]).
 //! A client that sends a second request while one is in progress is answered in order:
@@ -72,6 +88,7 @@
 //! running jobs of requests more urgent than the most urgent one with work left (backup
 //! candidates) against the free miners; there are no per-nonce data structures.
 
+mod answer;
 mod backup;
 mod config;
 mod effect;
@@ -82,9 +99,13 @@ mod rate;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust;
+mod verify;
 
 pub use config::{Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION};
 pub use effect::{Effect, RequestError, RequestId, Stats};
+pub use verify::{HashFn, Misbehaviour, SPOT_CHECKS};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -118,11 +139,35 @@ pub struct Scheduler<K> {
     next_chunk: u64,
     timeout: Option<Timestamp>,
     stats: Stats,
+    /// The hash answers are verified with.
+    hash: HashFn,
+}
+
+/// [`crate::hash::hash`] as a [`HashFn`].
+fn real_hash(msg: &str, nonce: u64) -> u64 {
+    crate::hash::hash(msg, nonce)
+}
+
+/// What became of an attempt to hand out new work.
+enum Fresh {
+    /// A job was sent.
+    Sent,
+    /// The miner holds a job its new one would be ambiguous with; try another miner.
+    Conflict,
+    /// Nothing to hand out.
+    Nothing,
 }
 
 impl<K: Ord + Copy> Scheduler<K> {
     /// A scheduler with no miners and no requests, or the reason `config` is invalid.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Self::with_hash(config, real_hash)
+    }
+
+    /// A scheduler that verifies answers with `hash` instead of [`crate::hash::hash`]: for
+    /// tests and benchmarks whose miners compute a cheap stand-in. Errors as
+    /// [`Scheduler::new`].
+    pub fn with_hash(config: Config, hash: HashFn) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Scheduler {
             config,
@@ -136,6 +181,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             next_chunk: 0,
             timeout: None,
             stats: Stats::default(),
+            hash,
         })
     }
 
@@ -207,13 +253,24 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.dispatch();
     }
 
-    /// `miner` answered its oldest job: `hash` is the minimum, at `nonce`.
+    /// `miner` answered one of its jobs: `hash` is the minimum, at `nonce`. `hint` is the
+    /// range the miner echoed, if any: the job with exactly that range is tried first, but
+    /// the answer is matched to whichever job it verifies against (see the module
+    /// documentation).
     ///
-    /// Ignored (and counted) if the miner holds no job. If `nonce` lies outside the job, the
-    /// job is given back to its request.
-    pub fn handle_result(&mut self, now: Timestamp, miner: K, hash: u64, nonce: u64) {
+    /// Ignored (and counted) if the miner holds no job. An answer that fails verification
+    /// or the spot check is a lie: the miner is dropped at once (its jobs go back to their
+    /// requests) and [`Effect::Disconnect`] asks the driver to close its connection.
+    pub fn handle_result(
+        &mut self,
+        now: Timestamp,
+        miner: K,
+        hash: u64,
+        nonce: u64,
+        hint: Option<(u64, u64)>,
+    ) {
         self.advance(now);
-        self.result(miner, hash, nonce);
+        self.result(miner, hash, nonce, hint);
         self.dispatch();
     }
 
@@ -301,26 +358,6 @@ impl<K: Ord + Copy> Scheduler<K> {
         }
     }
 
-    fn result(&mut self, miner: K, hash: u64, nonce: u64) {
-        let Some(m) = self.miners.get_mut(&miner) else {
-            self.stats.unexpected_results += 1;
-            return;
-        };
-        let Some(job) = m.jobs.pop_front() else {
-            self.stats.unexpected_results += 1;
-            return;
-        };
-        m.observe(&job, self.now);
-        if !self.chunks.contains_key(&job.chunk) {
-            self.stats.stale_results += 1;
-        } else if !job.range.contains(nonce) {
-            self.stats.invalid_results += 1;
-            self.give_back(miner, job.chunk);
-        } else {
-            self.complete(job.chunk, hash, nonce);
-        }
-    }
-
     fn advance(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
     }
@@ -346,9 +383,13 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// one is worth it for a request more urgent than every request with nonces to hand
     /// out, and otherwise new work from the most urgent such request.
     fn dispatch(&mut self) {
-        while let Some(miner) = self.free_miner() {
+        // Miners that can take no fresh work now, and (miner, request) pairs where the cut
+        // would be ambiguous with a job the miner holds.
+        let mut blocked = Vec::new();
+        let mut conflicts = Vec::new();
+        while let Some(miner) = self.free_miner(&blocked) {
             let total = self.total_rate();
-            let top = self.top_request(total);
+            let top = self.top_request(total, |_| true);
             if self.config.backup_jobs {
                 if let Some((backup_miner, chunk)) = self.best_backup(top.map(|(_, p)| p)) {
                     if self.assign_backup(backup_miner, chunk) {
@@ -356,11 +397,19 @@ impl<K: Ord + Copy> Scheduler<K> {
                     }
                 }
             }
-            let Some((request, _)) = top else {
+            if top.is_none() {
                 break;
+            }
+            let Some((request, _)) =
+                self.top_request(total, |id| !conflicts.contains(&(miner, id)))
+            else {
+                blocked.push(miner);
+                continue;
             };
-            if !self.assign_fresh(miner, request, total) {
-                break;
+            match self.assign_fresh(miner, request, total) {
+                Fresh::Sent => {}
+                Fresh::Conflict => conflicts.push((miner, request)),
+                Fresh::Nothing => break,
             }
         }
         self.timeout = self.next_backup_check();
@@ -384,8 +433,10 @@ impl<K: Ord + Copy> Scheduler<K> {
             .filter(move |(_, m)| m.jobs.len() < depth)
     }
 
-    fn free_miner(&self) -> Option<K> {
+    /// The miner that should get the next job, leaving out `blocked`.
+    fn free_miner(&self, blocked: &[K]) -> Option<K> {
         self.free_miners()
+            .filter(|(k, _)| !blocked.contains(k))
             .min_by_key(|(_, m)| (m.jobs.len(), Reverse(m.rate)))
             .map(|(k, _)| *k)
     }
@@ -410,20 +461,27 @@ impl<K: Ord + Copy> Scheduler<K> {
         }
     }
 
-    /// The most urgent request with nonces to hand out, and its priority.
-    fn top_request(&self, total_rate: u128) -> Option<(RequestId, Priority)> {
+    /// The most urgent request with nonces to hand out among those `eligible`, and its
+    /// priority.
+    pub(crate) fn top_request(
+        &self,
+        total_rate: u128,
+        eligible: impl Fn(RequestId) -> bool,
+    ) -> Option<(RequestId, Priority)> {
         self.requests
             .iter()
-            .filter(|(_, r)| !r.unassigned.is_empty())
+            .filter(|(id, r)| !r.unassigned.is_empty() && eligible(**id))
             .map(|(id, r)| (*id, self.priority(*id, r, total_rate)))
             .min_by_key(|(_, p)| *p)
     }
 
     /// Cuts a job from the front of `request`, sized for `miner`, and sends it.
-    /// False (and nothing done) if the miner or the request is unknown or has nothing left.
-    fn assign_fresh(&mut self, miner: K, request: RequestId, total_rate: u128) -> bool {
+    /// [`Fresh::Nothing`] (and nothing done) if the miner or the request is unknown or has
+    /// nothing left; [`Fresh::Conflict`] (and nothing done) if the miner holds a job of the
+    /// same text overlapping the cut.
+    fn assign_fresh(&mut self, miner: K, request: RequestId, total_rate: u128) -> Fresh {
         let (Some(m), Some(r)) = (self.miners.get(&miner), self.requests.get_mut(&request)) else {
-            return false;
+            return Fresh::Nothing;
         };
         let rate = m.rate;
         let target = rate.nonces_in(self.config.target_job_duration);
@@ -433,8 +491,12 @@ impl<K: Ord + Copy> Scheduler<K> {
         let tail = r.unassigned.len().saturating_mul(u128::from(rate.get()))
             / total_rate.saturating_mul(u128::from(self.config.tail_split));
         let Some(range) = r.unassigned.take_front(target.min(tail).max(floor)) else {
-            return false;
+            return Fresh::Nothing;
         };
+        if m.conflicts(&r.msg, range) {
+            r.unassigned.push_front(range);
+            return Fresh::Conflict;
+        }
         let chunk = ChunkId(self.next_chunk);
         self.next_chunk += 1;
         r.chunks.insert(chunk);
@@ -448,7 +510,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             },
         );
         self.send(miner, chunk, request, msg, range);
-        true
+        Fresh::Sent
     }
 
     /// Records that `miner` now holds `chunk` and emits the job.
@@ -467,6 +529,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         let expected_start = m.expected_start(now);
         m.jobs.push_back(Assignment {
             chunk,
+            msg: Arc::clone(&msg),
             range,
             sent: now,
             expected_start,

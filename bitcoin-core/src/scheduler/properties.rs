@@ -1,11 +1,13 @@
 //! The scheduler's invariants, checked after every step of random event sequences
 //! (quickcheck): joins and losses of miners, requests (small ranges, some at the top of the
 //! u64 range, some empty), client losses, answers (true minima computed with a cheap stand-in
-//! hash, a few deliberately outside the job), timeouts and the passing of time.
+//! hash, to the oldest or the newest job, the job's range echoed as on some miners' wire),
+//! lies (a nonce outside the job, a wrong hash, a lazy answer to a job small enough to be
+//! checked in full), timeouts and the passing of time.
 //!
-//! A model beside the scheduler records what each miner holds (matched to answers in the
-//! order sent, as on the wire) and which nonces of each request have been answered, and
-//! checks:
+//! A model beside the scheduler records what each miner holds and which nonces of each
+//! request have been answered, and checks:
+//! - a miner is disconnected exactly when it lied, and is then forgotten;
 //! - a result goes only to a live client, for its oldest unanswered request, once every
 //!   nonce of that request is covered by answered jobs, and it is the true minimum (ties
 //!   to the smallest nonce);
@@ -14,7 +16,8 @@
 //!   job and its one backup (so no nonce is counted twice or skipped);
 //! - a miner never holds more than `jobs_per_miner` jobs, and the scheduler agrees with the
 //!   model on how many it holds;
-//! - no miner has a free slot while a request has nonces that no miner holds;
+//! - no miner has a free slot while a request has nonces that no miner holds, unless the
+//!   miner holds a job of that request's text (a second one could be ambiguous);
 //! - timeouts are in the future;
 //! - at the end, once the miners answer everything, every live client has its answers;
 //! - the same sequence gives the same effects twice.
@@ -33,8 +36,19 @@ const MINERS: u32 = 5;
 const CLIENTS: u32 = 5;
 const MESSAGES: [&str; 4] = ["", "msg", "bitcoin", "a longer message with spaces"];
 
-/// A cheap stand-in for the real hash, with few distinct values so that ties are common.
+/// A cheap stand-in for the real hash, with few distinct values so that ties are common,
+/// and distinct values for distinct messages (as with the real hash, an answer to one text
+/// never verifies against another; below 1000, so that 1000 and above are lies).
 fn test_hash(msg: &str, nonce: u64) -> u64 {
+    let text = MESSAGES
+        .iter()
+        .position(|m| *m == msg)
+        .unwrap_or(MESSAGES.len());
+    100 * text as u64 + mixed_hash(msg, nonce)
+}
+
+/// Sixty-one values, spread over the nonces of each message.
+fn mixed_hash(msg: &str, nonce: u64) -> u64 {
     let mut x = msg.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     }) ^ nonce;
@@ -64,8 +78,21 @@ enum Event {
     },
     LoseClient(u32),
     Answer(u32),
-    BadAnswer(u32),
+    AnswerNewest(u32),
+    Lie(u32, LieKind),
     Timeout,
+}
+
+/// How a lying miner answers its oldest job.
+#[derive(Clone, Copy, Debug)]
+enum LieKind {
+    /// With a nonce outside the job.
+    OutOfRange,
+    /// With the right nonce and a hash no nonce has.
+    WrongHash,
+    /// With its first nonce, unsearched (when that is not the job's minimum and the job is
+    /// small enough to be checked in full).
+    Lazy,
 }
 
 impl Arbitrary for Event {
@@ -98,8 +125,11 @@ impl Arbitrary for Event {
                 }
             }
             48..=51 => Event::LoseClient(client),
-            52..=89 => Event::Answer(miner),
-            90..=91 => Event::BadAnswer(miner),
+            52..=79 => Event::Answer(miner),
+            80..=89 => Event::AnswerNewest(miner),
+            90 => Event::Lie(miner, LieKind::OutOfRange),
+            91 => Event::Lie(miner, LieKind::WrongHash),
+            92 => Event::Lie(miner, LieKind::Lazy),
             _ => Event::Timeout,
         }
     }
@@ -150,6 +180,7 @@ impl Arbitrary for Case {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Job {
     request: RequestId,
+    msg: &'static str,
     lower: u64,
     upper: u64,
 }
@@ -201,6 +232,8 @@ struct Harness {
     requests: BTreeMap<RequestId, ModelRequest>,
     /// Every effect, for the determinism check.
     trace: Vec<Effect<u32>>,
+    /// The miner that just lied, until its disconnection is seen.
+    liar: Option<u32>,
 }
 
 type Check = Result<(), String>;
@@ -209,13 +242,14 @@ impl Harness {
     fn new(config: Config) -> Self {
         Harness {
             depth: config.jobs_per_miner,
-            sched: Scheduler::new(config).expect("generated configs are valid"),
+            sched: Scheduler::with_hash(config, test_hash).expect("generated configs are valid"),
             now: Timestamp::ZERO,
             called_at: Timestamp::ZERO,
             miners: BTreeMap::new(),
             clients: BTreeMap::new(),
             requests: BTreeMap::new(),
             trace: Vec::new(),
+            liar: None,
         }
     }
 
@@ -272,8 +306,9 @@ impl Harness {
                     }
                 }
             }
-            Event::Answer(m) => self.answer(m, true),
-            Event::BadAnswer(m) => self.answer(m, false),
+            Event::Answer(m) => self.answer(m, false),
+            Event::AnswerNewest(m) => self.answer(m, true),
+            Event::Lie(m, kind) => self.lie(m, kind),
             Event::Timeout => {
                 if let Some(t) = self.sched.poll_timeout() {
                     self.now = self.now.max(t);
@@ -285,37 +320,54 @@ impl Harness {
         self.drain_and_check()
     }
 
-    /// Miner `m` answers its oldest job, truly or with a nonce outside the job.
-    fn answer(&mut self, m: u32, truly: bool) {
-        let Some(job) = self.miners.get_mut(&m).and_then(|q| q.pop_front()) else {
+    /// Miner `m` answers its oldest (or newest) job truly, echoing its range.
+    fn answer(&mut self, m: u32, newest: bool) {
+        let held = self.miners.get_mut(&m);
+        let Some(job) = held.and_then(|q| if newest { q.pop_back() } else { q.pop_front() }) else {
             // Not a miner, or idle: the scheduler must ignore the answer.
-            self.sched.handle_result(self.now, m, 0, 0);
+            self.sched.handle_result(self.now, m, 0, 0, None);
             return;
         };
-        let Some(msg) = self.requests.get(&job.request).map(|r| r.msg) else {
-            // A dropped request: any answer will do, it must be ignored.
-            self.sched.handle_result(self.now, m, 0, job.lower);
-            return;
-        };
-        if truly {
-            let (hash, nonce) = true_min(msg, job.lower, job.upper);
-            self.sched.handle_result(self.now, m, hash, nonce);
-            if let Some(r) = self.requests.get_mut(&job.request) {
-                r.answered.push((job.lower, job.upper));
-            }
-        } else {
-            let outside = if job.lower > 0 {
-                0
-            } else {
-                job.upper.wrapping_add(1)
-            };
-            if outside >= job.lower && outside <= job.upper {
-                // The job covers every nonce: an invalid answer is impossible.
-                self.miners.entry(m).or_default().push_front(job);
-                return;
-            }
-            self.sched.handle_result(self.now, m, 0, outside);
+        let (hash, nonce) = true_min(job.msg, job.lower, job.upper);
+        let echo = Some((job.lower, job.upper));
+        self.sched.handle_result(self.now, m, hash, nonce, echo);
+        if let Some(r) = self.requests.get_mut(&job.request) {
+            r.answered.push((job.lower, job.upper));
         }
+    }
+
+    /// Miner `m` lies about its oldest job, if it holds one on which it can; otherwise it
+    /// answers truly.
+    fn lie(&mut self, m: u32, kind: LieKind) {
+        let Some(job) = self.miners.get(&m).and_then(|q| q.front()).copied() else {
+            return self.answer(m, false);
+        };
+        let (hash, nonce) = true_min(job.msg, job.lower, job.upper);
+        let (hash, nonce) = match kind {
+            LieKind::OutOfRange => {
+                let outside = if job.lower > 0 {
+                    0
+                } else {
+                    job.upper.wrapping_add(1)
+                };
+                if (job.lower..=job.upper).contains(&outside) {
+                    return self.answer(m, false); // The job covers every nonce.
+                }
+                // No nonce hashes to 1000 under the stand-in: it verifies nowhere.
+                (1000, outside)
+            }
+            LieKind::WrongHash => (1000 + hash, nonce),
+            LieKind::Lazy => {
+                let first = (test_hash(job.msg, job.lower), job.lower);
+                let small = u128::from(job.upper - job.lower) < u128::from(SPOT_CHECKS);
+                if !small || first.0 == hash {
+                    return self.answer(m, false); // Not surely caught, or not a lie.
+                }
+                first
+            }
+        };
+        self.liar = Some(m);
+        self.sched.handle_result(self.now, m, hash, nonce, None);
     }
 
     fn drain_and_check(&mut self) -> Check {
@@ -335,7 +387,16 @@ impl Harness {
                     hash,
                     nonce,
                 } => self.check_result(client, request, hash, nonce)?,
+                Effect::Disconnect { miner, reason } => {
+                    if self.liar.take() != Some(miner) {
+                        return Err(format!("honest miner {miner} disconnected: {reason}"));
+                    }
+                    self.miners.remove(&miner);
+                }
             }
+        }
+        if let Some(m) = self.liar {
+            return Err(format!("miner {m} lied and was not disconnected"));
         }
         self.check_state()
     }
@@ -374,11 +435,13 @@ impl Harness {
         if copies > 1 {
             return Err(format!("job {lower}..={upper} of {id} runs three times"));
         }
+        let text = r.msg;
         let Some(held) = self.miners.get_mut(&miner) else {
             return Err(format!("job for miner {miner}, which is not joined"));
         };
         held.push_back(Job {
             request: id,
+            msg: text,
             lower,
             upper,
         });
@@ -446,6 +509,14 @@ impl Harness {
             let Some(r) = self.requests.get(id) else {
                 continue;
             };
+            let blocked = self
+                .miners
+                .values()
+                .filter(|h| h.len() < self.depth)
+                .all(|h| h.iter().any(|j| j.msg == r.msg));
+            if blocked {
+                continue;
+            }
             let mut covered = r.answered.clone();
             for held in self.miners.values() {
                 covered.extend(
@@ -508,6 +579,9 @@ fn add_to_totals(s: &Stats) {
     t.requeued_jobs += s.requeued_jobs;
     t.stale_results += s.stale_results;
     t.invalid_results += s.invalid_results;
+    t.out_of_range_results += s.out_of_range_results;
+    t.wrong_hash_results += s.wrong_hash_results;
+    t.lazy_results += s.lazy_results;
     t.unexpected_results += s.unexpected_results;
     t.duplicate_joins += s.duplicate_joins;
 }
@@ -553,7 +627,9 @@ fn invariants_hold_over_random_event_sequences() {
         ("backup jobs", t.backup_jobs),
         ("requeued jobs", t.requeued_jobs),
         ("stale results", t.stale_results),
-        ("invalid results", t.invalid_results),
+        ("out-of-range results", t.out_of_range_results),
+        ("wrong-hash results", t.wrong_hash_results),
+        ("lazy results", t.lazy_results),
         ("unexpected results", t.unexpected_results),
         ("duplicate joins", t.duplicate_joins),
     ] {

@@ -26,11 +26,13 @@ pub(crate) struct Chunk<K> {
     pub(crate) runners: Vec<K>,
 }
 
-/// A job a miner holds, in the order sent (which is the order it will answer).
-#[derive(Clone, Copy, Debug)]
+/// A job a miner holds, in the order sent (it may answer them in any order).
+#[derive(Clone, Debug)]
 pub(crate) struct Assignment {
     /// The chunk; it may have been answered by a backup or dropped since.
     pub(crate) chunk: ChunkId,
+    /// The request's text (kept here to verify the answer even if the chunk is gone).
+    pub(crate) msg: Arc<str>,
     /// The job's nonces (kept here to measure the rate even if the chunk is gone).
     pub(crate) range: NonceRange,
     /// When it was sent.
@@ -44,7 +46,7 @@ pub(crate) struct Assignment {
 /// A joined miner.
 #[derive(Debug)]
 pub(crate) struct Miner {
-    /// Its jobs, oldest (running) first.
+    /// Its jobs, oldest first.
     pub(crate) jobs: VecDeque<Assignment>,
     /// Its measured rate.
     pub(crate) rate: Rate,
@@ -63,6 +65,14 @@ impl Miner {
             round_trip: RoundTrip::default(),
             last_result: None,
         }
+    }
+
+    /// Whether it holds a job of `msg` whose range overlaps `range`: a second such job would
+    /// make its answers ambiguous (one answer could verify against both).
+    pub(crate) fn conflicts(&self, msg: &str, range: NonceRange) -> bool {
+        self.jobs
+            .iter()
+            .any(|a| a.range.overlaps(range) && *a.msg == *msg)
     }
 
     /// When the miner is expected to have answered all it holds (never before `now`).

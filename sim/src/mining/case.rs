@@ -77,7 +77,8 @@ pub struct Outage {
 /// [`MinerCase::generate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sabotage {
-    /// Every miner answers with a hash one above the true one.
+    /// Every miner answers with a hash one above the true one, and the server verifies
+    /// answers with that same wrong hash, so it trusts them.
     WrongAnswers,
     /// The server's glue records Joins but never passes them to the service.
     DropJoins,

@@ -86,7 +86,8 @@ struct ConnRecord {
     gone: bool,
     /// It sent Join.
     joined: bool,
-    /// Jobs written to it and not yet answered, oldest first.
+    /// Jobs written to it and not yet answered (by a result verifying against them),
+    /// oldest first.
     jobs: VecDeque<Job>,
 }
 
@@ -96,7 +97,8 @@ struct Pending {
     conn: ConnId,
     lower: u64,
     upper: u64,
-    /// Ranges answered by a miner.
+    /// Ranges answered by a miner with a result that verifies (nonce in the range, hash
+    /// its hash).
     answered: Vec<(u64, u64)>,
 }
 
@@ -259,7 +261,14 @@ impl MiningWorld {
             backup_jobs: case.sabotage != Some(Sabotage::NoBackups),
             ..Config::default()
         };
-        let service = MinerService::new(config).map_err(|e| format!("service: {e}"))?;
+        // The wrong-answers sabotage is a server that trusts them: it verifies with the
+        // miners' off-by-one hash.
+        let service = if case.sabotage == Some(Sabotage::WrongAnswers) {
+            MinerService::with_hash(config, |msg, nonce| hash(msg, nonce).wrapping_add(1))
+        } else {
+            MinerService::new(config)
+        }
+        .map_err(|e| format!("service: {e}"))?;
         let mut world = MiningWorld {
             now: Timestamp::ZERO,
             agenda: Agenda::new(),
@@ -543,6 +552,13 @@ impl MiningWorld {
                 progressed = true;
                 self.on_service_write(conn, bytes);
             }
+            while let Some((conn, reason)) = self.server.service.poll_close() {
+                progressed = true;
+                self.digest.u64(0xC105 ^ conn.0 as u64);
+                self.trace(|| format!("server closes {conn}: {reason}"));
+                // Failure means the endpoint already knows the connection is gone.
+                let _ = self.server.ep.close_conn(conn);
+            }
             if let Some(event) = self.server.ep.poll_event() {
                 progressed = true;
                 self.on_server_event(event);
@@ -643,13 +659,16 @@ impl MiningWorld {
                     self.fail(format!("request {data:?} received twice"));
                 }
             }
-            Ok(Message::Result { .. }) => {
-                let Some(job) = record.jobs.pop_front() else {
-                    self.fail(format!("result from {conn}, which holds no job"));
-                    return false;
-                };
-                if let Some(p) = self.server.pending.get_mut(&job.data) {
-                    p.answered.push((job.lower, job.upper));
+            Ok(Message::Result { hash: h, nonce }) => {
+                // Matched by content, as the service does: the job it verifies against.
+                // An answer that verifies nowhere is a lie; it answers nothing.
+                let verified = record.jobs.iter().position(|j| {
+                    (j.lower..=j.upper).contains(&nonce) && hash(&j.data, nonce) == h
+                });
+                if let Some(job) = verified.and_then(|i| record.jobs.remove(i)) {
+                    if let Some(p) = self.server.pending.get_mut(&job.data) {
+                        p.answered.push((job.lower, job.upper));
+                    }
                 }
             }
             Err(e) => self.fail(format!("undecodable payload from {conn}: {e}")),
@@ -691,11 +710,23 @@ impl MiningWorld {
                 let request = self
                     .server
                     .pending
-                    .iter()
+                    .iter_mut()
                     .find(|(_, p)| p.conn == conn)
-                    .map(|(d, _)| d.clone());
+                    .map(|(d, p)| {
+                        let size = u128::from(p.upper - p.lower) + 1;
+                        (
+                            d.clone(),
+                            covered(p.lower, p.upper, &mut p.answered) == size,
+                        )
+                    });
                 match request {
-                    Some(data) => {
+                    Some((data, verified)) => {
+                        if !verified {
+                            self.fail(format!(
+                                "result for {data:?} sent before its every nonce was answered \
+                                 by a verified result"
+                            ));
+                        }
                         self.server.pending.remove(&data);
                     }
                     None => self.fail(format!(
