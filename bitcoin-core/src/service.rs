@@ -148,8 +148,10 @@ impl<K: Ord + Copy> MinerService<K> {
         self.collect();
     }
 
-    /// When [`MinerService::handle_timeout`] should next be called, if ever. Re-read after
-    /// every `handle_*` call.
+    /// When [`MinerService::handle_timeout`] should next be called, if ever: the scheduler's
+    /// next lease end or backup check ([`Scheduler::poll_timeout`]). Re-read after every
+    /// `handle_*` call; a driver that does not wake for it leaves silent miners' jobs
+    /// unreissued.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.scheduler.poll_timeout()

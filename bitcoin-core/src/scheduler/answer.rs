@@ -1,7 +1,7 @@
 //! A miner's answer: matched to one of its jobs by content, verified, spot-checked, then
 //! used, or the miner is disconnected as a liar. See the [module documentation](super).
 
-use super::state::Miner;
+use super::state::{ChunkId, Miner};
 use super::verify;
 use super::{Effect, Misbehaviour, Scheduler};
 
@@ -91,5 +91,43 @@ impl<K: Ord + Copy> Scheduler<K> {
             },
             None => Misbehaviour::OutOfRange { nonce },
         })
+    }
+
+    /// `chunk` was answered with `(hash, nonce)`; answers the request if it was the last.
+    pub(super) fn complete(&mut self, chunk: ChunkId, hash: u64, nonce: u64) {
+        let Some(c) = self.chunks.remove(&chunk) else {
+            return;
+        };
+        let Some(r) = self.requests.get_mut(&c.request) else {
+            return;
+        };
+        r.chunks.remove(&chunk);
+        r.remaining -= c.range.len();
+        r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
+        if r.remaining > 0 {
+            return;
+        }
+        let Some(done) = self.requests.remove(&c.request) else {
+            return;
+        };
+        if let Some((hash, nonce)) = done.best {
+            self.stats.results_sent += 1;
+            self.effects.push_back(Effect::SendResult {
+                client: done.client,
+                request: c.request,
+                hash,
+                nonce,
+            });
+        }
+        let next = self
+            .clients
+            .get_mut(&done.client)
+            .and_then(|cl| cl.waiting.pop_front().inspect(|w| cl.active = w.id));
+        match next {
+            Some(w) => self.activate(done.client, w),
+            None => {
+                self.clients.remove(&done.client);
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ fn original_left(a: &Assignment, now: Timestamp) -> Duration {
 
 /// How long `m` would take to answer a backup of `nonces` sent at `now`: a round trip or
 /// what it holds, whichever is longer, and the computing.
-fn backup_takes(m: &Miner, nonces: u128, now: Timestamp) -> Duration {
+pub(super) fn backup_takes(m: &Miner, nonces: u128, now: Timestamp) -> Duration {
     m.expected_start(now).saturating_duration_since(now) + m.rate.time_for(nonces)
 }
 

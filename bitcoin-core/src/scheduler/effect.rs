@@ -120,6 +120,10 @@ pub struct Stats {
     pub lazy_results: u64,
     /// Miners disconnected for lying ([`Effect::Disconnect`]).
     pub miners_disconnected: u64,
+    /// Jobs whose lease ended before their miner answered.
+    pub expired_leases: u64,
+    /// Jobs re-issued to another miner because their lease ended (also in `jobs_sent`).
+    pub reissued_jobs: u64,
     /// Answers from a connection that is not a miner or holds no job; ignored.
     pub unexpected_results: u64,
     /// Join events for a miner already joined; ignored.

@@ -70,6 +70,17 @@
 //! close its connection. An answer from a connection holding no job is counted and ignored.
 //! Nothing unverified ever reaches a client.
 //!
+//! **Leases.** Every job carries a deadline, its *lease*: `sent + lease_factor × (expected
+//! answer − sent) + lease_slack` ([`Config::lease_factor`] 3, [`Config::lease_slack`] two
+//! LSP epochs, 4 s by default), the expected answer coming from the miner's measured rate
+//! and round trip and the jobs it already holds. A job not answered by then is re-issued at
+//! once to the miner expected to answer it soonest, even one with no free slot (it is the
+//! most urgent work there is), unless another miner runs it within its own lease; its miner
+//! is *late* and gets no new job until it answers. The first valid answer counts, the late
+//! one included, and a late answer is measured like any other: nothing punishes slowness.
+//! [`Scheduler::poll_timeout`] names the next lease end, so a miner that stays connected but
+//! never answers holds its work for at most a lease.
+//!
 //! **Failures.** A lost miner's unanswered jobs go back to the front of their requests
 //! (unless a backup still runs them), to be handed out next. A lost client's requests are
 //! dropped; answers to their jobs, and to jobs already answered by a backup, are verified
@@ -92,6 +103,7 @@ mod answer;
 mod backup;
 mod config;
 mod effect;
+mod lease;
 #[cfg(test)]
 mod properties;
 mod range;
@@ -103,13 +115,16 @@ mod tests;
 mod trust;
 mod verify;
 
-pub use config::{Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION};
+pub use config::{
+    Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION, MAX_LEASE_FACTOR,
+};
 pub use effect::{Effect, RequestError, RequestId, Stats};
 pub use verify::{HashFn, Misbehaviour, SPOT_CHECKS};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use lsp_core::Timestamp;
 
@@ -207,7 +222,8 @@ impl<K: Ord + Copy> Scheduler<K> {
     }
 
     /// How many jobs `miner` holds (sent and not answered), or `None` if it is not joined.
-    /// Never more than [`Config::jobs_per_miner`].
+    /// Never more than [`Config::jobs_per_miner`], except through jobs re-issued to it when
+    /// another miner's lease ended.
     pub fn jobs_held(&self, miner: K) -> Option<usize> {
         self.miners.get(&miner).map(|m| m.jobs.len())
     }
@@ -280,8 +296,9 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.dispatch();
     }
 
-    /// When [`Scheduler::handle_timeout`] should next be called, if ever: always later than
-    /// the time given to the latest `handle_*` call. Re-read after every such call.
+    /// When [`Scheduler::handle_timeout`] should next be called, if ever: the earliest end of
+    /// a lease, or of the wait before a backup job is worth it. Always later than the time
+    /// given to the latest `handle_*` call. Re-read after every such call.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timeout
@@ -385,6 +402,8 @@ impl<K: Ord + Copy> Scheduler<K> {
     fn dispatch(&mut self) {
         // Miners that can take no fresh work now, and (miner, request) pairs where the cut
         // would be ambiguous with a job the miner holds.
+        self.expire_leases();
+        self.reissue_expired();
         let mut blocked = Vec::new();
         let mut conflicts = Vec::new();
         while let Some(miner) = self.free_miner(&blocked) {
@@ -412,7 +431,10 @@ impl<K: Ord + Copy> Scheduler<K> {
                 Fresh::Nothing => break,
             }
         }
-        self.timeout = self.next_backup_check();
+        self.timeout = match (self.next_backup_check(), self.next_lease_end()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// The sum of the miners' rates, at least 1.
@@ -430,7 +452,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         let depth = self.config.jobs_per_miner;
         self.miners
             .iter()
-            .filter(move |(_, m)| m.jobs.len() < depth)
+            .filter(move |(_, m)| m.jobs.len() < depth && !m.is_late())
     }
 
     /// The miner that should get the next job, leaving out `blocked`.
@@ -527,13 +549,23 @@ impl<K: Ord + Copy> Scheduler<K> {
             return;
         };
         let expected_start = m.expected_start(now);
+        let expected_finish = expected_start + m.rate.time_for(range.len());
+        let lease = now.saturating_add(
+            expected_finish
+                .saturating_duration_since(now)
+                .checked_mul(self.config.lease_factor)
+                .unwrap_or(Duration::MAX)
+                .saturating_add(self.config.lease_slack),
+        );
         m.jobs.push_back(Assignment {
             chunk,
             msg: Arc::clone(&msg),
             range,
             sent: now,
             expected_start,
-            expected_finish: expected_start + m.rate.time_for(range.len()),
+            expected_finish,
+            lease,
+            expired: false,
         });
         self.stats.jobs_sent += 1;
         self.effects.push_back(Effect::SendJob {
@@ -563,44 +595,6 @@ impl<K: Ord + Copy> Scheduler<K> {
             r.chunks.remove(&chunk);
             r.unassigned.push_front(range);
             self.stats.requeued_jobs += 1;
-        }
-    }
-
-    /// `chunk` was answered with `(hash, nonce)`; answers the request if it was the last.
-    fn complete(&mut self, chunk: ChunkId, hash: u64, nonce: u64) {
-        let Some(c) = self.chunks.remove(&chunk) else {
-            return;
-        };
-        let Some(r) = self.requests.get_mut(&c.request) else {
-            return;
-        };
-        r.chunks.remove(&chunk);
-        r.remaining -= c.range.len();
-        r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
-        if r.remaining > 0 {
-            return;
-        }
-        let Some(done) = self.requests.remove(&c.request) else {
-            return;
-        };
-        if let Some((hash, nonce)) = done.best {
-            self.stats.results_sent += 1;
-            self.effects.push_back(Effect::SendResult {
-                client: done.client,
-                request: c.request,
-                hash,
-                nonce,
-            });
-        }
-        let next = self
-            .clients
-            .get_mut(&done.client)
-            .and_then(|cl| cl.waiting.pop_front().inspect(|w| cl.active = w.id));
-        match next {
-            Some(w) => self.activate(done.client, w),
-            None => {
-                self.clients.remove(&done.client);
-            }
         }
     }
 }

@@ -160,6 +160,8 @@ impl Arbitrary for Case {
                 }
             },
             backup_jobs: u8::arbitrary(g) % 4 != 0,
+            lease_factor: 1 + u32::arbitrary(g) % 4,
+            lease_slack: Duration::from_micros(u64::arbitrary(g) % 20_000),
         };
         Case {
             config,
@@ -432,8 +434,16 @@ impl Harness {
                 }
             }
         }
-        if copies > 1 {
-            return Err(format!("job {lower}..={upper} of {id} runs three times"));
+        let late = self
+            .miners
+            .keys()
+            .filter(|m| **m != miner && self.sched.is_late(**m))
+            .count();
+        if copies > 1 + late {
+            return Err(format!(
+                "job {lower}..={upper} of {id} runs {} times with {late} late miners",
+                copies + 1
+            ));
         }
         let text = r.msg;
         let Some(held) = self.miners.get_mut(&miner) else {
@@ -445,7 +455,7 @@ impl Harness {
             lower,
             upper,
         });
-        if held.len() > self.depth {
+        if held.len() > self.depth && copies == 0 {
             return Err(format!("miner {miner} holds {} jobs", held.len()));
         }
         Ok(())
@@ -499,7 +509,10 @@ impl Harness {
                 return Err(format!("timeout {t} is not after {}", self.called_at));
             }
         }
-        if !self.miners.values().any(|h| h.len() < self.depth) {
+        self.check_leases()?;
+        let free =
+            |(m, h): &(&u32, &VecDeque<Job>)| h.len() < self.depth && !self.sched.is_late(**m);
+        if !self.miners.iter().any(|e| free(&e)) {
             return Ok(());
         }
         // A miner has a free slot: every nonce of every active request must be answered
@@ -511,9 +524,9 @@ impl Harness {
             };
             let blocked = self
                 .miners
-                .values()
-                .filter(|h| h.len() < self.depth)
-                .all(|h| h.iter().any(|j| j.msg == r.msg));
+                .iter()
+                .filter(free)
+                .all(|(_, h)| h.iter().any(|j| j.msg == r.msg));
             if blocked {
                 continue;
             }
@@ -529,6 +542,50 @@ impl Harness {
                 return Err(format!(
                     "a miner has a free slot while {id} of client {client} has work waiting"
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every lease ended by the latest call has expired, and every expired job still
+    /// unanswered runs on another miner within its lease, unless no miner could take it
+    /// (every other one is late, runs it, or holds an overlapping job of the same text).
+    fn check_leases(&self) -> Check {
+        for (m, held) in &self.miners {
+            let leases = self.sched.leases(*m);
+            for (job, &(lease, expired)) in held.iter().zip(&leases) {
+                if !expired && lease <= self.called_at {
+                    return Err(format!(
+                        "miner {m}: lease {lease} of {job:?} ended, not expired"
+                    ));
+                }
+                let Some(r) = self.active(job.request) else {
+                    continue;
+                };
+                let range = (job.lower, job.upper);
+                if !expired || r.answered.iter().any(|a| overlaps(*a, range)) {
+                    continue;
+                }
+                let mut eligible = false;
+                for (other, theirs) in self.miners.iter().filter(|(o, _)| *o != m) {
+                    let copy = theirs
+                        .iter()
+                        .zip(self.sched.leases(*other))
+                        .find(|(j, _)| j.request == job.request && (j.lower, j.upper) == range);
+                    if let Some((_, (_, false))) = copy {
+                        eligible = false;
+                        break;
+                    }
+                    let overlapping = theirs
+                        .iter()
+                        .any(|j| j.msg == job.msg && overlaps((j.lower, j.upper), range));
+                    eligible |= copy.is_none() && !overlapping && !self.sched.is_late(*other);
+                }
+                if eligible {
+                    return Err(format!(
+                        "miner {m}'s expired {job:?} was not re-issued to an eligible miner"
+                    ));
+                }
             }
         }
         Ok(())

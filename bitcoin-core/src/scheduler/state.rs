@@ -41,6 +41,10 @@ pub(crate) struct Assignment {
     pub(crate) expected_start: Timestamp,
     /// When its answer is expected.
     pub(crate) expected_finish: Timestamp,
+    /// When its lease ends (see [`super::lease`]): fixed when sent.
+    pub(crate) lease: Timestamp,
+    /// Its lease has ended without an answer.
+    pub(crate) expired: bool,
 }
 
 /// A joined miner.
@@ -65,6 +69,11 @@ impl Miner {
             round_trip: RoundTrip::default(),
             last_result: None,
         }
+    }
+
+    /// Whether it holds a job past its lease: then it gets no new job until it answers.
+    pub(crate) fn is_late(&self) -> bool {
+        self.jobs.iter().any(|a| a.expired)
     }
 
     /// Whether it holds a job of `msg` whose range overlaps `range`: a second such job would

@@ -413,14 +413,20 @@ fn a_stalled_miner_is_backed_up_after_the_timeout() {
     s.handle_miner_joined(ms(0), 1);
     s.handle_request(ms(0), 10, "m", 0, 9_999).unwrap();
     assert_eq!(jobs(&drain(&mut s)), [(1, 0, 9_999)]);
-    assert_eq!(s.poll_timeout(), None, "no idle miner to back up with");
+    let lease = s.leases(1)[0].0;
+    assert_eq!(
+        s.poll_timeout(),
+        Some(lease),
+        "no idle miner to back up with"
+    );
     s.handle_miner_joined(ms(1), 2);
     assert!(drain(&mut s).is_empty(), "not worth a backup yet");
     let due = s.poll_timeout().expect("a backup check is due");
     assert!(due > ms(1));
     s.handle_timeout(due);
+    assert!(due < lease, "the backup comes before the lease ends");
     assert_eq!(jobs(&drain(&mut s)), [(2, 0, 9_999)]);
-    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.poll_timeout(), Some(lease.min(s.leases(2)[0].0)));
     s.handle_result(due + Duration::from_millis(1), 2, 0, 2, None);
     assert_eq!(results(&drain(&mut s)), [(10, 0, 2)]);
 }

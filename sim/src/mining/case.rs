@@ -84,8 +84,9 @@ pub enum Sabotage {
     DropJoins,
     /// The server's glue never tells the service that a connection is gone.
     ForgetLosses,
-    /// The scheduler runs without backup jobs, so a hung miner's jobs are never done.
-    NoBackups,
+    /// The scheduler runs without backup jobs and with leases too long to end within a
+    /// run, so a hung miner's jobs are never done.
+    NoRecovery,
 }
 
 /// Everything one whole-system run does; [`MinerCase::generate`] draws it from a seed.

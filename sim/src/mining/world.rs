@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bitcoin_core::hash::hash;
 use bitcoin_core::message::Message;
-use bitcoin_core::scheduler::Config;
+use bitcoin_core::scheduler::{Config, MAX_JOB_DURATION};
 use bitcoin_core::service::MinerService;
 use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent, Timestamp};
 
@@ -257,8 +257,15 @@ impl MiningWorld {
         net.faults = case.faults;
         let ep = ServerEndpoint::new(case.params, Timestamp::ZERO)
             .map_err(|e| format!("server params: {e:?}"))?;
+        let recovery = case.sabotage != Some(Sabotage::NoRecovery);
         let config = Config {
-            backup_jobs: case.sabotage != Some(Sabotage::NoBackups),
+            backup_jobs: recovery,
+            // Two epochs of the run's LSP parameters, as the lease policy asks.
+            lease_slack: if recovery {
+                Duration::from_millis(2 * case.params.epoch_millis)
+            } else {
+                MAX_JOB_DURATION
+            },
             ..Config::default()
         };
         // The wrong-answers sabotage is a server that trusts them: it verifies with the
@@ -743,14 +750,15 @@ impl MiningWorld {
 
     /// No miner idles while work waits: if a request has nonces neither answered nor held
     /// by a live miner, every joined, live miner holds a job — in fact as many as the
-    /// scheduler allows ([`Config::jobs_per_miner`]), since it fills every free slot.
+    /// scheduler allows ([`Config::jobs_per_miner`]), since it fills every free slot —
+    /// except a miner past the lease of a job, which gets nothing until it answers.
     fn check_no_idle_miner(&mut self) {
         let server = &self.server;
         let depth = server.service.scheduler().config().jobs_per_miner;
         let Some((miner, held)) = server
             .conns
             .iter()
-            .filter(|(_, r)| r.joined && !r.gone)
+            .filter(|(conn, r)| r.joined && !r.gone && !server.service.scheduler().is_late(**conn))
             .map(|(conn, r)| (*conn, r.jobs.len()))
             .min_by_key(|&(conn, held)| (held, conn))
         else {
