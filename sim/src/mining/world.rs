@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bitcoin_core::hash::hash;
 use bitcoin_core::message::Message;
+use bitcoin_core::miner::{self, Action, JobOrder, MinerCore};
 use bitcoin_core::scheduler::{Config, MAX_JOB_DURATION};
 use bitcoin_core::service::MinerService;
 use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent, Timestamp};
@@ -120,13 +121,12 @@ struct MinerNode {
     timer: TimerSlot,
     life: u32,
     crashed: bool,
-    /// Jobs received, the first one computing.
-    jobs: VecDeque<Job>,
+    /// The miner's logic (the real one, from `bitcoin-core`), fresh for each life.
+    core: MinerCore,
     /// Jobs received over all its lives.
     received: u32,
     /// It hangs: never computes again, never reconnects.
     stalled: bool,
-    busy: bool,
 }
 
 /// How a client's run ended, if it has.
@@ -307,10 +307,9 @@ impl MiningWorld {
                 timer: TimerSlot::default(),
                 life: 0,
                 crashed: false,
-                jobs: VecDeque::new(),
+                core: MinerCore::new(JobOrder::Arrival),
                 received: 0,
                 stalled: false,
-                busy: false,
             });
             world.schedule(at(plan.start), Event::MinerStart { miner });
             if let Some(crash) = plan.crash_at {
@@ -812,8 +811,7 @@ impl MiningWorld {
                 node.ep = Some(ep);
                 node.timer = TimerSlot::default();
                 node.life += 1;
-                node.jobs.clear();
-                node.busy = false;
+                node.core = MinerCore::new(JobOrder::Arrival);
                 self.trace(|| format!("miner{miner} starts at {}", addr.0));
                 self.drain_miner(miner);
             }
@@ -858,35 +856,53 @@ impl MiningWorld {
 
     fn on_miner_event(&mut self, miner: usize, event: ClientEvent) {
         match event {
-            ClientEvent::Connected(_) => self.miner_write(miner, Message::Join),
-            ClientEvent::Message(payload) => match Message::decode(&payload) {
-                Ok(Message::Request { data, lower, upper }) => {
+            ClientEvent::Connected(_) => {
+                self.miners[miner].core.handle_connected();
+                self.miner_act(miner);
+            }
+            ClientEvent::Message(payload) => {
+                if let Ok(Message::Request { .. }) = Message::decode(&payload) {
                     let node = &mut self.miners[miner];
                     node.received += 1;
                     if self.case.miners[miner].crash_on_job == Some(node.received) {
                         self.crash_miner(miner);
                         return;
                     }
-                    let hangs = self.case.miners[miner].stall_on_job == Some(node.received);
-                    node.stalled |= hangs;
-                    node.jobs.push_back(Job { data, lower, upper });
-                    if hangs {
+                    if self.case.miners[miner].stall_on_job == Some(node.received) {
+                        node.stalled = true;
                         self.trace(|| format!("miner{miner} hangs"));
                     }
-                    self.miner_next(miner);
+                } else {
+                    self.fail(format!(
+                        "miner{miner} received {:?}",
+                        Message::decode(&payload)
+                    ));
                 }
-                other => self.fail(format!("miner{miner} received {other:?}")),
-            },
+                self.miners[miner].core.handle_payload(&payload);
+                self.miner_act(miner);
+            }
             ClientEvent::ConnectionLost | ClientEvent::ConnectFailed | ClientEvent::Closed(_) => {
                 self.trace(|| format!("miner{miner} lost its connection"));
-                let node = &mut self.miners[miner];
-                node.ep = None;
-                node.addr = None;
-                node.jobs.clear();
-                node.busy = false;
-                if !node.stalled {
-                    let after = self.case.miners[miner].reconnect_after;
-                    self.schedule(self.now + after, Event::MinerStart { miner });
+                self.miners[miner].core.handle_server_lost();
+                self.miner_act(miner);
+            }
+        }
+    }
+
+    /// Carries out what miner `miner`'s core asks for.
+    fn miner_act(&mut self, miner: usize) {
+        while let Some(action) = self.miners[miner].core.poll_action() {
+            match action {
+                Action::Send(message) => self.miner_write(miner, message),
+                Action::Search(job) => self.miner_search(miner, &job),
+                Action::Exit => {
+                    let node = &mut self.miners[miner];
+                    node.ep = None;
+                    node.addr = None;
+                    if !node.stalled && !node.crashed {
+                        let after = self.case.miners[miner].reconnect_after;
+                        self.schedule(self.now + after, Event::MinerStart { miner });
+                    }
                 }
             }
         }
@@ -897,8 +913,7 @@ impl MiningWorld {
         let node = &mut self.miners[miner];
         node.crashed = true;
         node.ep = None;
-        node.jobs.clear();
-        node.busy = false;
+        node.core = MinerCore::new(JobOrder::Arrival);
         self.trace(|| format!("miner{miner} crashes"));
     }
 
@@ -910,40 +925,40 @@ impl MiningWorld {
         }
     }
 
-    /// Starts computing the next job, if idle.
-    fn miner_next(&mut self, miner: usize) {
+    /// Starts computing `job`: its answer is ready after its nonces at the miner's rate,
+    /// unless the miner hangs.
+    fn miner_search(&mut self, miner: usize, job: &miner::Job) {
         let rate = self.case.miners[miner].rate.max(1);
-        let node = &mut self.miners[miner];
-        if node.busy || node.stalled {
+        let node = &self.miners[miner];
+        if node.stalled {
             return;
         }
-        let Some(job) = node.jobs.front() else {
-            return;
-        };
-        node.busy = true;
-        let nonces = u128::from(job.upper - job.lower) + 1;
-        let micros = (nonces * 1_000_000 / u128::from(rate)).max(1);
+        let micros = (job.nonces() * 1_000_000 / u128::from(rate)).max(1);
         let life = node.life;
         let done = self.now + Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
         self.schedule(done, Event::MinerDone { miner, life });
     }
 
     fn miner_done(&mut self, miner: usize, life: u32) {
-        let node = &mut self.miners[miner];
-        if node.life != life || node.ep.is_none() || !node.busy {
+        let node = &self.miners[miner];
+        if node.life != life || node.ep.is_none() {
             return;
         }
-        node.busy = false;
-        let Some(job) = node.jobs.pop_front() else {
+        let Some(job) = node.core.running() else {
             return;
+        };
+        let job = Job {
+            data: job.data.to_string(),
+            lower: job.lower,
+            upper: job.upper,
         };
         self.digest.u64(0xD0E ^ miner as u64);
         let (mut hash, nonce) = self.compute(&job);
         if self.case.sabotage == Some(Sabotage::WrongAnswers) {
             hash = hash.wrapping_add(1);
         }
-        self.miner_write(miner, Message::Result { hash, nonce });
-        self.miner_next(miner);
+        self.miners[miner].core.handle_search_finished(hash, nonce);
+        self.miner_act(miner);
     }
 
     /// The true answer of `job`: from the client's table, or a scan if it has none.
