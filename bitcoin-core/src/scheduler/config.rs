@@ -67,6 +67,11 @@ pub struct Config {
     /// Whether idle miners duplicate jobs that are late or running on much slower miners
     /// (default true). See the module documentation.
     pub backup_jobs: bool,
+    /// How much a request may spend on backups of jobs that are not late (they run on a
+    /// much slower miner than the free one), as a percentage of its nonces (default 5):
+    /// with honest miners that answer when expected, at most 5 % of the work is done
+    /// twice. Backups of late jobs are not limited.
+    pub backup_budget_percent: u32,
     /// A job's lease lasts this many times its expected time (from sending to the expected
     /// answer, from the miner's measured rate and round trip and what it already holds),
     /// plus [`Config::lease_slack`]; between 1 and [`MAX_LEASE_FACTOR`] (default 3). At its
@@ -88,6 +93,7 @@ impl Default for Config {
             tail_split: 2,
             order: Order::ShortestRemainingFirst { overdue_factor: 10 },
             backup_jobs: true,
+            backup_budget_percent: 5,
             lease_factor: 3,
             lease_slack: Duration::from_secs(4),
         }

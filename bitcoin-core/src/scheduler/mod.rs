@@ -47,7 +47,11 @@
 //! of a request more urgent than any with nonces left to hand out runs on another miner,
 //! the free miner duplicates it (a *backup job*, as in MapReduce) if it would answer clearly
 //! sooner: if the original's expected time left is more than 1.5× the backup's, counting a
-//! job that is late as needing as long again as it has already run. The first answer
+//! job that is late (more than [`Config::min_job_duration`] past its expected answer) as
+//! needing as long again as it has already run. Backups of jobs that are not late (they
+//! run on a much slower miner) may spend at most [`Config::backup_budget_percent`] (5 %)
+//! of their request's nonces, so miners that answer when expected do at most 5 % of the
+//! work twice; backups of late jobs are not limited. The first answer
 //! counts; the other is ignored. The most urgent request's jobs are backed up first, its
 //! latest-finishing job first; a job has at most one backup. [`Scheduler::poll_timeout`]
 //! names the moment a running job becomes late enough to deserve one, so a stalled miner is
@@ -388,6 +392,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                 msg: w.msg,
                 active_since: self.now,
                 size: w.range.len(),
+                speculative: 0,
                 unassigned: RangeQueue::new(w.range),
                 remaining: w.range.len(),
                 chunks: BTreeSet::new(),

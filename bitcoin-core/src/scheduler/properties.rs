@@ -160,6 +160,7 @@ impl Arbitrary for Case {
                 }
             },
             backup_jobs: u8::arbitrary(g) % 4 != 0,
+            backup_budget_percent: [0, 5, 100, 1000][usize::arbitrary(g) % 4],
             lease_factor: 1 + u32::arbitrary(g) % 4,
             lease_slack: Duration::from_micros(u64::arbitrary(g) % 20_000),
         };

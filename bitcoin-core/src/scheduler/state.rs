@@ -149,6 +149,8 @@ pub(crate) struct Request<K> {
     pub(crate) active_since: Timestamp,
     /// Its number of nonces.
     pub(crate) size: u128,
+    /// Nonces handed out again: backups of jobs that were not late.
+    pub(crate) speculative: u128,
     /// Nonces no miner holds.
     pub(crate) unassigned: RangeQueue,
     /// Nonces not yet answered (held by miners or unassigned).

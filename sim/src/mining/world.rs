@@ -6,7 +6,7 @@
 //! Every node life has its own address, so a reconnecting miner is a new peer to the
 //! server, as a restarted process on a new port would be.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bitcoin_core::hash::hash;
@@ -16,7 +16,7 @@ use bitcoin_core::scheduler::{Config, MAX_JOB_DURATION};
 use bitcoin_core::service::MinerService;
 use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent, Timestamp};
 
-use super::case::{MinerCase, Node, Sabotage};
+use super::case::{Behaviour, MinerCase, Node, Sabotage};
 use crate::agenda::{Agenda, TimerSlot};
 use crate::digest::Digest;
 use crate::net::{Addr, Network, Partition};
@@ -194,6 +194,23 @@ pub struct Outcome {
     pub backups: u64,
     /// Jobs given back because their miner was lost.
     pub requeued: u64,
+    /// Nonces in the jobs the service sent, backups and re-issues included.
+    pub nonces_sent: u128,
+    /// Nonces in the requests the service accepted.
+    pub nonces_requested: u128,
+    /// Lazy answers (a job's first nonce, not its minimum) miners sent.
+    pub lazy_answers: u64,
+    /// Of those, how many the server caught (and disconnected their miner for).
+    pub lazy_caught: u64,
+    /// Clients answered wrongly because a lazy answer escaped the spot check (allowed:
+    /// the check is probabilistic; every other wrong answer is a violation).
+    pub lazy_escaped: u64,
+    /// Lies (wrong hash, nonce out of range, caught lazy answers) the server caught.
+    pub lies_caught: u64,
+    /// Jobs whose lease ended, and jobs re-issued for it.
+    pub expired_leases: u64,
+    /// Jobs re-issued because their lease ended.
+    pub reissued: u64,
 }
 
 /// One whole-system run of a [`MinerCase`].
@@ -211,6 +228,10 @@ pub struct MiningWorld {
     hashes: BTreeMap<String, (u64, Vec<u64>)>,
     /// Each client's true answer: the least (hash, nonce) of its table.
     truth: Vec<(u64, u64)>,
+    /// Requests (by data) a lazy answer that escaped the spot check was used for.
+    tainted: BTreeSet<String>,
+    /// Counters for the outcome kept by the world itself.
+    tally: Outcome,
     digest: Digest,
     steps: u64,
     violation: Option<String>,
@@ -219,6 +240,14 @@ pub struct MiningWorld {
 
 fn at(d: Duration) -> Timestamp {
     Timestamp::ZERO + d
+}
+
+/// The order in which a miner of `behaviour` searches its jobs.
+fn job_order(behaviour: Behaviour) -> JobOrder {
+    match behaviour {
+        Behaviour::OutOfOrder => JobOrder::Newest,
+        _ => JobOrder::Arrival,
+    }
 }
 
 /// The true answer over `lower ..= upper`: least hash, least nonce on ties.
@@ -294,6 +323,8 @@ impl MiningWorld {
             clients: Vec::new(),
             hashes: BTreeMap::new(),
             truth: Vec::new(),
+            tainted: BTreeSet::new(),
+            tally: Outcome::default(),
             digest: Digest::default(),
             steps: 0,
             violation: None,
@@ -307,7 +338,7 @@ impl MiningWorld {
                 timer: TimerSlot::default(),
                 life: 0,
                 crashed: false,
-                core: MinerCore::new(JobOrder::Arrival),
+                core: MinerCore::new(job_order(plan.behaviour)),
                 received: 0,
                 stalled: false,
             });
@@ -374,6 +405,7 @@ impl MiningWorld {
             self.digest.u64(time.as_micros());
             self.apply(event);
             self.check_no_idle_miner();
+            self.check_leases();
         }
         if let Some(v) = self.violation {
             return Err(format!("{}: {v}", self.now));
@@ -390,6 +422,10 @@ impl MiningWorld {
             jobs: stats.jobs_sent,
             backups: stats.backup_jobs,
             requeued: stats.requeued_jobs,
+            lies_caught: stats.invalid_results,
+            expired_leases: stats.expired_leases,
+            reissued: stats.reissued_jobs,
+            ..self.tally
         })
     }
 
@@ -617,10 +653,20 @@ impl MiningWorld {
             ServerEvent::Message { conn, payload } => {
                 self.digest.u64(0x3E5 ^ conn.0 as u64);
                 self.digest.bytes(&payload);
-                let join = self.record_payload(conn, &payload);
+                let (join, lazy) = self.record_payload(conn, &payload);
                 if !(join && self.case.sabotage == Some(Sabotage::DropJoins)) {
+                    let caught = self.server.service.scheduler_stats().lazy_results;
                     self.server.service.handle_payload(now, conn, &payload);
                     self.server.last_call = now;
+                    if let Some(data) = lazy {
+                        self.tally.lazy_answers += 1;
+                        if self.server.service.scheduler_stats().lazy_results > caught {
+                            self.tally.lazy_caught += 1;
+                        } else {
+                            self.trace(|| format!("a lazy answer for {data:?} escaped"));
+                            self.tainted.insert(data);
+                        }
+                    }
                 }
             }
             ServerEvent::ConnectionLost { conn } | ServerEvent::ConnectionClosed { conn } => {
@@ -641,20 +687,22 @@ impl MiningWorld {
     }
 
     /// Updates the simulator's record with a payload the service is about to handle;
-    /// true if it is a Join.
-    fn record_payload(&mut self, conn: ConnId, payload: &[u8]) -> bool {
+    /// whether it is a Join, and the request's data if it is a Result that verifies but
+    /// is not its job's minimum (a lazy answer).
+    fn record_payload(&mut self, conn: ConnId, payload: &[u8]) -> (bool, Option<String>) {
         let message = Message::decode(payload);
         self.trace(|| format!("server <- {conn}: {message:?}"));
         let Some(record) = self.server.conns.get_mut(&conn) else {
             self.fail(format!("payload from unknown connection {conn}"));
-            return false;
+            return (false, None);
         };
         match message {
             Ok(Message::Join) => {
                 record.joined = true;
-                return true;
+                return (true, None);
             }
             Ok(Message::Request { data, lower, upper }) => {
+                self.tally.nonces_requested += u128::from(upper.saturating_sub(lower)) + 1;
                 let fresh = Pending {
                     conn,
                     lower,
@@ -675,11 +723,14 @@ impl MiningWorld {
                     if let Some(p) = self.server.pending.get_mut(&job.data) {
                         p.answered.push((job.lower, job.upper));
                     }
+                    if (h, nonce) != self.compute(&job) {
+                        return (false, Some(job.data));
+                    }
                 }
             }
             Err(e) => self.fail(format!("undecodable payload from {conn}: {e}")),
         }
-        false
+        (false, None)
     }
 
     /// Checks and writes one message of the service.
@@ -708,6 +759,7 @@ impl MiningWorld {
                         "job {data:?} {lower}..={upper} is not part of a pending request"
                     )),
                 }
+                self.tally.nonces_sent += u128::from(upper.saturating_sub(lower)) + 1;
                 if let Some(record) = self.server.conns.get_mut(&conn) {
                     record.jobs.push_back(Job { data, lower, upper });
                 }
@@ -795,6 +847,60 @@ impl MiningWorld {
         }
     }
 
+    /// Leases: a job whose lease ended before now has expired (the service woke for it
+    /// within one step), and an expired job of a pending request not yet answered runs
+    /// on another live miner, unless every other joined live miner is late.
+    fn check_leases(&mut self) {
+        let server = &self.server;
+        let sched = server.service.scheduler();
+        let live: Vec<ConnId> = server
+            .conns
+            .iter()
+            .filter(|(conn, r)| r.joined && !r.gone && sched.jobs_held(**conn).is_some())
+            .map(|(conn, _)| *conn)
+            .collect();
+        for &conn in &live {
+            let jobs = &server.conns[&conn].jobs;
+            let leases = sched.leases(conn);
+            if leases.len() != jobs.len() {
+                let what = format!(
+                    "{conn}: the scheduler holds {} jobs, the simulator saw {}",
+                    leases.len(),
+                    jobs.len()
+                );
+                return self.fail(what);
+            }
+            for (job, (lease, expired)) in jobs.iter().zip(leases) {
+                if !expired && lease < self.now {
+                    let what = format!("{conn}: lease of {job:?} ended at {lease}, not expired");
+                    return self.fail(what);
+                }
+                let Some(p) = server.pending.get(&job.data) else {
+                    continue;
+                };
+                let range = (job.lower, job.upper);
+                let answered = p.answered.iter().any(|a| a.0 <= range.1 && range.0 <= a.1);
+                if !expired || answered {
+                    continue;
+                }
+                let elsewhere = live.iter().filter(|c| **c != conn).any(|c| {
+                    server.conns[c]
+                        .jobs
+                        .iter()
+                        .any(|j| j.data == job.data && (j.lower, j.upper) == range)
+                });
+                let all_late = live
+                    .iter()
+                    .filter(|c| **c != conn)
+                    .all(|c| sched.is_late(*c));
+                if !elsewhere && !all_late {
+                    let what = format!("{conn}: expired {job:?} was not re-issued");
+                    return self.fail(what);
+                }
+            }
+        }
+    }
+
     // ----- miners ------------------------------------------------------------------------
 
     fn start_miner(&mut self, miner: usize) {
@@ -804,6 +910,7 @@ impl MiningWorld {
         }
         let addr = self.new_addr(Owner::Miner(miner));
         let isn = self.net_isn();
+        let behaviour = self.case.miners[miner].behaviour;
         match ClientEndpoint::new(self.case.params, isn, self.now) {
             Ok(ep) => {
                 let node = &mut self.miners[miner];
@@ -811,7 +918,7 @@ impl MiningWorld {
                 node.ep = Some(ep);
                 node.timer = TimerSlot::default();
                 node.life += 1;
-                node.core = MinerCore::new(JobOrder::Arrival);
+                node.core = MinerCore::new(job_order(behaviour));
                 self.trace(|| format!("miner{miner} starts at {}", addr.0));
                 self.drain_miner(miner);
             }
@@ -953,9 +1060,24 @@ impl MiningWorld {
             upper: job.upper,
         };
         self.digest.u64(0xD0E ^ miner as u64);
-        let (mut hash, nonce) = self.compute(&job);
+        let (mut hash, mut nonce) = self.compute(&job);
         if self.case.sabotage == Some(Sabotage::WrongAnswers) {
             hash = hash.wrapping_add(1);
+        }
+        match self.case.miners[miner].behaviour {
+            Behaviour::Honest | Behaviour::OutOfOrder => {}
+            Behaviour::WrongHash => hash = hash.wrapping_add(1),
+            Behaviour::OutOfRange => {
+                nonce = match job.upper.checked_add(1) {
+                    Some(after) => after,
+                    None => job.lower.wrapping_sub(1),
+                };
+                hash = bitcoin_core::hash::hash(&job.data, nonce);
+            }
+            Behaviour::Lazy => {
+                nonce = job.lower;
+                hash = bitcoin_core::hash::hash(&job.data, nonce);
+            }
         }
         self.miners[miner].core.handle_search_finished(hash, nonce);
         self.miner_act(miner);
@@ -1029,7 +1151,10 @@ impl MiningWorld {
                 Ok(Message::Result { hash, nonce }) => {
                     let truth = self.truth[client];
                     self.trace(|| format!("client{client} answered {hash} {nonce}"));
-                    if (hash, nonce) != truth {
+                    let escaped = self.tainted.contains(&self.case.clients[client].data);
+                    if (hash, nonce) != truth && escaped {
+                        self.tally.lazy_escaped += 1;
+                    } else if (hash, nonce) != truth {
                         self.fail(format!(
                             "client{client} got {hash} at {nonce}, the minimum is {} at {}",
                             truth.0, truth.1
