@@ -115,3 +115,37 @@ fn honest_prompt_miners_get_at_most_five_percent_redundant_work() {
         t.expired_leases
     );
 }
+
+#[test]
+fn a_silent_miner_delays_a_request_by_at_most_about_one_lease() {
+    let (mut base_total, mut silent_total) = (0.0, 0.0);
+    let mut worst: f64 = 0.0;
+    for seed in 0..100 {
+        let case = honest_prompt(seed);
+        let base = run_case(&case, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let mut silent = case.clone();
+        let mut hung = silent.miners[0].clone();
+        hung.stall_on_job = Some(1);
+        silent.miners.insert(1, hung);
+        let with = run_case(&silent, false).unwrap_or_else(|e| panic!("seed {seed}+silent: {e}"));
+        let (b, w) = (
+            base.virtual_time.as_secs_f64(),
+            with.virtual_time.as_secs_f64(),
+        );
+        base_total += b;
+        silent_total += w;
+        worst = worst.max(w - b);
+        // Its first job (10 000 nonces, expected in 50 ms) is backed up once late, or
+        // re-issued at the end of its lease (3 x 50 ms + 2 epochs), then takes at most
+        // 50 ms elsewhere; allow two more epochs for the network.
+        let bound = 0.2 + 4.0 * case.params.epoch_millis as f64 / 1000.0;
+        assert!(
+            w - b <= bound,
+            "seed {seed}: {b:.3} s -> {w:.3} s (bound +{bound:.3} s)"
+        );
+    }
+    eprintln!(
+        "100 seeds: completion {base_total:.2} s without a silent miner, {silent_total:.2} s \
+         with one; worst delay {worst:.3} s"
+    );
+}
