@@ -39,7 +39,8 @@ pub enum Behaviour {
     /// Truly, in the order the jobs arrived.
     #[default]
     Honest,
-    /// Truly, newest job first (out of order whenever jobs queue up).
+    /// Truly, newest job first, and each result held back while the next job runs, then
+    /// sent after that job's: out of order on the wire.
     OutOfOrder,
     /// With a hash one above the true minimum's.
     WrongHash,

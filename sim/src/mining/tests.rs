@@ -13,6 +13,7 @@ fn total(outcomes: &[Outcome]) -> Outcome {
         t.nonces_sent += o.nonces_sent;
         t.nonces_requested += o.nonces_requested;
         t.lazy_answers += o.lazy_answers;
+        t.out_of_order_answers += o.out_of_order_answers;
         t.lazy_caught += o.lazy_caught;
         t.lazy_escaped += o.lazy_escaped;
         t.lies_caught += o.lies_caught;
@@ -52,7 +53,7 @@ fn lying_out_of_order_and_silent_miners_never_corrupt_an_answer() {
     eprintln!(
         "{} seeds: {} answered ({} wrong through an escaped lazy answer); lies caught {}; \
          lazy answers {} caught {} ({:.1}%, documented 32/33 = 97.0% for jobs over 32 \
-         nonces, 100% below); leases expired {}, jobs re-issued {}",
+         nonces, 100% below); leases expired {}, jobs re-issued {}; {} answers out of order",
         outcomes.len(),
         t.answered,
         t.lazy_escaped,
@@ -61,11 +62,13 @@ fn lying_out_of_order_and_silent_miners_never_corrupt_an_answer() {
         t.lazy_caught,
         100.0 * rate,
         t.expired_leases,
-        t.reissued
+        t.reissued,
+        t.out_of_order_answers
     );
     assert!(t.lies_caught > 50 && t.lazy_answers > 20, "{t:?}");
     assert!(rate >= 0.9, "lazy detection {rate:.3} is far below 32/33");
     assert!(t.reissued > 0, "no lease ever re-issued a job");
+    assert!(t.out_of_order_answers > 0, "{t:?}");
 }
 
 /// `sweep-miner` seed `seed` with every miner honest, prompt and immortal, every client
@@ -148,4 +151,33 @@ fn a_silent_miner_delays_a_request_by_at_most_about_one_lease() {
         "100 seeds: completion {base_total:.2} s without a silent miner, {silent_total:.2} s \
          with one; worst delay {worst:.3} s"
     );
+}
+
+#[test]
+fn out_of_order_miners_are_as_fast_as_in_order_ones() {
+    let (mut in_order, mut reversed) = (Vec::new(), Vec::new());
+    for seed in 0..200 {
+        let case = honest_prompt(seed);
+        in_order.push(run_case(&case, false).unwrap_or_else(|e| panic!("seed {seed}: {e}")));
+        let mut ooo = case.clone();
+        for m in &mut ooo.miners {
+            m.behaviour = Behaviour::OutOfOrder;
+        }
+        reversed.push(run_case(&ooo, false).unwrap_or_else(|e| panic!("seed {seed}+ooo: {e}")));
+    }
+    let secs = |o: &[Outcome]| o.iter().map(|o| o.virtual_time.as_secs_f64()).sum::<f64>();
+    let (a, b) = (total(&in_order), total(&reversed));
+    eprintln!(
+        "200 honest prompt seeds: in order {:.2} s, {} nonces handed out ({:.4}); every miner \
+         out of order {:.2} s, {} answers out of order, {} nonces handed out ({:.4})",
+        secs(&in_order),
+        a.nonces_sent,
+        a.nonces_sent as f64 / a.nonces_requested as f64,
+        secs(&reversed),
+        b.out_of_order_answers,
+        b.nonces_sent,
+        b.nonces_sent as f64 / b.nonces_requested as f64
+    );
+    assert!(b.out_of_order_answers > 20, "{b:?}");
+    assert!(secs(&reversed) <= 1.1 * secs(&in_order));
 }

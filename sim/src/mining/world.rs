@@ -60,6 +60,7 @@ enum Event {
         miner: usize,
         life: u32,
     },
+
     MinerCrash {
         miner: usize,
     },
@@ -130,6 +131,8 @@ struct MinerNode {
     received: u32,
     /// It hangs: never computes again, never reconnects.
     stalled: bool,
+    /// Results an out-of-order miner holds back, to send newest first.
+    held: Vec<Message>,
 }
 
 /// How a client's run ended, if it has.
@@ -203,7 +206,10 @@ pub struct Outcome {
     pub nonces_requested: u128,
     /// Lazy answers (a job's first nonce, not its minimum) miners sent.
     pub lazy_answers: u64,
-    /// Of those, how many the server caught (and disconnected their miner for).
+    /// Verified answers that came while an older job of the same miner was unanswered.
+    pub out_of_order_answers: u64,
+    /// Of the lazy answers, how many the server caught (and disconnected their miner
+    /// for).
     pub lazy_caught: u64,
     /// Clients answered wrongly because a lazy answer escaped the spot check (allowed:
     /// the check is probabilistic; every other wrong answer is a violation).
@@ -344,6 +350,7 @@ impl MiningWorld {
                 core: MinerCore::new(job_order(plan.behaviour)),
                 received: 0,
                 stalled: false,
+                held: Vec::new(),
             });
             world.schedule(at(plan.start), Event::MinerStart { miner });
             if let Some(crash) = plan.crash_at {
@@ -513,6 +520,7 @@ impl MiningWorld {
             } => self.fire(addr, clock, generation),
             Event::MinerStart { miner } => self.start_miner(miner),
             Event::MinerDone { miner, life } => self.miner_done(miner, life),
+
             Event::MinerCrash { miner } => self.crash_miner(miner),
             Event::Outage { index } => {
                 self.digest.u64(0x0C7A);
@@ -722,6 +730,9 @@ impl MiningWorld {
                 let verified = record.jobs.iter().position(|j| {
                     (j.lower..=j.upper).contains(&nonce) && hash(&j.data, nonce) == h
                 });
+                if verified.is_some_and(|i| i > 0) {
+                    self.tally.out_of_order_answers += 1;
+                }
                 if let Some(job) = verified.and_then(|i| record.jobs.remove(i)) {
                     if let Some(p) = self.server.pending.get_mut(&job.data) {
                         p.answered.push((job.lower, job.upper));

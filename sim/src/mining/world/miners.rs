@@ -27,6 +27,7 @@ impl MiningWorld {
                 node.timer = TimerSlot::default();
                 node.life += 1;
                 node.core = MinerCore::new(job_order(behaviour));
+                node.held.clear();
                 self.trace(|| format!("miner{miner} starts at {}", addr.0));
                 self.drain_miner(miner);
             }
@@ -108,18 +109,38 @@ impl MiningWorld {
     pub(super) fn miner_act(&mut self, miner: usize) {
         while let Some(action) = self.miners[miner].core.poll_action() {
             match action {
+                Action::Send(message @ Message::Result { .. })
+                    if self.case.miners[miner].behaviour == Behaviour::OutOfOrder =>
+                {
+                    // Results go out in pairs, newest first: one is held back while
+                    // the next job runs.
+                    let node = &mut self.miners[miner];
+                    node.held.push(message);
+                    if node.held.len() >= 2 || node.core.running().is_none() {
+                        self.miner_flush(miner);
+                    }
+                }
                 Action::Send(message) => self.miner_write(miner, message),
                 Action::Search(job) => self.miner_search(miner, &job),
                 Action::Exit => {
                     let node = &mut self.miners[miner];
                     node.ep = None;
                     node.addr = None;
+                    node.held.clear();
                     if !node.stalled && !node.crashed {
                         let after = self.case.miners[miner].reconnect_after;
                         self.schedule(self.now + after, Event::MinerStart { miner });
                     }
                 }
             }
+        }
+    }
+
+    /// Sends the results an out-of-order miner holds, newest first.
+    pub(super) fn miner_flush(&mut self, miner: usize) {
+        let held = std::mem::take(&mut self.miners[miner].held);
+        for message in held.into_iter().rev() {
+            self.miner_write(miner, message);
         }
     }
 
