@@ -496,6 +496,8 @@ fn add_to_totals(s: &Stats) {
     t.out_of_range_results += s.out_of_range_results;
     t.wrong_hash_results += s.wrong_hash_results;
     t.lazy_results += s.lazy_results;
+    t.expired_leases += s.expired_leases;
+    t.reissued_jobs += s.reissued_jobs;
     t.unexpected_results += s.unexpected_results;
     t.duplicate_joins += s.duplicate_joins;
 }
@@ -544,6 +546,8 @@ fn invariants_hold_over_random_event_sequences() {
         ("out-of-range results", t.out_of_range_results),
         ("wrong-hash results", t.wrong_hash_results),
         ("lazy results", t.lazy_results),
+        ("expired leases", t.expired_leases),
+        ("re-issued jobs", t.reissued_jobs),
         ("unexpected results", t.unexpected_results),
         ("duplicate joins", t.duplicate_joins),
     ] {
