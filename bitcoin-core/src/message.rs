@@ -106,6 +106,13 @@ impl Message {
 
     /// Reads a payload the way the reference does (see the module documentation).
     pub fn decode(payload: &[u8]) -> Result<Message, MessageError> {
+        Message::decode_with_range(payload).map(|(message, _)| message)
+    }
+
+    /// Like [`Message::decode`], and also returns the payload's `Lower` and `Upper` values
+    /// whatever its type (zero when absent). The reference's Result carries zeros there,
+    /// but some miners echo the range of the job they answer: a hint for the server.
+    pub fn decode_with_range(payload: &[u8]) -> Result<(Message, (u64, u64)), MessageError> {
         let text = match std::str::from_utf8(payload) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => Cow::Owned(replace_invalid_utf8(payload)),
@@ -115,19 +122,21 @@ impl Message {
             .deserialize_any(FieldsVisitor)
             .map_err(MessageError::Json)??;
         deserializer.end().map_err(MessageError::Json)?;
-        match fields.kind {
-            kind::JOIN => Ok(Message::Join),
-            kind::REQUEST => Ok(Message::Request {
+        let range = (fields.lower, fields.upper);
+        let message = match fields.kind {
+            kind::JOIN => Message::Join,
+            kind::REQUEST => Message::Request {
                 data: fields.data,
                 lower: fields.lower,
                 upper: fields.upper,
-            }),
-            kind::RESULT => Ok(Message::Result {
+            },
+            kind::RESULT => Message::Result {
                 hash: fields.hash,
                 nonce: fields.nonce,
-            }),
-            other => Err(MessageError::UnknownType(other)),
-        }
+            },
+            other => return Err(MessageError::UnknownType(other)),
+        };
+        Ok((message, range))
     }
 }
 
@@ -515,6 +524,20 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn an_echoed_range_is_read_beside_the_result() {
+        let echo = br#"{"Type":2,"Data":"","Lower":5,"Upper":9,"Hash":7,"Nonce":6}"#;
+        assert_eq!(
+            Message::decode_with_range(echo),
+            Ok((Message::Result { hash: 7, nonce: 6 }, (5, 9)))
+        );
+        let plain = Message::Result { hash: 7, nonce: 6 }.encode();
+        assert_eq!(
+            Message::decode_with_range(&plain),
+            Ok((Message::Result { hash: 7, nonce: 6 }, (0, 0)))
+        );
     }
 
     quickcheck! {

@@ -22,15 +22,21 @@
 //!
 //! A payload that is not a message, a Result from a client or a Request the scheduler
 //! refuses (an empty range) is dropped and counted in [`ServiceStats`]; nothing a peer sends
-//! can make the service fail. Like the scheduler, it reads no clock and draws no random
+//! can make the service fail. A miner whose Result is a lie (see
+//! [`crate::scheduler::Misbehaviour`]) is forgotten at once, and the driver is asked to
+//! close its connection through [`MinerService::poll_close`]; until the driver reports the
+//! connection gone, whatever it still sends is counted and ignored.
+//!
+//! A Result's `Lower` and `Upper`, which the reference leaves zero but some miners fill with
+//! their job's range, are passed to the scheduler as a hint of which job it answers. Like the scheduler, it reads no clock and draws no random
 //! numbers: the same calls always produce the same writes.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use lsp_core::Timestamp;
 
 use crate::message::Message;
-use crate::scheduler::{Config, ConfigError, Effect, Scheduler, Stats};
+use crate::scheduler::{Config, ConfigError, Effect, Misbehaviour, Scheduler, Stats};
 
 /// Counters of what the service received, next to the scheduler's own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub struct ServiceStats {
     pub refused: u64,
     /// Messages handed to the driver through [`MinerService::poll_write`].
     pub writes: u64,
+    /// Payloads from connections closed for lying, before their end was reported; ignored.
+    pub from_closed: u64,
 }
 
 /// The miner server's logic: a [`Scheduler`] behind the wire codec. See the
@@ -56,29 +64,49 @@ pub struct ServiceStats {
 pub struct MinerService<K> {
     scheduler: Scheduler<K>,
     outbox: VecDeque<(K, Vec<u8>)>,
+    /// Connections to close, with why, oldest first.
+    closing: VecDeque<(K, Misbehaviour)>,
+    /// Connections closed for lying whose end the driver has not reported yet.
+    closed: BTreeSet<K>,
     stats: ServiceStats,
 }
 
 impl<K: Ord + Copy> MinerService<K> {
     /// A service with no connections, or the reason `config` is invalid.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        Ok(MinerService {
-            scheduler: Scheduler::new(config)?,
+        Ok(Self::around(Scheduler::new(config)?))
+    }
+
+    /// A service whose scheduler verifies answers with `hash` (see
+    /// [`Scheduler::with_hash`]).
+    pub fn with_hash(config: Config, hash: crate::scheduler::HashFn) -> Result<Self, ConfigError> {
+        Ok(Self::around(Scheduler::with_hash(config, hash)?))
+    }
+
+    fn around(scheduler: Scheduler<K>) -> Self {
+        MinerService {
+            scheduler,
             outbox: VecDeque::new(),
+            closing: VecDeque::new(),
+            closed: BTreeSet::new(),
             stats: ServiceStats::default(),
-        })
+        }
     }
 
     /// Connection `conn` delivered `payload` at `now`: a Join makes it a miner, a Request
-    /// asks for an answer, a Result answers the miner's oldest job. Anything else is
-    /// counted and dropped.
+    /// asks for an answer, a Result answers one of the miner's jobs. Anything else, and
+    /// anything from a connection closed for lying, is counted and dropped.
     pub fn handle_payload(&mut self, now: Timestamp, conn: K, payload: &[u8]) {
-        match Message::decode(payload) {
-            Ok(Message::Join) => {
+        if self.closed.contains(&conn) {
+            self.stats.from_closed += 1;
+            return;
+        }
+        match Message::decode_with_range(payload) {
+            Ok((Message::Join, _)) => {
                 self.stats.joins += 1;
                 self.scheduler.handle_miner_joined(now, conn);
             }
-            Ok(Message::Request { data, lower, upper }) => {
+            Ok((Message::Request { data, lower, upper }, _)) => {
                 self.stats.requests += 1;
                 if self
                     .scheduler
@@ -88,9 +116,10 @@ impl<K: Ord + Copy> MinerService<K> {
                     self.stats.refused += 1;
                 }
             }
-            Ok(Message::Result { hash, nonce }) => {
+            Ok((Message::Result { hash, nonce }, range)) => {
                 self.stats.results += 1;
-                self.scheduler.handle_result(now, conn, hash, nonce);
+                self.scheduler
+                    .handle_result(now, conn, hash, nonce, Some(range));
             }
             Err(_) => self.stats.malformed += 1,
         }
@@ -109,6 +138,8 @@ impl<K: Ord + Copy> MinerService<K> {
         self.outbox.retain(|(to, _)| *to != conn);
         self.scheduler.handle_miner_lost(now, conn);
         self.collect();
+        self.closed.remove(&conn);
+        self.closing.retain(|(to, _)| *to != conn);
     }
 
     /// The time named by [`MinerService::poll_timeout`] has come.
@@ -117,8 +148,10 @@ impl<K: Ord + Copy> MinerService<K> {
         self.collect();
     }
 
-    /// When [`MinerService::handle_timeout`] should next be called, if ever. Re-read after
-    /// every `handle_*` call.
+    /// When [`MinerService::handle_timeout`] should next be called, if ever: the scheduler's
+    /// next lease end or backup check ([`Scheduler::poll_timeout`]). Re-read after every
+    /// `handle_*` call; a driver that does not wake for it leaves silent miners' jobs
+    /// unreissued.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.scheduler.poll_timeout()
@@ -132,6 +165,14 @@ impl<K: Ord + Copy> MinerService<K> {
             self.stats.writes += 1;
         }
         next
+    }
+
+    /// The next connection to close, and why: a miner that lied. Drain after
+    /// [`MinerService::poll_write`], after every `handle_*` call; nothing more is written to
+    /// it. The driver reports its end with [`MinerService::handle_connection_gone`] as usual.
+    #[must_use]
+    pub fn poll_close(&mut self) -> Option<(K, Misbehaviour)> {
+        self.closing.pop_front()
     }
 
     /// What the service has received and written.
@@ -173,8 +214,16 @@ impl<K: Ord + Copy> MinerService<K> {
                     nonce,
                     ..
                 } => (client, Message::Result { hash, nonce }),
+                Effect::Disconnect { miner, reason } => {
+                    self.outbox.retain(|(to, _)| *to != miner);
+                    self.closed.insert(miner);
+                    self.closing.push_back((miner, reason));
+                    continue;
+                }
             };
-            self.outbox.push_back((to, message.encode()));
+            if !self.closed.contains(&to) {
+                self.outbox.push_back((to, message.encode()));
+            }
         }
     }
 }
@@ -311,6 +360,61 @@ mod tests {
         assert!(writes(&mut s).is_empty());
         assert_eq!(s.scheduler().request_count(), 0);
         assert_eq!(s.scheduler().jobs_held(1), Some(0));
+    }
+
+    #[test]
+    fn a_lying_miner_is_closed_and_then_ignored_and_its_job_moves() {
+        let mut s = service();
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        s.handle_payload(at(0), 7, &request("lie", 0, 9_999));
+        let jobs = writes(&mut s);
+        assert_eq!(jobs.len(), 1);
+        let (_, nonce) = scan("lie", 0, 9_999);
+        s.handle_payload(at(1), 1, &Message::Result { hash: 0, nonce }.encode());
+        assert!(writes(&mut s).is_empty());
+        let closed = s.poll_close();
+        assert!(
+            matches!(closed, Some((1, Misbehaviour::WrongHash { .. }))),
+            "{closed:?}"
+        );
+        assert_eq!(s.poll_close(), None);
+        // Until its end is reported, the closed connection is not heard.
+        s.handle_payload(at(2), 1, &Message::Join.encode());
+        assert_eq!(s.stats().from_closed, 1);
+        s.handle_payload(at(2), 2, &Message::Join.encode());
+        let answers = mine_all(&mut s, &[2], at(3));
+        let (hash, nonce) = scan("lie", 0, 9_999);
+        assert_eq!(answers, vec![(7, Message::Result { hash, nonce })]);
+        s.handle_connection_gone(at(4), 1);
+        assert_eq!(s.poll_close(), None);
+        assert_eq!(s.scheduler_stats().miners_disconnected, 1);
+    }
+
+    #[test]
+    fn an_echoed_range_is_passed_as_a_hint() {
+        let mut s = MinerService::new(Config {
+            backup_jobs: false,
+            ..Config::default()
+        })
+        .unwrap();
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        s.handle_payload(at(0), 7, &request("echo", 0, 19_999));
+        let jobs = writes(&mut s);
+        assert_eq!(jobs.len(), 2);
+        // Answer the newer job first, echoing its range as some Go miners do.
+        for (_, job) in jobs.into_iter().rev() {
+            let Message::Request { data, lower, upper } = job else {
+                panic!("{job:?}");
+            };
+            let (hash, nonce) = scan(&data, lower, upper);
+            let echo = format!(
+                r#"{{"Type":2,"Data":"","Lower":{lower},"Upper":{upper},"Hash":{hash},"Nonce":{nonce}}}"#
+            );
+            s.handle_payload(at(1), 1, echo.as_bytes());
+        }
+        let (hash, nonce) = scan("echo", 0, 19_999);
+        assert_eq!(writes(&mut s), vec![(7, Message::Result { hash, nonce })]);
+        assert_eq!(s.poll_close(), None);
     }
 
     #[test]

@@ -41,9 +41,9 @@ fn first_caught(sabotage: Sabotage) -> Option<(u64, String)> {
 }
 
 #[test]
-fn wrong_answers_are_caught() {
+fn wrong_answers_trusted_by_the_server_are_caught() {
     let (_, e) = first_caught(Sabotage::WrongAnswers).expect("caught");
-    assert!(e.contains("the minimum is"), "{e}");
+    assert!(e.contains("verified result"), "{e}");
 }
 
 #[test]
@@ -71,14 +71,15 @@ fn a_write_after_loss_is_caught() {
 }
 
 #[test]
-fn a_hung_miner_needs_backup_jobs() {
-    // The first seeds with a miner that hangs holding work pass only thanks to backups.
+fn a_hung_miner_needs_backup_jobs_or_leases() {
+    // The first seeds with a miner that hangs holding work pass only thanks to backups
+    // and leases.
     let caught = (0..200)
         .map(MinerCase::generate)
         .filter(|case| case.miners.iter().any(|m| m.stall_on_job.is_some()))
         .filter_map(|mut case| {
             run_case(&case, false).expect("passes with backups");
-            case.sabotage = Some(Sabotage::NoBackups);
+            case.sabotage = Some(Sabotage::NoRecovery);
             run_case(&case, false).err()
         })
         .take(2)

@@ -11,7 +11,8 @@
 //!    ideal ÷ wall (1.0 is perfect; the target is ≥ 0.85).
 //!    Also in CPU time: the miners' CPU-seconds over the run against the CPU-seconds the
 //!    bare kernel needs for the nonces (less sensitive to other work sharing the machine),
-//!    and the server's CPU-seconds.
+//!    and the server's CPU-seconds. Redundant work: the nonces of every job the server
+//!    sent (from its `-vv` log), backups and re-issues included, ÷ the request's nonces.
 //! 3. Idle: with no request, the server's and miners' CPU time over `--idle-secs`, from
 //!    `/proc/<pid>/stat` (utime + stime, in USER_HZ = 100 ticks per second).
 //!
@@ -27,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bitcoin_core::kernel::Kernel;
+use bitcoin_core::message::Message;
 
 /// Ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
 const USER_HZ: f64 = 100.0;
@@ -94,6 +96,30 @@ impl Proc {
         }
     }
 
+    /// Sums the nonces of the jobs (Requests) this server logged as sent, up to the first
+    /// Result it logged as sent; waits up to `limit` for it.
+    fn nonces_sent_until_result(&self, limit: Duration) -> Result<u128, String> {
+        let deadline = Instant::now() + limit;
+        let mut sent = 0u128;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .map_err(|_| format!("the server logged no Result within {limit:?}"))?;
+            let Some((_, payload)) = line.split_once(": sent ") else {
+                continue;
+            };
+            match Message::decode(payload.as_bytes()) {
+                Ok(Message::Request { lower, upper, .. }) => {
+                    sent += u128::from(upper.saturating_sub(lower)) + 1;
+                }
+                Ok(Message::Result { .. }) => return Ok(sent),
+                _ => {}
+            }
+        }
+    }
+
     /// CPU seconds used so far (user + system).
     fn cpu_seconds(&self) -> Result<f64, String> {
         cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
@@ -138,7 +164,8 @@ pub fn run(o: &Options) -> Result<(), String> {
     let before = pool_rate(kernel, &o.msg, workers, o.kernel_millis);
     print_rates("before", workers, before);
 
-    let server = Proc::spawn(&server_bin, &["0", "-v"])?;
+    // -vv: every message sent is logged, to count the nonces handed out.
+    let server = Proc::spawn(&server_bin, &["0", "-vv"])?;
     let listening = server.wait_line("listening on", Duration::from_secs(10))?;
     let port = listening
         .rsplit(':')
@@ -173,6 +200,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     if !answer.starts_with("Result ") {
         return Err(format!("the client printed {answer:?} ({})", client.status));
     }
+    let handed_out = server.nonces_sent_until_result(Duration::from_secs(10))?;
     let cpu_used: Vec<f64> = std::iter::once(&server)
         .chain(&miners)
         .map(Proc::cpu_seconds)
@@ -195,6 +223,11 @@ pub fn run(o: &Options) -> Result<(), String> {
          end-to-end {:.1} M nonces/s",
         ideal / secs,
         nonces / secs / 1e6
+    );
+    println!(
+        "  redundant work: {handed_out} nonces handed out for {nonces} requested (ratio {:.4}, \
+         backups and re-issues included)",
+        handed_out as f64 / nonces
     );
     let miner_cpu: f64 = cpu_used[1..].iter().sum();
     let cpu_ideal = nonces / ((before.cpu + after.cpu) / 2.0);

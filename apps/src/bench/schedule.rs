@@ -212,7 +212,9 @@ enum Ev {
 
 /// Runs `requests` through a scheduler built from `config` on the miners of `mix`.
 fn simulate(config: &Config, mix: &Mix, requests: &[Req]) -> Result<Outcome, String> {
-    let mut sched = Scheduler::<u32>::new(config.clone()).map_err(|e| e.to_string())?;
+    // The modelled miners do not hash: every nonce "hashes" to 0, and they answer 0.
+    let mut sched =
+        Scheduler::<u32>::with_hash(config.clone(), |_, _| 0).map_err(|e| e.to_string())?;
     let n = mix.miners.len();
     // Miner `k` is key `k + 1`; request `i` comes from client key `CLIENT + i`.
     const CLIENT: u32 = 1_000_000;
@@ -258,6 +260,9 @@ fn simulate(config: &Config, mix: &Mix, requests: &[Req]) -> Result<Outcome, Str
                     done[i] = Some(now - requests[i].arrival_us);
                     remaining -= 1;
                 }
+                Effect::Disconnect { miner, reason } => {
+                    return Err(format!("model miner {miner} disconnected: {reason}"));
+                }
             }
         }
         if remaining == 0 {
@@ -286,7 +291,7 @@ fn simulate(config: &Config, mix: &Mix, requests: &[Req]) -> Result<Outcome, Str
                     Ev::Answer(miner) => {
                         let k = (miner - 1) as usize;
                         let lower = held[k].pop_front().ok_or("answer without a job")?;
-                        sched.handle_result(ts, miner, 0, lower);
+                        sched.handle_result(ts, miner, 0, lower, None);
                     }
                 }
             }

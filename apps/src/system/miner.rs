@@ -1,12 +1,12 @@
-//! The miner's loop: join, then search each job and answer it, until the server is lost.
+//! The miner's loop: the sans-IO [`MinerCore`] driven with a real connection and the
+//! kernel on worker threads.
 //!
-//! Jobs are answered in the order they arrive (the wire has no job ids). While a job is
-//! being searched on worker threads, the loop keeps reading from the server: further jobs
-//! are queued, and the loss of the server abandons the search at once. The LSP driver task
-//! acknowledges and heartbeats on its own meanwhile, so a long job never looks like a dead
-//! miner.
+//! The core decides (join, which job to search, what to answer, when to stop); this loop
+//! only carries its actions out. While a job is being searched, the loop keeps reading
+//! from the server: further jobs are queued by the core, and the loss of the server
+//! abandons the search at once. The LSP driver task acknowledges and heartbeats on its own
+//! meanwhile, so a long job never looks like a dead miner.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +16,9 @@ use lsp_core::Params;
 use lsp_smol::{ApiError, Client, ClientReadError, StartError};
 
 use super::log::Log;
-use super::search::Searcher;
+use super::search::{Running, Searcher};
 use bitcoin_core::message::Message;
+use bitcoin_core::miner::{Action, JobOrder, MinerCore};
 
 /// Why a miner stopped other than by losing the server.
 #[derive(Debug)]
@@ -53,13 +54,6 @@ pub struct MinerReport {
     pub ignored: u64,
 }
 
-/// A job: search `data` over `lower ..= upper`.
-struct Job {
-    data: String,
-    lower: u64,
-    upper: u64,
-}
-
 /// The miner's settings.
 #[derive(Clone, Debug)]
 pub struct Miner {
@@ -80,93 +74,92 @@ impl Miner {
         let client = Client::connect(server, 0, self.params)
             .await
             .map_err(MinerError::Connect)?;
-        client
-            .write(Message::Join.encode())
-            .map_err(MinerError::Join)?;
-        self.log.info(format_args!(
-            "joined {server} as conn {} ({} threads, {} kernel)",
-            client.conn_id(),
-            self.searcher.threads(),
-            self.kernel.path()
-        ));
-        let mut report = MinerReport::default();
-        let mut queue = VecDeque::new();
-        let mut prepared: Option<(String, Arc<Prepared>)> = None;
+        let mut core = MinerCore::new(JobOrder::Arrival);
+        core.handle_connected();
+        let mut prepared: Option<(Arc<str>, Arc<Prepared>)> = None;
+        let mut running: Option<Running> = None;
         loop {
-            let job = match queue.pop_front() {
-                Some(job) => job,
-                None => match client.read().await {
-                    Ok(payload) => {
-                        self.accept(&payload, &mut queue, &mut report);
-                        continue;
+            while let Some(action) = core.poll_action() {
+                match action {
+                    Action::Send(Message::Join) => {
+                        client
+                            .write(Message::Join.encode())
+                            .map_err(MinerError::Join)?;
+                        self.log.info(format_args!(
+                            "joined {server} as conn {} ({} threads, {} kernel)",
+                            client.conn_id(),
+                            self.searcher.threads(),
+                            self.kernel.path()
+                        ));
                     }
-                    Err(e) => return Ok(self.lost(e, report)),
-                },
-            };
-            let message = match &prepared {
-                Some((data, p)) if *data == job.data => Arc::clone(p),
-                _ => {
-                    let p = Arc::new(self.kernel.prepare(&job.data));
-                    prepared = Some((job.data.clone(), Arc::clone(&p)));
-                    p
+                    Action::Send(message) => {
+                        self.log.debug(format_args!("answer {message:?}"));
+                        if let Err(e) = client.write(message.encode()) {
+                            // The loss itself is reported by the next read.
+                            self.log.info(format_args!("cannot answer: {e}"));
+                        }
+                    }
+                    Action::Search(job) => {
+                        let message = match &prepared {
+                            Some((data, p)) if *data == job.data => Arc::clone(p),
+                            _ => {
+                                let p = Arc::new(self.kernel.prepare(job.data.as_bytes()));
+                                prepared = Some((Arc::clone(&job.data), Arc::clone(&p)));
+                                p
+                            }
+                        };
+                        self.log
+                            .debug(format_args!("job {}..={}", job.lower, job.upper));
+                        running = Some(self.searcher.start(message, job.lower, job.upper));
+                    }
+                    Action::Exit => {
+                        if let Some(search) = running.take() {
+                            search.cancel();
+                        }
+                        let stats = core.stats();
+                        return Ok(MinerReport {
+                            jobs: stats.jobs,
+                            nonces: stats.nonces,
+                            ignored: stats.ignored,
+                        });
+                    }
                 }
-            };
-            self.log
-                .debug(format_args!("job {}..={}", job.lower, job.upper));
-            let running = self.searcher.start(message, job.lower, job.upper);
-            let best = loop {
-                let step =
-                    smol::future::or(async { Step::Answer(running.answer().await) }, async {
+            }
+            let step = match &running {
+                Some(search) => {
+                    smol::future::or(async { Step::Answer(search.answer().await) }, async {
                         Step::Read(client.read().await)
                     })
-                    .await;
-                match step {
-                    Step::Answer(Some(best)) => break best,
-                    Step::Answer(None) => return Err(MinerError::Search),
-                    Step::Read(Ok(payload)) => self.accept(&payload, &mut queue, &mut report),
-                    Step::Read(Err(e)) => {
-                        running.cancel();
-                        return Ok(self.lost(e, report));
+                    .await
+                }
+                None => Step::Read(client.read().await),
+            };
+            match step {
+                Step::Answer(Some(MinHash { hash, nonce })) => {
+                    running = None;
+                    core.handle_search_finished(hash, nonce);
+                }
+                Step::Answer(None) => return Err(MinerError::Search),
+                Step::Read(Ok(payload)) => {
+                    let ignored = core.stats().ignored;
+                    core.handle_payload(&payload);
+                    if core.stats().ignored > ignored {
+                        self.log.info(format_args!(
+                            "ignored payload {:?}",
+                            String::from_utf8_lossy(&payload)
+                        ));
                     }
                 }
-            };
-            let MinHash { hash, nonce } = best;
-            self.log.debug(format_args!(
-                "answer {hash} {nonce} for {}..={}",
-                job.lower, job.upper
-            ));
-            if let Err(e) = client.write(Message::Result { hash, nonce }.encode()) {
-                // The loss itself is reported by the next read.
-                self.log.info(format_args!("cannot answer: {e}"));
-            }
-            report.jobs += 1;
-            report.nonces += u128::from(job.upper.saturating_sub(job.lower)) + 1;
-        }
-    }
-
-    /// Queues a Request; counts and logs anything else.
-    fn accept(&self, payload: &[u8], queue: &mut VecDeque<Job>, report: &mut MinerReport) {
-        match Message::decode(payload) {
-            Ok(Message::Request { data, lower, upper }) => {
-                queue.push_back(Job { data, lower, upper })
-            }
-            Ok(other) => {
-                report.ignored += 1;
-                self.log.info(format_args!("ignored {other:?}"));
-            }
-            Err(e) => {
-                report.ignored += 1;
-                self.log.info(format_args!("ignored payload: {e}"));
+                Step::Read(Err(e)) => {
+                    let stats = core.stats();
+                    self.log.info(format_args!(
+                        "server lost ({e}) after {} jobs, {} nonces",
+                        stats.jobs, stats.nonces
+                    ));
+                    core.handle_server_lost();
+                }
             }
         }
-    }
-
-    fn lost(&self, e: ClientReadError, report: MinerReport) -> MinerReport {
-        self.log.info(format_args!(
-            "server lost ({e}) after {} jobs, {} nonces",
-            report.jobs, report.nonces
-        ));
-        report
     }
 }
 

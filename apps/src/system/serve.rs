@@ -129,6 +129,13 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
                 log.info(format_args!("conn {conn}: write failed: {e}"));
             }
         }
+        // A miner that lied: its end follows through `read` as ConnectionClosed.
+        while let Some((conn, reason)) = service.poll_close() {
+            log.error(format_args!("conn {conn}: miner disconnected: {reason}"));
+            if let Err(e) = server.close_conn(conn) {
+                log.info(format_args!("conn {conn}: close failed: {e}"));
+            }
+        }
     }
     Ok(Summary {
         service: service.stats().clone(),

@@ -11,20 +11,28 @@ use lsp_core::Timestamp;
 use super::state::{Assignment, ChunkId, Miner};
 use super::{Priority, Scheduler};
 
-/// A job that could be backed up: its chunk, the only miner running it, and the priority of
-/// its request.
+/// A job that could be backed up: its chunk, the only miner running it, the priority of
+/// its request, and how many nonces its request may still spend on backups of jobs that
+/// are not late.
 struct Candidate<K> {
     chunk: ChunkId,
     runner: K,
     original: Assignment,
     priority: Priority,
+    budget: u128,
 }
 
-/// How long the original is expected to still take at `now`. A job not yet due has its
-/// expected time left; a late job is expected to need as long again as it has already run,
-/// so the longer it is late the more a backup is worth.
-fn original_left(a: &Assignment, now: Timestamp) -> Duration {
-    if now < a.expected_finish {
+/// When `a` counts as late: `grace` after its expected answer, so that the error of the
+/// estimates (an unmeasured round trip, say) does not make a tiny job late at once.
+fn late_from(a: &Assignment, grace: Duration) -> Timestamp {
+    a.expected_finish + grace
+}
+
+/// How long the original is expected to still take at `now`. A job not yet late has its
+/// expected time left (none in its grace period); a late job is expected to need as long
+/// again as it has already run, so the longer it is late the more a backup is worth.
+fn original_left(a: &Assignment, now: Timestamp, grace: Duration) -> Duration {
+    if now < late_from(a, grace) {
         a.expected_finish.saturating_duration_since(now)
     } else {
         now.saturating_duration_since(a.expected_start)
@@ -33,7 +41,7 @@ fn original_left(a: &Assignment, now: Timestamp) -> Duration {
 
 /// How long `m` would take to answer a backup of `nonces` sent at `now`: a round trip or
 /// what it holds, whichever is longer, and the computing.
-fn backup_takes(m: &Miner, nonces: u128, now: Timestamp) -> Duration {
+pub(super) fn backup_takes(m: &Miner, nonces: u128, now: Timestamp) -> Duration {
     m.expected_start(now).saturating_duration_since(now) + m.rate.time_for(nonces)
 }
 
@@ -59,17 +67,20 @@ impl<K: Ord + Copy> Scheduler<K> {
                 if limit.is_some_and(|limit| priority >= limit) {
                     return None;
                 }
-                let original = *self
+                let original = self
                     .miners
                     .get(&runner)?
                     .jobs
                     .iter()
-                    .find(|a| a.chunk == *id)?;
+                    .find(|a| a.chunk == *id)?
+                    .clone();
+                let allowed = request.size * u128::from(self.config.backup_budget_percent) / 100;
                 Some(Candidate {
                     chunk: *id,
                     runner,
                     original,
                     priority,
+                    budget: allowed.saturating_sub(request.speculative),
                 })
             })
             .collect()
@@ -90,6 +101,18 @@ impl<K: Ord + Copy> Scheduler<K> {
         if let Some(c) = self.chunks.get_mut(&chunk) {
             c.runners.push(miner);
         }
+        let late = self
+            .chunks
+            .get(&chunk)
+            .and_then(|c| c.runners.first())
+            .and_then(|runner| self.miners.get(runner))
+            .and_then(|m| m.jobs.iter().find(|a| a.chunk == chunk))
+            .is_some_and(|a| self.now >= late_from(a, self.config.min_job_duration));
+        if !late {
+            if let Some(r) = self.requests.get_mut(&request) {
+                r.speculative += range.len();
+            }
+        }
         self.stats.backup_jobs += 1;
         self.send(miner, chunk, request, msg, range);
         true
@@ -107,10 +130,17 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.candidates(limit)
             .into_iter()
             .filter_map(|c| {
-                let left = original_left(&c.original, now);
+                let grace = self.config.min_job_duration;
+                let late = now >= late_from(&c.original, grace);
+                if !late && c.original.range.len() > c.budget {
+                    return None;
+                }
+                let left = original_left(&c.original, now, grace);
                 let (takes, miner) = free
                     .iter()
-                    .filter(|(k, _)| **k != c.runner)
+                    .filter(|(k, m)| {
+                        **k != c.runner && !m.conflicts(&c.original.msg, c.original.range)
+                    })
                     .map(|(k, m)| (backup_takes(m, c.original.range.len(), now), **k))
                     .min()?;
                 worth_it(left, takes).then_some((
@@ -130,27 +160,34 @@ impl<K: Ord + Copy> Scheduler<K> {
             return None;
         }
         let now = self.now;
+        let grace = self.config.min_job_duration;
         let free: Vec<(&K, &Miner)> = self.free_miners().collect();
         if free.is_empty() {
             return None;
         }
-        let limit = self.top_request(self.total_rate()).map(|(_, p)| p);
+        let limit = self
+            .top_request(self.total_rate(), |_| true)
+            .map(|(_, p)| p);
         let due = self
             .candidates(limit)
             .into_iter()
             .flat_map(|c| {
+                let Candidate {
+                    runner, original, ..
+                } = c;
+                let (msg, range) = (Arc::clone(&original.msg), original.range);
                 free.iter()
-                    .filter(move |(k, _)| **k != c.runner)
+                    .filter(move |(k, m)| **k != runner && !m.conflicts(&msg, range))
                     .map(move |(_, m)| {
                         // From `t = free_at - round trip` on, a backup sent at `t` takes
                         // `d = round trip + computing`; once `t` is also past the original's
                         // expected finish, the original has `t - start` left. The backup
                         // becomes worth it when `2 (t - start) > 3 d`.
                         let round_trip = m.round_trip.get();
-                        let d = round_trip + m.rate.time_for(c.original.range.len());
+                        let d = round_trip + m.rate.time_for(original.range.len());
                         let d_micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                         let late_enough =
-                            c.original
+                            original
                                 .expected_start
                                 .saturating_add(Duration::from_micros(
                                     d_micros.saturating_mul(3) / 2 + 1,
@@ -159,7 +196,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                             Timestamp::from_micros(m.free_at(now).as_micros().saturating_sub(
                                 u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX),
                             ));
-                        late_enough.max(c.original.expected_finish).max(steady)
+                        late_enough.max(late_from(&original, grace)).max(steady)
                     })
             })
             .min()?;

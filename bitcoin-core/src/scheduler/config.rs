@@ -6,6 +6,9 @@ use std::time::Duration;
 /// The most jobs a miner may be given at once that [`Config::validate`] accepts.
 pub const MAX_JOBS_PER_MINER: usize = 8;
 
+/// The largest [`Config::lease_factor`] that [`Config::validate`] accepts.
+pub const MAX_LEASE_FACTOR: u32 = 100;
+
 /// The longest job duration [`Config::validate`] accepts (one hour): beyond that, a lost
 /// miner would cost more than anyone would wait for.
 pub const MAX_JOB_DURATION: Duration = Duration::from_secs(3600);
@@ -51,8 +54,8 @@ pub struct Config {
     pub initial_job_nonces: u64,
     /// How many jobs a miner may hold at once, between 1 and [`MAX_JOBS_PER_MINER`]
     /// (default 2: one running and one queued behind it, so that the round trip between
-    /// an answer and the next job does not leave the miner idle). The wire protocol has no
-    /// job ids: a miner answers its jobs in the order it received them.
+    /// an answer and the next job does not leave the miner idle). Answers are matched to
+    /// jobs by content, so a miner may answer them in any order.
     pub jobs_per_miner: usize,
     /// How a request's last nonces are spread (default 2): a job never takes more than
     /// `1 / tail_split` of the time the whole pool would need for the request's nonces not
@@ -64,6 +67,20 @@ pub struct Config {
     /// Whether idle miners duplicate jobs that are late or running on much slower miners
     /// (default true). See the module documentation.
     pub backup_jobs: bool,
+    /// How much a request may spend on backups of jobs that are not late (they run on a
+    /// much slower miner than the free one), as a percentage of its nonces (default 5):
+    /// with honest miners that answer when expected, at most 5 % of the work is done
+    /// twice. Backups of late jobs are not limited.
+    pub backup_budget_percent: u32,
+    /// A job's lease lasts this many times its expected time (from sending to the expected
+    /// answer, from the miner's measured rate and round trip and what it already holds),
+    /// plus [`Config::lease_slack`]; between 1 and [`MAX_LEASE_FACTOR`] (default 3). At its
+    /// end the job is re-issued to another miner.
+    pub lease_factor: u32,
+    /// What a lease adds to `lease_factor ×` the expected time, for network trouble: at
+    /// most [`MAX_JOB_DURATION`] (default 4 s: two epochs of the reference's LSP
+    /// parameters; a driver with other parameters should use two of its epochs).
+    pub lease_slack: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +93,9 @@ impl Default for Config {
             tail_split: 2,
             order: Order::ShortestRemainingFirst { overdue_factor: 10 },
             backup_jobs: true,
+            backup_budget_percent: 5,
+            lease_factor: 3,
+            lease_slack: Duration::from_secs(4),
         }
     }
 }
@@ -103,6 +123,12 @@ impl Config {
         if self.tail_split == 0 {
             return Err(ConfigError::ZeroTailSplit);
         }
+        if !(1..=MAX_LEASE_FACTOR).contains(&self.lease_factor) {
+            return Err(ConfigError::LeaseFactor(self.lease_factor));
+        }
+        if self.lease_slack > MAX_JOB_DURATION {
+            return Err(ConfigError::LeaseSlack(self.lease_slack));
+        }
         Ok(())
     }
 }
@@ -125,6 +151,10 @@ pub enum ConfigError {
     JobsPerMiner(usize),
     /// `tail_split` is zero.
     ZeroTailSplit,
+    /// `lease_factor` is outside `1 ..= MAX_LEASE_FACTOR`.
+    LeaseFactor(u32),
+    /// `lease_slack` exceeds [`MAX_JOB_DURATION`].
+    LeaseSlack(Duration),
 }
 
 impl fmt::Display for ConfigError {
@@ -144,6 +174,13 @@ impl fmt::Display for ConfigError {
                 "jobs per miner must be between 1 and {MAX_JOBS_PER_MINER}, not {n}"
             ),
             ConfigError::ZeroTailSplit => write!(f, "the tail split must be at least 1"),
+            ConfigError::LeaseFactor(n) => write!(
+                f,
+                "the lease factor must be between 1 and {MAX_LEASE_FACTOR}, not {n}"
+            ),
+            ConfigError::LeaseSlack(d) => {
+                write!(f, "lease slack {d:?} exceeds {MAX_JOB_DURATION:?}")
+            }
         }
     }
 }
@@ -180,6 +217,11 @@ mod tests {
             ConfigError::JobsPerMiner(MAX_JOBS_PER_MINER + 1)
         );
         assert_eq!(bad(|c| c.tail_split = 0), ConfigError::ZeroTailSplit);
+        assert_eq!(bad(|c| c.lease_factor = 0), ConfigError::LeaseFactor(0));
+        assert_eq!(
+            bad(|c| c.lease_slack = Duration::MAX),
+            ConfigError::LeaseSlack(Duration::MAX)
+        );
         assert!(!ConfigError::ZeroTailSplit.to_string().is_empty());
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::verify::Misbehaviour;
+
 /// The scheduler's name for a request, unique for the scheduler's lifetime and increasing in
 /// arrival order. It never goes on the wire; it is there for logs and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,8 +27,8 @@ impl fmt::Display for RequestId {
 /// `K` is the driver's connection key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect<K> {
-    /// Send `miner` a Request message for `msg` and `lower ..= upper`. The miner will answer
-    /// its jobs in the order they were sent.
+    /// Send `miner` a Request message for `msg` and `lower ..= upper`. The miner may answer
+    /// its jobs in any order.
     SendJob {
         /// The miner's connection.
         miner: K,
@@ -50,6 +52,15 @@ pub enum Effect<K> {
         hash: u64,
         /// The smallest nonce giving that hash.
         nonce: u64,
+    },
+    /// Close `miner`'s connection: it lied. The scheduler has already forgotten it and
+    /// given its jobs back; nothing more will be sent to it, and its later messages should
+    /// be ignored.
+    Disconnect {
+        /// The miner's connection.
+        miner: K,
+        /// What it did.
+        reason: Misbehaviour,
     },
 }
 
@@ -93,14 +104,26 @@ pub struct Stats {
     pub jobs_sent: u64,
     /// Backup jobs sent: copies of a job already running on another miner.
     pub backup_jobs: u64,
-    /// Jobs put back in their request's queue because their miner was lost or answered
-    /// with a nonce outside the job.
+    /// Jobs put back in their request's queue because their miner was lost or lied.
     pub requeued_jobs: u64,
-    /// Answers ignored because their job was already answered by a backup or its client
-    /// was lost.
+    /// Verified answers ignored because their job was already answered by a backup or its
+    /// client was lost.
     pub stale_results: u64,
-    /// Answers whose nonce lay outside the job; the job was given back to its request.
+    /// Answers that were lies (the sum of the three kinds below); each got its miner
+    /// disconnected.
     pub invalid_results: u64,
+    /// Lies whose nonce lay in none of the miner's jobs.
+    pub out_of_range_results: u64,
+    /// Lies whose hash was not the nonce's.
+    pub wrong_hash_results: u64,
+    /// Lies caught by the spot check: a nonce of the job hashes lower than the answer.
+    pub lazy_results: u64,
+    /// Miners disconnected for lying ([`Effect::Disconnect`]).
+    pub miners_disconnected: u64,
+    /// Jobs whose lease ended before their miner answered.
+    pub expired_leases: u64,
+    /// Jobs re-issued to another miner because their lease ended (also in `jobs_sent`).
+    pub reissued_jobs: u64,
     /// Answers from a connection that is not a miner or holds no job; ignored.
     pub unexpected_results: u64,
     /// Join events for a miner already joined; ignored.

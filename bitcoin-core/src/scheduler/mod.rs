@@ -31,8 +31,7 @@
 //! speed: a lost miner costs at most that much work, and a new small request waits at most
 //! about that long for a miner, because a job cannot be recalled. Each miner holds up to
 //! [`Config::jobs_per_miner`] jobs (2: one running, one queued) so that it does not sit
-//! idle for a round trip between jobs. The wire protocol has no job ids: a miner's answers
-//! are matched to its jobs in the order they were sent. Each answer measures the miner:
+//! idle for a round trip between jobs. Each answer measures the miner:
 //! its *round trip* (send to answer, less computing, from jobs that did not wait behind
 //! another; the least of the last eight) and its *rate* (nonces over the time from when it
 //! could start the job, which is a round trip after sending and not before its previous
@@ -48,18 +47,50 @@
 //! of a request more urgent than any with nonces left to hand out runs on another miner,
 //! the free miner duplicates it (a *backup job*, as in MapReduce) if it would answer clearly
 //! sooner: if the original's expected time left is more than 1.5× the backup's, counting a
-//! job that is late as needing as long again as it has already run. The first answer
+//! job that is late (more than [`Config::min_job_duration`] past its expected answer) as
+//! needing as long again as it has already run. Backups of jobs that are not late (they
+//! run on a much slower miner) may spend at most [`Config::backup_budget_percent`] (5 %)
+//! of their request's nonces, so miners that answer when expected do at most 5 % of the
+//! work twice; backups of late jobs are not limited. The first answer
 //! counts; the other is ignored. The most urgent request's jobs are backed up first, its
 //! latest-finishing job first; a job has at most one backup. [`Scheduler::poll_timeout`]
 //! names the moment a running job becomes late enough to deserve one, so a stalled miner is
 //! worked around before the transport declares it lost. Expected answer times are
 //! re-estimated at every answer, so they never drift by more than a job.
 //!
+//! **Trusting no miner.** The wire protocol has no job ids, and miners may answer their
+//! jobs in any order, so an answer `(hash, nonce)` is matched by content: to the job of that
+//! miner it *verifies* against, the nonce in the job's range and `hash(msg, nonce)` equal to
+//! the claimed hash (the job whose range the miner echoed in `Lower`/`Upper` is tried
+//! first, but an echo alone is never trusted). So that one answer cannot verify against two
+//! jobs, a miner is never given a job overlapping one it holds for the same text. The
+//! verified answer is then spot-checked against laziness: [`SPOT_CHECKS`] (32) nonces of the
+//! job, chosen from the job's content, are hashed, and one hashing strictly lower proves the
+//! answer is not the minimum (see [`SPOT_CHECKS`] for the cost and the detection
+//! probability: about `k f / ((1 − f) N + k f)` for a miner skipping a fraction `f` of an
+//! `N`-nonce job, 32/33 for one that does no work). An answer that verifies against no job
+//! (nonce out of range, wrong hash) or fails the spot check is a lie: the miner is dropped at
+//! once, its jobs go back to their requests, and [`Effect::Disconnect`] asks the driver to
+//! close its connection. An answer from a connection holding no job is counted and ignored.
+//! Nothing unverified ever reaches a client.
+//!
+//! **Leases.** Every job carries a deadline, its *lease*: `sent + lease_factor × (expected
+//! answer − sent) + lease_slack` ([`Config::lease_factor`] 3, [`Config::lease_slack`] two
+//! LSP epochs, 4 s by default), the expected answer coming from the miner's measured rate
+//! and round trip and the jobs it already holds. A job not answered by then is re-issued at
+//! once to the miner expected to answer it soonest, even one with no free slot (it is the
+//! most urgent work there is), unless another miner runs it within its own lease; its miner
+//! is *late* and gets no new job until it answers. The first valid answer counts, the late
+//! one included, and a late answer is measured like any other: nothing punishes slowness.
+//! [`Scheduler::poll_timeout`] names the next lease end, so a miner that stays connected but
+//! never answers holds its work for at most a lease.
+//!
 //! **Failures.** A lost miner's unanswered jobs go back to the front of their requests
 //! (unless a backup still runs them), to be handed out next. A lost client's requests are
-//! dropped; answers to their jobs, and to jobs already answered by a backup, are ignored.
-//! An answer whose nonce lies outside its job is treated like a lost job. Miners never idle
-//! while any request has nonces to hand out.
+//! dropped; answers to their jobs, and to jobs already answered by a backup, are verified
+//! and ignored. Miners never idle while any request has nonces to hand out, except that a
+//! miner holding a job of a request's text waits for its answer before it gets an
+//! overlapping job of another request with the same text.
 //!
 //! **Edge cases.** A request with `lower > upper` is refused ([`RequestError::EmptyRange`]).
 //! A client that sends a second request while one is in progress is answered in order:
@@ -72,9 +103,11 @@
 //! running jobs of requests more urgent than the most urgent one with work left (backup
 //! candidates) against the free miners; there are no per-nonce data structures.
 
+mod answer;
 mod backup;
 mod config;
 mod effect;
+mod lease;
 #[cfg(test)]
 mod properties;
 mod range;
@@ -82,13 +115,20 @@ mod rate;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust;
+mod verify;
 
-pub use config::{Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION};
+pub use config::{
+    Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION, MAX_LEASE_FACTOR,
+};
 pub use effect::{Effect, RequestError, RequestId, Stats};
+pub use verify::{HashFn, Misbehaviour, SPOT_CHECKS};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use lsp_core::Timestamp;
 
@@ -118,11 +158,35 @@ pub struct Scheduler<K> {
     next_chunk: u64,
     timeout: Option<Timestamp>,
     stats: Stats,
+    /// The hash answers are verified with.
+    hash: HashFn,
+}
+
+/// [`crate::hash::hash`] as a [`HashFn`].
+fn real_hash(msg: &str, nonce: u64) -> u64 {
+    crate::hash::hash(msg, nonce)
+}
+
+/// What became of an attempt to hand out new work.
+enum Fresh {
+    /// A job was sent.
+    Sent,
+    /// The miner holds a job its new one would be ambiguous with; try another miner.
+    Conflict,
+    /// Nothing to hand out.
+    Nothing,
 }
 
 impl<K: Ord + Copy> Scheduler<K> {
     /// A scheduler with no miners and no requests, or the reason `config` is invalid.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Self::with_hash(config, real_hash)
+    }
+
+    /// A scheduler that verifies answers with `hash` instead of [`crate::hash::hash`]: for
+    /// tests and benchmarks whose miners compute a cheap stand-in. Errors as
+    /// [`Scheduler::new`].
+    pub fn with_hash(config: Config, hash: HashFn) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Scheduler {
             config,
@@ -136,6 +200,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             next_chunk: 0,
             timeout: None,
             stats: Stats::default(),
+            hash,
         })
     }
 
@@ -161,7 +226,8 @@ impl<K: Ord + Copy> Scheduler<K> {
     }
 
     /// How many jobs `miner` holds (sent and not answered), or `None` if it is not joined.
-    /// Never more than [`Config::jobs_per_miner`].
+    /// Never more than [`Config::jobs_per_miner`], except through jobs re-issued to it when
+    /// another miner's lease ended.
     pub fn jobs_held(&self, miner: K) -> Option<usize> {
         self.miners.get(&miner).map(|m| m.jobs.len())
     }
@@ -207,13 +273,24 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.dispatch();
     }
 
-    /// `miner` answered its oldest job: `hash` is the minimum, at `nonce`.
+    /// `miner` answered one of its jobs: `hash` is the minimum, at `nonce`. `hint` is the
+    /// range the miner echoed, if any: the job with exactly that range is tried first, but
+    /// the answer is matched to whichever job it verifies against (see the module
+    /// documentation).
     ///
-    /// Ignored (and counted) if the miner holds no job. If `nonce` lies outside the job, the
-    /// job is given back to its request.
-    pub fn handle_result(&mut self, now: Timestamp, miner: K, hash: u64, nonce: u64) {
+    /// Ignored (and counted) if the miner holds no job. An answer that fails verification
+    /// or the spot check is a lie: the miner is dropped at once (its jobs go back to their
+    /// requests) and [`Effect::Disconnect`] asks the driver to close its connection.
+    pub fn handle_result(
+        &mut self,
+        now: Timestamp,
+        miner: K,
+        hash: u64,
+        nonce: u64,
+        hint: Option<(u64, u64)>,
+    ) {
         self.advance(now);
-        self.result(miner, hash, nonce);
+        self.result(miner, hash, nonce, hint);
         self.dispatch();
     }
 
@@ -223,8 +300,9 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.dispatch();
     }
 
-    /// When [`Scheduler::handle_timeout`] should next be called, if ever: always later than
-    /// the time given to the latest `handle_*` call. Re-read after every such call.
+    /// When [`Scheduler::handle_timeout`] should next be called, if ever: the earliest end of
+    /// a lease, or of the wait before a backup job is worth it. Always later than the time
+    /// given to the latest `handle_*` call. Re-read after every such call.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timeout
@@ -301,26 +379,6 @@ impl<K: Ord + Copy> Scheduler<K> {
         }
     }
 
-    fn result(&mut self, miner: K, hash: u64, nonce: u64) {
-        let Some(m) = self.miners.get_mut(&miner) else {
-            self.stats.unexpected_results += 1;
-            return;
-        };
-        let Some(job) = m.jobs.pop_front() else {
-            self.stats.unexpected_results += 1;
-            return;
-        };
-        m.observe(&job, self.now);
-        if !self.chunks.contains_key(&job.chunk) {
-            self.stats.stale_results += 1;
-        } else if !job.range.contains(nonce) {
-            self.stats.invalid_results += 1;
-            self.give_back(miner, job.chunk);
-        } else {
-            self.complete(job.chunk, hash, nonce);
-        }
-    }
-
     fn advance(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
     }
@@ -334,6 +392,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                 msg: w.msg,
                 active_since: self.now,
                 size: w.range.len(),
+                speculative: 0,
                 unassigned: RangeQueue::new(w.range),
                 remaining: w.range.len(),
                 chunks: BTreeSet::new(),
@@ -346,9 +405,15 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// one is worth it for a request more urgent than every request with nonces to hand
     /// out, and otherwise new work from the most urgent such request.
     fn dispatch(&mut self) {
-        while let Some(miner) = self.free_miner() {
+        // Miners that can take no fresh work now, and (miner, request) pairs where the cut
+        // would be ambiguous with a job the miner holds.
+        self.expire_leases();
+        self.reissue_expired();
+        let mut blocked = Vec::new();
+        let mut conflicts = Vec::new();
+        while let Some(miner) = self.free_miner(&blocked) {
             let total = self.total_rate();
-            let top = self.top_request(total);
+            let top = self.top_request(total, |_| true);
             if self.config.backup_jobs {
                 if let Some((backup_miner, chunk)) = self.best_backup(top.map(|(_, p)| p)) {
                     if self.assign_backup(backup_miner, chunk) {
@@ -356,14 +421,25 @@ impl<K: Ord + Copy> Scheduler<K> {
                     }
                 }
             }
-            let Some((request, _)) = top else {
-                break;
-            };
-            if !self.assign_fresh(miner, request, total) {
+            if top.is_none() {
                 break;
             }
+            let Some((request, _)) =
+                self.top_request(total, |id| !conflicts.contains(&(miner, id)))
+            else {
+                blocked.push(miner);
+                continue;
+            };
+            match self.assign_fresh(miner, request, total) {
+                Fresh::Sent => {}
+                Fresh::Conflict => conflicts.push((miner, request)),
+                Fresh::Nothing => break,
+            }
         }
-        self.timeout = self.next_backup_check();
+        self.timeout = match (self.next_backup_check(), self.next_lease_end()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// The sum of the miners' rates, at least 1.
@@ -381,11 +457,13 @@ impl<K: Ord + Copy> Scheduler<K> {
         let depth = self.config.jobs_per_miner;
         self.miners
             .iter()
-            .filter(move |(_, m)| m.jobs.len() < depth)
+            .filter(move |(_, m)| m.jobs.len() < depth && !m.is_late())
     }
 
-    fn free_miner(&self) -> Option<K> {
+    /// The miner that should get the next job, leaving out `blocked`.
+    fn free_miner(&self, blocked: &[K]) -> Option<K> {
         self.free_miners()
+            .filter(|(k, _)| !blocked.contains(k))
             .min_by_key(|(_, m)| (m.jobs.len(), Reverse(m.rate)))
             .map(|(k, _)| *k)
     }
@@ -410,20 +488,27 @@ impl<K: Ord + Copy> Scheduler<K> {
         }
     }
 
-    /// The most urgent request with nonces to hand out, and its priority.
-    fn top_request(&self, total_rate: u128) -> Option<(RequestId, Priority)> {
+    /// The most urgent request with nonces to hand out among those `eligible`, and its
+    /// priority.
+    pub(crate) fn top_request(
+        &self,
+        total_rate: u128,
+        eligible: impl Fn(RequestId) -> bool,
+    ) -> Option<(RequestId, Priority)> {
         self.requests
             .iter()
-            .filter(|(_, r)| !r.unassigned.is_empty())
+            .filter(|(id, r)| !r.unassigned.is_empty() && eligible(**id))
             .map(|(id, r)| (*id, self.priority(*id, r, total_rate)))
             .min_by_key(|(_, p)| *p)
     }
 
     /// Cuts a job from the front of `request`, sized for `miner`, and sends it.
-    /// False (and nothing done) if the miner or the request is unknown or has nothing left.
-    fn assign_fresh(&mut self, miner: K, request: RequestId, total_rate: u128) -> bool {
+    /// [`Fresh::Nothing`] (and nothing done) if the miner or the request is unknown or has
+    /// nothing left; [`Fresh::Conflict`] (and nothing done) if the miner holds a job of the
+    /// same text overlapping the cut.
+    fn assign_fresh(&mut self, miner: K, request: RequestId, total_rate: u128) -> Fresh {
         let (Some(m), Some(r)) = (self.miners.get(&miner), self.requests.get_mut(&request)) else {
-            return false;
+            return Fresh::Nothing;
         };
         let rate = m.rate;
         let target = rate.nonces_in(self.config.target_job_duration);
@@ -433,8 +518,12 @@ impl<K: Ord + Copy> Scheduler<K> {
         let tail = r.unassigned.len().saturating_mul(u128::from(rate.get()))
             / total_rate.saturating_mul(u128::from(self.config.tail_split));
         let Some(range) = r.unassigned.take_front(target.min(tail).max(floor)) else {
-            return false;
+            return Fresh::Nothing;
         };
+        if m.conflicts(&r.msg, range) {
+            r.unassigned.push_front(range);
+            return Fresh::Conflict;
+        }
         let chunk = ChunkId(self.next_chunk);
         self.next_chunk += 1;
         r.chunks.insert(chunk);
@@ -448,7 +537,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             },
         );
         self.send(miner, chunk, request, msg, range);
-        true
+        Fresh::Sent
     }
 
     /// Records that `miner` now holds `chunk` and emits the job.
@@ -465,12 +554,23 @@ impl<K: Ord + Copy> Scheduler<K> {
             return;
         };
         let expected_start = m.expected_start(now);
+        let expected_finish = expected_start + m.rate.time_for(range.len());
+        let lease = now.saturating_add(
+            expected_finish
+                .saturating_duration_since(now)
+                .checked_mul(self.config.lease_factor)
+                .unwrap_or(Duration::MAX)
+                .saturating_add(self.config.lease_slack),
+        );
         m.jobs.push_back(Assignment {
             chunk,
+            msg: Arc::clone(&msg),
             range,
             sent: now,
             expected_start,
-            expected_finish: expected_start + m.rate.time_for(range.len()),
+            expected_finish,
+            lease,
+            expired: false,
         });
         self.stats.jobs_sent += 1;
         self.effects.push_back(Effect::SendJob {
@@ -500,44 +600,6 @@ impl<K: Ord + Copy> Scheduler<K> {
             r.chunks.remove(&chunk);
             r.unassigned.push_front(range);
             self.stats.requeued_jobs += 1;
-        }
-    }
-
-    /// `chunk` was answered with `(hash, nonce)`; answers the request if it was the last.
-    fn complete(&mut self, chunk: ChunkId, hash: u64, nonce: u64) {
-        let Some(c) = self.chunks.remove(&chunk) else {
-            return;
-        };
-        let Some(r) = self.requests.get_mut(&c.request) else {
-            return;
-        };
-        r.chunks.remove(&chunk);
-        r.remaining -= c.range.len();
-        r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
-        if r.remaining > 0 {
-            return;
-        }
-        let Some(done) = self.requests.remove(&c.request) else {
-            return;
-        };
-        if let Some((hash, nonce)) = done.best {
-            self.stats.results_sent += 1;
-            self.effects.push_back(Effect::SendResult {
-                client: done.client,
-                request: c.request,
-                hash,
-                nonce,
-            });
-        }
-        let next = self
-            .clients
-            .get_mut(&done.client)
-            .and_then(|cl| cl.waiting.pop_front().inspect(|w| cl.active = w.id));
-        match next {
-            Some(w) => self.activate(done.client, w),
-            None => {
-                self.clients.remove(&done.client);
-            }
         }
     }
 }

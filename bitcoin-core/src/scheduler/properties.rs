@@ -1,11 +1,13 @@
 //! The scheduler's invariants, checked after every step of random event sequences
 //! (quickcheck): joins and losses of miners, requests (small ranges, some at the top of the
 //! u64 range, some empty), client losses, answers (true minima computed with a cheap stand-in
-//! hash, a few deliberately outside the job), timeouts and the passing of time.
+//! hash, to the oldest or the newest job, the job's range echoed as on some miners' wire),
+//! lies (a nonce outside the job, a wrong hash, a lazy answer to a job small enough to be
+//! checked in full), timeouts and the passing of time.
 //!
-//! A model beside the scheduler records what each miner holds (matched to answers in the
-//! order sent, as on the wire) and which nonces of each request have been answered, and
-//! checks:
+//! A model beside the scheduler records what each miner holds and which nonces of each
+//! request have been answered, and checks:
+//! - a miner is disconnected exactly when it lied, and is then forgotten;
 //! - a result goes only to a live client, for its oldest unanswered request, once every
 //!   nonce of that request is covered by answered jobs, and it is the true minimum (ties
 //!   to the smallest nonce);
@@ -14,7 +16,8 @@
 //!   job and its one backup (so no nonce is counted twice or skipped);
 //! - a miner never holds more than `jobs_per_miner` jobs, and the scheduler agrees with the
 //!   model on how many it holds;
-//! - no miner has a free slot while a request has nonces that no miner holds;
+//! - no miner has a free slot while a request has nonces that no miner holds, unless the
+//!   miner holds a job of that request's text (a second one could be ambiguous);
 //! - timeouts are in the future;
 //! - at the end, once the miners answer everything, every live client has its answers;
 //! - the same sequence gives the same effects twice.
@@ -24,132 +27,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lsp_core::Timestamp;
-use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
+use quickcheck::{Gen, QuickCheck, TestResult};
 
 use super::*;
 
-/// Miners are keys 1..=MINERS, clients 101..=100+CLIENTS.
-const MINERS: u32 = 5;
-const CLIENTS: u32 = 5;
-const MESSAGES: [&str; 4] = ["", "msg", "bitcoin", "a longer message with spaces"];
+mod generate;
 
-/// A cheap stand-in for the real hash, with few distinct values so that ties are common.
-fn test_hash(msg: &str, nonce: u64) -> u64 {
-    let mut x = msg.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }) ^ nonce;
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (x ^ (x >> 31)) % 61
-}
-
-/// The true answer for `lower ..= upper`: minimum hash, smallest nonce on ties.
-fn true_min(msg: &str, lower: u64, upper: u64) -> (u64, u64) {
-    (lower..=upper)
-        .map(|n| (test_hash(msg, n), n))
-        .min()
-        .unwrap_or((u64::MAX, lower))
-}
-
-#[derive(Clone, Debug)]
-enum Event {
-    Advance(u32),
-    Join(u32),
-    LoseMiner(u32),
-    Request {
-        client: u32,
-        msg: &'static str,
-        lower: u64,
-        upper: u64,
-    },
-    LoseClient(u32),
-    Answer(u32),
-    BadAnswer(u32),
-    Timeout,
-}
-
-impl Arbitrary for Event {
-    fn arbitrary(g: &mut Gen) -> Self {
-        let miner = 1 + u32::arbitrary(g) % MINERS;
-        let client = 101 + u32::arbitrary(g) % CLIENTS;
-        match u8::arbitrary(g) % 100 {
-            0..=17 => Event::Advance(u32::arbitrary(g) % 5_000),
-            18..=27 => Event::Join(miner),
-            28..=32 => Event::LoseMiner(miner),
-            33..=47 => {
-                let len = u64::from(u16::arbitrary(g) % 300);
-                let lower = match u8::arbitrary(g) % 4 {
-                    0 => u64::MAX - len,
-                    1 => u64::MAX - u64::from(u16::arbitrary(g) % 600),
-                    _ => u64::from(u16::arbitrary(g) % 1000),
-                };
-                // About one request in eleven is empty (lower > upper).
-                let (lower, upper) = if u8::arbitrary(g) % 11 == 0 {
-                    let lower = lower.max(1 + len);
-                    (lower, lower - 1 - len)
-                } else {
-                    (lower, lower.saturating_add(len))
-                };
-                Event::Request {
-                    client,
-                    msg: g.choose(&MESSAGES).unwrap_or(&""),
-                    lower,
-                    upper,
-                }
-            }
-            48..=51 => Event::LoseClient(client),
-            52..=89 => Event::Answer(miner),
-            90..=91 => Event::BadAnswer(miner),
-            _ => Event::Timeout,
-        }
-    }
-}
-
-/// A random configuration and event sequence.
-#[derive(Clone, Debug)]
-struct Case {
-    config: Config,
-    events: Vec<Event>,
-}
-
-impl Arbitrary for Case {
-    fn arbitrary(g: &mut Gen) -> Self {
-        let target = Duration::from_micros(1 + u64::arbitrary(g) % 20_000);
-        let min = Duration::from_micros(u64::arbitrary(g) % (target.as_micros() as u64 + 1));
-        let config = Config {
-            target_job_duration: target,
-            min_job_duration: min,
-            initial_job_nonces: 1 + u64::arbitrary(g) % 60,
-            jobs_per_miner: 1 + usize::arbitrary(g) % 3,
-            tail_split: 1 + u32::arbitrary(g) % 4,
-            order: if u8::arbitrary(g) % 4 == 0 {
-                Order::Arrival
-            } else {
-                Order::ShortestRemainingFirst {
-                    overdue_factor: u32::arbitrary(g) % 6,
-                }
-            },
-            backup_jobs: u8::arbitrary(g) % 4 != 0,
-        };
-        Case {
-            config,
-            events: Vec::arbitrary(g),
-        }
-    }
-
-    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
-        let config = self.config.clone();
-        Box::new(self.events.shrink().map(move |events| Case {
-            config: config.clone(),
-            events,
-        }))
-    }
-}
+use generate::{test_hash, true_min, Case, Event, LieKind};
 
 /// A job as the model sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Job {
     request: RequestId,
+    msg: &'static str,
     lower: u64,
     upper: u64,
 }
@@ -201,6 +91,8 @@ struct Harness {
     requests: BTreeMap<RequestId, ModelRequest>,
     /// Every effect, for the determinism check.
     trace: Vec<Effect<u32>>,
+    /// The miner that just lied, until its disconnection is seen.
+    liar: Option<u32>,
 }
 
 type Check = Result<(), String>;
@@ -209,13 +101,14 @@ impl Harness {
     fn new(config: Config) -> Self {
         Harness {
             depth: config.jobs_per_miner,
-            sched: Scheduler::new(config).expect("generated configs are valid"),
+            sched: Scheduler::with_hash(config, test_hash).expect("generated configs are valid"),
             now: Timestamp::ZERO,
             called_at: Timestamp::ZERO,
             miners: BTreeMap::new(),
             clients: BTreeMap::new(),
             requests: BTreeMap::new(),
             trace: Vec::new(),
+            liar: None,
         }
     }
 
@@ -272,8 +165,9 @@ impl Harness {
                     }
                 }
             }
-            Event::Answer(m) => self.answer(m, true),
-            Event::BadAnswer(m) => self.answer(m, false),
+            Event::Answer(m) => self.answer(m, false),
+            Event::AnswerNewest(m) => self.answer(m, true),
+            Event::Lie(m, kind) => self.lie(m, kind),
             Event::Timeout => {
                 if let Some(t) = self.sched.poll_timeout() {
                     self.now = self.now.max(t);
@@ -285,37 +179,54 @@ impl Harness {
         self.drain_and_check()
     }
 
-    /// Miner `m` answers its oldest job, truly or with a nonce outside the job.
-    fn answer(&mut self, m: u32, truly: bool) {
-        let Some(job) = self.miners.get_mut(&m).and_then(|q| q.pop_front()) else {
+    /// Miner `m` answers its oldest (or newest) job truly, echoing its range.
+    fn answer(&mut self, m: u32, newest: bool) {
+        let held = self.miners.get_mut(&m);
+        let Some(job) = held.and_then(|q| if newest { q.pop_back() } else { q.pop_front() }) else {
             // Not a miner, or idle: the scheduler must ignore the answer.
-            self.sched.handle_result(self.now, m, 0, 0);
+            self.sched.handle_result(self.now, m, 0, 0, None);
             return;
         };
-        let Some(msg) = self.requests.get(&job.request).map(|r| r.msg) else {
-            // A dropped request: any answer will do, it must be ignored.
-            self.sched.handle_result(self.now, m, 0, job.lower);
-            return;
-        };
-        if truly {
-            let (hash, nonce) = true_min(msg, job.lower, job.upper);
-            self.sched.handle_result(self.now, m, hash, nonce);
-            if let Some(r) = self.requests.get_mut(&job.request) {
-                r.answered.push((job.lower, job.upper));
-            }
-        } else {
-            let outside = if job.lower > 0 {
-                0
-            } else {
-                job.upper.wrapping_add(1)
-            };
-            if outside >= job.lower && outside <= job.upper {
-                // The job covers every nonce: an invalid answer is impossible.
-                self.miners.entry(m).or_default().push_front(job);
-                return;
-            }
-            self.sched.handle_result(self.now, m, 0, outside);
+        let (hash, nonce) = true_min(job.msg, job.lower, job.upper);
+        let echo = Some((job.lower, job.upper));
+        self.sched.handle_result(self.now, m, hash, nonce, echo);
+        if let Some(r) = self.requests.get_mut(&job.request) {
+            r.answered.push((job.lower, job.upper));
         }
+    }
+
+    /// Miner `m` lies about its oldest job, if it holds one on which it can; otherwise it
+    /// answers truly.
+    fn lie(&mut self, m: u32, kind: LieKind) {
+        let Some(job) = self.miners.get(&m).and_then(|q| q.front()).copied() else {
+            return self.answer(m, false);
+        };
+        let (hash, nonce) = true_min(job.msg, job.lower, job.upper);
+        let (hash, nonce) = match kind {
+            LieKind::OutOfRange => {
+                let outside = if job.lower > 0 {
+                    0
+                } else {
+                    job.upper.wrapping_add(1)
+                };
+                if (job.lower..=job.upper).contains(&outside) {
+                    return self.answer(m, false); // The job covers every nonce.
+                }
+                // No nonce hashes to 1000 under the stand-in: it verifies nowhere.
+                (1000, outside)
+            }
+            LieKind::WrongHash => (1000 + hash, nonce),
+            LieKind::Lazy => {
+                let first = (test_hash(job.msg, job.lower), job.lower);
+                let small = u128::from(job.upper - job.lower) < u128::from(SPOT_CHECKS);
+                if !small || first.0 == hash {
+                    return self.answer(m, false); // Not surely caught, or not a lie.
+                }
+                first
+            }
+        };
+        self.liar = Some(m);
+        self.sched.handle_result(self.now, m, hash, nonce, None);
     }
 
     fn drain_and_check(&mut self) -> Check {
@@ -335,7 +246,16 @@ impl Harness {
                     hash,
                     nonce,
                 } => self.check_result(client, request, hash, nonce)?,
+                Effect::Disconnect { miner, reason } => {
+                    if self.liar.take() != Some(miner) {
+                        return Err(format!("honest miner {miner} disconnected: {reason}"));
+                    }
+                    self.miners.remove(&miner);
+                }
             }
+        }
+        if let Some(m) = self.liar {
+            return Err(format!("miner {m} lied and was not disconnected"));
         }
         self.check_state()
     }
@@ -371,18 +291,28 @@ impl Harness {
                 }
             }
         }
-        if copies > 1 {
-            return Err(format!("job {lower}..={upper} of {id} runs three times"));
+        let late = self
+            .miners
+            .keys()
+            .filter(|m| **m != miner && self.sched.is_late(**m))
+            .count();
+        if copies > 1 + late {
+            return Err(format!(
+                "job {lower}..={upper} of {id} runs {} times with {late} late miners",
+                copies + 1
+            ));
         }
+        let text = r.msg;
         let Some(held) = self.miners.get_mut(&miner) else {
             return Err(format!("job for miner {miner}, which is not joined"));
         };
         held.push_back(Job {
             request: id,
+            msg: text,
             lower,
             upper,
         });
-        if held.len() > self.depth {
+        if held.len() > self.depth && copies == 0 {
             return Err(format!("miner {miner} holds {} jobs", held.len()));
         }
         Ok(())
@@ -436,7 +366,10 @@ impl Harness {
                 return Err(format!("timeout {t} is not after {}", self.called_at));
             }
         }
-        if !self.miners.values().any(|h| h.len() < self.depth) {
+        self.check_leases()?;
+        let free =
+            |(m, h): &(&u32, &VecDeque<Job>)| h.len() < self.depth && !self.sched.is_late(**m);
+        if !self.miners.iter().any(|e| free(&e)) {
             return Ok(());
         }
         // A miner has a free slot: every nonce of every active request must be answered
@@ -446,6 +379,14 @@ impl Harness {
             let Some(r) = self.requests.get(id) else {
                 continue;
             };
+            let blocked = self
+                .miners
+                .iter()
+                .filter(free)
+                .all(|(_, h)| h.iter().any(|j| j.msg == r.msg));
+            if blocked {
+                continue;
+            }
             let mut covered = r.answered.clone();
             for held in self.miners.values() {
                 covered.extend(
@@ -458,6 +399,50 @@ impl Harness {
                 return Err(format!(
                     "a miner has a free slot while {id} of client {client} has work waiting"
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every lease ended by the latest call has expired, and every expired job still
+    /// unanswered runs on another miner within its lease, unless no miner could take it
+    /// (every other one is late, runs it, or holds an overlapping job of the same text).
+    fn check_leases(&self) -> Check {
+        for (m, held) in &self.miners {
+            let leases = self.sched.leases(*m);
+            for (job, &(lease, expired)) in held.iter().zip(&leases) {
+                if !expired && lease <= self.called_at {
+                    return Err(format!(
+                        "miner {m}: lease {lease} of {job:?} ended, not expired"
+                    ));
+                }
+                let Some(r) = self.active(job.request) else {
+                    continue;
+                };
+                let range = (job.lower, job.upper);
+                if !expired || r.answered.iter().any(|a| overlaps(*a, range)) {
+                    continue;
+                }
+                let mut eligible = false;
+                for (other, theirs) in self.miners.iter().filter(|(o, _)| *o != m) {
+                    let copy = theirs
+                        .iter()
+                        .zip(self.sched.leases(*other))
+                        .find(|(j, _)| j.request == job.request && (j.lower, j.upper) == range);
+                    if let Some((_, (_, false))) = copy {
+                        eligible = false;
+                        break;
+                    }
+                    let overlapping = theirs
+                        .iter()
+                        .any(|j| j.msg == job.msg && overlaps((j.lower, j.upper), range));
+                    eligible |= copy.is_none() && !overlapping && !self.sched.is_late(*other);
+                }
+                if eligible {
+                    return Err(format!(
+                        "miner {m}'s expired {job:?} was not re-issued to an eligible miner"
+                    ));
+                }
             }
         }
         Ok(())
@@ -508,6 +493,11 @@ fn add_to_totals(s: &Stats) {
     t.requeued_jobs += s.requeued_jobs;
     t.stale_results += s.stale_results;
     t.invalid_results += s.invalid_results;
+    t.out_of_range_results += s.out_of_range_results;
+    t.wrong_hash_results += s.wrong_hash_results;
+    t.lazy_results += s.lazy_results;
+    t.expired_leases += s.expired_leases;
+    t.reissued_jobs += s.reissued_jobs;
     t.unexpected_results += s.unexpected_results;
     t.duplicate_joins += s.duplicate_joins;
 }
@@ -553,7 +543,11 @@ fn invariants_hold_over_random_event_sequences() {
         ("backup jobs", t.backup_jobs),
         ("requeued jobs", t.requeued_jobs),
         ("stale results", t.stale_results),
-        ("invalid results", t.invalid_results),
+        ("out-of-range results", t.out_of_range_results),
+        ("wrong-hash results", t.wrong_hash_results),
+        ("lazy results", t.lazy_results),
+        ("expired leases", t.expired_leases),
+        ("re-issued jobs", t.reissued_jobs),
         ("unexpected results", t.unexpected_results),
         ("duplicate joins", t.duplicate_joins),
     ] {

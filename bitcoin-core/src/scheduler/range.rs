@@ -38,6 +38,11 @@ impl NonceRange {
         self.first <= nonce && nonce <= self.last
     }
 
+    /// Whether the two ranges share a nonce.
+    pub(crate) fn overlaps(self, other: NonceRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
     /// Splits off the first `n` nonces (at least one): the front part and what remains, if
     /// anything.
     pub(crate) fn split_front(self, n: u128) -> (NonceRange, Option<NonceRange>) {

@@ -26,11 +26,13 @@ pub(crate) struct Chunk<K> {
     pub(crate) runners: Vec<K>,
 }
 
-/// A job a miner holds, in the order sent (which is the order it will answer).
-#[derive(Clone, Copy, Debug)]
+/// A job a miner holds, in the order sent (it may answer them in any order).
+#[derive(Clone, Debug)]
 pub(crate) struct Assignment {
     /// The chunk; it may have been answered by a backup or dropped since.
     pub(crate) chunk: ChunkId,
+    /// The request's text (kept here to verify the answer even if the chunk is gone).
+    pub(crate) msg: Arc<str>,
     /// The job's nonces (kept here to measure the rate even if the chunk is gone).
     pub(crate) range: NonceRange,
     /// When it was sent.
@@ -39,12 +41,16 @@ pub(crate) struct Assignment {
     pub(crate) expected_start: Timestamp,
     /// When its answer is expected.
     pub(crate) expected_finish: Timestamp,
+    /// When its lease ends (see [`super::lease`]): fixed when sent.
+    pub(crate) lease: Timestamp,
+    /// Its lease has ended without an answer.
+    pub(crate) expired: bool,
 }
 
 /// A joined miner.
 #[derive(Debug)]
 pub(crate) struct Miner {
-    /// Its jobs, oldest (running) first.
+    /// Its jobs, oldest first.
     pub(crate) jobs: VecDeque<Assignment>,
     /// Its measured rate.
     pub(crate) rate: Rate,
@@ -63,6 +69,19 @@ impl Miner {
             round_trip: RoundTrip::default(),
             last_result: None,
         }
+    }
+
+    /// Whether it holds a job past its lease: then it gets no new job until it answers.
+    pub(crate) fn is_late(&self) -> bool {
+        self.jobs.iter().any(|a| a.expired)
+    }
+
+    /// Whether it holds a job of `msg` whose range overlaps `range`: a second such job would
+    /// make its answers ambiguous (one answer could verify against both).
+    pub(crate) fn conflicts(&self, msg: &str, range: NonceRange) -> bool {
+        self.jobs
+            .iter()
+            .any(|a| a.range.overlaps(range) && *a.msg == *msg)
     }
 
     /// When the miner is expected to have answered all it holds (never before `now`).
@@ -130,6 +149,8 @@ pub(crate) struct Request<K> {
     pub(crate) active_since: Timestamp,
     /// Its number of nonces.
     pub(crate) size: u128,
+    /// Nonces handed out again: backups of jobs that were not late.
+    pub(crate) speculative: u128,
     /// Nonces no miner holds.
     pub(crate) unassigned: RangeQueue,
     /// Nonces not yet answered (held by miners or unassigned).

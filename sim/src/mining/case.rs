@@ -29,6 +29,27 @@ pub struct MinerPlan {
     pub stall_on_job: Option<u32>,
     /// How long it waits before reconnecting after losing its connection.
     pub reconnect_after: Duration,
+    /// How it answers (miner 0 is always honest, so every request can finish).
+    pub behaviour: Behaviour,
+}
+
+/// How a miner answers its jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Truly, in the order the jobs arrived.
+    #[default]
+    Honest,
+    /// Truly, newest job first, and each result held back while the next job runs, then
+    /// sent after that job's: out of order on the wire.
+    OutOfOrder,
+    /// With a hash one above the true minimum's.
+    WrongHash,
+    /// With a nonce just outside the job, and that nonce's true hash.
+    OutOfRange,
+    /// With the job's first nonce and its true hash, without searching: a lie whenever
+    /// that is not the job's minimum, caught by the server's spot check with probability
+    /// 32/33 (always for jobs of at most 32 nonces).
+    Lazy,
 }
 
 /// One client: a single Request for `data` over `lower ..= upper`.
@@ -77,14 +98,16 @@ pub struct Outage {
 /// [`MinerCase::generate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sabotage {
-    /// Every miner answers with a hash one above the true one.
+    /// Every miner answers with a hash one above the true one, and the server verifies
+    /// answers with that same wrong hash, so it trusts them.
     WrongAnswers,
     /// The server's glue records Joins but never passes them to the service.
     DropJoins,
     /// The server's glue never tells the service that a connection is gone.
     ForgetLosses,
-    /// The scheduler runs without backup jobs, so a hung miner's jobs are never done.
-    NoBackups,
+    /// The scheduler runs without backup jobs and with leases too long to end within a
+    /// run, so a hung miner's jobs are never done.
+    NoRecovery,
 }
 
 /// Everything one whole-system run does; [`MinerCase::generate`] draws it from a seed.
@@ -163,6 +186,7 @@ impl MinerCase {
                     crash_on_job,
                     stall_on_job: None,
                     reconnect_after: ms(rng.range(0, 2 * epoch_millis)),
+                    behaviour: Behaviour::Honest,
                 }
             })
             .collect();
@@ -216,6 +240,17 @@ impl MinerCase {
                 }
             })
             .collect();
+        // Drawn last, so that everything else a seed drew before behaviours existed stays.
+        for m in miners.iter_mut().skip(1) {
+            if rng.chance(Prob::percent(40)) {
+                m.behaviour = [
+                    Behaviour::OutOfOrder,
+                    Behaviour::WrongHash,
+                    Behaviour::OutOfRange,
+                    Behaviour::Lazy,
+                ][rng.below(4) as usize];
+            }
+        }
         MinerCase {
             seed,
             params,
@@ -266,8 +301,8 @@ impl fmt::Display for MinerCase {
         for (i, m) in self.miners.iter().enumerate() {
             writeln!(
                 f,
-                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, stall on job {:?}, reconnect after {:?}",
-                m.start, m.rate, m.crash_at, m.crash_on_job, m.stall_on_job, m.reconnect_after
+                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, stall on job {:?}, reconnect after {:?}, {:?}",
+                m.start, m.rate, m.crash_at, m.crash_on_job, m.stall_on_job, m.reconnect_after, m.behaviour
             )?;
         }
         for (j, c) in self.clients.iter().enumerate() {

@@ -1,0 +1,288 @@
+//! The miner as a sans-IO state machine: what to send, what to search and when to stop,
+//! with no sockets, threads or clocks.
+//!
+//! [`MinerCore`] is told what happened — the connection is up
+//! ([`MinerCore::handle_connected`]), a payload arrived ([`MinerCore::handle_payload`]), the
+//! search it asked for finished ([`MinerCore::handle_search_finished`]), the server is lost
+//! ([`MinerCore::handle_server_lost`]) — and the driver then drains
+//! [`MinerCore::poll_action`]: send a message ([`Action::Send`]: Join once connected, a
+//! Result per job), start a search ([`Action::Search`], at most one at a time), or exit
+//! ([`Action::Exit`], once, after which nothing else happens). The real miner
+//! (`apps/src/system/miner.rs`) drives it with the kernel on worker threads; the simulator
+//! drives the same core with modelled search times.
+//!
+//! Jobs are searched one at a time, in arrival order ([`JobOrder::Arrival`]) or newest
+//! first ([`JobOrder::Newest`], as a miner that searches concurrently may answer, for
+//! testing servers). A payload that is not a Request is counted and ignored. At most
+//! [`MAX_QUEUED`] jobs wait; a job beyond that is counted and dropped (the server's lease
+//! re-issues it), so nothing the server sends grows the miner's memory without a bound.
+
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::message::Message;
+
+/// The most jobs that wait behind the one being searched.
+pub const MAX_QUEUED: usize = 1024;
+
+/// A job to search: the minimum of `hash(data, n)` over `lower ..= upper`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The text to hash.
+    pub data: Arc<str>,
+    /// First nonce.
+    pub lower: u64,
+    /// Last nonce (inclusive; the wire does not promise `lower <= upper`).
+    pub upper: u64,
+}
+
+impl Job {
+    /// How many nonces it holds (0 if `lower > upper`).
+    pub fn nonces(&self) -> u128 {
+        if self.lower > self.upper {
+            0
+        } else {
+            u128::from(self.upper - self.lower) + 1
+        }
+    }
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write this message to the server (Join, or a Result).
+    Send(Message),
+    /// Start searching this job, then report its answer with
+    /// [`MinerCore::handle_search_finished`]. Never while another search runs.
+    Search(Job),
+    /// Stop: the server is lost. Nothing follows.
+    Exit,
+}
+
+/// In which order queued jobs are searched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JobOrder {
+    /// Oldest first: answers come in the order the jobs arrived.
+    #[default]
+    Arrival,
+    /// Newest first: answers come out of order whenever jobs queue up.
+    Newest,
+}
+
+/// What the miner has done, for its report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinerStats {
+    /// Jobs answered.
+    pub jobs: u64,
+    /// Nonces in answered jobs.
+    pub nonces: u128,
+    /// Payloads that were not Requests; ignored.
+    pub ignored: u64,
+    /// Jobs dropped because [`MAX_QUEUED`] were already waiting.
+    pub dropped: u64,
+    /// Search answers reported while no search was running; ignored.
+    pub unexpected_answers: u64,
+}
+
+/// The miner's logic. See the [module documentation](self).
+#[derive(Debug, Default)]
+pub struct MinerCore {
+    order: JobOrder,
+    joined: bool,
+    exited: bool,
+    /// The job being searched.
+    running: Option<Job>,
+    queue: VecDeque<Job>,
+    actions: VecDeque<Action>,
+    stats: MinerStats,
+}
+
+impl MinerCore {
+    /// A miner not yet connected that searches its jobs in `order`.
+    pub fn new(order: JobOrder) -> Self {
+        MinerCore {
+            order,
+            ..MinerCore::default()
+        }
+    }
+
+    /// The connection to the server is up: send Join (once).
+    pub fn handle_connected(&mut self) {
+        if self.exited || self.joined {
+            return;
+        }
+        self.joined = true;
+        self.actions.push_back(Action::Send(Message::Join));
+    }
+
+    /// The server sent `payload`: a Request is a job; anything else is counted and ignored.
+    pub fn handle_payload(&mut self, payload: &[u8]) {
+        if self.exited {
+            return;
+        }
+        match Message::decode(payload) {
+            Ok(Message::Request { data, lower, upper }) => {
+                let job = Job {
+                    data: data.into(),
+                    lower,
+                    upper,
+                };
+                if self.queue.len() >= MAX_QUEUED {
+                    self.stats.dropped += 1;
+                } else {
+                    self.queue.push_back(job);
+                }
+                self.start_next();
+            }
+            Ok(_) | Err(_) => self.stats.ignored += 1,
+        }
+    }
+
+    /// The search asked for by the last [`Action::Search`] found `hash` at `nonce`: answer
+    /// it, and start the next job.
+    pub fn handle_search_finished(&mut self, hash: u64, nonce: u64) {
+        if self.exited {
+            return;
+        }
+        let Some(job) = self.running.take() else {
+            self.stats.unexpected_answers += 1;
+            return;
+        };
+        self.stats.jobs += 1;
+        self.stats.nonces += job.nonces();
+        self.actions
+            .push_back(Action::Send(Message::Result { hash, nonce }));
+        self.start_next();
+    }
+
+    /// The server is lost (or could not be reached): exit.
+    pub fn handle_server_lost(&mut self) {
+        if self.exited {
+            return;
+        }
+        self.exited = true;
+        self.running = None;
+        self.queue.clear();
+        self.actions.clear();
+        self.actions.push_back(Action::Exit);
+    }
+
+    /// The next thing to do, oldest first.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The job being searched, if any.
+    pub fn running(&self) -> Option<&Job> {
+        self.running.as_ref()
+    }
+
+    /// How many jobs wait behind the running one.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// What it has done.
+    pub fn stats(&self) -> &MinerStats {
+        &self.stats
+    }
+
+    fn start_next(&mut self) {
+        if self.running.is_some() {
+            return;
+        }
+        let next = match self.order {
+            JobOrder::Arrival => self.queue.pop_front(),
+            JobOrder::Newest => self.queue.pop_back(),
+        };
+        if let Some(job) = next {
+            self.running = Some(job.clone());
+            self.actions.push_back(Action::Search(job));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(lower: u64, upper: u64) -> Vec<u8> {
+        Message::Request {
+            data: "m".into(),
+            lower,
+            upper,
+        }
+        .encode()
+    }
+
+    fn actions(core: &mut MinerCore) -> Vec<Action> {
+        std::iter::from_fn(|| core.poll_action()).collect()
+    }
+
+    fn search(lower: u64, upper: u64) -> Action {
+        Action::Search(Job {
+            data: "m".into(),
+            lower,
+            upper,
+        })
+    }
+
+    #[test]
+    fn joins_searches_one_job_at_a_time_answers_and_exits() {
+        let mut core = MinerCore::new(JobOrder::Arrival);
+        core.handle_connected();
+        core.handle_connected();
+        assert_eq!(actions(&mut core), [Action::Send(Message::Join)]);
+        core.handle_payload(&request(0, 9));
+        core.handle_payload(&request(10, 19));
+        core.handle_payload(b"junk");
+        core.handle_payload(&Message::Join.encode());
+        assert_eq!(actions(&mut core), [search(0, 9)]);
+        assert_eq!(core.queued(), 1);
+        core.handle_search_finished(5, 3);
+        assert_eq!(
+            actions(&mut core),
+            [
+                Action::Send(Message::Result { hash: 5, nonce: 3 }),
+                search(10, 19)
+            ]
+        );
+        core.handle_server_lost();
+        core.handle_search_finished(1, 11);
+        core.handle_payload(&request(20, 29));
+        assert_eq!(actions(&mut core), [Action::Exit]);
+        let stats = *core.stats();
+        assert_eq!((stats.jobs, stats.nonces, stats.ignored), (1, 10, 2));
+    }
+
+    #[test]
+    fn newest_first_answers_out_of_order() {
+        let mut core = MinerCore::new(JobOrder::Newest);
+        core.handle_connected();
+        for i in 0..3 {
+            core.handle_payload(&request(i * 10, i * 10 + 9));
+        }
+        core.handle_search_finished(1, 1);
+        core.handle_search_finished(2, 2);
+        let searched: Vec<_> = actions(&mut core)
+            .into_iter()
+            .filter(|a| matches!(a, Action::Search(_)))
+            .collect();
+        assert_eq!(searched, [search(0, 9), search(20, 29), search(10, 19)]);
+    }
+
+    #[test]
+    fn an_answer_without_a_search_and_jobs_beyond_the_bound_are_counted() {
+        let mut core = MinerCore::new(JobOrder::Arrival);
+        core.handle_search_finished(0, 0);
+        for i in 0..=MAX_QUEUED as u64 + 1 {
+            core.handle_payload(&request(i, i));
+        }
+        assert_eq!(core.queued(), MAX_QUEUED);
+        assert_eq!(core.stats().dropped, 1);
+        assert_eq!(core.stats().unexpected_answers, 1);
+    }
+}

@@ -1,0 +1,133 @@
+//! A miner's answer: matched to one of its jobs by content, verified, spot-checked, then
+//! used, or the miner is disconnected as a liar. See the [module documentation](super).
+
+use super::state::{ChunkId, Miner};
+use super::verify;
+use super::{Effect, Misbehaviour, Scheduler};
+
+/// What a miner's answer turned out to be.
+enum Verdict {
+    /// It verifies against the miner's job at this index, and survived the spot check.
+    Answers(usize),
+    /// It is a lie.
+    Lie(Misbehaviour),
+}
+
+impl<K: Ord + Copy> Scheduler<K> {
+    /// Matches `miner`'s answer to a job, verifies and spot-checks it, and uses it or
+    /// disconnects the miner.
+    pub(super) fn result(&mut self, miner: K, hash: u64, nonce: u64, hint: Option<(u64, u64)>) {
+        let verdict = match self.miners.get(&miner) {
+            Some(m) if !m.jobs.is_empty() => self.verdict(m, hash, nonce, hint),
+            _ => {
+                self.stats.unexpected_results += 1;
+                return;
+            }
+        };
+        let index = match verdict {
+            Verdict::Answers(index) => index,
+            Verdict::Lie(reason) => {
+                self.stats.invalid_results += 1;
+                match reason {
+                    Misbehaviour::OutOfRange { .. } => self.stats.out_of_range_results += 1,
+                    Misbehaviour::WrongHash { .. } => self.stats.wrong_hash_results += 1,
+                    Misbehaviour::Lazy { .. } => self.stats.lazy_results += 1,
+                }
+                self.stats.miners_disconnected += 1;
+                self.lose_miner(miner);
+                self.effects.push_back(Effect::Disconnect { miner, reason });
+                return;
+            }
+        };
+        let Some(m) = self.miners.get_mut(&miner) else {
+            return;
+        };
+        let Some(job) = m.jobs.remove(index) else {
+            return;
+        };
+        m.observe(&job, self.now);
+        if self.chunks.contains_key(&job.chunk) {
+            self.complete(job.chunk, hash, nonce);
+        } else {
+            self.stats.stale_results += 1;
+        }
+    }
+
+    /// Judges `miner`'s answer against the jobs it holds: the job whose range is `hint`
+    /// first, then the others oldest first; the first one it verifies against is
+    /// spot-checked.
+    fn verdict(&self, m: &Miner, hash: u64, nonce: u64, hint: Option<(u64, u64)>) -> Verdict {
+        let hinted = hint.and_then(|(lower, upper)| {
+            m.jobs
+                .iter()
+                .position(|a| (a.range.first(), a.range.last()) == (lower, upper))
+        });
+        let order = hinted
+            .into_iter()
+            .chain((0..m.jobs.len()).filter(|i| Some(*i) != hinted));
+        let mut holder = None;
+        for i in order {
+            let a = &m.jobs[i];
+            if !a.range.contains(nonce) {
+                continue;
+            }
+            if verify::verifies(self.hash, &a.msg, a.range, hash, nonce) {
+                return match verify::spot_check(self.hash, &a.msg, a.range, hash) {
+                    None => Verdict::Answers(i),
+                    Some((nonce, better)) => Verdict::Lie(Misbehaviour::Lazy {
+                        claimed: hash,
+                        nonce,
+                        hash: better,
+                    }),
+                };
+            }
+            holder.get_or_insert(i);
+        }
+        Verdict::Lie(match holder {
+            Some(i) => Misbehaviour::WrongHash {
+                nonce,
+                claimed: hash,
+                actual: (self.hash)(&m.jobs[i].msg, nonce),
+            },
+            None => Misbehaviour::OutOfRange { nonce },
+        })
+    }
+
+    /// `chunk` was answered with `(hash, nonce)`; answers the request if it was the last.
+    pub(super) fn complete(&mut self, chunk: ChunkId, hash: u64, nonce: u64) {
+        let Some(c) = self.chunks.remove(&chunk) else {
+            return;
+        };
+        let Some(r) = self.requests.get_mut(&c.request) else {
+            return;
+        };
+        r.chunks.remove(&chunk);
+        r.remaining -= c.range.len();
+        r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
+        if r.remaining > 0 {
+            return;
+        }
+        let Some(done) = self.requests.remove(&c.request) else {
+            return;
+        };
+        if let Some((hash, nonce)) = done.best {
+            self.stats.results_sent += 1;
+            self.effects.push_back(Effect::SendResult {
+                client: done.client,
+                request: c.request,
+                hash,
+                nonce,
+            });
+        }
+        let next = self
+            .clients
+            .get_mut(&done.client)
+            .and_then(|cl| cl.waiting.pop_front().inspect(|w| cl.active = w.id));
+        match next {
+            Some(w) => self.activate(done.client, w),
+            None => {
+                self.clients.remove(&done.client);
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Whole-system runs with miners that lie, answer out of order or never answer, and with
+//! honest prompt miners, checking the figures the trust and lease policies promise.
+
+use super::*;
+use crate::net::Faults;
+
+/// The totals of `outcomes`.
+fn total(outcomes: &[Outcome]) -> Outcome {
+    outcomes.iter().fold(Outcome::default(), |mut t, o| {
+        t.answered += o.answered;
+        t.jobs += o.jobs;
+        t.backups += o.backups;
+        t.nonces_sent += o.nonces_sent;
+        t.nonces_requested += o.nonces_requested;
+        t.lazy_answers += o.lazy_answers;
+        t.out_of_order_answers += o.out_of_order_answers;
+        t.lazy_caught += o.lazy_caught;
+        t.lazy_escaped += o.lazy_escaped;
+        t.lies_caught += o.lies_caught;
+        t.expired_leases += o.expired_leases;
+        t.reissued += o.reissued;
+        t
+    })
+}
+
+#[test]
+fn lying_out_of_order_and_silent_miners_never_corrupt_an_answer() {
+    let seeds = 0..300;
+    let mut outcomes = Vec::new();
+    for seed in seeds.clone() {
+        match check_seed(seed) {
+            Ok(o) => outcomes.push(o),
+            Err(e) => panic!(
+                "seed {seed}: {e}\n  replay: cargo run --release -p sim -- replay-miner --seed {seed} -v"
+            ),
+        }
+    }
+    let cases: Vec<MinerCase> = seeds.map(MinerCase::generate).collect();
+    for b in [
+        Behaviour::OutOfOrder,
+        Behaviour::WrongHash,
+        Behaviour::OutOfRange,
+        Behaviour::Lazy,
+    ] {
+        let n = cases
+            .iter()
+            .filter(|c| c.miners.iter().any(|m| m.behaviour == b))
+            .count();
+        assert!(n >= 10, "only {n} cases with a {b:?} miner");
+    }
+    let t = total(&outcomes);
+    let rate = t.lazy_caught as f64 / t.lazy_answers.max(1) as f64;
+    eprintln!(
+        "{} seeds: {} answered ({} wrong through an escaped lazy answer); lies caught {}; \
+         lazy answers {} caught {} ({:.1}%, documented 32/33 = 97.0% for jobs over 32 \
+         nonces, 100% below); leases expired {}, jobs re-issued {}; {} answers out of order",
+        outcomes.len(),
+        t.answered,
+        t.lazy_escaped,
+        t.lies_caught,
+        t.lazy_answers,
+        t.lazy_caught,
+        100.0 * rate,
+        t.expired_leases,
+        t.reissued,
+        t.out_of_order_answers
+    );
+    assert!(t.lies_caught > 50 && t.lazy_answers > 20, "{t:?}");
+    assert!(rate >= 0.9, "lazy detection {rate:.3} is far below 32/33");
+    assert!(t.reissued > 0, "no lease ever re-issued a job");
+    assert!(t.out_of_order_answers > 0, "{t:?}");
+}
+
+/// `sweep-miner` seed `seed` with every miner honest, prompt and immortal, every client
+/// patient, and a perfect network.
+fn honest_prompt(seed: u64) -> MinerCase {
+    let mut case = MinerCase::generate(seed);
+    case.faults = Faults::default();
+    case.outages.clear();
+    for m in &mut case.miners {
+        m.behaviour = Behaviour::Honest;
+        m.crash_at = None;
+        m.crash_on_job = None;
+        m.stall_on_job = None;
+        // Prompt: at least as fast as the scheduler's starting estimate (10 000 nonces per
+        // 50 ms), so no job is late.
+        m.rate = m.rate.max(200_000);
+    }
+    for c in &mut case.clients {
+        c.crash_at = None;
+    }
+    case
+}
+
+#[test]
+fn honest_prompt_miners_get_at_most_five_percent_redundant_work() {
+    let mut outcomes = Vec::new();
+    for seed in 0..200 {
+        let case = honest_prompt(seed);
+        let o = run_case(&case, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let ratio = o.nonces_sent as f64 / o.nonces_requested.max(1) as f64;
+        assert!(
+            o.nonces_sent * 100 <= o.nonces_requested * 105,
+            "seed {seed}: {} nonces handed out for {} requested ({ratio:.3})\n{case}",
+            o.nonces_sent,
+            o.nonces_requested
+        );
+        outcomes.push(o);
+    }
+    let t = total(&outcomes);
+    eprintln!(
+        "honest prompt miners, 200 seeds: {} nonces handed out for {} requested ({:.4}), \
+         {} backups, {} leases expired",
+        t.nonces_sent,
+        t.nonces_requested,
+        t.nonces_sent as f64 / t.nonces_requested.max(1) as f64,
+        t.backups,
+        t.expired_leases
+    );
+}
+
+#[test]
+fn a_silent_miner_delays_a_request_by_at_most_about_one_lease() {
+    let (mut base_total, mut silent_total) = (0.0, 0.0);
+    let mut worst: f64 = 0.0;
+    for seed in 0..100 {
+        let case = honest_prompt(seed);
+        let base = run_case(&case, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let mut silent = case.clone();
+        let mut hung = silent.miners[0].clone();
+        hung.stall_on_job = Some(1);
+        silent.miners.insert(1, hung);
+        let with = run_case(&silent, false).unwrap_or_else(|e| panic!("seed {seed}+silent: {e}"));
+        let (b, w) = (
+            base.virtual_time.as_secs_f64(),
+            with.virtual_time.as_secs_f64(),
+        );
+        base_total += b;
+        silent_total += w;
+        worst = worst.max(w - b);
+        // Its first job (10 000 nonces, expected in 50 ms) is backed up once late, or
+        // re-issued at the end of its lease (3 x 50 ms + 2 epochs), then takes at most
+        // 50 ms elsewhere; allow two more epochs for the network.
+        let bound = 0.2 + 4.0 * case.params.epoch_millis as f64 / 1000.0;
+        assert!(
+            w - b <= bound,
+            "seed {seed}: {b:.3} s -> {w:.3} s (bound +{bound:.3} s)"
+        );
+    }
+    eprintln!(
+        "100 seeds: completion {base_total:.2} s without a silent miner, {silent_total:.2} s \
+         with one; worst delay {worst:.3} s"
+    );
+}
+
+#[test]
+fn out_of_order_miners_are_as_fast_as_in_order_ones() {
+    let (mut in_order, mut reversed) = (Vec::new(), Vec::new());
+    for seed in 0..200 {
+        let case = honest_prompt(seed);
+        in_order.push(run_case(&case, false).unwrap_or_else(|e| panic!("seed {seed}: {e}")));
+        let mut ooo = case.clone();
+        for m in &mut ooo.miners {
+            m.behaviour = Behaviour::OutOfOrder;
+        }
+        reversed.push(run_case(&ooo, false).unwrap_or_else(|e| panic!("seed {seed}+ooo: {e}")));
+    }
+    let secs = |o: &[Outcome]| o.iter().map(|o| o.virtual_time.as_secs_f64()).sum::<f64>();
+    let (a, b) = (total(&in_order), total(&reversed));
+    eprintln!(
+        "200 honest prompt seeds: in order {:.2} s, {} nonces handed out ({:.4}); every miner \
+         out of order {:.2} s, {} answers out of order, {} nonces handed out ({:.4})",
+        secs(&in_order),
+        a.nonces_sent,
+        a.nonces_sent as f64 / a.nonces_requested as f64,
+        secs(&reversed),
+        b.out_of_order_answers,
+        b.nonces_sent,
+        b.nonces_sent as f64 / b.nonces_requested as f64
+    );
+    assert!(b.out_of_order_answers > 20, "{b:?}");
+    assert!(secs(&reversed) <= 1.1 * secs(&in_order));
+}

@@ -1,0 +1,231 @@
+//! The miner nodes: each an LSP client endpoint driving the real miner logic
+//! ([`MinerCore`]), with a modelled search time and the case's behaviour (crash, hang,
+//! lies, answer order).
+
+use std::time::Duration;
+
+use bitcoin_core::message::Message;
+use bitcoin_core::miner::{self, Action, JobOrder, MinerCore};
+use lsp_core::ClientEndpoint;
+
+use super::*;
+
+impl MiningWorld {
+    pub(super) fn start_miner(&mut self, miner: usize) {
+        self.digest.u64(0x5747 ^ miner as u64);
+        if self.miners[miner].crashed {
+            return;
+        }
+        let addr = self.new_addr(Owner::Miner(miner));
+        let isn = self.net_isn();
+        let behaviour = self.case.miners[miner].behaviour;
+        match ClientEndpoint::new(self.case.params, isn, self.now) {
+            Ok(ep) => {
+                let node = &mut self.miners[miner];
+                node.addr = Some(addr);
+                node.ep = Some(ep);
+                node.timer = TimerSlot::default();
+                node.life += 1;
+                node.core = MinerCore::new(job_order(behaviour));
+                node.held.clear();
+                self.trace(|| format!("miner{miner} starts at {}", addr.0));
+                self.drain_miner(miner);
+            }
+            Err(e) => self.fail(format!("miner params: {e:?}")),
+        }
+    }
+
+    /// A fresh initial sequence number (deterministic: from the address count).
+    pub(super) fn net_isn(&self) -> i64 {
+        (self.owners.len() as i64) * 1000
+    }
+
+    pub(super) fn drain_miner(&mut self, miner: usize) {
+        let node = &mut self.miners[miner];
+        let drained = Drained::take(node.addr, &mut node.ep, &mut node.timer);
+        for event in self.emit(drained) {
+            self.on_miner_event(miner, event);
+        }
+    }
+
+    /// Sends what a miner's or client's endpoint produced and schedules its timer; returns
+    /// its events for the node's application.
+    pub(super) fn emit(&mut self, drained: Option<Drained>) -> Vec<ClientEvent> {
+        let Some(drained) = drained else {
+            return Vec::new();
+        };
+        for t in drained.transmits {
+            self.send(drained.addr, Addr::SERVER, t);
+        }
+        if let Some((time, generation)) = drained.rearm {
+            self.schedule(
+                time,
+                Event::Timer {
+                    addr: drained.addr,
+                    clock: Clock::Lsp,
+                    generation,
+                },
+            );
+        }
+        drained.events
+    }
+
+    pub(super) fn on_miner_event(&mut self, miner: usize, event: ClientEvent) {
+        match event {
+            ClientEvent::Connected(_) => {
+                self.miners[miner].core.handle_connected();
+                self.miner_act(miner);
+            }
+            ClientEvent::Message(payload) => {
+                if let Ok(Message::Request { .. }) = Message::decode(&payload) {
+                    let node = &mut self.miners[miner];
+                    node.received += 1;
+                    if self.case.miners[miner].crash_on_job == Some(node.received) {
+                        self.crash_miner(miner);
+                        return;
+                    }
+                    if self.case.miners[miner].stall_on_job == Some(node.received) {
+                        node.stalled = true;
+                        self.trace(|| format!("miner{miner} hangs"));
+                    }
+                } else {
+                    self.fail(format!(
+                        "miner{miner} received {:?}",
+                        Message::decode(&payload)
+                    ));
+                }
+                self.miners[miner].core.handle_payload(&payload);
+                self.miner_act(miner);
+            }
+            ClientEvent::ConnectionLost | ClientEvent::ConnectFailed | ClientEvent::Closed(_) => {
+                self.trace(|| format!("miner{miner} lost its connection"));
+                self.miners[miner].core.handle_server_lost();
+                self.miner_act(miner);
+            }
+        }
+    }
+
+    /// Carries out what miner `miner`'s core asks for.
+    pub(super) fn miner_act(&mut self, miner: usize) {
+        while let Some(action) = self.miners[miner].core.poll_action() {
+            match action {
+                Action::Send(message @ Message::Result { .. })
+                    if self.case.miners[miner].behaviour == Behaviour::OutOfOrder =>
+                {
+                    // Results go out in pairs, newest first: one is held back while
+                    // the next job runs.
+                    let node = &mut self.miners[miner];
+                    node.held.push(message);
+                    if node.held.len() >= 2 || node.core.running().is_none() {
+                        self.miner_flush(miner);
+                    }
+                }
+                Action::Send(message) => self.miner_write(miner, message),
+                Action::Search(job) => self.miner_search(miner, &job),
+                Action::Exit => {
+                    let node = &mut self.miners[miner];
+                    node.ep = None;
+                    node.addr = None;
+                    node.held.clear();
+                    if !node.stalled && !node.crashed {
+                        let after = self.case.miners[miner].reconnect_after;
+                        self.schedule(self.now + after, Event::MinerStart { miner });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the results an out-of-order miner holds, newest first.
+    pub(super) fn miner_flush(&mut self, miner: usize) {
+        let held = std::mem::take(&mut self.miners[miner].held);
+        for message in held.into_iter().rev() {
+            self.miner_write(miner, message);
+        }
+    }
+
+    pub(super) fn crash_miner(&mut self, miner: usize) {
+        self.digest.u64(0xC4A5);
+        let node = &mut self.miners[miner];
+        node.crashed = true;
+        node.ep = None;
+        node.core = MinerCore::new(JobOrder::Arrival);
+        self.trace(|| format!("miner{miner} crashes"));
+    }
+
+    pub(super) fn miner_write(&mut self, miner: usize, message: Message) {
+        if let Some(ep) = self.miners[miner].ep.as_mut() {
+            if ep.write(message.encode()).is_ok() {
+                self.drain_miner(miner);
+            }
+        }
+    }
+
+    /// Starts computing `job`: its answer is ready after its nonces at the miner's rate,
+    /// unless the miner hangs.
+    pub(super) fn miner_search(&mut self, miner: usize, job: &miner::Job) {
+        let rate = self.case.miners[miner].rate.max(1);
+        let node = &self.miners[miner];
+        if node.stalled {
+            return;
+        }
+        let micros = (job.nonces() * 1_000_000 / u128::from(rate)).max(1);
+        let life = node.life;
+        let done = self.now + Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
+        self.schedule(done, Event::MinerDone { miner, life });
+    }
+
+    pub(super) fn miner_done(&mut self, miner: usize, life: u32) {
+        let node = &self.miners[miner];
+        if node.life != life || node.ep.is_none() {
+            return;
+        }
+        let Some(job) = node.core.running() else {
+            return;
+        };
+        let job = Job {
+            data: job.data.to_string(),
+            lower: job.lower,
+            upper: job.upper,
+        };
+        self.digest.u64(0xD0E ^ miner as u64);
+        let (mut hash, mut nonce) = self.compute(&job);
+        if self.case.sabotage == Some(Sabotage::WrongAnswers) {
+            hash = hash.wrapping_add(1);
+        }
+        match self.case.miners[miner].behaviour {
+            Behaviour::Honest | Behaviour::OutOfOrder => {}
+            Behaviour::WrongHash => hash = hash.wrapping_add(1),
+            Behaviour::OutOfRange => {
+                nonce = match job.upper.checked_add(1) {
+                    Some(after) => after,
+                    None => job.lower.wrapping_sub(1),
+                };
+                hash = bitcoin_core::hash::hash(&job.data, nonce);
+            }
+            Behaviour::Lazy => {
+                nonce = job.lower;
+                hash = bitcoin_core::hash::hash(&job.data, nonce);
+            }
+        }
+        self.miners[miner].core.handle_search_finished(hash, nonce);
+        self.miner_act(miner);
+    }
+
+    /// The true answer of `job`: from the client's table, or a scan if it has none.
+    pub(super) fn compute(&self, job: &Job) -> (u64, u64) {
+        let Some((lower, table)) = self.hashes.get(&job.data) else {
+            return scan(&job.data, job.lower, job.upper);
+        };
+        let from = job.lower.checked_sub(*lower).map(|i| i as usize);
+        let to = job.upper.checked_sub(*lower).map(|i| i as usize);
+        match (from, to) {
+            (Some(from), Some(to)) if to < table.len() && from <= to => (job.lower..=job.upper)
+                .zip(&table[from..=to])
+                .map(|(n, h)| (*h, n))
+                .min()
+                .unwrap_or((u64::MAX, job.lower)),
+            _ => scan(&job.data, job.lower, job.upper),
+        }
+    }
+}
