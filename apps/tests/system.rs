@@ -211,3 +211,50 @@ fn malformed_and_misplaced_payloads_are_dropped_and_the_server_keeps_serving() {
     assert!(status.success());
     assert_eq!(stdout, "Result 4754799531757243342 1");
 }
+
+#[test]
+fn refused_requests_close_the_client_so_it_learns() {
+    let (server, addr) = server(&["--max-requests-per-client", "2"]);
+    let params = lsp_core::Params {
+        epoch_millis: 100,
+        epoch_limit: 10,
+        ..lsp_core::Params::default()
+    };
+    let request = |data: &str, upper: u64| {
+        bitcoin_core::message::Message::Request {
+            data: data.to_string(),
+            lower: 0,
+            upper,
+        }
+        .encode()
+    };
+    // No miner: requests stay unanswered, so the third one is over the limit.
+    let greedy = lsp_mio::Client::connect(addr.parse().unwrap(), 0, params).expect("connects");
+    for data in ["one", "two", "three"] {
+        greedy.write(request(data, 1_000)).expect("written");
+    }
+    server.wait_stderr("request refused: the client already has 2 requests unanswered");
+    assert!(
+        greedy.read().is_err(),
+        "the refused client's connection ends"
+    );
+
+    // A text whose jobs would not fit in one LSP message (our client refuses to send it;
+    // another may not).
+    let wordy = lsp_mio::Client::connect(addr.parse().unwrap(), 0, params).expect("connects");
+    wordy
+        .write(request(&"w".repeat(990), 1_000_000_000))
+        .expect("fits the client's write");
+    server.wait_stderr("request refused: the message is too long (990 bytes)");
+    assert!(
+        wordy.read().is_err(),
+        "the refused client's connection ends"
+    );
+
+    // The server still serves.
+    let _miner = miner(&addr, &["--threads", "1"]);
+    let mut c = client(&addr, "msg", 0, 2);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, "Result 4754799531757243342 1");
+}

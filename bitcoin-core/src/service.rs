@@ -20,9 +20,12 @@
 //! to a connection after [`MinerService::handle_connection_gone`] for it. Connection keys
 //! must not be reused after that call (LSP connection ids never are).
 //!
-//! A payload that is not a message, a Result from a client or a Request the scheduler
-//! refuses (an empty range) is dropped and counted in [`ServiceStats`]; nothing a peer sends
-//! can make the service fail. A miner whose Result is a lie (see
+//! A payload that is not a message or a Result from a client is dropped and counted in
+//! [`ServiceStats`]; nothing a peer sends can make the service fail. A Request that is
+//! refused — an empty range, more requests unanswered than the scheduler's limits, or a
+//! text too long for its jobs to fit in one LSP message ([`crate::request_size`]) — is
+//! counted, the client's requests are dropped, and its connection is closed
+//! ([`CloseReason`]), so the client learns instead of waiting for ever. A miner whose Result is a lie (see
 //! [`crate::scheduler::Misbehaviour`]) is forgotten at once, and the driver is asked to
 //! close its connection through [`MinerService::poll_close`]; until the driver reports the
 //! connection gone, whatever it still sends is counted and ignored.
@@ -35,8 +38,11 @@ use std::collections::{BTreeSet, VecDeque};
 
 use lsp_core::Timestamp;
 
+use core::fmt;
+
 use crate::message::Message;
-use crate::scheduler::{Config, ConfigError, Effect, Misbehaviour, Scheduler, Stats};
+use crate::request_size::{self, RequestTooLong};
+use crate::scheduler::{Config, ConfigError, Effect, Misbehaviour, RequestError, Scheduler, Stats};
 
 /// Counters of what the service received, next to the scheduler's own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,13 +55,38 @@ pub struct ServiceStats {
     pub results: u64,
     /// Payloads that did not decode as a message; dropped.
     pub malformed: u64,
-    /// Requests the scheduler refused (see
-    /// [`crate::scheduler::RequestError`]); dropped, the client gets no answer.
+    /// Requests refused: by the scheduler (see [`crate::scheduler::RequestError`]: an
+    /// empty range, or too many requests unanswered), or as too long to forward to a miner
+    /// ([`crate::request_size`]). The client's requests are dropped and its connection
+    /// closed, so that it learns (it prints `Disconnected`).
     pub refused: u64,
     /// Messages handed to the driver through [`MinerService::poll_write`].
     pub writes: u64,
-    /// Payloads from connections closed for lying, before their end was reported; ignored.
+    /// Payloads from connections the service closed (a lying miner, a refused client),
+    /// before their end was reported; ignored.
     pub from_closed: u64,
+}
+
+/// Why the service asks its driver to close a connection ([`MinerService::poll_close`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// A miner's answer was a lie; its jobs went back to their requests.
+    Lied(Misbehaviour),
+    /// A client's request was refused by the scheduler; its requests were dropped.
+    Refused(RequestError),
+    /// A client's request cannot be forwarded: its jobs would not fit in one LSP message.
+    TooLong(RequestTooLong),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Lied(lie) => write!(f, "miner lied: {lie}"),
+            CloseReason::Refused(refusal) => write!(f, "request refused: {refusal}"),
+            CloseReason::TooLong(too_long) => write!(f, "request refused: {too_long}"),
+        }
+    }
 }
 
 /// The miner server's logic: a [`Scheduler`] behind the wire codec. See the
@@ -65,8 +96,8 @@ pub struct MinerService<K> {
     scheduler: Scheduler<K>,
     outbox: VecDeque<(K, Vec<u8>)>,
     /// Connections to close, with why, oldest first.
-    closing: VecDeque<(K, Misbehaviour)>,
-    /// Connections closed for lying whose end the driver has not reported yet.
+    closing: VecDeque<(K, CloseReason)>,
+    /// Connections the service closed whose end the driver has not reported yet.
     closed: BTreeSet<K>,
     stats: ServiceStats,
 }
@@ -108,12 +139,15 @@ impl<K: Ord + Copy> MinerService<K> {
             }
             Ok((Message::Request { data, lower, upper }, _)) => {
                 self.stats.requests += 1;
-                if self
-                    .scheduler
-                    .handle_request(now, conn, data, lower, upper)
-                    .is_err()
-                {
-                    self.stats.refused += 1;
+                let accepted = match request_size::check(&data, upper) {
+                    Err(too_long) => Err(CloseReason::TooLong(too_long)),
+                    Ok(()) => self
+                        .scheduler
+                        .handle_request(now, conn, data, lower, upper)
+                        .map_err(CloseReason::Refused),
+                };
+                if let Err(reason) = accepted {
+                    self.refuse(now, conn, reason);
                 }
             }
             Ok((Message::Result { hash, nonce }, range)) => {
@@ -167,12 +201,28 @@ impl<K: Ord + Copy> MinerService<K> {
         next
     }
 
-    /// The next connection to close, and why: a miner that lied. Drain after
-    /// [`MinerService::poll_write`], after every `handle_*` call; nothing more is written to
-    /// it. The driver reports its end with [`MinerService::handle_connection_gone`] as usual.
+    /// The next connection to close, and why: a miner that lied, or a client whose request
+    /// was refused. Drain after [`MinerService::poll_write`], after every `handle_*` call;
+    /// nothing more is written to it. The driver reports its end with
+    /// [`MinerService::handle_connection_gone`] as usual.
     #[must_use]
-    pub fn poll_close(&mut self) -> Option<(K, Misbehaviour)> {
+    pub fn poll_close(&mut self) -> Option<(K, CloseReason)> {
         self.closing.pop_front()
+    }
+
+    /// Refuses a request of client `conn`: counts it, drops the client's other requests at
+    /// once, and asks the driver to close the connection so the client learns.
+    fn refuse(&mut self, now: Timestamp, conn: K, reason: CloseReason) {
+        self.stats.refused += 1;
+        self.scheduler.handle_client_lost(now, conn);
+        self.close(conn, reason);
+    }
+
+    /// Stops writing to `conn` and queues it for [`MinerService::poll_close`].
+    fn close(&mut self, conn: K, reason: CloseReason) {
+        self.outbox.retain(|(to, _)| *to != conn);
+        self.closed.insert(conn);
+        self.closing.push_back((conn, reason));
     }
 
     /// What the service has received and written.
@@ -215,9 +265,7 @@ impl<K: Ord + Copy> MinerService<K> {
                     ..
                 } => (client, Message::Result { hash, nonce }),
                 Effect::Disconnect { miner, reason } => {
-                    self.outbox.retain(|(to, _)| *to != miner);
-                    self.closed.insert(miner);
-                    self.closing.push_back((miner, reason));
+                    self.close(miner, CloseReason::Lied(reason));
                     continue;
                 }
             };
@@ -308,6 +356,62 @@ mod tests {
         assert_eq!(s.stats().refused, 1);
         assert_eq!(s.scheduler_stats().unexpected_results, 1);
         assert!(s.poll_write().is_none());
+        assert!(matches!(
+            s.poll_close(),
+            Some((2, CloseReason::Refused(RequestError::EmptyRange { .. })))
+        ));
+        assert_eq!(s.poll_close(), None);
+    }
+
+    #[test]
+    fn a_request_too_long_to_forward_closes_its_client() {
+        let mut s = service();
+        s.handle_payload(at(0), 1, &Message::Join.encode());
+        let longest = "a".repeat(request_size::max_plain_text_len(1_000));
+        s.handle_payload(at(0), 2, &request(&longest, 0, 1_000));
+        assert_eq!(writes(&mut s).len(), 1, "the longest text is forwarded");
+        // One byte more would not fit in a job's message: refused before any job exists.
+        s.handle_payload(at(1), 3, &request(&format!("{longest}a"), 0, 1_000));
+        assert!(writes(&mut s).is_empty());
+        assert!(matches!(s.poll_close(), Some((3, CloseReason::TooLong(_)))));
+        assert_eq!(s.stats().refused, 1);
+        // Until its end is reported, the closed client is not heard.
+        s.handle_payload(at(2), 3, &request("short", 0, 10));
+        assert_eq!(s.stats().from_closed, 1);
+    }
+
+    #[test]
+    fn a_client_over_its_request_limit_is_closed_and_its_requests_dropped() {
+        let config = Config {
+            max_requests_per_client: 2,
+            max_requests: 3,
+            ..Config::default()
+        };
+        let mut s = MinerService::<u32>::new(config).expect("valid");
+        s.handle_payload(at(0), 10, &request("a", 0, 100));
+        s.handle_payload(at(0), 10, &request("b", 0, 100));
+        assert_eq!(s.scheduler().request_count(), 2);
+        s.handle_payload(at(0), 10, &request("c", 0, 100));
+        assert!(matches!(
+            s.poll_close(),
+            Some((
+                10,
+                CloseReason::Refused(RequestError::ClientFull { limit: 2 })
+            ))
+        ));
+        assert_eq!(s.scheduler().request_count(), 0, "its requests are dropped");
+        // The total limit holds across clients.
+        for client in [20, 20, 21] {
+            s.handle_payload(at(1), client, &request("d", 0, 100));
+        }
+        assert_eq!(s.poll_close(), None);
+        s.handle_payload(at(1), 22, &request("e", 0, 100));
+        assert!(matches!(
+            s.poll_close(),
+            Some((22, CloseReason::Refused(RequestError::Full { limit: 3 })))
+        ));
+        assert_eq!(s.scheduler().request_count(), 3);
+        assert_eq!(s.stats().refused, 2);
     }
 
     #[test]
@@ -374,7 +478,10 @@ mod tests {
         assert!(writes(&mut s).is_empty());
         let closed = s.poll_close();
         assert!(
-            matches!(closed, Some((1, Misbehaviour::WrongHash { .. }))),
+            matches!(
+                closed,
+                Some((1, CloseReason::Lied(Misbehaviour::WrongHash { .. })))
+            ),
             "{closed:?}"
         );
         assert_eq!(s.poll_close(), None);

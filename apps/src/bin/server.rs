@@ -35,6 +35,14 @@ struct Cli {
     /// Jobs a miner holds at once (one running, the others queued behind it).
     #[arg(long, default_value_t = Config::default().jobs_per_miner)]
     jobs_per_miner: usize,
+    /// Requests one client may have unanswered at once; one more is refused and the
+    /// client's connection closed.
+    #[arg(long, default_value_t = Config::default().max_requests_per_client)]
+    max_requests_per_client: usize,
+    /// Requests all clients together may have unanswered; one more is refused and its
+    /// client's connection closed.
+    #[arg(long, default_value_t = Config::default().max_requests)]
+    max_requests: usize,
     #[command(flatten)]
     lsp: LspArgs,
 }
@@ -49,6 +57,9 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
     let params = cli.lsp.params()?;
     let mut config = Config {
         jobs_per_miner: cli.jobs_per_miner,
+        max_requests_per_client: cli.max_requests_per_client,
+        max_requests: cli.max_requests,
+        lease_slack: serve::lease_slack(&params),
         ..Config::default()
     };
     if let Some(millis) = cli.job_millis {

@@ -99,7 +99,10 @@ impl LocalRun {
         let addr = server.local_addr();
         let serving = {
             let server = Arc::clone(&server);
-            let config = self.config.clone();
+            let config = Config {
+                lease_slack: serve::lease_slack(&self.params),
+                ..self.config.clone()
+            };
             let log = Log::new("server", self.log_level);
             thread::Builder::new()
                 .name("server".into())
@@ -137,7 +140,8 @@ impl LocalRun {
                 }
             }
         }
-        let (done, answer) = mpsc::channel();
+        // One answer, sent once.
+        let (done, answer) = mpsc::sync_channel(1);
         let asking = {
             let (params, msg) = (self.params, msg.to_string());
             let log = Log::new("client", self.log_level);

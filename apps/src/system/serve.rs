@@ -1,9 +1,11 @@
 //! The server's glue loop: LSP events in, [`MinerService`] writes out.
 //!
-//! A reader thread blocks in [`Server::read`] and forwards every event over a channel; the
-//! loop waits on that channel with the service's next deadline as timeout, feeds each
-//! event to the service with the current time, and writes every message it produces. The
-//! service (in `bitcoin-core`, shared with the simulator) decodes payloads and drives the
+//! A reader thread blocks in [`Server::read`] and forwards every event over a bounded channel
+//! ([`FORWARD_CAPACITY`]): when the loop falls behind, the reader waits, the LSP server's
+//! delivery queue fills, and its back-pressure reaches the peers; nothing grows without
+//! bound. The loop waits on that channel with the service's next deadline as timeout, feeds
+//! each event to the service with the current time, writes every message it produces, and
+//! closes the connections it names (a lying miner, a refused client). The service (in `bitcoin-core`, shared with the simulator) decodes payloads and drives the
 //! scheduler; this loop only moves bytes and logs, from the service's counters, what
 //! happened.
 
@@ -11,16 +13,26 @@ use std::fmt;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use bitcoin_core::message::Message;
-use bitcoin_core::scheduler::{Config, ConfigError, Stats};
+use bitcoin_core::scheduler::{Config, ConfigError, Stats, MAX_JOB_DURATION};
 use bitcoin_core::service::{MinerService, ServiceStats};
-use lsp_core::Timestamp;
+use lsp_core::{Params, Timestamp};
 use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
 use super::journal::{Departure, Journal};
 use super::log::Log;
+
+/// A lease's allowance for network trouble ([`Config::lease_slack`]): two epochs of the
+/// server's LSP parameters, at most [`MAX_JOB_DURATION`].
+pub fn lease_slack(params: &Params) -> Duration {
+    Duration::from_millis(params.epoch_millis.saturating_mul(2)).min(MAX_JOB_DURATION)
+}
+
+/// How many events the reader thread may hand the loop ahead of it.
+pub const FORWARD_CAPACITY: usize = 1024;
 
 /// Why [`serve`] stopped other than by the server being closed.
 #[derive(Debug)]
@@ -60,7 +72,7 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
     let mut service = MinerService::<ConnId>::new(config).map_err(ServeError::Config)?;
     let clock = Clock::start();
     let mut journal = Journal::new();
-    let (events, inbox) = mpsc::channel();
+    let (events, inbox) = mpsc::sync_channel(FORWARD_CAPACITY);
     let reader = Arc::clone(&server);
     thread::Builder::new()
         .name("server-reader".into())
@@ -131,7 +143,7 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
         }
         // A miner that lied: its end follows through `read` as ConnectionClosed.
         while let Some((conn, reason)) = service.poll_close() {
-            log.error(format_args!("conn {conn}: miner disconnected: {reason}"));
+            log.error(format_args!("conn {conn}: closing: {reason}"));
             if let Err(e) = server.close_conn(conn) {
                 log.info(format_args!("conn {conn}: close failed: {e}"));
             }
@@ -163,7 +175,7 @@ impl Seen<'_> {
                 String::from_utf8_lossy(payload)
             ));
         } else if after.refused > before.refused {
-            log.error(format_args!("conn {conn}: request refused (empty range)"));
+            log.error(format_args!("conn {conn}: request refused"));
         } else if after.joins > before.joins {
             log.info(format_args!("conn {conn}: miner joined"));
         } else if after.requests > before.requests && log.enabled(1) {

@@ -81,6 +81,14 @@ pub struct Config {
     /// most [`MAX_JOB_DURATION`] (default 4 s: two epochs of the reference's LSP
     /// parameters; a driver with other parameters should use two of its epochs).
     pub lease_slack: Duration,
+    /// Requests one client may have accepted and unanswered at once, the active one
+    /// included (default 16); one more is refused with
+    /// [`crate::scheduler::RequestError::ClientFull`]. At least 1.
+    pub max_requests_per_client: usize,
+    /// Requests all clients together may have accepted and unanswered (default 65,536); one
+    /// more is refused with [`crate::scheduler::RequestError::Full`]. At least
+    /// `max_requests_per_client`.
+    pub max_requests: usize,
 }
 
 impl Default for Config {
@@ -96,6 +104,8 @@ impl Default for Config {
             backup_budget_percent: 5,
             lease_factor: 3,
             lease_slack: Duration::from_secs(4),
+            max_requests_per_client: 16,
+            max_requests: 65_536,
         }
     }
 }
@@ -129,6 +139,12 @@ impl Config {
         if self.lease_slack > MAX_JOB_DURATION {
             return Err(ConfigError::LeaseSlack(self.lease_slack));
         }
+        if self.max_requests_per_client == 0 || self.max_requests < self.max_requests_per_client {
+            return Err(ConfigError::RequestLimits {
+                per_client: self.max_requests_per_client,
+                total: self.max_requests,
+            });
+        }
         Ok(())
     }
 }
@@ -155,6 +171,13 @@ pub enum ConfigError {
     LeaseFactor(u32),
     /// `lease_slack` exceeds [`MAX_JOB_DURATION`].
     LeaseSlack(Duration),
+    /// `max_requests_per_client` is zero or above `max_requests`.
+    RequestLimits {
+        /// The configured `max_requests_per_client`.
+        per_client: usize,
+        /// The configured `max_requests`.
+        total: usize,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -181,6 +204,10 @@ impl fmt::Display for ConfigError {
             ConfigError::LeaseSlack(d) => {
                 write!(f, "lease slack {d:?} exceeds {MAX_JOB_DURATION:?}")
             }
+            ConfigError::RequestLimits { per_client, total } => write!(
+                f,
+                "request limits must satisfy 1 <= per client ({per_client}) <= total ({total})"
+            ),
         }
     }
 }

@@ -67,6 +67,7 @@ pub enum Effect<K> {
 /// Why [`crate::scheduler::Scheduler::handle_request`] refused a request. Nothing about the
 /// request is kept; the driver may log it, count it, or close the connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestError {
     /// `lower > upper`: the range holds no nonce, so it has no minimum to answer with.
     EmptyRange {
@@ -75,6 +76,18 @@ pub enum RequestError {
         /// The requested last nonce.
         upper: u64,
     },
+    /// The client already has [`crate::scheduler::Config::max_requests_per_client`]
+    /// requests unanswered.
+    ClientFull {
+        /// The limit.
+        limit: usize,
+    },
+    /// All clients together have [`crate::scheduler::Config::max_requests`] requests
+    /// unanswered.
+    Full {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -82,6 +95,12 @@ impl fmt::Display for RequestError {
         match self {
             RequestError::EmptyRange { lower, upper } => {
                 write!(f, "empty nonce range: lower {lower} > upper {upper}")
+            }
+            RequestError::ClientFull { limit } => {
+                write!(f, "the client already has {limit} requests unanswered")
+            }
+            RequestError::Full { limit } => {
+                write!(f, "the server already has {limit} requests unanswered")
             }
         }
     }

@@ -222,7 +222,15 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// How many requests are accepted and not yet answered or dropped (waiting ones
     /// included).
     pub fn request_count(&self) -> usize {
-        self.clients.values().map(|c| 1 + c.waiting.len()).sum()
+        let s = &self.stats;
+        let unanswered = s.requests - s.results_sent - s.dropped_requests;
+        usize::try_from(unanswered).unwrap_or(usize::MAX)
+    }
+
+    /// How many requests `client` has accepted and not yet answered (its active one and
+    /// those waiting behind it); at most [`Config::max_requests_per_client`].
+    pub fn requests_of(&self, client: K) -> usize {
+        self.clients.get(&client).map_or(0, |c| 1 + c.waiting.len())
     }
 
     /// How many jobs `miner` holds (sent and not answered), or `None` if it is not joined.
@@ -347,6 +355,18 @@ impl<K: Ord + Copy> Scheduler<K> {
             self.stats.rejected_requests += 1;
             return Err(RequestError::EmptyRange { lower, upper });
         };
+        let (per_client, total) = (
+            self.config.max_requests_per_client,
+            self.config.max_requests,
+        );
+        if self.requests_of(client) >= per_client {
+            self.stats.rejected_requests += 1;
+            return Err(RequestError::ClientFull { limit: per_client });
+        }
+        if self.request_count() >= total {
+            self.stats.rejected_requests += 1;
+            return Err(RequestError::Full { limit: total });
+        }
         let id = RequestId(self.next_request);
         self.next_request += 1;
         self.stats.requests += 1;

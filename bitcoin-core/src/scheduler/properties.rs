@@ -155,6 +155,10 @@ impl Harness {
                     self.requests.insert(id, r);
                 }
                 Err(RequestError::EmptyRange { .. }) if lower > upper => {}
+                Err(RequestError::ClientFull { limit })
+                    if self.clients.get(&client).map_or(0, VecDeque::len) >= limit => {}
+                Err(RequestError::Full { limit })
+                    if self.clients.values().map(VecDeque::len).sum::<usize>() >= limit => {}
                 Err(e) => return Err(format!("refused {lower}..={upper}: {e}")),
             },
             Event::LoseClient(c) => {
@@ -367,6 +371,13 @@ impl Harness {
             }
         }
         self.check_leases()?;
+        let modelled: usize = self.clients.values().map(VecDeque::len).sum();
+        if self.sched.request_count() != modelled {
+            return Err(format!(
+                "the scheduler counts {} requests unanswered, the model {modelled}",
+                self.sched.request_count()
+            ));
+        }
         let free =
             |(m, h): &(&u32, &VecDeque<Job>)| h.len() < self.depth && !self.sched.is_late(**m);
         if !self.miners.iter().any(|e| free(&e)) {

@@ -121,6 +121,13 @@ impl Arbitrary for Case {
     fn arbitrary(g: &mut Gen) -> Self {
         let target = Duration::from_micros(1 + u64::arbitrary(g) % 20_000);
         let min = Duration::from_micros(u64::arbitrary(g) % (target.as_micros() as u64 + 1));
+        // Small limits often enough that refusals happen, large ones the rest of the time.
+        let max_requests_per_client = match u8::arbitrary(g) % 8 {
+            0 => 1,
+            1 => 2,
+            2 => 3,
+            _ => usize::MAX / 8,
+        };
         let config = Config {
             target_job_duration: target,
             min_job_duration: min,
@@ -138,6 +145,8 @@ impl Arbitrary for Case {
             backup_budget_percent: [0, 5, 100, 1000][usize::arbitrary(g) % 4],
             lease_factor: 1 + u32::arbitrary(g) % 4,
             lease_slack: Duration::from_micros(u64::arbitrary(g) % 20_000),
+            max_requests_per_client,
+            max_requests: max_requests_per_client + usize::arbitrary(g) % 4,
         };
         Case {
             config,
