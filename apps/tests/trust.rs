@@ -136,7 +136,7 @@ fn one_request(mode: Mode, msg: &str) -> (String, Arc<Tally>) {
 #[test]
 fn a_miner_answering_in_reverse_order_is_matched_by_content() {
     let (log, tally) = one_request(Mode::Reverse, "reverse");
-    assert!(!log.contains("disconnected"), "{log}");
+    assert!(!log.contains("closing:"), "{log}");
     assert!(tally.answers.load(Ordering::Relaxed) > 0);
     assert!(
         tally.out_of_order.load(Ordering::Relaxed) > 0,
@@ -150,7 +150,7 @@ fn a_miner_answering_in_reverse_order_is_matched_by_content() {
 fn a_lying_miner_is_disconnected_and_its_work_redone() {
     let (log, tally) = one_request(Mode::Liar, "liar");
     assert!(tally.answers.load(Ordering::Relaxed) > 0);
-    assert!(log.contains("miner disconnected: hash"), "{log}");
+    assert!(log.contains("closing: miner lied: hash"), "{log}");
 }
 
 #[test]

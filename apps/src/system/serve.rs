@@ -141,7 +141,8 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
                 log.info(format_args!("conn {conn}: write failed: {e}"));
             }
         }
-        // A miner that lied: its end follows through `read` as ConnectionClosed.
+        // A miner that lied or a refused client: its end follows through `read` as
+        // ConnectionClosed.
         while let Some((conn, reason)) = service.poll_close() {
             log.error(format_args!("conn {conn}: closing: {reason}"));
             if let Err(e) = server.close_conn(conn) {
