@@ -194,6 +194,13 @@ fn validate(
     }
     let checksum =
         u16::try_from(checksum).map_err(|_| DecodeError::ChecksumOutOfRange(checksum))?;
+    // Only Data has a payload on the wire's re-encoding; anything else encodes `null`, so
+    // keeping one here would break decode → encode → decode (fuzz input `{"Payload":"yloa"}`).
+    let payload = if kind == MsgType::Data {
+        payload
+    } else {
+        Vec::new()
+    };
     Ok(Message {
         kind,
         conn_id,
@@ -494,6 +501,31 @@ mod tests {
             Ok(vec![0x61, 0x6f, 0xe2]),
             "escaped slash decodes"
         );
+    }
+
+    #[test]
+    fn control_messages_drop_their_payload() {
+        // The fuzz crash: no Type means Connect, whose re-encoding carries `null`.
+        let m = decode_str(r#"{"Payload":"yloa"}"#).unwrap();
+        assert_eq!(m, Message::connect(0));
+        assert_eq!(Message::decode(&m.encode()), Ok(m));
+        for text in [
+            r#"{"Type":0,"ConnID":0,"SeqNum":4,"Size":0,"Checksum":0,"Payload":"aGk="}"#,
+            r#"{"Type":2,"ConnID":3,"SeqNum":4,"Size":2,"Checksum":9,"Payload":"aGk="}"#,
+            r#"{"Type":3,"ConnID":3,"SeqNum":4,"Size":0,"Checksum":0,"Payload":"aGk="}"#,
+        ] {
+            let m = decode_str(text).unwrap();
+            assert!(m.payload.is_empty(), "{text}");
+            assert_eq!(Message::decode(&m.encode()), Ok(m), "{text}");
+        }
+        // The payload is still checked: bad base64 is an error whatever the type.
+        assert_eq!(
+            decode_str(r#"{"Type":2,"Payload":"!!!!"}"#),
+            Err(DecodeError::Base64)
+        );
+        // Data keeps its payload.
+        let m = decode_str(r#"{"Type":1,"Payload":"aGk="}"#).unwrap();
+        assert_eq!(m.payload, b"hi");
     }
 
     #[test]
