@@ -64,8 +64,14 @@ pub struct ClientEndpoint {
 impl ClientEndpoint {
     /// Starts connecting at `now` with initial sequence number `isn`: the first Connect is
     /// ready in [`poll_transmit`](Self::poll_transmit).
+    ///
+    /// Fails if `params` are invalid, or with [`ParamsError::IsnOutOfRange`] if `isn` is
+    /// outside [`ISN_DOMAIN`](crate::ISN_DOMAIN) (`0 ..= MAX_ISN`).
     pub fn new(params: Params, isn: i64, now: Timestamp) -> Result<ClientEndpoint, ParamsError> {
         params.validate()?;
+        if !crate::is_valid_isn(isn) {
+            return Err(ParamsError::IsnOutOfRange(isn));
+        }
         let mut client = ClientEndpoint {
             params,
             isn,

@@ -42,6 +42,7 @@ mod connection;
 mod epoch;
 mod error;
 mod integrity;
+mod isn;
 mod message;
 mod params;
 pub mod runtime;
@@ -54,6 +55,7 @@ use std::fmt;
 pub use checksum::checksum;
 pub use client::{ClientEndpoint, ClientEvent};
 pub use error::{ApiError, CloseError};
+pub use isn::{is_valid_isn, ISN_DOMAIN, MAX_ISN};
 pub use message::{
     data_encoded_len, DecodeError, Message, MsgType, MAX_DATAGRAM_LEN, MAX_GUARANTEED_PAYLOAD,
 };

@@ -297,6 +297,10 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             self.stats.dropped.unexpected += 1;
             return;
         }
+        if !crate::is_valid_isn(isn) {
+            self.stats.dropped.invalid_isn += 1;
+            return;
+        }
         let conn = ConnId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
         self.by_addr.insert(from.clone(), conn);

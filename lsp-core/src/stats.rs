@@ -47,6 +47,9 @@ pub struct DropCounts {
     pub stray_ack: u64,
     /// Connect from an address that already has a connection.
     pub duplicate_connect: u64,
+    /// Connect whose initial sequence number is outside
+    /// [`ISN_DOMAIN`](crate::ISN_DOMAIN): not answered, no connection made.
+    pub invalid_isn: u64,
     /// Anything that arrives while the endpoint cannot use it (before the connect-ack, a
     /// Connect while the server closes, Data or Connect sent to a client, …).
     pub unexpected: u64,

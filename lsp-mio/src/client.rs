@@ -24,9 +24,14 @@ impl Client {
     /// Connects to the server at `server` with initial sequence number `isn`, waiting until
     /// the server acknowledges. Fails if the parameters are invalid, the socket cannot be
     /// set up, or no connect-ack arrives within `epoch_limit` epochs ("connection refused"
-    /// notices are ignored: the server may start later).
+    /// notices are ignored: the server may start later). An `isn` outside
+    /// [`ISN_DOMAIN`](lsp_core::ISN_DOMAIN) (`0 ..= MAX_ISN`) is refused up front with
+    /// `StartError::Params(ParamsError::IsnOutOfRange(isn))`, before any socket is made.
     pub fn connect(server: SocketAddr, isn: i64, params: Params) -> Result<Client, StartError> {
         params.validate()?;
+        if !lsp_core::is_valid_isn(isn) {
+            return Err(lsp_core::ParamsError::IsnOutOfRange(isn).into());
+        }
         let socket = socket::bind(socket::any_local_for(server))?;
         socket.connect(server)?;
         let clock = Clock::start();

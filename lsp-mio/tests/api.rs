@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lsp_mio::{
-    ApiError, Client, ClientReadError, CloseError, ConnId, Params, Server, ServerReadError,
-    StartError,
+    ApiError, Client, ClientReadError, CloseError, ConnId, Params, ParamsError, Server,
+    ServerReadError, StartError, MAX_ISN,
 };
 
 fn loopback() -> SocketAddr {
@@ -275,4 +275,19 @@ fn invalid_params_are_rejected() {
         Client::connect(loopback(), 0, bad),
         Err(StartError::Params(_))
     ));
+}
+
+#[test]
+fn an_isn_outside_the_domain_is_refused_and_its_edge_works() {
+    let p = params(5, 2000, 1, 1);
+    let server = Server::bind(loopback(), p).unwrap();
+    for isn in [-1, i64::MIN, MAX_ISN + 1] {
+        assert!(matches!(
+            Client::connect(server.local_addr(), isn, p),
+            Err(StartError::Params(ParamsError::IsnOutOfRange(i))) if i == isn
+        ));
+    }
+    let edge = Client::connect(server.local_addr(), MAX_ISN, p).unwrap();
+    edge.write(&b"edge"[..]).unwrap();
+    assert_eq!(server.read().unwrap().1, b"edge");
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use lsp_smol::{
-    ApiError, Client, ClientReadError, CloseError, ConnId, Params, Server, ServerReadError,
-    StartError,
+    ApiError, Client, ClientReadError, CloseError, ConnId, Params, ParamsError, Server,
+    ServerReadError, StartError, MAX_ISN,
 };
 use smol::future::FutureExt;
 
@@ -291,6 +291,17 @@ fn payload_too_large_is_refused_and_bad_params_rejected() {
             Client::connect(loopback(), 0, bad).await,
             Err(StartError::Params(_))
         ));
+        for isn in [-1, i64::MIN, MAX_ISN + 1] {
+            assert!(matches!(
+                Client::connect(server.local_addr(), isn, p).await,
+                Err(StartError::Params(ParamsError::IsnOutOfRange(i))) if i == isn
+            ));
+        }
+        let edge = Client::connect(server.local_addr(), MAX_ISN, p)
+            .await
+            .unwrap();
+        edge.write(&b"edge"[..]).unwrap();
+        assert_eq!(server.read().await.unwrap().1, b"edge");
     });
 }
 
