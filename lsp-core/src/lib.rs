@@ -36,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admission;
 mod checksum;
 mod client;
 mod connection;
@@ -43,6 +44,7 @@ mod epoch;
 mod error;
 mod integrity;
 mod isn;
+mod limits;
 mod message;
 mod params;
 pub mod runtime;
@@ -56,6 +58,7 @@ pub use checksum::checksum;
 pub use client::{ClientEndpoint, ClientEvent};
 pub use error::{ApiError, CloseError};
 pub use isn::{is_valid_isn, ISN_DOMAIN, MAX_ISN};
+pub use limits::Limits;
 pub use message::{
     data_encoded_len, DecodeError, Message, MsgType, MAX_DATAGRAM_LEN, MAX_GUARANTEED_PAYLOAD,
 };

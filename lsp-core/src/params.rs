@@ -51,6 +51,12 @@ pub enum ParamsError {
     /// A client's initial sequence number is outside [`ISN_DOMAIN`](crate::ISN_DOMAIN)
     /// (`0 ..= MAX_ISN`).
     IsnOutOfRange(i64),
+    /// [`Limits::max_connections`](crate::Limits) was 0.
+    ZeroMaxConnections,
+    /// [`Limits::max_half_open`](crate::Limits) was 0.
+    ZeroMaxHalfOpen,
+    /// [`Limits::max_half_open`](crate::Limits) was above `max_connections`.
+    HalfOpenAboveConnections,
 }
 
 impl fmt::Display for ParamsError {
@@ -67,6 +73,11 @@ impl fmt::Display for ParamsError {
             ParamsError::ZeroEpochMillis => "epoch_millis",
             ParamsError::ZeroWindowSize => "window_size",
             ParamsError::ZeroMaxUnacked => "max_unacked_messages",
+            ParamsError::ZeroMaxConnections => "max_connections",
+            ParamsError::ZeroMaxHalfOpen => "max_half_open",
+            ParamsError::HalfOpenAboveConnections => {
+                return write!(f, "invalid limits: max_half_open exceeds max_connections");
+            }
         };
         write!(f, "invalid LSP parameters: {name} must be at least 1")
     }

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lsp_mio::{
-    ApiError, Client, ClientReadError, CloseError, ConnId, Params, ParamsError, Server,
+    ApiError, Client, ClientReadError, CloseError, ConnId, Limits, Params, ParamsError, Server,
     ServerReadError, StartError, MAX_ISN,
 };
 
@@ -290,4 +290,30 @@ fn an_isn_outside_the_domain_is_refused_and_its_edge_works() {
     let edge = Client::connect(server.local_addr(), MAX_ISN, p).unwrap();
     edge.write(&b"edge"[..]).unwrap();
     assert_eq!(server.read().unwrap().1, b"edge");
+}
+
+#[test]
+fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
+    let p = params(3, 50, 1, 1);
+    let limits = Limits {
+        max_connections: 1,
+        max_half_open: 1,
+    };
+    let server = Server::bind_with_limits(loopback(), p, limits).unwrap();
+    let first = Client::connect(server.local_addr(), 0, p).unwrap();
+    first.write(&b"here"[..]).unwrap();
+    assert_eq!(server.read().unwrap().1, b"here"); // established: not evictable
+    assert!(matches!(
+        Client::connect(server.local_addr(), 0, p),
+        Err(StartError::NoAnswer)
+    ));
+    assert!(server.stats().dropped.connection_limit >= 1);
+    let bad = Limits {
+        max_connections: 1,
+        max_half_open: 2,
+    };
+    assert!(matches!(
+        Server::bind_with_limits(loopback(), p, bad),
+        Err(StartError::Params(ParamsError::HalfOpenAboveConnections))
+    ));
 }

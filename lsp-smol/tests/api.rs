@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use lsp_smol::{
-    ApiError, Client, ClientReadError, CloseError, ConnId, Params, ParamsError, Server,
+    ApiError, Client, ClientReadError, CloseError, ConnId, Limits, Params, ParamsError, Server,
     ServerReadError, StartError, MAX_ISN,
 };
 use smol::future::FutureExt;
@@ -326,5 +326,33 @@ fn a_read_can_be_cancelled_without_losing_messages() {
             within(Duration::from_secs(5), client.read()).await.unwrap(),
             b"y"
         );
+    });
+}
+
+#[test]
+fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
+    smol::block_on(async {
+        let p = params(3, 50, 1, 1);
+        let limits = Limits {
+            max_connections: 1,
+            max_half_open: 1,
+        };
+        let server = Server::bind_with_limits(loopback(), p, limits).unwrap();
+        let first = Client::connect(server.local_addr(), 0, p).await.unwrap();
+        first.write(&b"here"[..]).unwrap();
+        assert_eq!(server.read().await.unwrap().1, b"here"); // established: not evictable
+        assert!(matches!(
+            Client::connect(server.local_addr(), 0, p).await,
+            Err(StartError::NoAnswer)
+        ));
+        assert!(server.stats().dropped.connection_limit >= 1);
+        let bad = Limits {
+            max_connections: 1,
+            max_half_open: 2,
+        };
+        assert!(matches!(
+            Server::bind_with_limits(loopback(), p, bad),
+            Err(StartError::Params(ParamsError::HalfOpenAboveConnections))
+        ));
     });
 }

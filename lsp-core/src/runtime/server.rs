@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::errors::{CloseError, ServerReadError};
 use super::lifecycle::Lifecycle;
 use super::session::{DriverStatus, Session};
-use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp};
+use crate::{
+    ApiError, ConnId, Limits, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp,
+};
 
 /// What [`ServerSession::poll_read`] hands out, in order.
 pub type ServerReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;
@@ -26,8 +28,18 @@ pub struct ServerSession<A> {
 impl<A: Ord + Clone> ServerSession<A> {
     /// A session whose endpoint starts at `now`; fails if `params` are invalid.
     pub fn new(params: Params, now: Timestamp) -> Result<ServerSession<A>, ParamsError> {
+        ServerSession::with_limits(params, Limits::default(), now)
+    }
+
+    /// A session whose endpoint has these resource `limits`; fails if `params` or `limits`
+    /// are invalid.
+    pub fn with_limits(
+        params: Params,
+        limits: Limits,
+        now: Timestamp,
+    ) -> Result<ServerSession<A>, ParamsError> {
         Ok(ServerSession {
-            endpoint: ServerEndpoint::new(params, now)?,
+            endpoint: ServerEndpoint::with_limits(params, limits, now)?,
             inbox: VecDeque::new(),
             lifecycle: Lifecycle::default(),
         })
