@@ -6,6 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{ConnId, Limits};
 
+/// Events of one connection queued for the application.
+#[derive(Clone, Copy, Debug, Default)]
+struct Queued {
+    /// Every kind of event.
+    events: u32,
+    /// `Message` events: the connection's unread messages.
+    messages: u32,
+}
+
 /// Slot and half-open accounting for one server endpoint. The server tells it about every
 /// connection made, heard from and forgotten, and every event queued and taken.
 pub(crate) struct Admission {
@@ -13,8 +22,8 @@ pub(crate) struct Admission {
     /// Connections that have sent nothing but Connect; ids grow with age, so the first is
     /// the oldest.
     half_open: BTreeSet<ConnId>,
-    /// Events queued for the application, per connection (entries with 0 are removed).
-    queued: BTreeMap<ConnId, u32>,
+    /// Events queued for the application, per connection (entries with none are removed).
+    queued: BTreeMap<ConnId, Queued>,
     /// Forgotten connections that still have queued events (each holds a slot).
     lingering: usize,
 }
@@ -84,22 +93,36 @@ impl Admission {
         }
     }
 
-    /// An event of `conn` was queued; `live` says whether the server still keeps `conn`.
-    pub(crate) fn event_queued(&mut self, conn: ConnId, live: bool) {
-        let count = self.queued.entry(conn).or_insert(0);
-        if *count == 0 && !live {
-            self.lingering += 1;
-        }
-        *count += 1;
+    /// Messages of `conn` queued and not yet taken by the application.
+    pub(crate) fn unread(&self, conn: ConnId) -> usize {
+        self.queued.get(&conn).map_or(0, |q| q.messages as usize)
     }
 
-    /// `n` queued events of `conn` were taken or discarded; `live` as above.
-    pub(crate) fn events_taken(&mut self, conn: ConnId, n: u32, live: bool) {
-        let Some(count) = self.queued.get_mut(&conn) else {
+    /// Whether `conn` has room for another unread message.
+    pub(crate) fn has_room(&self, conn: ConnId) -> bool {
+        self.unread(conn) < self.limits.max_unread_messages as usize
+    }
+
+    /// An event of `conn` was queued (`message`: a `Message` event); `live` says whether
+    /// the server still keeps `conn`.
+    pub(crate) fn event_queued(&mut self, conn: ConnId, message: bool, live: bool) {
+        let q = self.queued.entry(conn).or_default();
+        if q.events == 0 && !live {
+            self.lingering += 1;
+        }
+        q.events += 1;
+        q.messages += u32::from(message);
+    }
+
+    /// `events` queued events of `conn`, `messages` of them `Message`s, were taken or
+    /// discarded; `live` as above.
+    pub(crate) fn events_taken(&mut self, conn: ConnId, events: u32, messages: u32, live: bool) {
+        let Some(q) = self.queued.get_mut(&conn) else {
             return;
         };
-        *count = count.saturating_sub(n);
-        if *count == 0 {
+        q.events = q.events.saturating_sub(events);
+        q.messages = q.messages.saturating_sub(messages);
+        if q.events == 0 {
             self.queued.remove(&conn);
             if !live {
                 self.lingering = self.lingering.saturating_sub(1);

@@ -200,12 +200,26 @@ impl Connection {
         self.silent_epochs = 0;
     }
 
-    /// Handles an integrity-checked Data message (§7).
-    pub(crate) fn handle_data(&mut self, seq: i64, payload: Vec<u8>, out: &mut Output<'_>) {
+    /// Handles an integrity-checked Data message (§7). `room` says whether the application
+    /// has room for more unread messages; without it, Data new to this connection is
+    /// dropped unacknowledged, so that the peer resends it later (back-pressure, see
+    /// [`Limits`](crate::Limits)).
+    pub(crate) fn handle_data(
+        &mut self,
+        seq: i64,
+        payload: Vec<u8>,
+        room: bool,
+        out: &mut Output<'_>,
+    ) {
         let window = i128::from(self.params.window_size);
         let offset = i128::from(seq) - self.expected;
         if offset >= window {
             out.stats.dropped.out_of_window += 1;
+            return;
+        }
+        let new = offset >= 0 && !self.out_of_order.contains_key(&seq);
+        if new && !room && !self.closing {
+            out.stats.dropped.unread_full += 1;
             return;
         }
         self.send_ack(seq, out);
@@ -386,11 +400,11 @@ mod tests {
     #[test]
     fn the_receiver_delivers_up_to_i64_max_exactly_once() {
         let mut h = Harness::new(2, i64::MAX - 2);
-        h.call(|c, out| c.handle_data(i64::MAX, b"b".to_vec(), out));
-        h.call(|c, out| c.handle_data(i64::MAX - 1, b"a".to_vec(), out));
+        h.call(|c, out| c.handle_data(i64::MAX, b"b".to_vec(), true, out));
+        h.call(|c, out| c.handle_data(i64::MAX - 1, b"a".to_vec(), true, out));
         assert_eq!(h.delivered, [b"a".to_vec(), b"b".to_vec()]);
         for seq in [i64::MAX, i64::MAX - 1, i64::MIN, 0] {
-            h.call(|c, out| c.handle_data(seq, b"z".to_vec(), out));
+            h.call(|c, out| c.handle_data(seq, b"z".to_vec(), true, out));
         }
         assert_eq!(
             h.delivered.len(),

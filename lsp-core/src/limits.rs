@@ -1,5 +1,5 @@
 //! Bounds on what remote peers can make an endpoint hold (issue 11): admission control for
-//! the server's connection table.
+//! the server's connection table, and back-pressure on delivery.
 //!
 //! [`Params`](crate::Params) are the protocol's parameters (lsp.md §5, shared with the
 //! reference); [`Limits`] are local resource bounds that never change what goes on the wire
@@ -25,6 +25,17 @@
 /// 4. if it still keeps `max_connections`, the Connect is dropped unanswered.
 ///
 /// Dropped Connects are counted in [`DropCounts::connection_limit`](crate::DropCounts).
+///
+/// Back-pressure (server and client): a connection's *unread* messages are those received
+/// in order and queued as events that the application has not taken with `poll_event`
+/// yet. While a connection has `max_unread_messages` or more, Data that would be new to it
+/// (not a duplicate, inside the window) is dropped **without** an Ack and not buffered,
+/// counted in [`DropCounts::unread_full`](crate::DropCounts): the peer resends it with
+/// back-off as if it were lost (TCP's zero window). Taking events makes room; the next
+/// retransmission is then acked and delivered. Heartbeats, acks and duplicates are handled
+/// as usual meanwhile, so the connection stays alive and nothing is lost. A gap that
+/// closes can deliver up to `window_size − 1` buffered messages at once, so unread
+/// messages stay below `max_unread_messages + window_size`.
 /// The connections the server keeps are therefore at most `max_connections`, half-open
 /// ones at most `max_half_open`, and forgotten ones with queued events at most
 /// `max_connections` plus the evictions of one Connect.
@@ -35,6 +46,9 @@ pub struct Limits {
     /// Server: connections that have sent nothing since their Connect (≥ 1, at most
     /// `max_connections`). Default 32,768.
     pub max_half_open: u32,
+    /// Server and client, per connection: received messages not yet taken by the
+    /// application beyond which new Data is not acknowledged (≥ 1). Default 1,024.
+    pub max_unread_messages: u32,
 }
 
 impl Default for Limits {
@@ -42,6 +56,7 @@ impl Default for Limits {
         Limits {
             max_connections: 1 << 17,
             max_half_open: 1 << 15,
+            max_unread_messages: 1 << 10,
         }
     }
 }
@@ -59,6 +74,9 @@ impl Limits {
         }
         if self.max_half_open > self.max_connections {
             return Err(ParamsError::HalfOpenAboveConnections);
+        }
+        if self.max_unread_messages == 0 {
+            return Err(ParamsError::ZeroMaxUnread);
         }
         Ok(())
     }
@@ -94,8 +112,16 @@ mod tests {
                 Limits {
                     max_connections: 10,
                     max_half_open: 11,
+                    ..ok
                 },
                 ParamsError::HalfOpenAboveConnections,
+            ),
+            (
+                Limits {
+                    max_unread_messages: 0,
+                    ..ok
+                },
+                ParamsError::ZeroMaxUnread,
             ),
         ] {
             assert_eq!(bad.validate(), Err(err));
@@ -103,6 +129,7 @@ mod tests {
         let tight = Limits {
             max_connections: 1,
             max_half_open: 1,
+            max_unread_messages: 1,
         };
         assert_eq!(tight.validate(), Ok(()));
     }

@@ -57,6 +57,8 @@ pub enum ParamsError {
     ZeroMaxHalfOpen,
     /// [`Limits::max_half_open`](crate::Limits) was above `max_connections`.
     HalfOpenAboveConnections,
+    /// [`Limits::max_unread_messages`](crate::Limits) was 0.
+    ZeroMaxUnread,
 }
 
 impl fmt::Display for ParamsError {
@@ -75,6 +77,7 @@ impl fmt::Display for ParamsError {
             ParamsError::ZeroMaxUnacked => "max_unacked_messages",
             ParamsError::ZeroMaxConnections => "max_connections",
             ParamsError::ZeroMaxHalfOpen => "max_half_open",
+            ParamsError::ZeroMaxUnread => "max_unread_messages",
             ParamsError::HalfOpenAboveConnections => {
                 return write!(f, "invalid limits: max_half_open exceeds max_connections");
             }

@@ -179,6 +179,13 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             .map(|p| p.conn.buffered_out_of_order())
     }
 
+    /// Messages received from `conn` and queued as events the application has not taken
+    /// yet (below [`Limits::max_unread_messages`] + `window_size`; 0 for an unknown
+    /// connection).
+    pub fn unread(&self, conn: ConnId) -> usize {
+        self.admission.unread(conn)
+    }
+
     /// Messages in flight to `conn` (bounded by `max_unacked_messages`).
     pub fn in_flight(&self, conn: ConnId) -> Option<usize> {
         self.peers.get(&conn).map(|p| p.conn.in_flight())
@@ -231,7 +238,8 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         self.events
             .retain(|event| !matches!(event, ServerEvent::Message { conn: c, .. } if *c == conn));
         let discarded = (before - self.events.len()) as u32;
-        self.admission.events_taken(conn, discarded, true);
+        self.admission
+            .events_taken(conn, discarded, discarded, true);
         self.push_event(ServerEvent::ConnectionClosed { conn });
         self.forget_if_flushed(conn);
         self.finish_close_if_done();
@@ -306,8 +314,9 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         match (message.kind, integrity) {
             (MsgType::Data, Err(_)) => out.stats.dropped.bad_checksum += 1,
             (MsgType::Data, Ok(())) => {
+                let room = self.admission.has_room(conn);
                 peer.conn
-                    .handle_data(message.seq_num, message.payload, &mut out)
+                    .handle_data(message.seq_num, message.payload, room, &mut out)
             }
             (MsgType::Ack, _) => peer.conn.handle_ack(message.seq_num, &mut out),
             (MsgType::CAck, _) => peer.conn.handle_cack(message.seq_num, &mut out),
@@ -386,7 +395,8 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
     fn push_event(&mut self, event: ServerEvent<A>) {
         if let Some(conn) = event_conn(&event) {
             let live = self.peers.contains_key(&conn);
-            self.admission.event_queued(conn, live);
+            let message = matches!(event, ServerEvent::Message { .. });
+            self.admission.event_queued(conn, message, live);
         }
         self.events.push_back(event);
     }
@@ -437,7 +447,9 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         let event = self.events.pop_front()?;
         if let Some(conn) = event_conn(&event) {
             let live = self.peers.contains_key(&conn);
-            self.admission.events_taken(conn, 1, live);
+            let message = matches!(event, ServerEvent::Message { .. });
+            self.admission
+                .events_taken(conn, 1, u32::from(message), live);
         }
         Some(event)
     }

@@ -46,6 +46,9 @@ pub struct DropCounts {
     pub out_of_window: u64,
     /// Data already received (re-acked, not delivered again).
     pub duplicate_data: u64,
+    /// New Data while its connection had `max_unread_messages` unread messages: not acked,
+    /// not buffered; the peer resends it (see [`Limits`](crate::Limits)).
+    pub unread_full: u64,
     /// Acks or CAcks matching no message in flight (heartbeats not included).
     pub stray_ack: u64,
     /// Connect from an address that already has a connection.

@@ -17,6 +17,7 @@ fn server(max_connections: u32, max_half_open: u32) -> ServerEndpoint<u32> {
     let limits = Limits {
         max_connections,
         max_half_open,
+        ..Limits::default()
     };
     ServerEndpoint::with_limits(params(), limits, Timestamp::ZERO).unwrap()
 }
@@ -149,6 +150,7 @@ fn invalid_limits_are_rejected_at_construction() {
         let limits = Limits {
             max_connections: limits.0,
             max_half_open: limits.1,
+            ..Limits::default()
         };
         assert_eq!(
             ServerEndpoint::<u32>::with_limits(params(), limits, Timestamp::ZERO).err(),

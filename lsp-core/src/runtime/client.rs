@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::errors::{ClientReadError, CloseError, StartError};
 use super::lifecycle::Lifecycle;
-use super::session::{DriverStatus, Session};
+use super::session::{DriverStatus, Session, INBOX_AHEAD};
 use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Stats, Timestamp};
 
 /// A [`ClientEndpoint`] talking to the server at an address of type `A`, plus what its
@@ -18,7 +18,8 @@ use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, 
 pub struct ClientSession<A> {
     endpoint: ClientEndpoint,
     server: A,
-    /// Messages not yet returned by `read`.
+    /// Messages not yet returned by `read`, at most [`INBOX_AHEAD`] while open (the rest
+    /// wait in the endpoint).
     inbox: VecDeque<Vec<u8>>,
     /// The id from the connect-ack, once connected.
     connected: Option<ConnId>,
@@ -83,10 +84,32 @@ impl<A: PartialEq + Clone> ClientSession<A> {
         {
             return Some(Err(refusal));
         }
+        self.take_events();
         if let Some(payload) = self.inbox.pop_front() {
+            self.take_events();
             return Some(Ok(payload));
         }
         self.ended.then_some(Err(ClientReadError::ConnectionLost))
+    }
+
+    /// Moves the endpoint's events into the session: up to [`INBOX_AHEAD`] messages while
+    /// open (back-pressure, as for the server), everything once `close` was called. Returns
+    /// whether anything moved.
+    fn take_events(&mut self) -> bool {
+        let mut progress = false;
+        while self.lifecycle.is_closing() || self.inbox.len() < INBOX_AHEAD {
+            let Some(event) = self.endpoint.poll_event() else {
+                break;
+            };
+            progress = true;
+            match event {
+                ClientEvent::Connected(id) => self.connected = Some(id),
+                ClientEvent::Message(payload) => self.inbox.push_back(payload),
+                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
+                ClientEvent::Closed(result) => self.lifecycle.closed(result),
+            }
+        }
+        progress
     }
 
     /// Queues `payload` for the server. Fails if the client is closing or stopped, the
@@ -136,17 +159,7 @@ impl<A: PartialEq + Clone> Session for ClientSession<A> {
         while let Some(datagram) = self.endpoint.poll_transmit() {
             outbox.push_back((self.server.clone(), datagram));
         }
-        let mut progress = false;
-        while let Some(event) = self.endpoint.poll_event() {
-            progress = true;
-            match event {
-                ClientEvent::Connected(id) => self.connected = Some(id),
-                ClientEvent::Message(payload) => self.inbox.push_back(payload),
-                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
-                ClientEvent::Closed(result) => self.lifecycle.closed(result),
-            }
-        }
-        progress
+        self.take_events()
     }
 
     fn halt(&mut self, status: DriverStatus) {
