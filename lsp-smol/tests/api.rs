@@ -148,7 +148,9 @@ fn lost_server_is_reported_to_client_after_queued_messages() {
         let (conn, _) = server.read().await.unwrap();
         server.write(conn, &b"one"[..]).unwrap();
         server.write(conn, &b"two"[..]).unwrap();
-        Timer::after(Duration::from_millis(100)).await;
+        // Wait until both are acknowledged (the server's close completes exactly then; it
+        // sends nothing afterwards, no goodbye), then stop the server.
+        server.close().await.unwrap();
         drop(server);
         within(Duration::from_secs(5), async {
             assert_eq!(client.read().await.unwrap(), b"one");
@@ -336,6 +338,7 @@ fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
         let limits = Limits {
             max_connections: 1,
             max_half_open: 1,
+            ..Limits::default()
         };
         let server = Server::bind_with_limits(loopback(), p, limits).unwrap();
         let first = Client::connect(server.local_addr(), 0, p).await.unwrap();
@@ -349,6 +352,7 @@ fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
         let bad = Limits {
             max_connections: 1,
             max_half_open: 2,
+            ..Limits::default()
         };
         assert!(matches!(
             Server::bind_with_limits(loopback(), p, bad),
