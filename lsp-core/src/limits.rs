@@ -37,8 +37,9 @@
 /// closes can deliver up to `window_size − 1` buffered messages at once, so unread
 /// messages stay below `max_unread_messages + window_size`.
 /// The connections the server keeps are therefore at most `max_connections`, half-open
-/// ones at most `max_half_open`, and forgotten ones with queued events at most
-/// `max_connections` plus the evictions of one Connect.
+/// ones at most `max_half_open`, and kept plus forgotten-with-queued-events ones at most
+/// `2 × max_connections + 1` (however many are lost while the application does not read);
+/// each of those has at most `max_unread_messages + window_size + 1` queued events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Server: connections kept at once (≥ 1). Default 131,072.

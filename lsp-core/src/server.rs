@@ -145,6 +145,14 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         self.peers.len()
     }
 
+    /// Events queued for the application and not yet taken with
+    /// [`poll_event`](Self::poll_event). With [`Limits`], at most `(max_unread_messages +
+    /// window_size + 1)` per connection kept or forgotten-with-events, plus the final
+    /// `Closed`.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// The resource limits this endpoint runs with.
     pub fn limits(&self) -> &Limits {
         self.admission.limits()

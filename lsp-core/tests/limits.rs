@@ -173,3 +173,42 @@ fn a_flood_of_connects_stays_within_the_limits() {
     }
     assert!(s.stats().half_open_evicted >= 19_000);
 }
+
+/// The fuzz target `flood` in miniature: thousands of addresses connect, send Data and
+/// fall silent while the application never reads; every queue stays within its bound.
+#[test]
+fn a_server_whose_application_never_reads_stays_bounded() {
+    let p = Params {
+        window_size: 4,
+        ..params()
+    };
+    let limits = Limits {
+        max_connections: 50,
+        max_half_open: 10,
+        max_unread_messages: 3,
+    };
+    let mut s = ServerEndpoint::<u32>::with_limits(p, limits, Timestamp::ZERO).unwrap();
+    let mut now = Timestamp::ZERO;
+    for round in 0..40u32 {
+        for k in 0..100 {
+            let from = round * 100 + k;
+            s.handle_datagram(now, from, &Message::connect(0).encode());
+            for seq in [3, 1, 2, 4, 5, 6, 7, 8] {
+                let m = Message::data(0, seq, vec![9; 100]);
+                s.handle_datagram(now, from, &m.encode());
+            }
+        }
+        now = now + Duration::from_millis(700);
+        s.handle_timeout(now);
+        while s.poll_transmit().is_some() {}
+        let (live, lingering) = (s.connection_count(), s.forgotten_with_events());
+        assert!(live <= 50 && s.half_open_count() <= 10);
+        assert!(live + lingering <= 2 * 50 + 1, "{live} + {lingering}");
+        assert!(s.pending_events() <= (live + lingering) * (3 + 4 + 1) + 1);
+        for id in 0..5_000 {
+            assert!(s.unread(lsp_core::ConnId(id)) < 3 + 4);
+        }
+    }
+    assert!(s.stats().dropped.connection_limit > 0);
+    assert!(s.stats().dropped.unread_full > 0);
+}

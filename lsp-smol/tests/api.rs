@@ -358,5 +358,13 @@ fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
             Server::bind_with_limits(loopback(), p, bad),
             Err(StartError::Params(ParamsError::HalfOpenAboveConnections))
         ));
+        let no_unread = Limits {
+            max_unread_messages: 0,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            Client::connect_with_limits(server.local_addr(), 0, p, no_unread).await,
+            Err(StartError::Params(ParamsError::ZeroMaxUnread))
+        ));
     });
 }

@@ -37,8 +37,20 @@ impl<A: PartialEq + Clone> ClientSession<A> {
         isn: i64,
         now: Timestamp,
     ) -> Result<ClientSession<A>, ParamsError> {
+        ClientSession::with_limits(params, crate::Limits::default(), server, isn, now)
+    }
+
+    /// Like [`new`](Self::new), with these resource limits (a client uses
+    /// `max_unread_messages`); fails if they are invalid.
+    pub fn with_limits(
+        params: Params,
+        limits: crate::Limits,
+        server: A,
+        isn: i64,
+        now: Timestamp,
+    ) -> Result<ClientSession<A>, ParamsError> {
         Ok(ClientSession {
-            endpoint: ClientEndpoint::new(params, isn, now)?,
+            endpoint: ClientEndpoint::with_limits(params, limits, isn, now)?,
             server,
             inbox: VecDeque::new(),
             connected: None,
