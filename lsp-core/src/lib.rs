@@ -9,6 +9,11 @@
 //! argument ([`Timestamp`]); nothing here reads a clock, touches a socket, spawns a thread or
 //! draws a random number, so the same inputs always give the same outputs byte for byte.
 //!
+//! Nothing a peer sends grows memory without a bound: [`Limits`] caps the server's
+//! connections and half-open connections (admission control) and each connection's unread
+//! messages (back-pressure), and initial sequence numbers live in [`ISN_DOMAIN`] so that
+//! sequence numbers never wrap and a heartbeat is never taken for an acknowledgement.
+//!
 //! ```
 //! use lsp_core::{ClientEndpoint, ClientEvent, Params, ServerEndpoint, ServerEvent, Timestamp};
 //!
