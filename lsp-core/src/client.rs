@@ -6,7 +6,7 @@ use crate::connection::{Connection, Output, TickOutcome};
 use crate::epoch::EpochTimer;
 use crate::integrity::{check_data, IntegrityError};
 use crate::message::{Message, MsgType, MAX_DATAGRAM_LEN};
-use crate::{ApiError, CloseError, ConnId, Params, ParamsError, Stats, Timestamp};
+use crate::{ApiError, CloseError, ConnId, Limits, Params, ParamsError, Stats, Timestamp};
 
 /// What a [`ClientEndpoint`] tells its application, drained with
 /// [`ClientEndpoint::poll_event`].
@@ -56,6 +56,10 @@ pub struct ClientEndpoint {
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
     stats: Stats,
+    /// `max_unread_messages` is the one limit a client uses.
+    limits: Limits,
+    /// `Message` events queued and not yet taken by the application.
+    unread: usize,
     scratch_datagrams: Vec<Vec<u8>>,
     scratch_delivered: Vec<Vec<u8>>,
     latest: Timestamp,
@@ -64,8 +68,27 @@ pub struct ClientEndpoint {
 impl ClientEndpoint {
     /// Starts connecting at `now` with initial sequence number `isn`: the first Connect is
     /// ready in [`poll_transmit`](Self::poll_transmit).
+    ///
+    /// Fails if `params` are invalid, or with [`ParamsError::IsnOutOfRange`] if `isn` is
+    /// outside [`ISN_DOMAIN`](crate::ISN_DOMAIN) (`0 ..= MAX_ISN`). Uses the default
+    /// [`Limits`].
     pub fn new(params: Params, isn: i64, now: Timestamp) -> Result<ClientEndpoint, ParamsError> {
+        ClientEndpoint::with_limits(params, Limits::default(), isn, now)
+    }
+
+    /// Like [`new`](Self::new), with these resource limits (a client uses
+    /// [`Limits::max_unread_messages`]); fails if they are invalid.
+    pub fn with_limits(
+        params: Params,
+        limits: Limits,
+        isn: i64,
+        now: Timestamp,
+    ) -> Result<ClientEndpoint, ParamsError> {
         params.validate()?;
+        limits.validate()?;
+        if !crate::is_valid_isn(isn) {
+            return Err(ParamsError::IsnOutOfRange(isn));
+        }
         let mut client = ClientEndpoint {
             params,
             isn,
@@ -77,6 +100,8 @@ impl ClientEndpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            limits,
+            unread: 0,
             scratch_datagrams: Vec::new(),
             scratch_delivered: Vec::new(),
             latest: now,
@@ -119,6 +144,12 @@ impl ClientEndpoint {
     /// Messages transmitted and awaiting acknowledgement (bounded by `max_unacked_messages`).
     pub fn in_flight(&self) -> usize {
         self.conn.in_flight()
+    }
+
+    /// Messages received and queued as events the application has not taken yet (below
+    /// [`Limits::max_unread_messages`] + `window_size`).
+    pub fn unread(&self) -> usize {
+        self.unread
     }
 
     /// Queues `payload` for the server; never blocks. Messages written before the connect-ack
@@ -235,9 +266,11 @@ impl ClientEndpoint {
             stats: &mut self.stats,
         };
         match message.kind {
-            MsgType::Data => self
-                .conn
-                .handle_data(message.seq_num, message.payload, &mut out),
+            MsgType::Data => {
+                let room = self.unread < self.limits.max_unread_messages as usize;
+                self.conn
+                    .handle_data(message.seq_num, message.payload, room, &mut out)
+            }
             MsgType::Ack => self.conn.handle_ack(message.seq_num, &mut out),
             MsgType::CAck => self.conn.handle_cack(message.seq_num, &mut out),
             MsgType::Connect => out.stats.dropped.unexpected += 1,
@@ -299,7 +332,11 @@ impl ClientEndpoint {
     /// The next event for the application, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if matches!(event, ClientEvent::Message(_)) {
+            self.unread = self.unread.saturating_sub(1);
+        }
+        Some(event)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once
@@ -317,6 +354,7 @@ impl ClientEndpoint {
 
     fn flush_scratch(&mut self) {
         self.transmits.extend(self.scratch_datagrams.drain(..));
+        self.unread += self.scratch_delivered.len();
         self.events
             .extend(self.scratch_delivered.drain(..).map(ClientEvent::Message));
     }

@@ -45,14 +45,16 @@ pub(crate) struct Connection {
     params: Params,
     /// The id the server assigned; written into every datagram.
     id: i64,
-    /// Sequence number of the next message `write` accepts.
-    next_seq: i64,
+    /// Sequence number of the next message `write` accepts; beyond `i64::MAX` once every
+    /// number is used (no wrap-around: see `crate::isn`).
+    next_seq: i128,
     /// Written, not yet transmitted, in sequence order: `(seq, payload)`.
     queued: VecDeque<(i64, Vec<u8>)>,
     /// Transmitted, not yet acknowledged, keyed by sequence number.
     in_flight: BTreeMap<i64, InFlight>,
-    /// The next sequence number not yet received in order.
-    expected: i64,
+    /// The next sequence number not yet received in order (`i64::MAX + 1` once the peer's
+    /// last possible message arrived; no wrap-around).
+    expected: i128,
     /// Received out of order, all in `expected+1 .. expected+ω`.
     out_of_order: BTreeMap<i64, Vec<u8>>,
     /// Epochs since the peer was last heard from.
@@ -65,15 +67,16 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// A connection with id `id` whose streams both start after `isn`.
+    /// A connection with id `id` whose streams both start after `isn`. The endpoints only
+    /// pass an `isn` in [`ISN_DOMAIN`](crate::ISN_DOMAIN), so no Data is ever numbered 0.
     pub(crate) fn new(params: Params, id: i64, isn: i64) -> Connection {
         Connection {
             params,
             id,
-            next_seq: isn.wrapping_add(1),
+            next_seq: i128::from(isn) + 1,
             queued: VecDeque::new(),
             in_flight: BTreeMap::new(),
-            expected: isn.wrapping_add(1),
+            expected: i128::from(isn) + 1,
             out_of_order: BTreeMap::new(),
             silent_epochs: 0,
             sent_data_since_tick: false,
@@ -125,11 +128,12 @@ impl Connection {
     /// (`id_known == false`) the id is unknown, so the widest possible id is assumed.
     fn max_payload(&self, id_known: bool) -> usize {
         let id = if id_known { self.id } else { i64::MIN };
+        let seq = i64::try_from(self.next_seq).unwrap_or(i64::MAX);
         // The encoded length grows with the payload: find the largest that fits.
         let (mut lo, mut hi) = (0usize, MAX_DATAGRAM_LEN);
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
-            if data_encoded_len(id, self.next_seq, mid) <= MAX_DATAGRAM_LEN {
+            if data_encoded_len(id, seq, mid) <= MAX_DATAGRAM_LEN {
                 lo = mid;
             } else {
                 hi = mid - 1;
@@ -146,15 +150,15 @@ impl Connection {
         out: &mut Output<'_>,
     ) -> Result<(), ApiError> {
         let id = if id_known { self.id } else { i64::MIN };
-        if data_encoded_len(id, self.next_seq, payload.len()) > MAX_DATAGRAM_LEN {
+        let seq = i64::try_from(self.next_seq).map_err(|_| ApiError::SequenceExhausted)?;
+        if data_encoded_len(id, seq, payload.len()) > MAX_DATAGRAM_LEN {
             let max = self.max_payload(id_known);
             return Err(ApiError::PayloadTooLarge {
                 len: payload.len(),
                 max,
             });
         }
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq += 1;
         self.queued.push_back((seq, payload));
         if id_known {
             self.send_admitted(out);
@@ -196,12 +200,26 @@ impl Connection {
         self.silent_epochs = 0;
     }
 
-    /// Handles an integrity-checked Data message (§7).
-    pub(crate) fn handle_data(&mut self, seq: i64, payload: Vec<u8>, out: &mut Output<'_>) {
+    /// Handles an integrity-checked Data message (§7). `room` says whether the application
+    /// has room for more unread messages; without it, Data new to this connection is
+    /// dropped unacknowledged, so that the peer resends it later (back-pressure, see
+    /// [`Limits`](crate::Limits)).
+    pub(crate) fn handle_data(
+        &mut self,
+        seq: i64,
+        payload: Vec<u8>,
+        room: bool,
+        out: &mut Output<'_>,
+    ) {
         let window = i128::from(self.params.window_size);
-        let offset = i128::from(seq) - i128::from(self.expected);
+        let offset = i128::from(seq) - self.expected;
         if offset >= window {
             out.stats.dropped.out_of_window += 1;
+            return;
+        }
+        let new = offset >= 0 && !self.out_of_order.contains_key(&seq);
+        if new && !room && !self.closing {
+            out.stats.dropped.unread_full += 1;
             return;
         }
         self.send_ack(seq, out);
@@ -216,13 +234,16 @@ impl Connection {
             return;
         }
         self.accept_in_order(payload, out);
-        while let Some(next) = self.out_of_order.remove(&self.expected) {
+        while let Some(next) = i64::try_from(self.expected)
+            .ok()
+            .and_then(|expected| self.out_of_order.remove(&expected))
+        {
             self.accept_in_order(next, out);
         }
     }
 
     fn accept_in_order(&mut self, payload: Vec<u8>, out: &mut Output<'_>) {
-        self.expected = self.expected.wrapping_add(1);
+        self.expected += 1;
         if !self.closing {
             out.delivered.push(payload);
             out.stats.messages_delivered += 1;
@@ -236,14 +257,15 @@ impl Connection {
     }
 
     /// Handles `Ack(seq)`: releases that message if it is in flight, then sends what the
-    /// window now admits. Acks of 0 that match nothing are heartbeats, counted as such.
+    /// window now admits. `Ack(0)` is always a heartbeat and never acknowledges anything
+    /// (no Data is numbered 0: see `crate::isn`).
     pub(crate) fn handle_ack(&mut self, seq: i64, out: &mut Output<'_>) {
+        if seq == 0 {
+            out.stats.heartbeats_received += 1;
+            return;
+        }
         if self.in_flight.remove(&seq).is_none() {
-            if seq == 0 {
-                out.stats.heartbeats_received += 1;
-            } else {
-                out.stats.dropped.stray_ack += 1;
-            }
+            out.stats.dropped.stray_ack += 1;
             return;
         }
         self.send_admitted(out);
@@ -291,5 +313,116 @@ impl Connection {
         }
         self.sent_data_since_tick = false;
         TickOutcome::Alive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MAX_ISN;
+
+    /// A connection plus the buffers its calls write into.
+    struct Harness {
+        conn: Connection,
+        datagrams: Vec<Vec<u8>>,
+        delivered: Vec<Vec<u8>>,
+        stats: Stats,
+    }
+
+    impl Harness {
+        fn new(window: u32, isn: i64) -> Harness {
+            let params = Params {
+                window_size: window,
+                max_unacked_messages: window,
+                ..Params::default()
+            };
+            Harness {
+                conn: Connection::new(params, 1, isn),
+                datagrams: Vec::new(),
+                delivered: Vec::new(),
+                stats: Stats::default(),
+            }
+        }
+
+        fn call<R>(&mut self, f: impl FnOnce(&mut Connection, &mut Output<'_>) -> R) -> R {
+            let mut out = Output {
+                datagrams: &mut self.datagrams,
+                delivered: &mut self.delivered,
+                stats: &mut self.stats,
+            };
+            f(&mut self.conn, &mut out)
+        }
+
+        fn sent(&mut self) -> Vec<Message> {
+            self.datagrams
+                .drain(..)
+                .map(|d| Message::decode(&d).unwrap())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_never_acknowledges_data() {
+        // Issue 11: with isn -1 the first Data is numbered 0, and the peer's heartbeat
+        // Ack(id, 0) used to release it although it was lost. Endpoints no longer accept such
+        // an isn; and even then Ack 0 is a heartbeat, never an acknowledgement.
+        let mut h = Harness::new(1, -1);
+        h.call(|c, out| c.write(b"x".to_vec(), true, out)).unwrap();
+        assert_eq!(h.sent(), vec![Message::data(1, 0, b"x".to_vec())]);
+        h.call(|c, out| c.handle_ack(0, out));
+        assert_eq!(h.conn.in_flight(), 1, "Ack 0 is a heartbeat");
+        assert_eq!(h.stats.heartbeats_received, 1);
+        h.call(|c, out| c.tick(out));
+        assert_eq!(h.sent(), vec![Message::data(1, 0, b"x".to_vec())], "resent");
+    }
+
+    #[test]
+    fn sequence_numbers_end_at_i64_max_without_wrapping() {
+        // Issue 11: near i64::MAX the numbers wrapped and the receiver took the message after
+        // the wrap for a duplicate. Now the sender stops at i64::MAX.
+        let mut h = Harness::new(2, i64::MAX - 2);
+        for _ in 0..2 {
+            h.call(|c, out| c.write(b"m".to_vec(), true, out)).unwrap();
+        }
+        let sent: Vec<i64> = h.sent().iter().map(|m| m.seq_num).collect();
+        assert_eq!(sent, [i64::MAX - 1, i64::MAX]);
+        assert_eq!(
+            h.call(|c, out| c.write(b"m".to_vec(), true, out)),
+            Err(ApiError::SequenceExhausted)
+        );
+        assert_eq!(
+            h.conn.unacknowledged(),
+            2,
+            "the refused write queued nothing"
+        );
+    }
+
+    #[test]
+    fn the_receiver_delivers_up_to_i64_max_exactly_once() {
+        let mut h = Harness::new(2, i64::MAX - 2);
+        h.call(|c, out| c.handle_data(i64::MAX, b"b".to_vec(), true, out));
+        h.call(|c, out| c.handle_data(i64::MAX - 1, b"a".to_vec(), true, out));
+        assert_eq!(h.delivered, [b"a".to_vec(), b"b".to_vec()]);
+        for seq in [i64::MAX, i64::MAX - 1, i64::MIN, 0] {
+            h.call(|c, out| c.handle_data(seq, b"z".to_vec(), true, out));
+        }
+        assert_eq!(
+            h.delivered.len(),
+            2,
+            "duplicates and stray numbers not delivered"
+        );
+        assert_eq!(h.stats.dropped.duplicate_data, 4);
+    }
+
+    #[test]
+    fn from_the_largest_valid_isn_at_least_a_window_of_messages_flows() {
+        let mut h = Harness::new(4, MAX_ISN);
+        for _ in 0..4 {
+            h.call(|c, out| c.write(vec![7; 10], true, out)).unwrap();
+        }
+        let sent: Vec<i64> = h.sent().iter().map(|m| m.seq_num).collect();
+        assert_eq!(sent, [MAX_ISN + 1, MAX_ISN + 2, MAX_ISN + 3, MAX_ISN + 4]);
+        h.call(|c, out| c.handle_cack(MAX_ISN + 4, out));
+        assert!(h.conn.is_flushed());
     }
 }

@@ -6,6 +6,7 @@ use crate::ConnId;
 
 /// Why an application call (`write`, `close_conn`, `close`) was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ApiError {
     /// No such connection (never existed, or already closed or lost and forgotten).
     UnknownConnection(ConnId),
@@ -22,6 +23,9 @@ pub enum ApiError {
         /// The largest payload that fits with this connection's id and sequence number.
         max: usize,
     },
+    /// The connection has used every sequence number up to `i64::MAX` (at least 2³²
+    /// messages after a valid initial sequence number; see [`MAX_ISN`](crate::MAX_ISN)).
+    SequenceExhausted,
 }
 
 impl fmt::Display for ApiError {
@@ -31,6 +35,7 @@ impl fmt::Display for ApiError {
             ApiError::ConnectionLost => write!(f, "connection lost"),
             ApiError::ConnectFailed => write!(f, "could not connect: no answer from the server"),
             ApiError::Closed => write!(f, "closed"),
+            ApiError::SequenceExhausted => write!(f, "sequence numbers exhausted"),
             ApiError::PayloadTooLarge { len, max } => {
                 write!(
                     f,

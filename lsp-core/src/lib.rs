@@ -9,6 +9,11 @@
 //! argument ([`Timestamp`]); nothing here reads a clock, touches a socket, spawns a thread or
 //! draws a random number, so the same inputs always give the same outputs byte for byte.
 //!
+//! Nothing a peer sends grows memory without a bound: [`Limits`] caps the server's
+//! connections and half-open connections (admission control) and each connection's unread
+//! messages (back-pressure), and initial sequence numbers live in [`ISN_DOMAIN`] so that
+//! sequence numbers never wrap and a heartbeat is never taken for an acknowledgement.
+//!
 //! ```
 //! use lsp_core::{ClientEndpoint, ClientEvent, Params, ServerEndpoint, ServerEvent, Timestamp};
 //!
@@ -36,12 +41,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admission;
 mod checksum;
 mod client;
 mod connection;
 mod epoch;
 mod error;
 mod integrity;
+mod isn;
+mod limits;
 mod message;
 mod params;
 pub mod runtime;
@@ -54,6 +62,8 @@ use std::fmt;
 pub use checksum::checksum;
 pub use client::{ClientEndpoint, ClientEvent};
 pub use error::{ApiError, CloseError};
+pub use isn::{is_valid_isn, ISN_DOMAIN, MAX_ISN};
+pub use limits::Limits;
 pub use message::{
     data_encoded_len, DecodeError, Message, MsgType, MAX_DATAGRAM_LEN, MAX_GUARANTEED_PAYLOAD,
 };

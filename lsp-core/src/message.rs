@@ -6,6 +6,13 @@
 //! integers are 0) and strict where the reference would misbehave (unknown `Type`, negative
 //! `Size`, out-of-range integers, non-integer numbers, bad base64, oversized datagrams are all
 //! rejected with a [`DecodeError`]).
+//!
+//! Only Data carries a payload: a Connect, Ack or CAck datagram that holds a (valid base64)
+//! `Payload` decodes with an empty one, as its encoding (`null`) says. A datagram whose
+//! message would encode to more than [`MAX_DATAGRAM_LEN`] bytes (possible when keys are
+//! missing: the encoding writes all six) is rejected: no reference peer could have sent it,
+//! and it could not be sent on. So for every datagram the decoder accepts, decode → encode →
+//! decode gives back the first decoded message.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -168,14 +175,21 @@ impl Message {
                 .map_err(|_| DecodeError::Base64)?,
             _ => Vec::new(),
         };
-        validate(
+        let message = validate(
             raw.kind,
             raw.conn_id,
             raw.seq_num,
             raw.size,
             raw.checksum,
             payload,
-        )
+        )?;
+        // The canonical path's input is its own encoding, so only here can the encoding be
+        // longer than the datagram (keys left out are written back).
+        let encoded = message.encoded_len();
+        if encoded > MAX_DATAGRAM_LEN {
+            return Err(DecodeError::EncodingTooLong(encoded));
+        }
+        Ok(message)
     }
 }
 
@@ -194,6 +208,13 @@ fn validate(
     }
     let checksum =
         u16::try_from(checksum).map_err(|_| DecodeError::ChecksumOutOfRange(checksum))?;
+    // Only Data has a payload on the wire's re-encoding; anything else encodes `null`, so
+    // keeping one here would break decode → encode → decode (fuzz input `{"Payload":"yloa"}`).
+    let payload = if kind == MsgType::Data {
+        payload
+    } else {
+        Vec::new()
+    };
     Ok(Message {
         kind,
         conn_id,
@@ -329,9 +350,14 @@ struct RawMessage<'a> {
 
 /// Why a datagram could not be decoded. Endpoints count these and drop the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Longer than [`MAX_DATAGRAM_LEN`] bytes (the reference would crash on it).
     TooLong(usize),
+    /// Decodes to a message whose reference encoding (all six keys) is this many bytes,
+    /// more than [`MAX_DATAGRAM_LEN`]: no reference peer sends it, and it could not be sent
+    /// on (found by the `decode` fuzz target: a Data datagram leaving keys out).
+    EncodingTooLong(usize),
     /// Not a JSON object of the expected shape (includes non-integer or out-of-range numbers).
     Json,
     /// `Type` is not 0..=3.
@@ -349,6 +375,12 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::TooLong(n) => {
                 write!(f, "datagram of {n} bytes exceeds {MAX_DATAGRAM_LEN}")
+            }
+            DecodeError::EncodingTooLong(n) => {
+                write!(
+                    f,
+                    "message would encode to {n} bytes, over {MAX_DATAGRAM_LEN}"
+                )
             }
             DecodeError::Json => write!(f, "not a valid LSP JSON message"),
             DecodeError::UnknownType(t) => write!(f, "unknown message type {t}"),
@@ -494,6 +526,53 @@ mod tests {
             Ok(vec![0x61, 0x6f, 0xe2]),
             "escaped slash decodes"
         );
+    }
+
+    #[test]
+    fn control_messages_drop_their_payload() {
+        // The fuzz crash: no Type means Connect, whose re-encoding carries `null`.
+        let m = decode_str(r#"{"Payload":"yloa"}"#).unwrap();
+        assert_eq!(m, Message::connect(0));
+        assert_eq!(Message::decode(&m.encode()), Ok(m));
+        for text in [
+            r#"{"Type":0,"ConnID":0,"SeqNum":4,"Size":0,"Checksum":0,"Payload":"aGk="}"#,
+            r#"{"Type":2,"ConnID":3,"SeqNum":4,"Size":2,"Checksum":9,"Payload":"aGk="}"#,
+            r#"{"Type":3,"ConnID":3,"SeqNum":4,"Size":0,"Checksum":0,"Payload":"aGk="}"#,
+        ] {
+            let m = decode_str(text).unwrap();
+            assert!(m.payload.is_empty(), "{text}");
+            assert_eq!(Message::decode(&m.encode()), Ok(m), "{text}");
+        }
+        // The payload is still checked: bad base64 is an error whatever the type.
+        assert_eq!(
+            decode_str(r#"{"Type":2,"Payload":"!!!!"}"#),
+            Err(DecodeError::Base64)
+        );
+        // Data keeps its payload.
+        let m = decode_str(r#"{"Type":1,"Payload":"aGk="}"#).unwrap();
+        assert_eq!(m.payload, b"hi");
+    }
+
+    #[test]
+    fn a_message_that_would_encode_too_long_is_rejected() {
+        // The fuzz crash: leaving keys out, a Data datagram under 1500 bytes whose
+        // re-encoding (all six keys) would be over 1500.
+        let payload = BASE64.encode_to_string(vec![0xaa; 1080]);
+        let short = format!(r#"{{"Type":1,"ConnID":7,"Payload":"{payload}"}}"#);
+        assert!(short.len() <= MAX_DATAGRAM_LEN, "{}", short.len());
+        let mut m = Message::data(7, 0, vec![0xaa; 1080]);
+        m.size = 0;
+        m.checksum = 0;
+        assert!(m.encoded_len() > MAX_DATAGRAM_LEN);
+        assert_eq!(
+            decode_str(&short),
+            Err(DecodeError::EncodingTooLong(m.encoded_len()))
+        );
+        // Shorter payloads still decode and round-trip.
+        let payload = BASE64.encode_to_string(vec![0xaa; 900]);
+        let text = format!(r#"{{"Type":1,"ConnID":7,"Payload":"{payload}"}}"#);
+        let m = decode_str(&text).unwrap();
+        assert_eq!(Message::decode(&m.encode()), Ok(m));
     }
 
     #[test]

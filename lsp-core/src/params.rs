@@ -36,8 +36,9 @@ impl Default for Params {
     }
 }
 
-/// Why a [`Params`] value was rejected.
+/// Why a [`Params`] value (or another construction argument) was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParamsError {
     /// `epoch_limit` was 0.
     ZeroEpochLimit,
@@ -47,15 +48,39 @@ pub enum ParamsError {
     ZeroWindowSize,
     /// `max_unacked_messages` was 0.
     ZeroMaxUnacked,
+    /// A client's initial sequence number is outside [`ISN_DOMAIN`](crate::ISN_DOMAIN)
+    /// (`0 ..= MAX_ISN`).
+    IsnOutOfRange(i64),
+    /// [`Limits::max_connections`](crate::Limits) was 0.
+    ZeroMaxConnections,
+    /// [`Limits::max_half_open`](crate::Limits) was 0.
+    ZeroMaxHalfOpen,
+    /// [`Limits::max_half_open`](crate::Limits) was above `max_connections`.
+    HalfOpenAboveConnections,
+    /// [`Limits::max_unread_messages`](crate::Limits) was 0.
+    ZeroMaxUnread,
 }
 
 impl fmt::Display for ParamsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
+            ParamsError::IsnOutOfRange(isn) => {
+                return write!(
+                    f,
+                    "initial sequence number {isn} is outside 0..={}",
+                    crate::MAX_ISN
+                );
+            }
             ParamsError::ZeroEpochLimit => "epoch_limit",
             ParamsError::ZeroEpochMillis => "epoch_millis",
             ParamsError::ZeroWindowSize => "window_size",
             ParamsError::ZeroMaxUnacked => "max_unacked_messages",
+            ParamsError::ZeroMaxConnections => "max_connections",
+            ParamsError::ZeroMaxHalfOpen => "max_half_open",
+            ParamsError::ZeroMaxUnread => "max_unread_messages",
+            ParamsError::HalfOpenAboveConnections => {
+                return write!(f, "invalid limits: max_half_open exceeds max_connections");
+            }
         };
         write!(f, "invalid LSP parameters: {name} must be at least 1")
     }

@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::admission::Admission;
 use crate::connection::{Connection, Output, TickOutcome};
 use crate::epoch::EpochTimer;
 use crate::integrity::{check_data, IntegrityError};
 use crate::message::{Message, MsgType, MAX_DATAGRAM_LEN};
-use crate::{ApiError, CloseError, ConnId, Params, ParamsError, Stats, Timestamp};
+use crate::{ApiError, CloseError, ConnId, Limits, Params, ParamsError, Stats, Timestamp};
 
 /// A datagram the driver must send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +37,9 @@ pub enum ServerEvent<A> {
         /// The payload.
         payload: Vec<u8>,
     },
-    /// `conn` fell silent for `epoch_limit` epochs; comes after every message received from
-    /// it before the loss. Its pending outgoing messages were discarded.
+    /// `conn` fell silent for `epoch_limit` epochs, or was evicted while half-open to admit
+    /// a new connection (see [`Limits`]); comes after every message received from it
+    /// before the loss. Its pending outgoing messages were discarded.
     ConnectionLost {
         /// The lost connection.
         conn: ConnId,
@@ -90,15 +92,27 @@ pub struct ServerEndpoint<A> {
     transmits: VecDeque<Transmit<A>>,
     events: VecDeque<ServerEvent<A>>,
     stats: Stats,
+    admission: Admission,
     scratch_datagrams: Vec<Vec<u8>>,
     scratch_delivered: Vec<Vec<u8>>,
     latest: Timestamp,
 }
 
 impl<A: Ord + Clone> ServerEndpoint<A> {
-    /// A listening server whose epoch timer starts at `now`.
+    /// A listening server whose epoch timer starts at `now`, with the default [`Limits`].
     pub fn new(params: Params, now: Timestamp) -> Result<ServerEndpoint<A>, ParamsError> {
+        ServerEndpoint::with_limits(params, Limits::default(), now)
+    }
+
+    /// A listening server with these resource `limits` (admission control); fails if
+    /// `params` or `limits` are invalid.
+    pub fn with_limits(
+        params: Params,
+        limits: Limits,
+        now: Timestamp,
+    ) -> Result<ServerEndpoint<A>, ParamsError> {
         params.validate()?;
+        limits.validate()?;
         Ok(ServerEndpoint {
             params,
             timer: EpochTimer::new(now, params.epoch()),
@@ -109,6 +123,7 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            admission: Admission::new(limits),
             scratch_datagrams: Vec::new(),
             scratch_delivered: Vec::new(),
             latest: now,
@@ -130,6 +145,31 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         self.peers.len()
     }
 
+    /// Events queued for the application and not yet taken with
+    /// [`poll_event`](Self::poll_event). With [`Limits`], at most `(max_unread_messages +
+    /// window_size + 1)` per connection kept or forgotten-with-events, plus the final
+    /// `Closed`.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The resource limits this endpoint runs with.
+    pub fn limits(&self) -> &Limits {
+        self.admission.limits()
+    }
+
+    /// Connections that have sent nothing since their Connect (at most
+    /// [`Limits::max_half_open`]).
+    pub fn half_open_count(&self) -> usize {
+        self.admission.half_open()
+    }
+
+    /// Connections already forgotten (lost, closed, evicted) whose events the application
+    /// has not all taken with [`poll_event`](Self::poll_event) yet.
+    pub fn forgotten_with_events(&self) -> usize {
+        self.admission.lingering()
+    }
+
     /// The address of a connection the server still keeps.
     pub fn peer_addr(&self, conn: ConnId) -> Option<&A> {
         self.peers.get(&conn).map(|p| &p.addr)
@@ -145,6 +185,13 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         self.peers
             .get(&conn)
             .map(|p| p.conn.buffered_out_of_order())
+    }
+
+    /// Messages received from `conn` and queued as events the application has not taken
+    /// yet (below [`Limits::max_unread_messages`] + `window_size`; 0 for an unknown
+    /// connection).
+    pub fn unread(&self, conn: ConnId) -> usize {
+        self.admission.unread(conn)
     }
 
     /// Messages in flight to `conn` (bounded by `max_unacked_messages`).
@@ -195,10 +242,13 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             return Err(ApiError::UnknownConnection(conn));
         }
         peer.conn.start_closing();
+        let before = self.events.len();
         self.events
             .retain(|event| !matches!(event, ServerEvent::Message { conn: c, .. } if *c == conn));
-        self.events
-            .push_back(ServerEvent::ConnectionClosed { conn });
+        let discarded = (before - self.events.len()) as u32;
+        self.admission
+            .events_taken(conn, discarded, discarded, true);
+        self.push_event(ServerEvent::ConnectionClosed { conn });
         self.forget_if_flushed(conn);
         self.finish_close_if_done();
         Ok(())
@@ -261,6 +311,9 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             return;
         }
         peer.conn.heard_from_peer();
+        if message.kind != MsgType::Connect {
+            self.admission.heard(conn);
+        }
         let mut out = Output {
             datagrams: &mut self.scratch_datagrams,
             delivered: &mut self.scratch_delivered,
@@ -269,8 +322,9 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
         match (message.kind, integrity) {
             (MsgType::Data, Err(_)) => out.stats.dropped.bad_checksum += 1,
             (MsgType::Data, Ok(())) => {
+                let room = self.admission.has_room(conn);
                 peer.conn
-                    .handle_data(message.seq_num, message.payload, &mut out)
+                    .handle_data(message.seq_num, message.payload, room, &mut out)
             }
             (MsgType::Ack, _) => peer.conn.handle_ack(message.seq_num, &mut out),
             (MsgType::CAck, _) => peer.conn.handle_cack(message.seq_num, &mut out),
@@ -297,6 +351,25 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             self.stats.dropped.unexpected += 1;
             return;
         }
+        if !crate::is_valid_isn(isn) {
+            self.stats.dropped.invalid_isn += 1;
+            return;
+        }
+        // Admission control, in the order `Limits` documents.
+        if self.admission.backlog_full() {
+            self.stats.dropped.connection_limit += 1;
+            return;
+        }
+        if self.admission.half_open_full() {
+            self.evict_oldest_half_open();
+        }
+        if self.admission.table_full(self.peers.len()) {
+            self.evict_oldest_half_open();
+        }
+        if self.admission.table_full(self.peers.len()) {
+            self.stats.dropped.connection_limit += 1;
+            return;
+        }
         let conn = ConnId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
         self.by_addr.insert(from.clone(), conn);
@@ -313,8 +386,27 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             payload: Message::ack(conn.0, isn).encode(),
         });
         self.stats.datagrams_sent += 1;
-        self.events
-            .push_back(ServerEvent::Connected { conn, addr: from });
+        self.admission.opened(conn);
+        self.push_event(ServerEvent::Connected { conn, addr: from });
+    }
+
+    /// Forgets the oldest half-open connection, if any, telling the application it was lost.
+    fn evict_oldest_half_open(&mut self) {
+        if let Some(conn) = self.admission.oldest_half_open() {
+            self.forget(conn);
+            self.stats.half_open_evicted += 1;
+            self.push_event(ServerEvent::ConnectionLost { conn });
+        }
+    }
+
+    /// Queues an event, keeping the admission bookkeeping of its connection.
+    fn push_event(&mut self, event: ServerEvent<A>) {
+        if let Some(conn) = event_conn(&event) {
+            let live = self.peers.contains_key(&conn);
+            let message = matches!(event, ServerEvent::Message { .. });
+            self.admission.event_queued(conn, message, live);
+        }
+        self.events.push_back(event);
     }
 
     /// Handles the epoch timer at `now` (call it at [`poll_timeout`](Self::poll_timeout);
@@ -344,7 +436,7 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
                     lost.push(conn);
                 }
                 if !closing {
-                    self.events.push_back(ServerEvent::ConnectionLost { conn });
+                    self.push_event(ServerEvent::ConnectionLost { conn });
                 }
             }
         }
@@ -360,7 +452,14 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
     /// The next event for the application, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent<A>> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let Some(conn) = event_conn(&event) {
+            let live = self.peers.contains_key(&conn);
+            let message = matches!(event, ServerEvent::Message { .. });
+            self.admission
+                .events_taken(conn, 1, u32::from(message), live);
+        }
+        Some(event)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once closed.
@@ -376,10 +475,11 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
                 payload,
             });
         }
-        for payload in self.scratch_delivered.drain(..) {
-            self.events
-                .push_back(ServerEvent::Message { conn, payload });
+        let mut delivered = std::mem::take(&mut self.scratch_delivered);
+        for payload in delivered.drain(..) {
+            self.push_event(ServerEvent::Message { conn, payload });
         }
+        self.scratch_delivered = delivered;
     }
 
     /// Drops a closing connection once everything written to it is acknowledged.
@@ -394,6 +494,7 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
     fn forget(&mut self, conn: ConnId) {
         if let Some(peer) = self.peers.remove(&conn) {
             self.by_addr.remove(&peer.addr);
+            self.admission.forgotten(conn);
         }
     }
 
@@ -410,5 +511,16 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
                 self.events.push_back(ServerEvent::Closed(result));
             }
         }
+    }
+}
+
+/// The connection an event is about, if any.
+fn event_conn<A>(event: &ServerEvent<A>) -> Option<ConnId> {
+    match event {
+        ServerEvent::Connected { conn, .. }
+        | ServerEvent::Message { conn, .. }
+        | ServerEvent::ConnectionLost { conn }
+        | ServerEvent::ConnectionClosed { conn } => Some(*conn),
+        ServerEvent::Closed(_) => None,
     }
 }

@@ -22,6 +22,9 @@ pub struct Stats {
     pub acks_sent: u64,
     /// Messages handed to the application, in order.
     pub messages_delivered: u64,
+    /// Half-open connections evicted to admit a new one (server; see
+    /// [`Limits`](crate::Limits)).
+    pub half_open_evicted: u64,
     /// Received datagrams dropped, by reason.
     pub dropped: DropCounts,
 }
@@ -43,10 +46,19 @@ pub struct DropCounts {
     pub out_of_window: u64,
     /// Data already received (re-acked, not delivered again).
     pub duplicate_data: u64,
+    /// New Data while its connection had `max_unread_messages` unread messages: not acked,
+    /// not buffered; the peer resends it (see [`Limits`](crate::Limits)).
+    pub unread_full: u64,
     /// Acks or CAcks matching no message in flight (heartbeats not included).
     pub stray_ack: u64,
     /// Connect from an address that already has a connection.
     pub duplicate_connect: u64,
+    /// Connect from a new address while every connection slot is in use and no half-open
+    /// connection is left to evict (see [`Limits`](crate::Limits)): not answered.
+    pub connection_limit: u64,
+    /// Connect whose initial sequence number is outside
+    /// [`ISN_DOMAIN`](crate::ISN_DOMAIN): not answered, no connection made.
+    pub invalid_isn: u64,
     /// Anything that arrives while the endpoint cannot use it (before the connect-ack, a
     /// Connect while the server closes, Data or Connect sent to a client, …).
     pub unexpected: u64,

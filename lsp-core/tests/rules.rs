@@ -191,6 +191,55 @@ fn isn_zero_connect_ack() {
     assert_eq!(c.conn_id(), Some(ConnId(1)));
 }
 
+/// §3 and `lsp_core::ISN_DOMAIN`: a client refuses an initial sequence number outside
+/// `0 ..= MAX_ISN` at construction, with a typed error.
+#[test]
+fn a_client_refuses_an_isn_outside_the_domain() {
+    use lsp_core::{ParamsError, MAX_ISN};
+    for isn in [-1, i64::MIN, MAX_ISN + 1, i64::MAX] {
+        assert_eq!(
+            ClientEndpoint::new(Params::default(), isn, Timestamp::ZERO).err(),
+            Some(ParamsError::IsnOutOfRange(isn)),
+            "{isn}"
+        );
+    }
+    for isn in [0, 1, MAX_ISN - 1, MAX_ISN] {
+        assert!(ClientEndpoint::new(Params::default(), isn, Timestamp::ZERO).is_ok());
+    }
+}
+
+/// §3 and `lsp_core::ISN_DOMAIN`: the server drops (and counts) a Connect whose isn is
+/// outside the domain, answers nothing and makes no connection; inside it, it connects.
+#[test]
+fn the_server_drops_a_connect_outside_the_isn_domain() {
+    use lsp_core::MAX_ISN;
+    let mut s = ServerEndpoint::<u32>::new(Params::default(), Timestamp::ZERO).unwrap();
+    for (from, isn) in [(1, -1), (2, i64::MIN), (3, MAX_ISN + 1), (4, i64::MAX)] {
+        s.handle_datagram(Timestamp::ZERO, from, &Message::connect(isn).encode());
+    }
+    assert_eq!(drain_server(&mut s), vec![]);
+    assert_eq!(server_events(&mut s), vec![]);
+    assert_eq!(s.connection_count(), 0);
+    assert_eq!(s.stats().dropped.invalid_isn, 4);
+    s.handle_datagram(Timestamp::ZERO, 5, &Message::connect(MAX_ISN).encode());
+    assert_eq!(drain_server(&mut s), vec![(5, Message::ack(1, MAX_ISN))]);
+}
+
+/// A heartbeat `(Ack, id, 0)` from the server never releases a message, whatever the isn:
+/// the smallest valid isn numbers the first Data 1, and it is resent until really acked.
+#[test]
+fn a_heartbeat_is_never_taken_for_an_ack() {
+    let mut c = connected_client(params(5, EPOCH_MS, 1, 1, 0), 0);
+    c.write(b"x".to_vec()).unwrap();
+    assert_eq!(data_seqs(&drain_client(&mut c)), [1]);
+    c.handle_datagram(at_epoch(0), &Message::ack(1, 0).encode());
+    assert_eq!(c.in_flight(), 1);
+    c.handle_timeout(at_epoch(1));
+    assert_eq!(data_seqs(&drain_client(&mut c)), [1], "resent");
+    c.handle_datagram(at_epoch(1), &Message::ack(1, 1).encode());
+    assert_eq!(c.in_flight(), 0);
+}
+
 /// §8.4: the peer is lost at exactly the `epoch_limit`-th silent tick; hearing anything
 /// decodable resets the count.
 #[test]
@@ -667,7 +716,7 @@ fn server_close_clean() {
 /// §1: writes that cannot fit in 1500 bytes are refused; 1000 bytes always fit.
 #[test]
 fn oversized_writes_are_refused() {
-    let mut c = connected_client(Params::default(), i64::MAX - 10);
+    let mut c = connected_client(Params::default(), lsp_core::MAX_ISN);
     c.write(vec![0xab; MAX_GUARANTEED_PAYLOAD]).unwrap();
     let sent = drain_client(&mut c);
     assert!(sent[0].encode().len() <= 1500);

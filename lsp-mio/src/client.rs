@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use lsp_core::runtime::{ClientReadError, ClientSession, CloseError, StartError};
-use lsp_core::{ApiError, ConnId, Params, Stats};
+use lsp_core::{ApiError, ConnId, Limits, Params, Stats};
 
 use crate::clock::Clock;
 use crate::driver::Driver;
@@ -24,13 +24,30 @@ impl Client {
     /// Connects to the server at `server` with initial sequence number `isn`, waiting until
     /// the server acknowledges. Fails if the parameters are invalid, the socket cannot be
     /// set up, or no connect-ack arrives within `epoch_limit` epochs ("connection refused"
-    /// notices are ignored: the server may start later).
+    /// notices are ignored: the server may start later). An `isn` outside
+    /// [`ISN_DOMAIN`](lsp_core::ISN_DOMAIN) (`0 ..= MAX_ISN`) is refused up front with
+    /// `StartError::Params(ParamsError::IsnOutOfRange(isn))`, before any socket is made.
     pub fn connect(server: SocketAddr, isn: i64, params: Params) -> Result<Client, StartError> {
+        Client::connect_with_limits(server, isn, params, Limits::default())
+    }
+
+    /// Like [`connect`](Self::connect), with these resource limits (a client uses
+    /// [`Limits::max_unread_messages`]); fails if they are invalid.
+    pub fn connect_with_limits(
+        server: SocketAddr,
+        isn: i64,
+        params: Params,
+        limits: Limits,
+    ) -> Result<Client, StartError> {
         params.validate()?;
+        limits.validate()?;
+        if !lsp_core::is_valid_isn(isn) {
+            return Err(lsp_core::ParamsError::IsnOutOfRange(isn).into());
+        }
         let socket = socket::bind(socket::any_local_for(server))?;
         socket.connect(server)?;
         let clock = Clock::start();
-        let session = ClientSession::new(params, server, isn, clock.now())?;
+        let session = ClientSession::with_limits(params, limits, server, isn, clock.now())?;
         let driver = Driver::start("lsp-mio-client", session, socket, true, clock)?;
         let local_addr = driver.local_addr()?;
         let conn_id = driver.wait_until(|session| session.poll_connected())?;

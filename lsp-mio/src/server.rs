@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use lsp_core::runtime::{CloseError, ServerReadError, ServerSession, StartError};
-use lsp_core::{ApiError, ConnId, Params, Stats};
+use lsp_core::{ApiError, ConnId, Limits, Params, Stats};
 
 use crate::clock::Clock;
 use crate::driver::Driver;
@@ -25,20 +25,40 @@ impl Server {
     /// where the host allows it, IPv4 alone (`0.0.0.0`) on a host without IPv6. Does not
     /// wait for anything; fails if the parameters are invalid or the port cannot be bound.
     pub fn listen(port: u16, params: Params) -> Result<Server, StartError> {
-        match Server::bind(socket::all_interfaces(port), params) {
+        Server::listen_with_limits(port, params, Limits::default())
+    }
+
+    /// Like [`listen`](Self::listen), on one local address (e.g. `127.0.0.1:0`).
+    pub fn bind(addr: SocketAddr, params: Params) -> Result<Server, StartError> {
+        Server::bind_with_limits(addr, params, Limits::default())
+    }
+
+    /// Like [`listen`](Self::listen), with these resource limits (admission control: caps
+    /// on connections and half-open connections; see [`Limits`]).
+    pub fn listen_with_limits(
+        port: u16,
+        params: Params,
+        limits: Limits,
+    ) -> Result<Server, StartError> {
+        match Server::bind_with_limits(socket::all_interfaces(port), params, limits) {
             Err(StartError::Io(e)) if socket::lacks_ipv6(&e) => {
-                Server::bind(SocketAddr::from(([0, 0, 0, 0], port)), params)
+                Server::bind_with_limits(SocketAddr::from(([0, 0, 0, 0], port)), params, limits)
             }
             result => result,
         }
     }
 
-    /// Like [`listen`](Self::listen), on one local address (e.g. `127.0.0.1:0`).
-    pub fn bind(addr: SocketAddr, params: Params) -> Result<Server, StartError> {
+    /// Like [`bind`](Self::bind), with these resource limits; fails if they are invalid.
+    pub fn bind_with_limits(
+        addr: SocketAddr,
+        params: Params,
+        limits: Limits,
+    ) -> Result<Server, StartError> {
         params.validate()?;
+        limits.validate()?;
         let socket = socket::bind(addr)?;
         let clock = Clock::start();
-        let session = ServerSession::new(params, clock.now())?;
+        let session = ServerSession::with_limits(params, limits, clock.now())?;
         let driver = Driver::start("lsp-mio-server", session, socket, false, clock)?;
         let local_addr = driver.local_addr()?;
         Ok(Server { driver, local_addr })

@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lsp_mio::{
-    ApiError, Client, ClientReadError, CloseError, ConnId, Params, Server, ServerReadError,
-    StartError,
+    ApiError, Client, ClientReadError, CloseError, ConnId, Limits, Params, ParamsError, Server,
+    ServerReadError, StartError, MAX_ISN,
 };
 
 fn loopback() -> SocketAddr {
@@ -143,8 +143,9 @@ fn lost_server_is_reported_to_client_after_queued_messages() {
     let (conn, _) = server.read().unwrap();
     server.write(conn, &b"one"[..]).unwrap();
     server.write(conn, &b"two"[..]).unwrap();
-    // Let both arrive, then kill the server without a goodbye.
-    thread::sleep(Duration::from_millis(100));
+    // Wait until both are acknowledged (the server's close completes exactly then; it sends
+    // nothing afterwards, no goodbye), then stop the server.
+    server.close().unwrap();
     drop(server);
     let reads = within(Duration::from_secs(5), move || {
         let r = (client.read(), client.read(), client.read(), client.read());
@@ -274,5 +275,56 @@ fn invalid_params_are_rejected() {
     assert!(matches!(
         Client::connect(loopback(), 0, bad),
         Err(StartError::Params(_))
+    ));
+}
+
+#[test]
+fn an_isn_outside_the_domain_is_refused_and_its_edge_works() {
+    let p = params(5, 2000, 1, 1);
+    let server = Server::bind(loopback(), p).unwrap();
+    for isn in [-1, i64::MIN, MAX_ISN + 1] {
+        assert!(matches!(
+            Client::connect(server.local_addr(), isn, p),
+            Err(StartError::Params(ParamsError::IsnOutOfRange(i))) if i == isn
+        ));
+    }
+    let edge = Client::connect(server.local_addr(), MAX_ISN, p).unwrap();
+    edge.write(&b"edge"[..]).unwrap();
+    assert_eq!(server.read().unwrap().1, b"edge");
+}
+
+#[test]
+fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
+    let p = params(3, 50, 1, 1);
+    let limits = Limits {
+        max_connections: 1,
+        max_half_open: 1,
+        ..Limits::default()
+    };
+    let server = Server::bind_with_limits(loopback(), p, limits).unwrap();
+    let first = Client::connect(server.local_addr(), 0, p).unwrap();
+    first.write(&b"here"[..]).unwrap();
+    assert_eq!(server.read().unwrap().1, b"here"); // established: not evictable
+    assert!(matches!(
+        Client::connect(server.local_addr(), 0, p),
+        Err(StartError::NoAnswer)
+    ));
+    assert!(server.stats().dropped.connection_limit >= 1);
+    let bad = Limits {
+        max_connections: 1,
+        max_half_open: 2,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        Server::bind_with_limits(loopback(), p, bad),
+        Err(StartError::Params(ParamsError::HalfOpenAboveConnections))
+    ));
+    let no_unread = Limits {
+        max_unread_messages: 0,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        Client::connect_with_limits(server.local_addr(), 0, p, no_unread),
+        Err(StartError::Params(ParamsError::ZeroMaxUnread))
     ));
 }

@@ -38,5 +38,5 @@ mod socket;
 
 pub use client::Client;
 pub use lsp_core::runtime::{ClientReadError, CloseError, ServerReadError, StartError};
-pub use lsp_core::{ApiError, ConnId, Params};
+pub use lsp_core::{ApiError, ConnId, Limits, Params, ParamsError, ISN_DOMAIN, MAX_ISN};
 pub use server::Server;

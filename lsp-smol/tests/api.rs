@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use lsp_smol::{
-    ApiError, Client, ClientReadError, CloseError, ConnId, Params, Server, ServerReadError,
-    StartError,
+    ApiError, Client, ClientReadError, CloseError, ConnId, Limits, Params, ParamsError, Server,
+    ServerReadError, StartError, MAX_ISN,
 };
 use smol::future::FutureExt;
 
@@ -148,7 +148,9 @@ fn lost_server_is_reported_to_client_after_queued_messages() {
         let (conn, _) = server.read().await.unwrap();
         server.write(conn, &b"one"[..]).unwrap();
         server.write(conn, &b"two"[..]).unwrap();
-        Timer::after(Duration::from_millis(100)).await;
+        // Wait until both are acknowledged (the server's close completes exactly then; it
+        // sends nothing afterwards, no goodbye), then stop the server.
+        server.close().await.unwrap();
         drop(server);
         within(Duration::from_secs(5), async {
             assert_eq!(client.read().await.unwrap(), b"one");
@@ -291,6 +293,17 @@ fn payload_too_large_is_refused_and_bad_params_rejected() {
             Client::connect(loopback(), 0, bad).await,
             Err(StartError::Params(_))
         ));
+        for isn in [-1, i64::MIN, MAX_ISN + 1] {
+            assert!(matches!(
+                Client::connect(server.local_addr(), isn, p).await,
+                Err(StartError::Params(ParamsError::IsnOutOfRange(i))) if i == isn
+            ));
+        }
+        let edge = Client::connect(server.local_addr(), MAX_ISN, p)
+            .await
+            .unwrap();
+        edge.write(&b"edge"[..]).unwrap();
+        assert_eq!(server.read().await.unwrap().1, b"edge");
     });
 }
 
@@ -315,5 +328,43 @@ fn a_read_can_be_cancelled_without_losing_messages() {
             within(Duration::from_secs(5), client.read()).await.unwrap(),
             b"y"
         );
+    });
+}
+
+#[test]
+fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
+    smol::block_on(async {
+        let p = params(3, 50, 1, 1);
+        let limits = Limits {
+            max_connections: 1,
+            max_half_open: 1,
+            ..Limits::default()
+        };
+        let server = Server::bind_with_limits(loopback(), p, limits).unwrap();
+        let first = Client::connect(server.local_addr(), 0, p).await.unwrap();
+        first.write(&b"here"[..]).unwrap();
+        assert_eq!(server.read().await.unwrap().1, b"here"); // established: not evictable
+        assert!(matches!(
+            Client::connect(server.local_addr(), 0, p).await,
+            Err(StartError::NoAnswer)
+        ));
+        assert!(server.stats().dropped.connection_limit >= 1);
+        let bad = Limits {
+            max_connections: 1,
+            max_half_open: 2,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            Server::bind_with_limits(loopback(), p, bad),
+            Err(StartError::Params(ParamsError::HalfOpenAboveConnections))
+        ));
+        let no_unread = Limits {
+            max_unread_messages: 0,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            Client::connect_with_limits(server.local_addr(), 0, p, no_unread).await,
+            Err(StartError::Params(ParamsError::ZeroMaxUnread))
+        ));
     });
 }

@@ -66,6 +66,21 @@ impl Rng {
         lo + self.below(hi - lo + 1)
     }
 
+    /// An initial sequence number from the whole valid domain `0 ..= lsp_core::MAX_ISN`,
+    /// edges weighted: 0 one time in eight, the reference tests' small values (1..=255) one
+    /// in eight, the top edge (`MAX_ISN − 255 ..= MAX_ISN`) one in eight, `MAX_ISN` itself
+    /// one in eight, otherwise uniform over the domain.
+    pub fn isn(&mut self) -> i64 {
+        use lsp_core::MAX_ISN;
+        match self.below(8) {
+            0 => 0,
+            1 => self.range(1, 255) as i64,
+            2 => MAX_ISN - self.below(256) as i64,
+            3 => MAX_ISN,
+            _ => self.below(MAX_ISN as u64 + 1) as i64,
+        }
+    }
+
     /// True with probability `p`.
     pub fn chance(&mut self, p: Prob) -> bool {
         match p.0 {
@@ -133,6 +148,23 @@ mod tests {
             .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn isns_cover_the_domain_and_its_edges() {
+        use lsp_core::{is_valid_isn, MAX_ISN};
+        let mut r = Rng::new(3);
+        let isns: Vec<i64> = (0..4000).map(|_| r.isn()).collect();
+        assert!(isns.iter().all(|&i| is_valid_isn(i)));
+        for edge in [0, MAX_ISN] {
+            assert!(isns.iter().filter(|&&i| i == edge).count() > 300, "{edge}");
+        }
+        assert!(isns.iter().any(|&i| (1..256).contains(&i)));
+        assert!(isns.iter().any(|&i| i > MAX_ISN - 256 && i < MAX_ISN));
+        assert!(
+            isns.iter().any(|&i| i > 1 << 62),
+            "the middle of the domain too"
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Case {
                     messages: rng.range(0, 20) as u32,
                     first_write: start + ms(rng.range(0, span)),
                     gap: ms(rng.range(0, epoch_millis / 2)),
-                    isn: rng.range(0, 256) as i64,
+                    isn: rng.isn(),
                     crash_at,
                     restart_after,
                 }
@@ -187,10 +187,14 @@ impl Case {
         }
     }
 
-    /// The isn of life `life` of a client whose first isn is `isn`: far apart, so that a
-    /// stale datagram of an earlier life never lands in a later life's window.
+    /// The isn of life `life` of a client whose first isn is `isn`: 2⁴⁰ apart modulo the
+    /// valid domain `0 ..= MAX_ISN`, so that it stays valid and a stale datagram of an
+    /// earlier life never lands in a later life's window.
     pub fn life_isn(isn: i64, life: usize) -> i64 {
-        isn + (life as i64) * (1 << 40)
+        let domain = i128::from(lsp_core::MAX_ISN) + 1;
+        let isn = (i128::from(isn) + (life as i128) * (1 << 40)).rem_euclid(domain);
+        // In 0..=MAX_ISN by construction.
+        i64::try_from(isn).unwrap_or(0)
     }
 
     /// The longest a datagram may live in the network with these parameters:

@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -115,14 +115,30 @@ struct State {
     middlebox: Option<Middlebox>,
     sniffing: bool,
     log: Vec<Sniffed>,
+    /// Distinct Data messages (link, sequence number) written so far, towards the server
+    /// and towards clients (dropped or not; retransmissions not counted again), for
+    /// [`Proxy::wait_for_data`].
+    data_written: [u64; 2],
+    data_seen: std::collections::BTreeSet<(usize, usize, i64)>,
     rng: Rng,
     stop: bool,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
 }
 
 /// A running proxy; dropping it stops its thread.
 pub struct Proxy {
     front: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// Notified whenever a datagram went through the fault pipeline.
+    relayed: Arc<Condvar>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
 }
@@ -142,9 +158,12 @@ impl Proxy {
             middlebox: None,
             sniffing: false,
             log: Vec::new(),
+            data_written: [0; 2],
+            data_seen: Default::default(),
             rng: Rng::new(seed),
             stop: false,
         }));
+        let relayed = Arc::new(Condvar::new());
         let relay = Relay {
             poll,
             front,
@@ -153,6 +172,7 @@ impl Proxy {
             delayed: BinaryHeap::new(),
             sequence: 0,
             state: Arc::clone(&state),
+            relayed: Arc::clone(&relayed),
         };
         let thread = std::thread::Builder::new()
             .name("udp-proxy".into())
@@ -160,6 +180,7 @@ impl Proxy {
         Ok(Proxy {
             front: addr,
             state,
+            relayed,
             waker,
             thread: Some(thread),
         })
@@ -204,6 +225,34 @@ impl Proxy {
     pub fn take_log(&self) -> Vec<Sniffed> {
         std::mem::take(&mut self.lock().log)
     }
+
+    /// Distinct Data messages (by link and sequence number) written so far in `direction`,
+    /// whatever the faults did with them; retransmissions are not counted again.
+    pub fn data_written(&self, direction: Direction) -> u64 {
+        self.lock().data_written[direction.index()]
+    }
+
+    /// Waits until at least `count` distinct Data messages were written in `direction`
+    /// (counting from the proxy's start, as [`data_written`](Self::data_written)), or
+    /// `deadline` passes; returns whether the count was reached. Tests wait on this event
+    /// instead of sleeping "long enough" for datagrams to pass.
+    pub fn wait_for_data(&self, direction: Direction, count: u64, deadline: Instant) -> bool {
+        let mut state = self.lock();
+        loop {
+            if state.data_written[direction.index()] >= count {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .relayed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
 }
 
 impl Drop for Proxy {
@@ -247,6 +296,7 @@ struct Relay {
     delayed: BinaryHeap<Delayed>,
     sequence: u64,
     state: Arc<Mutex<State>>,
+    relayed: Arc<Condvar>,
 }
 
 impl Relay {
@@ -334,6 +384,7 @@ impl Relay {
             let mut state = self.lock();
             apply_faults(&mut state, direction, link, bytes)
         };
+        self.relayed.notify_all();
         let Some((datagram, delayed)) = decision else {
             return;
         };
@@ -400,6 +451,11 @@ fn apply_faults(
     };
     let dropped = state.rng.chance(write_drop);
     let message = Message::decode(bytes).ok();
+    if let Some(m) = message.as_ref().filter(|m| m.kind == MsgType::Data) {
+        if state.data_seen.insert((direction.index(), link, m.seq_num)) {
+            state.data_written[direction.index()] += 1;
+        }
+    }
     let sniffed = Sniffed {
         direction,
         link,
@@ -461,6 +517,8 @@ mod tests {
             middlebox: None,
             sniffing: true,
             log: Vec::new(),
+            data_written: [0; 2],
+            data_seen: Default::default(),
             rng: Rng::new(7),
             stop: false,
         }

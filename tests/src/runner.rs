@@ -293,9 +293,15 @@ impl Ctx {
         let p = self.params();
         let n = self.counts()[0];
         let cap = (p.window_size.min(p.max_unacked_messages) as usize).min(n);
-        let settle = Duration::from_millis(100);
+        let beyond = (cap * clients.len()) as u64 + 1;
+        // A sender that wrongly went beyond the capacity would have sent the extra message
+        // together with the first ones: if none reaches the proxy within this long after
+        // them, there is none (an absence can only be checked over some time; the wait ends
+        // at once if one comes).
+        let grace = Duration::from_millis(100);
         // Clients → server; the server's writes (its Acks) are lost.
         self.proxy.update_faults(|f| f.server_write_drop = 100);
+        let before = self.proxy.data_written(Direction::ToServer);
         let streams: Vec<_> = clients.iter().map(|_| self.values(n)).collect();
         for (client, stream) in clients.iter().zip(&streams) {
             for m in stream {
@@ -304,8 +310,21 @@ impl Ctx {
                     .map_err(|e| Failure(format!("write: {e}")))?;
             }
         }
-        thread::sleep(settle);
-        let mut got = read_server_until(&server, Instant::now() + settle, |_| false);
+        let mut got = read_server_until(&server, self.deadline, |got| {
+            clients
+                .iter()
+                .all(|c| got.get(&c.conn_id()).map_or(0, Vec::len) >= cap)
+        });
+        if self
+            .proxy
+            .wait_for_data(Direction::ToServer, before + beyond, Instant::now() + grace)
+        {
+            fail!("blocked acks: a client sent beyond the capacity of {cap}");
+        }
+        merge(
+            &mut got,
+            read_server_until(&server, Instant::now(), |_| false),
+        );
         for client in &clients {
             let have = got.get(&client.conn_id()).map_or(0, Vec::len);
             if have != cap {
@@ -325,6 +344,7 @@ impl Ctx {
         check_streams(&got, &want)?;
         // Server → clients; the clients' writes (their Acks) are lost.
         self.proxy.update_faults(|f| f.client_write_drop = 100);
+        let before = self.proxy.data_written(Direction::ToClient);
         let streams: Vec<_> = clients.iter().map(|_| self.values(n)).collect();
         for (client, stream) in clients.iter().zip(&streams) {
             for m in stream {
@@ -333,16 +353,25 @@ impl Ctx {
                     .map_err(|e| Failure(format!("server write: {e}")))?;
             }
         }
-        let settled = Instant::now() + settle * 2;
         let mut firsts = Vec::new();
+        let mut haves = Vec::new();
         for client in &clients {
             let mut have = Vec::new();
             while have.len() < cap {
-                match client.next_by(settled) {
+                match client.next_by(self.deadline) {
                     Some(ClientRead::Message(m)) => have.push(m),
                     _ => break,
                 }
             }
+            haves.push(have);
+        }
+        if self
+            .proxy
+            .wait_for_data(Direction::ToClient, before + beyond, Instant::now() + grace)
+        {
+            fail!("blocked acks: the server sent beyond the capacity of {cap}");
+        }
+        for (client, mut have) in clients.iter().zip(haves) {
             // Nothing beyond the capacity may have been sent.
             if let Some(ClientRead::Message(m)) = client.next(Duration::ZERO) {
                 have.push(m);
@@ -373,9 +402,14 @@ impl Ctx {
         let (server, clients) = self.setup()?;
         let n = self.counts()[0];
         let half = n / 2;
+        // What the window lets each sender transmit at once of the first half.
+        let p = self.params();
+        let at_once = (p.window_size.min(p.max_unacked_messages) as usize).min(half);
+        let first_half = (at_once * clients.len()) as u64;
         // Clients → server.
         let streams: Vec<_> = clients.iter().map(|_| self.values(n)).collect();
         self.proxy.update_faults(|f| f.client_write_drop = 100);
+        let before = self.proxy.data_written(Direction::ToServer);
         for (client, stream) in clients.iter().zip(&streams) {
             for m in &stream[..half] {
                 client
@@ -383,8 +417,13 @@ impl Ctx {
                     .map_err(|e| Failure(format!("write: {e}")))?;
             }
         }
-        // The first half has left the clients (writes send at once); let the proxy see it.
-        thread::sleep(Duration::from_millis(20));
+        // Wait until the proxy has seen (and lost) the first half.
+        if !self
+            .proxy
+            .wait_for_data(Direction::ToServer, before + first_half, self.deadline)
+        {
+            fail!("the clients' first half never reached the proxy");
+        }
         self.proxy.update_faults(|f| f.client_write_drop = 0);
         for (client, stream) in clients.iter().zip(&streams) {
             for m in &stream[half..] {
@@ -402,6 +441,7 @@ impl Ctx {
         // Server → clients.
         let streams: Vec<_> = clients.iter().map(|_| self.values(n)).collect();
         self.proxy.update_faults(|f| f.server_write_drop = 100);
+        let before = self.proxy.data_written(Direction::ToClient);
         for (client, stream) in clients.iter().zip(&streams) {
             for m in &stream[..half] {
                 server
@@ -409,7 +449,12 @@ impl Ctx {
                     .map_err(|e| Failure(format!("write: {e}")))?;
             }
         }
-        thread::sleep(Duration::from_millis(20));
+        if !self
+            .proxy
+            .wait_for_data(Direction::ToClient, before + first_half, self.deadline)
+        {
+            fail!("the server's first half never reached the proxy");
+        }
         self.proxy.update_faults(|f| f.server_write_drop = 0);
         for (client, stream) in clients.iter().zip(&streams) {
             for m in &stream[half..] {

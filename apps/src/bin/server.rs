@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apps::system::args::LspArgs;
+use apps::system::args::{LimitsArgs, LspArgs};
 use apps::system::log::Log;
 use apps::system::serve;
 use bitcoin_core::scheduler::Config;
@@ -45,6 +45,8 @@ struct Cli {
     max_requests: usize,
     #[command(flatten)]
     lsp: LspArgs,
+    #[command(flatten)]
+    limits: LimitsArgs,
 }
 
 fn main() -> ExitCode {
@@ -67,10 +69,14 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
         config.min_job_duration = config.min_job_duration.min(config.target_job_duration);
     }
     config.validate().map_err(|e| e.to_string())?;
+    let limits = cli.limits.limits()?;
     let server = match cli.bind {
-        Some(ip) => Server::bind(SocketAddr::new(ip, cli.port), params)
-            .map_err(|e| format!("cannot listen on {}: {e}", SocketAddr::new(ip, cli.port)))?,
-        None => Server::listen(cli.port, params)
+        Some(ip) => {
+            let addr = SocketAddr::new(ip, cli.port);
+            Server::bind_with_limits(addr, params, limits)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        }
+        None => Server::listen_with_limits(cli.port, params, limits)
             .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
     };
     log.at(0, format_args!("listening on {}", server.local_addr()));

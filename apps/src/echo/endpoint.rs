@@ -44,9 +44,13 @@ pub enum Server {
 }
 
 impl Server {
-    /// Starts a server on UDP port `port` of every IPv4 interface (0 picks a free port).
+    /// Starts a server on UDP port `port` of every interface, IPv6 and IPv4 where the host
+    /// allows it (0 picks a free port).
     pub fn listen(runtime: Runtime, port: u16, params: Params) -> Result<Server, StartError> {
-        Server::bind(runtime, SocketAddr::from(([0, 0, 0, 0], port)), params)
+        match runtime {
+            Runtime::Mio => lsp_mio::Server::listen(port, params).map(Server::Mio),
+            Runtime::Smol => lsp_smol::Server::listen(port, params).map(Server::Smol),
+        }
     }
 
     /// Starts a server on one local address (e.g. `127.0.0.1:0`).

@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use clap::Args;
-use lsp_core::Params;
+use lsp_core::{Limits, Params};
 
 /// The LSP parameters (lsp.md §5) as flags, defaulting to the reference's.
 #[derive(Args, Clone, Debug)]
@@ -50,6 +50,37 @@ impl LspArgs {
         };
         params.validate().map_err(|e| e.to_string())?;
         Ok(params)
+    }
+}
+
+/// A server endpoint's resource limits (admission control and back-pressure, see
+/// [`Limits`]) as flags, defaulting to the core's.
+#[derive(Args, Clone, Debug)]
+pub struct LimitsArgs {
+    /// Connections the server keeps at once; a Connect beyond them is dropped (after
+    /// evicting the oldest half-open connection, if any).
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: u32,
+    /// Connections that have sent nothing since their Connect; the oldest is evicted to make
+    /// room for a new one.
+    #[arg(long, default_value_t = Limits::default().max_half_open)]
+    pub max_half_open: u32,
+    /// Messages a connection may have received and not yet handed to the program; beyond
+    /// them new Data is not acknowledged, and the peer backs off until there is room.
+    #[arg(long, default_value_t = Limits::default().max_unread_messages)]
+    pub max_unread: u32,
+}
+
+impl LimitsArgs {
+    /// The limits, or why they are invalid.
+    pub fn limits(&self) -> Result<Limits, String> {
+        let limits = Limits {
+            max_connections: self.max_connections,
+            max_half_open: self.max_half_open,
+            max_unread_messages: self.max_unread,
+        };
+        limits.validate().map_err(|e| e.to_string())?;
+        Ok(limits)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::errors::{ClientReadError, CloseError, StartError};
 use super::lifecycle::Lifecycle;
-use super::session::{DriverStatus, Session};
+use super::session::{DriverStatus, Session, INBOX_AHEAD};
 use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, Stats, Timestamp};
 
 /// A [`ClientEndpoint`] talking to the server at an address of type `A`, plus what its
@@ -18,7 +18,8 @@ use crate::{ApiError, ClientEndpoint, ClientEvent, ConnId, Params, ParamsError, 
 pub struct ClientSession<A> {
     endpoint: ClientEndpoint,
     server: A,
-    /// Messages not yet returned by `read`.
+    /// Messages not yet returned by `read`, at most [`INBOX_AHEAD`] while open (the rest
+    /// wait in the endpoint).
     inbox: VecDeque<Vec<u8>>,
     /// The id from the connect-ack, once connected.
     connected: Option<ConnId>,
@@ -36,8 +37,20 @@ impl<A: PartialEq + Clone> ClientSession<A> {
         isn: i64,
         now: Timestamp,
     ) -> Result<ClientSession<A>, ParamsError> {
+        ClientSession::with_limits(params, crate::Limits::default(), server, isn, now)
+    }
+
+    /// Like [`new`](Self::new), with these resource limits (a client uses
+    /// `max_unread_messages`); fails if they are invalid.
+    pub fn with_limits(
+        params: Params,
+        limits: crate::Limits,
+        server: A,
+        isn: i64,
+        now: Timestamp,
+    ) -> Result<ClientSession<A>, ParamsError> {
         Ok(ClientSession {
-            endpoint: ClientEndpoint::new(params, isn, now)?,
+            endpoint: ClientEndpoint::with_limits(params, limits, isn, now)?,
             server,
             inbox: VecDeque::new(),
             connected: None,
@@ -83,10 +96,32 @@ impl<A: PartialEq + Clone> ClientSession<A> {
         {
             return Some(Err(refusal));
         }
+        self.take_events();
         if let Some(payload) = self.inbox.pop_front() {
+            self.take_events();
             return Some(Ok(payload));
         }
         self.ended.then_some(Err(ClientReadError::ConnectionLost))
+    }
+
+    /// Moves the endpoint's events into the session: up to [`INBOX_AHEAD`] messages while
+    /// open (back-pressure, as for the server), everything once `close` was called. Returns
+    /// whether anything moved.
+    fn take_events(&mut self) -> bool {
+        let mut progress = false;
+        while self.lifecycle.is_closing() || self.inbox.len() < INBOX_AHEAD {
+            let Some(event) = self.endpoint.poll_event() else {
+                break;
+            };
+            progress = true;
+            match event {
+                ClientEvent::Connected(id) => self.connected = Some(id),
+                ClientEvent::Message(payload) => self.inbox.push_back(payload),
+                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
+                ClientEvent::Closed(result) => self.lifecycle.closed(result),
+            }
+        }
+        progress
     }
 
     /// Queues `payload` for the server. Fails if the client is closing or stopped, the
@@ -136,17 +171,7 @@ impl<A: PartialEq + Clone> Session for ClientSession<A> {
         while let Some(datagram) = self.endpoint.poll_transmit() {
             outbox.push_back((self.server.clone(), datagram));
         }
-        let mut progress = false;
-        while let Some(event) = self.endpoint.poll_event() {
-            progress = true;
-            match event {
-                ClientEvent::Connected(id) => self.connected = Some(id),
-                ClientEvent::Message(payload) => self.inbox.push_back(payload),
-                ClientEvent::ConnectFailed | ClientEvent::ConnectionLost => self.ended = true,
-                ClientEvent::Closed(result) => self.lifecycle.closed(result),
-            }
-        }
-        progress
+        self.take_events()
     }
 
     fn halt(&mut self, status: DriverStatus) {

@@ -73,6 +73,11 @@ impl Lifecycle {
         }
     }
 
+    /// Whether `close` was called.
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing
+    }
+
     /// Records that the driver stopped.
     pub(super) fn halt(&mut self, status: DriverStatus) {
         self.status = status;

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use super::errors::{CloseError, ServerReadError};
 use super::lifecycle::Lifecycle;
-use super::session::{DriverStatus, Session};
-use crate::{ApiError, ConnId, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp};
+use super::session::{DriverStatus, Session, INBOX_AHEAD};
+use crate::{
+    ApiError, ConnId, Limits, Params, ParamsError, ServerEndpoint, ServerEvent, Stats, Timestamp,
+};
 
 /// What [`ServerSession::poll_read`] hands out, in order.
 pub type ServerReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;
@@ -18,7 +20,8 @@ pub type ServerReadItem = Result<(ConnId, Vec<u8>), ServerReadError>;
 /// something.
 pub struct ServerSession<A> {
     endpoint: ServerEndpoint<A>,
-    /// Messages and per-connection errors not yet returned by `read`.
+    /// Messages and per-connection errors not yet returned by `read`, at most
+    /// [`INBOX_AHEAD`] while open (the rest wait in the endpoint).
     inbox: VecDeque<ServerReadItem>,
     lifecycle: Lifecycle,
 }
@@ -26,8 +29,18 @@ pub struct ServerSession<A> {
 impl<A: Ord + Clone> ServerSession<A> {
     /// A session whose endpoint starts at `now`; fails if `params` are invalid.
     pub fn new(params: Params, now: Timestamp) -> Result<ServerSession<A>, ParamsError> {
+        ServerSession::with_limits(params, Limits::default(), now)
+    }
+
+    /// A session whose endpoint has these resource `limits`; fails if `params` or `limits`
+    /// are invalid.
+    pub fn with_limits(
+        params: Params,
+        limits: Limits,
+        now: Timestamp,
+    ) -> Result<ServerSession<A>, ParamsError> {
         Ok(ServerSession {
-            endpoint: ServerEndpoint::new(params, now)?,
+            endpoint: ServerEndpoint::with_limits(params, limits, now)?,
             inbox: VecDeque::new(),
             lifecycle: Lifecycle::default(),
         })
@@ -48,7 +61,39 @@ impl<A: Ord + Clone> ServerSession<A> {
         {
             return Some(Err(refusal));
         }
-        self.inbox.pop_front()
+        self.take_events();
+        let item = self.inbox.pop_front();
+        self.take_events();
+        item
+    }
+
+    /// Moves the endpoint's events into the inbox: up to [`INBOX_AHEAD`] items while open
+    /// (back-pressure: the endpoint's unread messages stay bounded and its peers are slowed
+    /// down), everything once `close` was called (reads are refused then, and the close
+    /// result must come through). Returns whether anything moved.
+    fn take_events(&mut self) -> bool {
+        let mut progress = false;
+        while self.lifecycle.is_closing() || self.inbox.len() < INBOX_AHEAD {
+            let Some(event) = self.endpoint.poll_event() else {
+                break;
+            };
+            let item = match event {
+                ServerEvent::Connected { .. } => continue,
+                ServerEvent::Message { conn, payload } => Ok((conn, payload)),
+                ServerEvent::ConnectionLost { conn } => Err(ServerReadError::ConnectionLost(conn)),
+                ServerEvent::ConnectionClosed { conn } => {
+                    Err(ServerReadError::ConnectionClosed(conn))
+                }
+                ServerEvent::Closed(result) => {
+                    self.lifecycle.closed(result);
+                    progress = true;
+                    continue;
+                }
+            };
+            self.inbox.push_back(item);
+            progress = true;
+        }
+        progress
     }
 
     /// Queues `payload` for `conn`. Fails if the server is closing or stopped, `conn` is
@@ -105,25 +150,7 @@ impl<A: Ord + Clone> Session for ServerSession<A> {
         while let Some(t) = self.endpoint.poll_transmit() {
             outbox.push_back((t.destination, t.payload));
         }
-        let mut progress = false;
-        while let Some(event) = self.endpoint.poll_event() {
-            let item = match event {
-                ServerEvent::Connected { .. } => continue,
-                ServerEvent::Message { conn, payload } => Ok((conn, payload)),
-                ServerEvent::ConnectionLost { conn } => Err(ServerReadError::ConnectionLost(conn)),
-                ServerEvent::ConnectionClosed { conn } => {
-                    Err(ServerReadError::ConnectionClosed(conn))
-                }
-                ServerEvent::Closed(result) => {
-                    self.lifecycle.closed(result);
-                    progress = true;
-                    continue;
-                }
-            };
-            self.inbox.push_back(item);
-            progress = true;
-        }
-        progress
+        self.take_events()
     }
 
     fn halt(&mut self, status: DriverStatus) {

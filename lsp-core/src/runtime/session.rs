@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use crate::{Stats, Timestamp};
 
+/// How many items a session moves ahead from its endpoint into its own inbox before the
+/// application reads them. The rest stay queued in the endpoint, where they count as
+/// unread for back-pressure ([`Limits::max_unread_messages`](crate::Limits)): a slow
+/// reader slows its peers down instead of growing memory.
+pub(super) const INBOX_AHEAD: usize = 64;
+
 /// An endpoint plus its application-side state, as a driver sees it: the inputs it feeds,
 /// the outputs it moves, and whether the driver still runs.
 pub trait Session {

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 
+use super::session::INBOX_AHEAD;
 use super::*;
 use crate::{ApiError, ConnId, Params, Timestamp};
 
@@ -54,9 +55,15 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
+        Pair::with_server_limits(crate::Limits::default())
+    }
+
+    fn with_server_limits(limits: crate::Limits) -> Pair {
         let now = Timestamp::ZERO;
         let mut pair = Pair {
-            server: DriverState::new(ServerSession::new(Params::default(), now).unwrap()),
+            server: DriverState::new(
+                ServerSession::with_limits(Params::default(), limits, now).unwrap(),
+            ),
             server_socket: MemSocket::default(),
             client: DriverState::new(
                 ClientSession::new(Params::default(), SERVER, 0, now).unwrap(),
@@ -125,6 +132,55 @@ fn messages_reach_the_reader_in_order_both_ways() {
         b"back"
     );
     assert!(p.client.session_mut().poll_read().is_none());
+}
+
+#[test]
+fn a_reader_that_stops_slows_its_peer_down_and_loses_nothing() {
+    let limits = crate::Limits {
+        max_unread_messages: 4,
+        ..crate::Limits::default()
+    };
+    let mut p = Pair::with_server_limits(limits);
+    let conn = p.conn();
+    let n = 300;
+    for k in 0..n {
+        p.client
+            .session_mut()
+            .write(format!("{k}").into_bytes())
+            .unwrap();
+    }
+    let _ = p.client.after_call(&p.client_socket);
+    p.settle();
+    // The session moved INBOX_AHEAD messages ahead; the endpoint holds max_unread more and
+    // refused the next one, unacknowledged.
+    let endpoint = p.server.session().endpoint();
+    assert_eq!(endpoint.unread(conn), 4);
+    assert_eq!(endpoint.stats().dropped.unread_full, 1);
+    assert_eq!(
+        endpoint.stats().messages_delivered,
+        (INBOX_AHEAD + 4) as u64
+    );
+    let mut read = Vec::new();
+    let epoch = Params::default().epoch();
+    while read.len() < n {
+        while let Some(item) = p.server.session_mut().poll_read() {
+            let (c, payload) = item.unwrap();
+            assert_eq!(c, conn);
+            read.push(String::from_utf8(payload).unwrap());
+        }
+        // The refused message comes again at the client's next tick.
+        p.now = p.now + epoch;
+        p.client.handle_timeout_if_due(p.now);
+        p.server.handle_timeout_if_due(p.now);
+        let _ = p.client.pump(&p.client_socket);
+        let _ = p.server.pump(&p.server_socket);
+        p.settle();
+        let endpoint = p.server.session().endpoint();
+        assert!(endpoint.unread(conn) <= 4);
+        assert!(endpoint.connection_count() == 1, "still connected");
+    }
+    let want: Vec<String> = (0..n).map(|k| k.to_string()).collect();
+    assert_eq!(read, want);
 }
 
 #[test]

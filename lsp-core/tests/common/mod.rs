@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lsp_core::{
-    ClientEndpoint, ClientEvent, Message, Params, ServerEndpoint, ServerEvent, Timestamp,
+    ClientEndpoint, ClientEvent, Limits, Message, Params, ServerEndpoint, ServerEvent, Timestamp,
 };
 
 /// The server's address; client `i` has address `i + 1`.
@@ -46,6 +46,9 @@ pub struct World {
     pub client_events: Vec<Vec<ClientEvent>>,
     /// Every datagram sent, in send order, with the time it was sent (a sniffer).
     pub sent: Vec<(Timestamp, u32, u32, Message)>,
+    /// Whether the server's application takes its events (`false`: it stops reading, and
+    /// its endpoint's events wait there).
+    pub server_reading: bool,
     next_order: u64,
 }
 
@@ -63,10 +66,24 @@ impl World {
         n: usize,
         isn: impl Fn(usize) -> i64,
     ) -> World {
+        World::with_limits(server_params, client_params, Limits::default(), n, isn)
+    }
+
+    /// Like [`World::new`], the server and the clients with resource limits `limits`.
+    pub fn with_limits(
+        server_params: Params,
+        client_params: Params,
+        limits: Limits,
+        n: usize,
+        isn: impl Fn(usize) -> i64,
+    ) -> World {
         let now = Timestamp::ZERO;
-        let server = ServerEndpoint::new(server_params, now).expect("valid params");
+        let server = ServerEndpoint::with_limits(server_params, limits, now).expect("valid params");
         let clients = (0..n)
-            .map(|i| ClientEndpoint::new(client_params, isn(i), now).expect("valid params"))
+            .map(|i| {
+                ClientEndpoint::with_limits(client_params, limits, isn(i), now)
+                    .expect("valid params")
+            })
             .collect();
         let mut world = World {
             now,
@@ -77,6 +94,7 @@ impl World {
             server_events: Vec::new(),
             client_events: vec![Vec::new(); n],
             sent: Vec::new(),
+            server_reading: true,
             next_order: 0,
         };
         world.collect();
@@ -114,7 +132,10 @@ impl World {
         while let Some(t) = self.server.poll_transmit() {
             self.send(SERVER, t.destination, t.payload);
         }
-        while let Some(e) = self.server.poll_event() {
+        while self.server_reading {
+            let Some(e) = self.server.poll_event() else {
+                break;
+            };
             self.server_events.push(e);
         }
         for i in 0..self.clients.len() {

@@ -28,7 +28,10 @@ impl World {
             transmits.push(t);
         }
         let mut events = Vec::new();
-        while let Some(e) = server.ep.poll_event() {
+        while server.reading {
+            let Some(e) = server.ep.poll_event() else {
+                break;
+            };
             events.push(e);
         }
         let deadline = server.ep.poll_timeout();

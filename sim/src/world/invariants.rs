@@ -18,10 +18,17 @@ impl World {
         ) else {
             return;
         };
+        let unread = server.ep.unread(conn);
+        let bound = server.ep.limits().max_unread_messages as usize + params.window_size as usize;
         if let Some(p) = check_bounds(params, buffered, in_flight, || {
             format!("server, connection {conn}")
         }) {
             self.fail(p);
+        }
+        if unread >= bound {
+            self.fail(format!(
+                "server, connection {conn}: {unread} unread messages, bound {bound}"
+            ));
         }
     }
 

@@ -15,7 +15,8 @@ use std::fmt;
 use std::time::Duration;
 
 use lsp_core::{
-    ApiError, ClientEndpoint, ConnId, Message, Params, ParamsError, ServerEndpoint, Timestamp,
+    ApiError, ClientEndpoint, ConnId, Limits, Message, Params, ParamsError, ServerEndpoint,
+    Timestamp,
 };
 
 use crate::agenda::{Agenda, TimerSlot};
@@ -43,6 +44,9 @@ struct ServerNode {
     /// The latest connection accepted from each address.
     by_addr: BTreeMap<Addr, ConnId>,
     last_id: i64,
+    /// Whether the application takes its events; while it does not, they wait in the
+    /// endpoint (back-pressure, `Limits::max_unread_messages`).
+    reading: bool,
 }
 
 struct ClientNode {
@@ -194,7 +198,17 @@ impl World {
 
     /// Starts the server now (the reference's `listen`).
     pub fn start_server(&mut self, params: Params, echo: Echo) -> Result<(), ParamsError> {
-        let ep = ServerEndpoint::new(params, self.now)?;
+        self.start_server_with_limits(params, Limits::default(), echo)
+    }
+
+    /// Starts the server now with these resource limits.
+    pub fn start_server_with_limits(
+        &mut self,
+        params: Params,
+        limits: Limits,
+        echo: Echo,
+    ) -> Result<(), ParamsError> {
+        let ep = ServerEndpoint::with_limits(params, limits, self.now)?;
         self.server = Some(ServerNode {
             ep,
             timer: TimerSlot::default(),
@@ -206,10 +220,23 @@ impl World {
             kept: BTreeSet::new(),
             by_addr: BTreeMap::new(),
             last_id: 0,
+            reading: true,
         });
         self.trace(|| "server starts".to_string());
         self.after_server();
         Ok(())
+    }
+
+    /// The server's application stops (`false`) or resumes (`true`) taking its events;
+    /// resuming takes those that waited at once.
+    pub fn set_server_reading(&mut self, reading: bool) {
+        if let Some(server) = self.server.as_mut() {
+            server.reading = reading;
+        }
+        self.trace(|| format!("server application reading: {reading}"));
+        if reading {
+            self.after_server();
+        }
     }
 
     /// Adds a client node that starts connecting now with `isn`; returns its address.
