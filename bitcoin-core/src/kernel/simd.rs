@@ -20,7 +20,7 @@
 //! functions in an emulated CPU against a Python SHA-256.
 #![allow(unsafe_code)]
 
-use super::engine::{Block, Engine, Entry, Schedule, State};
+use super::engine::{Block, Engine, Entry, Schedule, State, DIGEST_PAD, IV};
 use super::lanes::{self, ternary, Vector};
 use core::arch::asm;
 use core::arch::x86_64::*;
@@ -158,6 +158,35 @@ unsafe fn avx512_finish_fixed(
     lanes::finish_fixed::<Zmm>(entry, kw, threshold, out)
 }
 
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_rehash(
+    digest: &State<[u32; 16]>,
+    threshold: u32,
+    out: &mut [[u32; 16]; 2],
+) -> u32 {
+    lanes::rehash::<Zmm>(digest, threshold, out)
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_finish_double(
+    entry: Entry<'_, [u32; 16]>,
+    block: &Block<[u32; 16]>,
+    threshold: u32,
+    out: &mut [[u32; 16]; 2],
+) -> u32 {
+    lanes::finish_double::<Zmm>(entry, block, threshold, out)
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_finish_double_fixed(
+    entry: Entry<'_, [u32; 16]>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [[u32; 16]; 2],
+) -> u32 {
+    lanes::finish_double_fixed::<Zmm>(entry, kw, threshold, out)
+}
+
 impl Engine for Avx512 {
     type Lanes = [u32; 16];
     const LANES: usize = 16;
@@ -186,6 +215,31 @@ impl Engine for Avx512 {
     ) -> u32 {
         // SAFETY: the token proves AVX-512F.
         unsafe { avx512_finish_fixed(entry, kw, threshold, out) }
+    }
+    fn rehash(&self, digest: &State<[u32; 16]>, threshold: u32, out: &mut [[u32; 16]; 2]) -> u32 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { avx512_rehash(digest, threshold, out) }
+    }
+    fn finish_double(
+        &self,
+        entry: Entry<'_, [u32; 16]>,
+        block: &Block<[u32; 16]>,
+        threshold: u32,
+        out: &mut [[u32; 16]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { avx512_finish_double(entry, block, threshold, out) }
+    }
+    fn finish_double_fixed(
+        &self,
+        entry: Entry<'_, [u32; 16]>,
+        _block: &Block<[u32; 16]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; 16]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX-512F.
+        unsafe { avx512_finish_double_fixed(entry, kw, threshold, out) }
     }
 }
 
@@ -288,6 +342,31 @@ unsafe fn avx2_finish_fixed(
     lanes::finish_fixed::<Ymm>(entry, kw, threshold, out)
 }
 
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_rehash(digest: &State<[u32; 8]>, threshold: u32, out: &mut [[u32; 8]; 2]) -> u32 {
+    lanes::rehash::<Ymm>(digest, threshold, out)
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_finish_double(
+    entry: Entry<'_, [u32; 8]>,
+    block: &Block<[u32; 8]>,
+    threshold: u32,
+    out: &mut [[u32; 8]; 2],
+) -> u32 {
+    lanes::finish_double::<Ymm>(entry, block, threshold, out)
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_finish_double_fixed(
+    entry: Entry<'_, [u32; 8]>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [[u32; 8]; 2],
+) -> u32 {
+    lanes::finish_double_fixed::<Ymm>(entry, kw, threshold, out)
+}
+
 impl Engine for Avx2 {
     type Lanes = [u32; 8];
     const LANES: usize = 8;
@@ -316,6 +395,31 @@ impl Engine for Avx2 {
     ) -> u32 {
         // SAFETY: the token proves AVX2.
         unsafe { avx2_finish_fixed(entry, kw, threshold, out) }
+    }
+    fn rehash(&self, digest: &State<[u32; 8]>, threshold: u32, out: &mut [[u32; 8]; 2]) -> u32 {
+        // SAFETY: the token proves AVX2.
+        unsafe { avx2_rehash(digest, threshold, out) }
+    }
+    fn finish_double(
+        &self,
+        entry: Entry<'_, [u32; 8]>,
+        block: &Block<[u32; 8]>,
+        threshold: u32,
+        out: &mut [[u32; 8]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX2.
+        unsafe { avx2_finish_double(entry, block, threshold, out) }
+    }
+    fn finish_double_fixed(
+        &self,
+        entry: Entry<'_, [u32; 8]>,
+        _block: &Block<[u32; 8]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; 8]; 2],
+    ) -> u32 {
+        // SAFETY: the token proves AVX2.
+        unsafe { avx2_finish_double_fixed(entry, kw, threshold, out) }
     }
 }
 
@@ -380,16 +484,8 @@ fn sha_rounds(
     init: &[[__m128i; 2]; STREAMS],
     start: &[[__m128i; 2]; STREAMS],
     skip: usize,
-    block: &Block<[u32; 4]>,
+    mut msg: [[__m128i; 4]; STREAMS],
 ) -> [[__m128i; 2]; STREAMS] {
-    // msg[s][i] = words 4i..4i+4 of stream s.
-    let mut msg = [[_mm_setzero_si128(); 4]; STREAMS];
-    for (i, rows) in block.0.chunks_exact(4).enumerate() {
-        let rows = core::array::from_fn(|j| load4(&rows[j]));
-        for (stream, column) in transpose(rows).into_iter().enumerate() {
-            msg[stream][i] = column;
-        }
-    }
     let mut abef: [__m128i; STREAMS] = core::array::from_fn(|s| start[s][0]);
     let mut cdgh: [__m128i; STREAMS] = core::array::from_fn(|s| start[s][1]);
     // Four rounds of every stream per group, groups unrolled so every index is a constant.
@@ -426,6 +522,66 @@ fn sha_rounds(
     })
 }
 
+/// Each stream's message words from a block in struct-of-arrays layout: `msg[s][i]` holds
+/// words `4i..4i + 4` of stream `s`.
+#[target_feature(enable = "sse2")]
+#[inline]
+fn sha_load(block: &Block<[u32; 4]>) -> [[__m128i; 4]; STREAMS] {
+    let mut msg = [[_mm_setzero_si128(); 4]; STREAMS];
+    for (i, rows) in block.0.chunks_exact(4).enumerate() {
+        let rows = core::array::from_fn(|j| load4(&rows[j]));
+        for (stream, column) in transpose(rows).into_iter().enumerate() {
+            msg[stream][i] = column;
+        }
+    }
+    msg
+}
+
+/// Converts one stream's `(ABEF, CDGH)` registers to its words in order: `(abcd, efgh)`.
+#[target_feature(enable = "sse2,ssse3,sse4.1")]
+#[inline]
+fn sha_state_rows(state: [__m128i; 2]) -> [__m128i; 2] {
+    let abef = _mm_shuffle_epi32::<0x1b>(state[0]); // lanes: a b e f
+    let ghcd = _mm_shuffle_epi32::<0xb1>(state[1]); // lanes: g h c d
+    [
+        _mm_blend_epi16::<0xf0>(abef, ghcd), // lanes: a b c d
+        _mm_alignr_epi8::<8>(ghcd, abef),    // lanes: e f g h
+    ]
+}
+
+/// SHA-256 of each stream's 32-byte digest (its chaining value as `(ABEF, CDGH)`): the second
+/// half of `sha256d`. The block is the digest's eight words then the constant padding.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[inline]
+fn sha_rehash(digests: &[[__m128i; 2]; STREAMS]) -> [[__m128i; 2]; STREAMS] {
+    let pad = |i: usize| DIGEST_PAD[i] as i32;
+    let pad_low = _mm_set_epi32(pad(3), pad(2), pad(1), pad(0));
+    let pad_high = _mm_set_epi32(pad(7), pad(6), pad(5), pad(4));
+    let msg = core::array::from_fn(|s| {
+        let [abcd, efgh] = sha_state_rows(digests[s]);
+        [abcd, efgh, pad_low, pad_high]
+    });
+    let iv = sha_state_splat(&State::splat(&IV));
+    sha_rounds(&iv, &iv, 0, msg)
+}
+
+/// Writes the hash words `a`, `b` of each stream's `(ABEF, CDGH)` and returns the mask of the
+/// streams whose `a` is at most `threshold`.
+#[target_feature(enable = "sse4.1")]
+#[inline]
+fn sha_keep(next: &[[__m128i; 2]; STREAMS], threshold: u32, out: &mut [[u32; 4]; 2]) -> u32 {
+    let mut mask = 0;
+    for (s, [abef, _]) in next.iter().enumerate() {
+        // ABEF holds a in lane 3 and b in lane 2.
+        let a = _mm_extract_epi32::<3>(*abef) as u32;
+        let b = _mm_extract_epi32::<2>(*abef) as u32;
+        out[0][s] = a;
+        out[1][s] = b;
+        mask |= u32::from(a <= threshold) << s;
+    }
+    mask
+}
+
 /// Converts chaining values from struct-of-arrays to each stream's `(ABEF, CDGH)` pair.
 #[target_feature(enable = "sse2,ssse3,sse4.1")]
 #[inline]
@@ -457,7 +613,7 @@ fn sha_run(entry: Entry<'_, [u32; 4]>, block: &Block<[u32; 4]>) -> [[__m128i; 2]
     } else {
         convert(entry.start)
     };
-    sha_rounds(&init, &start, entry.skip, block)
+    sha_rounds(&init, &start, entry.skip, sha_load(block))
 }
 
 /// [`sha_state_in`] for a state whose lanes are all equal: reads lane 0 only.
@@ -476,10 +632,7 @@ fn sha_compress(entry: Entry<'_, [u32; 4]>, block: &Block<[u32; 4]>) -> State<[u
     let mut abcd = [_mm_setzero_si128(); STREAMS];
     let mut efgh = [_mm_setzero_si128(); STREAMS];
     for s in 0..STREAMS {
-        let abef = _mm_shuffle_epi32::<0x1b>(next[s][0]); // lanes: a b e f
-        let ghcd = _mm_shuffle_epi32::<0xb1>(next[s][1]); // lanes: g h c d
-        abcd[s] = _mm_blend_epi16::<0xf0>(abef, ghcd); // lanes: a b c d
-        efgh[s] = _mm_alignr_epi8::<8>(ghcd, abef); // lanes: e f g h
+        [abcd[s], efgh[s]] = sha_state_rows(next[s]);
     }
     let mut out = State([[0u32; 4]; 8]);
     for (i, row) in transpose(abcd)
@@ -500,17 +653,24 @@ fn sha_finish(
     threshold: u32,
     out: &mut [[u32; 4]; 2],
 ) -> u32 {
-    let next = sha_run(entry, block);
-    let mut mask = 0;
-    for (s, [abef, _]) in next.iter().enumerate() {
-        // ABEF holds a in lane 3 and b in lane 2.
-        let a = _mm_extract_epi32::<3>(*abef) as u32;
-        let b = _mm_extract_epi32::<2>(*abef) as u32;
-        out[0][s] = a;
-        out[1][s] = b;
-        mask |= u32::from(a <= threshold) << s;
-    }
-    mask
+    sha_keep(&sha_run(entry, block), threshold, out)
+}
+
+/// [`sha_finish`] for `sha256d`: the first digest stays in registers for [`sha_rehash`].
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_finish_double(
+    entry: Entry<'_, [u32; 4]>,
+    block: &Block<[u32; 4]>,
+    threshold: u32,
+    out: &mut [[u32; 4]; 2],
+) -> u32 {
+    sha_keep(&sha_rehash(&sha_run(entry, block)), threshold, out)
+}
+
+/// The second half of `sha256d` for digests in struct-of-arrays layout.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_rehash_state(digest: &State<[u32; 4]>, threshold: u32, out: &mut [[u32; 4]; 2]) -> u32 {
+    sha_keep(&sha_rehash(&sha_state_in(digest)), threshold, out)
 }
 
 /// [`sha_finish`] for a block whose schedule `kw` is known: the rounds only, from round 0.
@@ -521,6 +681,25 @@ fn sha_finish_fixed(
     threshold: u32,
     out: &mut [[u32; 4]; 2],
 ) -> u32 {
+    sha_keep(&sha_rounds_fixed(entry, kw), threshold, out)
+}
+
+/// [`sha_finish_fixed`] for `sha256d`.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha_finish_double_fixed(
+    entry: Entry<'_, [u32; 4]>,
+    kw: &Schedule,
+    threshold: u32,
+    out: &mut [[u32; 4]; 2],
+) -> u32 {
+    sha_keep(&sha_rehash(&sha_rounds_fixed(entry, kw)), threshold, out)
+}
+
+/// The 64 rounds from `entry.init` for a block whose schedule `kw` is known; returns each
+/// stream's new chaining value as `(ABEF, CDGH)`.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[inline]
+fn sha_rounds_fixed(entry: Entry<'_, [u32; 4]>, kw: &Schedule) -> [[__m128i; 2]; STREAMS] {
     let init = if entry.uniform {
         sha_state_splat(entry.init)
     } else {
@@ -538,17 +717,12 @@ fn sha_finish_fixed(
             }
         }
     }
-    let mut mask = 0;
-    for s in 0..STREAMS {
-        let abef = _mm_add_epi32(abef[s], init[s][0]);
-        // ABEF holds a in lane 3 and b in lane 2.
-        let a = _mm_extract_epi32::<3>(abef) as u32;
-        let b = _mm_extract_epi32::<2>(abef) as u32;
-        out[0][s] = a;
-        out[1][s] = b;
-        mask |= u32::from(a <= threshold) << s;
-    }
-    mask
+    core::array::from_fn(|s| {
+        [
+            _mm_add_epi32(abef[s], init[s][0]),
+            _mm_add_epi32(cdgh[s], init[s][1]),
+        ]
+    })
 }
 
 impl Engine for ShaNi {
@@ -579,5 +753,30 @@ impl Engine for ShaNi {
     ) -> u32 {
         // SAFETY: as for `compress`.
         unsafe { sha_finish_fixed(entry, kw, threshold, out) }
+    }
+    fn rehash(&self, digest: &State<[u32; 4]>, threshold: u32, out: &mut [[u32; 4]; 2]) -> u32 {
+        // SAFETY: as for `compress`.
+        unsafe { sha_rehash_state(digest, threshold, out) }
+    }
+    fn finish_double(
+        &self,
+        entry: Entry<'_, [u32; 4]>,
+        block: &Block<[u32; 4]>,
+        threshold: u32,
+        out: &mut [[u32; 4]; 2],
+    ) -> u32 {
+        // SAFETY: as for `compress`.
+        unsafe { sha_finish_double(entry, block, threshold, out) }
+    }
+    fn finish_double_fixed(
+        &self,
+        entry: Entry<'_, [u32; 4]>,
+        _block: &Block<[u32; 4]>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [[u32; 4]; 2],
+    ) -> u32 {
+        // SAFETY: as for `compress`.
+        unsafe { sha_finish_double_fixed(entry, kw, threshold, out) }
     }
 }
