@@ -360,6 +360,19 @@ impl Prepared {
         None
     }
 
+    /// [`Prepared::first_hit`] on `threads` scoped threads: the same answer, the range handed
+    /// out in ascending chunks of [`FIRST_HIT_CHUNK`]; no thread starts a chunk past one that
+    /// held a hit.
+    pub fn first_hit_parallel(
+        &self,
+        lower: u64,
+        upper: u64,
+        zeros: Zeros,
+        threads: NonZeroUsize,
+    ) -> Option<Hit> {
+        parallel::first_hit(self, lower, upper, zeros, threads)
+    }
+
     /// Runs this message's engine over `lower ..= upper` for `goal` (unchanged when empty).
     fn search(&self, lower: u64, upper: u64, goal: driver::Goal) -> driver::Goal {
         if lower > upper {

@@ -404,6 +404,33 @@ fn parallel_matches_single_thread() {
 }
 
 #[test]
+fn parallel_first_hit_matches_single_thread() {
+    for path in Path::available() {
+        let kernel = Kernel::new(path).expect("available");
+        for algo in Algo::ALL {
+            let prepared = kernel.prepare_algo("parallel", algo);
+            for threads in [1, 2, 3] {
+                let threads = NonZeroUsize::new(threads).expect("nonzero");
+                for (lower, upper, zeros) in [
+                    (0, 600_000, 19),
+                    (0, 300_000, 30),
+                    (u64::MAX - 300_000, u64::MAX, 18),
+                    (7, 7, 1),
+                    (8, 7, 1),
+                ] {
+                    let zeros = Zeros::new(zeros).expect("valid");
+                    assert_eq!(
+                        prepared.first_hit_parallel(lower, upper, zeros, threads),
+                        prepared.first_hit(lower, upper, zeros),
+                        "{path} {algo} {threads} threads {lower}..={upper} {zeros}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn whole_nonce_space_does_not_overflow() {
     // The whole range would take years; check the splitting arithmetic on its two ends.
     let kernel = Kernel::new(Path::Scalar).expect("scalar is always available");
