@@ -244,6 +244,18 @@ pub(crate) trait Engine: Copy {
         self.rehash(&digest, threshold, out)
     }
 
+    /// [`Engine::compress`] for a block whose schedule `kw` is known (see
+    /// [`Engine::finish_fixed`]). `entry.skip` is 0.
+    fn compress_fixed(
+        &self,
+        entry: Entry<'_, Self::Lanes>,
+        block: &Block<Self::Lanes>,
+        kw: &Schedule,
+    ) -> State<Self::Lanes> {
+        let _ = kw;
+        self.compress(entry, block)
+    }
+
     /// [`Engine::finish_fixed`] for `sha256d` (see [`Engine::finish_double`]).
     fn finish_double_fixed(
         &self,
@@ -253,8 +265,8 @@ pub(crate) trait Engine: Copy {
         threshold: u32,
         out: &mut [Self::Lanes; 2],
     ) -> u32 {
-        let _ = kw;
-        self.finish_double(entry, block, threshold, out)
+        let digest = self.compress_fixed(entry, block, kw);
+        self.rehash(&digest, threshold, out)
     }
 }
 

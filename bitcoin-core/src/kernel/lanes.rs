@@ -266,29 +266,22 @@ pub(crate) fn rehash<V: Vector>(
     keep::<V>(rehash_rounds(words), threshold, out)
 }
 
-/// [`finish`] for `sha256d` (see [`super::engine::Engine::finish_double`]): the digest stays
-/// in registers between the two compressions.
+/// [`compress`] for a block whose `K + W` is known for all 64 rounds (see
+/// [`super::engine::Engine::compress_fixed`]).
 #[inline(always)]
-pub(crate) fn finish_double<V: Vector>(
-    entry: Entry<'_, V::Array>,
-    block: &Block<V::Array>,
-    threshold: u32,
-    out: &mut [V::Array; 2],
-) -> u32 {
-    let digest = rounds::<V>(entry, block);
-    keep::<V>(rehash_rounds(digest), threshold, out)
-}
-
-/// [`finish_fixed`] for `sha256d` (see [`super::engine::Engine::finish_double_fixed`]).
-#[inline(always)]
-pub(crate) fn finish_double_fixed<V: Vector>(
+pub(crate) fn compress_fixed<V: Vector>(
     entry: Entry<'_, V::Array>,
     kw: &Schedule,
-    threshold: u32,
-    out: &mut [V::Array; 2],
-) -> u32 {
-    let digest = rounds_fixed::<V>(entry, kw);
-    keep::<V>(rehash_rounds(digest), threshold, out)
+) -> State<V::Array>
+where
+    V::Array: Copy,
+{
+    let next = rounds_fixed::<V>(entry, kw);
+    let mut out = *entry.init;
+    for (word, value) in out.0.iter_mut().zip(next) {
+        value.store(word);
+    }
+    out
 }
 
 /// [`K`] in groups of sixteen, one per iteration of the round loop.
@@ -466,24 +459,13 @@ impl<const N: usize> super::engine::Engine for PortableEngine<N> {
     fn rehash(&self, digest: &State<[u32; N]>, threshold: u32, out: &mut [[u32; N]; 2]) -> u32 {
         rehash::<Portable<N>>(digest, threshold, out)
     }
-    fn finish_double(
-        &self,
-        entry: Entry<'_, [u32; N]>,
-        block: &Block<[u32; N]>,
-        threshold: u32,
-        out: &mut [[u32; N]; 2],
-    ) -> u32 {
-        finish_double::<Portable<N>>(entry, block, threshold, out)
-    }
-    fn finish_double_fixed(
+    fn compress_fixed(
         &self,
         entry: Entry<'_, [u32; N]>,
         _block: &Block<[u32; N]>,
         kw: &Schedule,
-        threshold: u32,
-        out: &mut [[u32; N]; 2],
-    ) -> u32 {
-        finish_double_fixed::<Portable<N>>(entry, kw, threshold, out)
+    ) -> State<[u32; N]> {
+        compress_fixed::<Portable<N>>(entry, kw)
     }
 }
 

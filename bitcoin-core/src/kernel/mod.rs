@@ -40,9 +40,12 @@
 //! # `sha256d`
 //!
 //! The second SHA-256 hashes the 32-byte digest: one block whose last eight words are constant
-//! padding. Each path runs it straight after the first, in registers, with what depends only on
-//! the padding computed at compile time (round 0, `K + W` of rounds 8..16, the constant terms
-//! of `W[16..32]`); a nonce costs one compression more than under `sha256`.
+//! padding. Each path runs it straight after the first, with what depends only on the padding
+//! computed at compile time (round 0, `K + W` of rounds 8..16, the constant terms of
+//! `W[16..32]`); a nonce costs one compression more than under `sha256`. SHA-NI keeps the
+//! first digest in registers; the AVX paths store it to their lane arrays between two calls,
+//! which measured faster (AVX2 0.48× against 0.45× of the `sha256` rate) than one fused
+//! function twice the size.
 
 mod driver;
 mod engine;

@@ -163,32 +163,17 @@ unsafe fn avx512_finish_fixed(
 }
 
 #[target_feature(enable = "avx512f")]
+unsafe fn avx512_compress_fixed(entry: Entry<'_, [u32; 16]>, kw: &Schedule) -> State<[u32; 16]> {
+    lanes::compress_fixed::<Zmm>(entry, kw)
+}
+
+#[target_feature(enable = "avx512f")]
 unsafe fn avx512_rehash(
     digest: &State<[u32; 16]>,
     threshold: u32,
     out: &mut [[u32; 16]; 2],
 ) -> u32 {
     lanes::rehash::<Zmm>(digest, threshold, out)
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512_finish_double(
-    entry: Entry<'_, [u32; 16]>,
-    block: &Block<[u32; 16]>,
-    threshold: u32,
-    out: &mut [[u32; 16]; 2],
-) -> u32 {
-    lanes::finish_double::<Zmm>(entry, block, threshold, out)
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512_finish_double_fixed(
-    entry: Entry<'_, [u32; 16]>,
-    kw: &Schedule,
-    threshold: u32,
-    out: &mut [[u32; 16]; 2],
-) -> u32 {
-    lanes::finish_double_fixed::<Zmm>(entry, kw, threshold, out)
 }
 
 impl Engine for Avx512 {
@@ -224,26 +209,14 @@ impl Engine for Avx512 {
         // SAFETY: the token proves AVX-512F.
         unsafe { avx512_rehash(digest, threshold, out) }
     }
-    fn finish_double(
-        &self,
-        entry: Entry<'_, [u32; 16]>,
-        block: &Block<[u32; 16]>,
-        threshold: u32,
-        out: &mut [[u32; 16]; 2],
-    ) -> u32 {
-        // SAFETY: the token proves AVX-512F.
-        unsafe { avx512_finish_double(entry, block, threshold, out) }
-    }
-    fn finish_double_fixed(
+    fn compress_fixed(
         &self,
         entry: Entry<'_, [u32; 16]>,
         _block: &Block<[u32; 16]>,
         kw: &Schedule,
-        threshold: u32,
-        out: &mut [[u32; 16]; 2],
-    ) -> u32 {
+    ) -> State<[u32; 16]> {
         // SAFETY: the token proves AVX-512F.
-        unsafe { avx512_finish_double_fixed(entry, kw, threshold, out) }
+        unsafe { avx512_compress_fixed(entry, kw) }
     }
 }
 
@@ -347,28 +320,13 @@ unsafe fn avx2_finish_fixed(
 }
 
 #[target_feature(enable = "avx2")]
+unsafe fn avx2_compress_fixed(entry: Entry<'_, [u32; 8]>, kw: &Schedule) -> State<[u32; 8]> {
+    lanes::compress_fixed::<Ymm>(entry, kw)
+}
+
+#[target_feature(enable = "avx2")]
 unsafe fn avx2_rehash(digest: &State<[u32; 8]>, threshold: u32, out: &mut [[u32; 8]; 2]) -> u32 {
     lanes::rehash::<Ymm>(digest, threshold, out)
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn avx2_finish_double(
-    entry: Entry<'_, [u32; 8]>,
-    block: &Block<[u32; 8]>,
-    threshold: u32,
-    out: &mut [[u32; 8]; 2],
-) -> u32 {
-    lanes::finish_double::<Ymm>(entry, block, threshold, out)
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn avx2_finish_double_fixed(
-    entry: Entry<'_, [u32; 8]>,
-    kw: &Schedule,
-    threshold: u32,
-    out: &mut [[u32; 8]; 2],
-) -> u32 {
-    lanes::finish_double_fixed::<Ymm>(entry, kw, threshold, out)
 }
 
 impl Engine for Avx2 {
@@ -404,25 +362,13 @@ impl Engine for Avx2 {
         // SAFETY: the token proves AVX2.
         unsafe { avx2_rehash(digest, threshold, out) }
     }
-    fn finish_double(
-        &self,
-        entry: Entry<'_, [u32; 8]>,
-        block: &Block<[u32; 8]>,
-        threshold: u32,
-        out: &mut [[u32; 8]; 2],
-    ) -> u32 {
-        // SAFETY: the token proves AVX2.
-        unsafe { avx2_finish_double(entry, block, threshold, out) }
-    }
-    fn finish_double_fixed(
+    fn compress_fixed(
         &self,
         entry: Entry<'_, [u32; 8]>,
         _block: &Block<[u32; 8]>,
         kw: &Schedule,
-        threshold: u32,
-        out: &mut [[u32; 8]; 2],
-    ) -> u32 {
+    ) -> State<[u32; 8]> {
         // SAFETY: the token proves AVX2.
-        unsafe { avx2_finish_double_fixed(entry, kw, threshold, out) }
+        unsafe { avx2_compress_fixed(entry, kw) }
     }
 }
