@@ -205,7 +205,9 @@ fn sha256d_min_matches_reference(case: Case) -> TestResult {
     let expected = reference_algo(Algo::Sha256d, &case.msg, case.lower, case.upper);
     for (name, got) in every_engine_algo(Algo::Sha256d, &case.msg, case.lower, case.upper) {
         if got != expected {
-            return TestResult::error(format!("{name}: {got:?}, expected {expected:?}"));
+            return TestResult::error(format!(
+                "sha256d {name}: {got:?}, expected {expected:?} for {case:?}"
+            ));
         }
     }
     TestResult::passed()
@@ -242,11 +244,13 @@ impl Arbitrary for TargetCase {
 }
 
 fn first_hit_matches_reference(algo: Algo, target: TargetCase) -> TestResult {
-    let TargetCase { case, zeros } = target;
-    let expected = reference_first(algo, &case.msg, case.lower, case.upper, zeros);
-    for (name, got) in every_engine_first(algo, &case.msg, case.lower, case.upper, zeros) {
+    let TargetCase { case, zeros } = &target;
+    let expected = reference_first(algo, &case.msg, case.lower, case.upper, *zeros);
+    for (name, got) in every_engine_first(algo, &case.msg, case.lower, case.upper, *zeros) {
         if got != expected {
-            return TestResult::error(format!("{algo} {name}: {got:?}, expected {expected:?}"));
+            return TestResult::error(format!(
+                "{algo} {name}: {got:?}, expected {expected:?} for {target:?}"
+            ));
         }
     }
     TestResult::passed()
