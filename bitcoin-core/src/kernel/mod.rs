@@ -93,7 +93,8 @@ pub struct Hit {
 }
 
 /// How many nonces a target search ([`Prepared::first_hit`]) hashes between two looks at
-/// whether it found one: the most work it does past its answer (about a millisecond).
+/// whether it found one: the most work it does past its answer (2 ms at 30 Mh/s, the
+/// one-core sha256d rate of AVX-512 here; 6.5 ms at the scalar path's 10 Mh/s).
 pub const FIRST_HIT_CHUNK: u64 = 1 << 16;
 
 /// An implementation of the kernel's SHA-256 compressions.
