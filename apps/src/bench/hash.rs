@@ -11,10 +11,15 @@
 //! digit count decides whether a nonce costs one compression or two, so the figure depends
 //! on the range size (about 1.3 compressions per nonce over `0 ..= 5·10^7`).
 //!
+//! Each path has a `sha256` row and a `sha256d` row (SHA-256 of the SHA-256 digest, the
+//! target-mode extension's hash), measured one after the other; the `sha256d` row's last
+//! column is its rate over the `sha256` rate of the same path and message (two compressions
+//! per nonce against one or two: at most about 0.5 for short messages).
+//!
 //! The last line is `hash: <kernel> Mh/s/core, naive <naive> Mh/s/core`, for the automatic
-//! path and the shortest message.
+//! path and the shortest message, under `sha256`.
 
-use bitcoin_core::hash::hash_naive;
+use bitcoin_core::hash::{hash_naive, Algo};
 use bitcoin_core::kernel::{cores, Kernel, MinHash, Path};
 use std::hint::black_box;
 use std::num::NonZeroUsize;
@@ -58,8 +63,8 @@ pub fn run(options: &Options) -> Result<(), String> {
         names.join(", ")
     );
     println!(
-        "{:>4}  {:<8} {:>14} {:>14} {:>9}",
-        "len", "path", "Mh/s per core", "Mh/s all cores", "vs naive"
+        "{:>4}  {:<8} {:<8} {:>14} {:>14} {:>9} {:>10}",
+        "len", "path", "algo", "Mh/s per core", "Mh/s all cores", "vs naive", "d / sha256"
     );
     let mut headline = None;
     for len in LENGTHS {
@@ -67,22 +72,34 @@ pub fn run(options: &Options) -> Result<(), String> {
         let naive_one = naive_rate(&msg, target, NonZeroUsize::MIN);
         let naive_all = naive_rate(&msg, target, threads);
         println!(
-            "{len:>4}  {:<8} {:>14.1} {:>14.1} {:>9}",
-            "naive", naive_one, naive_all, "1.0x"
+            "{len:>4}  {:<8} {:<8} {:>14.1} {:>14.1} {:>9}",
+            "naive", "sha256", naive_one, naive_all, "1.0x"
         );
         for &path in &paths {
             let kernel = Kernel::new(path).map_err(|error| error.to_string())?;
-            let one = kernel_rate(kernel, &msg, target, NonZeroUsize::MIN);
-            let all = kernel_rate(kernel, &msg, target, threads);
-            println!(
-                "{len:>4}  {:<8} {:>14.1} {:>14.1} {:>8.1}x",
-                path.name(),
-                one,
-                all,
-                one / naive_one
-            );
+            let mut base = f64::NAN;
+            for algo in Algo::ALL {
+                let one = kernel_rate(kernel, algo, &msg, target, NonZeroUsize::MIN);
+                let all = kernel_rate(kernel, algo, &msg, target, threads);
+                let ratio = match algo {
+                    Algo::Sha256 => {
+                        base = one;
+                        String::new()
+                    }
+                    Algo::Sha256d => format!("{:.2}x", one / base),
+                };
+                println!(
+                    "{len:>4}  {:<8} {:<8} {:>14.1} {:>14.1} {:>8.1}x {:>10}",
+                    path.name(),
+                    algo.name(),
+                    one,
+                    all,
+                    one / naive_one,
+                    ratio
+                );
+            }
             if path == best && headline.is_none() {
-                headline = Some((one, naive_one));
+                headline = Some((base, naive_one));
             }
         }
     }
@@ -129,17 +146,24 @@ fn timed(one_core: bool, work: impl FnOnce()) -> f64 {
     seconds.max(1e-9)
 }
 
-/// Millions of nonces per second of `kernel` (in total over `threads` threads) over ranges
-/// from 0 sized to last about `target`. With one thread, the best of [`ONE_CORE_RUNS`] runs
-/// of on-CPU time.
-fn kernel_rate(kernel: Kernel, msg: &str, target: Duration, threads: NonZeroUsize) -> f64 {
+/// Millions of nonces per second of `kernel` under `algo` (in total over `threads` threads)
+/// over ranges from 0 sized to last about `target`. With one thread, the best of
+/// [`ONE_CORE_RUNS`] runs of on-CPU time.
+fn kernel_rate(
+    kernel: Kernel,
+    algo: Algo,
+    msg: &str,
+    target: Duration,
+    threads: NonZeroUsize,
+) -> f64 {
     let one_core = threads.get() == 1;
+    let prepared = kernel.prepare_algo(msg, algo);
     let search = |upper: u64| {
         timed(one_core, || {
             let answer: MinHash = if one_core {
-                kernel.min_hash(msg, 0, upper)
+                prepared.min_hash(0, upper)
             } else {
-                kernel.min_hash_parallel(msg, 0, upper, threads)
+                prepared.min_hash_parallel(0, upper, threads)
             };
             black_box(answer);
         })

@@ -14,21 +14,75 @@
 //!
 //! What the lockstep walk does not cover (fewer than `LANES · 10^k` nonces) is walked again
 //! with a smaller `k`, down to a last step of fewer than `LANES` nonces, where the idle lanes
-//! repeat that step's last nonce (a duplicate never changes a minimum).
+//! repeat that step's last nonce (a duplicate never changes a minimum, nor a first hit).
+//!
+//! The same walk serves both goals ([`Goal`]): the minimum hash, whose threshold tightens as
+//! better hashes turn up, and the first nonce meeting a fixed limit. For the latter the lanes'
+//! sub-ranges are disjoint and ascending, so the smallest qualifying nonce among every lane's
+//! finds is the range's; the walk stops after the first lockstep run that found one.
 
 use super::engine::{first_rounds, Block, Engine, Entry, Lanes, State};
 use super::layout::{Layout, Prefix};
-use super::MinHash;
-use crate::hash::{digit_count, pow10, MAX_DIGITS};
+use super::{Hit, MinHash};
+use crate::hash::{digit_count, pow10, Algo, MAX_DIGITS};
 
 /// The most lanes any engine has.
 const MAX_LANES: usize = 16;
 
-/// Returns the minimum of `hash(msg, n)` over `lower ..= upper` (`lower <= upper`), ties to the
-/// smallest nonce, as computed by `engine` from the prepared `prefix` of `msg`.
-pub(crate) fn search<E: Engine>(engine: E, prefix: &Prefix, lower: u64, upper: u64) -> MinHash {
+/// What a search looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Goal {
+    /// The minimum hash, ties to the smallest nonce; `MinHash::MAX` while nothing was seen.
+    Min(MinHash),
+    /// The smallest nonce whose hash is at most `limit`, once one was seen.
+    First {
+        /// The greatest qualifying hash.
+        limit: u64,
+        /// The smallest qualifying nonce seen, with its hash.
+        hit: Option<Hit>,
+    },
+}
+
+impl Goal {
+    /// The high word a hash must not exceed to be worth a look.
+    fn threshold(&self) -> u32 {
+        let bound = match self {
+            Goal::Min(best) => best.hash,
+            Goal::First { limit, .. } => *limit,
+        };
+        // The high half of a u64: the cast cannot truncate.
+        (bound >> 32) as u32
+    }
+
+    /// Folds in the hash of `nonce`.
+    fn offer(&mut self, hash: u64, nonce: u64) {
+        match self {
+            Goal::Min(best) => *best = (*best).min(MinHash { hash, nonce }),
+            Goal::First { limit, hit } => {
+                if hash <= *limit && hit.is_none_or(|found| nonce < found.nonce) {
+                    *hit = Some(Hit { hash, nonce });
+                }
+            }
+        }
+    }
+
+    /// Whether the search may stop: a first hit was found (everything after it is greater).
+    fn done(&self) -> bool {
+        matches!(self, Goal::First { hit: Some(_), .. })
+    }
+}
+
+/// Runs `engine` over `lower ..= upper` (`lower <= upper`) for `goal`, hashing with `algo`,
+/// from the prepared `prefix` of `msg`. Returns the goal with the range folded in.
+pub(crate) fn search<E: Engine>(
+    engine: E,
+    algo: Algo,
+    prefix: &Prefix,
+    lower: u64,
+    upper: u64,
+    mut goal: Goal,
+) -> Goal {
     debug_assert!(lower <= upper && E::LANES <= MAX_LANES);
-    let mut best = MinHash::MAX;
     for digits in digit_count(lower)..=digit_count(upper) {
         let first = if digits == 1 { 0 } else { pow10(digits - 1) };
         let last = if digits == MAX_DIGITS {
@@ -37,15 +91,20 @@ pub(crate) fn search<E: Engine>(engine: E, prefix: &Prefix, lower: u64, upper: u
             pow10(digits) - 1
         };
         let layout = Layout::new(prefix, digits);
-        let mut walk = Walk::new(engine, &layout, &prefix.midstate);
-        walk.segment(lower.max(first), upper.min(last), &mut best);
+        let mut walk = Walk::new(engine, algo, &layout, &prefix.midstate);
+        walk.segment(lower.max(first), upper.min(last), &mut goal);
+        if goal.done() {
+            break;
+        }
     }
-    best
+    goal
 }
 
 /// The lockstep walk over nonces of one digit count.
 struct Walk<'a, E: Engine> {
     engine: E,
+    /// Whether the hash is `sha256d` (the tail's digest hashed again).
+    double: bool,
     layout: &'a Layout,
     /// The midstate in every lane.
     midstate: State<E::Lanes>,
@@ -65,7 +124,7 @@ struct Walk<'a, E: Engine> {
 }
 
 impl<'a, E: Engine> Walk<'a, E> {
-    fn new(engine: E, layout: &'a Layout, midstate: &[u32; 8]) -> Self {
+    fn new(engine: E, algo: Algo, layout: &'a Layout, midstate: &[u32; 8]) -> Self {
         let skip = layout.prefix_words - layout.prefix_words % E::SKIP_STEP;
         let skipped = State::splat(&first_rounds(midstate, &layout.template[..skip]));
         let midstate = State::splat(midstate);
@@ -75,6 +134,7 @@ impl<'a, E: Engine> Walk<'a, E> {
         }
         Walk {
             engine,
+            double: algo == Algo::Sha256d,
             layout,
             midstate,
             skipped,
@@ -86,8 +146,9 @@ impl<'a, E: Engine> Walk<'a, E> {
         }
     }
 
-    /// Searches `lo ..= hi`, all of `layout.digits` digits, folding results into `best`.
-    fn segment(&mut self, mut lo: u64, hi: u64, best: &mut MinHash) {
+    /// Searches `lo ..= hi`, all of `layout.digits` digits, folding results into `goal`, in
+    /// ascending runs; stops after a run that completed the goal.
+    fn segment(&mut self, mut lo: u64, hi: u64, goal: &mut Goal) {
         let lanes = E::LANES as u64;
         let mut starts = [0u64; MAX_LANES];
         loop {
@@ -98,7 +159,7 @@ impl<'a, E: Engine> Walk<'a, E> {
                 for (lane, start) in starts[..E::LANES].iter_mut().enumerate() {
                     *start = lo + (lane as u64).min(count - 1);
                 }
-                self.lockstep(&starts[..E::LANES], 0, 1, best);
+                self.lockstep(&starts[..E::LANES], 0, 1, goal);
                 return;
             }
             // The largest k with LANES · 10^k <= count; k < digits follows from count.
@@ -115,9 +176,9 @@ impl<'a, E: Engine> Walk<'a, E> {
             for (lane, start) in starts[..E::LANES].iter_mut().enumerate() {
                 *start = lo + lane as u64 * steps;
             }
-            self.lockstep(&starts[..E::LANES], k, steps, best);
+            self.lockstep(&starts[..E::LANES], k, steps, goal);
             let covered = lanes * steps;
-            if covered == count {
+            if covered == count || goal.done() {
                 return;
             }
             lo += covered;
@@ -126,7 +187,7 @@ impl<'a, E: Engine> Walk<'a, E> {
 
     /// Runs `steps` steps: at step `j` lane `l` hashes `starts[l] + j`. All starts must agree
     /// modulo `10^low_digits`, and no lane may leave the digit count.
-    fn lockstep(&mut self, starts: &[u64], low_digits: usize, steps: u64, best: &mut MinHash) {
+    fn lockstep(&mut self, starts: &[u64], low_digits: usize, steps: u64, goal: &mut Goal) {
         let layout = self.layout;
         let digits = layout.digits;
         // Write the low digits of the first nonce (leading zeros included).
@@ -140,7 +201,7 @@ impl<'a, E: Engine> Walk<'a, E> {
         }
         self.set_high(starts, low_digits, 0);
         let mut first_changed = layout.word[digits - 1];
-        let mut threshold = (best.hash >> 32) as u32;
+        let mut threshold = goal.threshold();
         let mut out = [E::Lanes::splat(0); 2];
         for step in 0..steps {
             if step > 0 {
@@ -168,25 +229,24 @@ impl<'a, E: Engine> Walk<'a, E> {
                 first
             };
             let last = &self.blocks[layout.blocks - 1];
-            let mut mask = match &layout.fixed_last {
-                Some(kw) => self
-                    .engine
-                    .finish_fixed(entry, last, kw, threshold, &mut out),
-                None => self.engine.finish(entry, last, threshold, &mut out),
-            };
-            while mask != 0 {
-                let lane = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                let hash =
-                    u64::from(out[0].as_ref()[lane]) << 32 | u64::from(out[1].as_ref()[lane]);
-                let candidate = MinHash {
-                    hash,
-                    nonce: starts[lane] + step,
-                };
-                if candidate < *best {
-                    *best = candidate;
-                    threshold = (hash >> 32) as u32;
+            let engine = &self.engine;
+            let mut mask = match (&layout.fixed_last, self.double) {
+                (Some(kw), false) => engine.finish_fixed(entry, last, kw, threshold, &mut out),
+                (None, false) => engine.finish(entry, last, threshold, &mut out),
+                (Some(kw), true) => {
+                    engine.finish_double_fixed(entry, last, kw, threshold, &mut out)
                 }
+                (None, true) => engine.finish_double(entry, last, threshold, &mut out),
+            };
+            if mask != 0 {
+                while mask != 0 {
+                    let lane = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let hash =
+                        u64::from(out[0].as_ref()[lane]) << 32 | u64::from(out[1].as_ref()[lane]);
+                    goal.offer(hash, starts[lane] + step);
+                }
+                threshold = goal.threshold();
             }
         }
     }

@@ -23,6 +23,56 @@ pub(crate) const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
+/// Words 8..16 of the block that hashes a 32-byte digest a second time (`sha256d`): the
+/// padding byte 0x80 and the length, 256 bits. Words 0..8 are the digest.
+pub(crate) const DIGEST_PAD: [u32; 8] = [0x8000_0000, 0, 0, 0, 0, 0, 0, 256];
+
+/// The constants of the second compression of `sha256d`, whose block is a digest (words 0..8)
+/// followed by [`DIGEST_PAD`], and whose chaining value is [`IV`].
+pub(crate) struct Rehash {
+    /// `K[8 + i] + DIGEST_PAD[i]`: rounds 8..16 add constants only.
+    pub(crate) pad_kw: [u32; 8],
+    /// Round 0 from [`IV`]: the new `a` is `W[0] + round0_a`, the new `e` is `W[0] + round0_e`.
+    pub(crate) round0_a: u32,
+    /// See `round0_a`.
+    pub(crate) round0_e: u32,
+    /// σ1(`W[15]`), the constant term of `W[17]`.
+    pub(crate) w17: u32,
+    /// σ0(`W[8]`), the constant term of `W[23]`.
+    pub(crate) w23: u32,
+    /// σ0(`W[15]`), the constant term of `W[30]`.
+    pub(crate) w30: u32,
+}
+
+/// The [`Rehash`] constants, computed at compile time.
+pub(crate) const REHASH: Rehash = {
+    let mut pad_kw = [0u32; 8];
+    let mut i = 0;
+    while i < 8 {
+        pad_kw[i] = K[8 + i].wrapping_add(DIGEST_PAD[i]);
+        i += 1;
+    }
+    let [a, b, c, d, e, f, g, h] = IV;
+    let sigma1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+    let choose = (e & f) ^ (!e & g);
+    let t1 = h
+        .wrapping_add(sigma1)
+        .wrapping_add(choose)
+        .wrapping_add(K[0]);
+    let sigma0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+    let t2 = sigma0.wrapping_add((a & b) ^ (a & c) ^ (b & c));
+    let w15 = DIGEST_PAD[7];
+    let w8 = DIGEST_PAD[0];
+    Rehash {
+        pad_kw,
+        round0_a: t1.wrapping_add(t2),
+        round0_e: t1.wrapping_add(d),
+        w17: w15.rotate_right(17) ^ w15.rotate_right(19) ^ (w15 >> 10),
+        w23: w8.rotate_right(7) ^ w8.rotate_right(18) ^ (w8 >> 3),
+        w30: w15.rotate_right(7) ^ w15.rotate_right(18) ^ (w15 >> 3),
+    }
+};
+
 /// The values of one 32-bit word in every lane of an engine: `[u32; LANES]`.
 pub(crate) trait Lanes: Copy + AsRef<[u32]> + AsMut<[u32]> {
     /// The same value in every lane.
@@ -170,6 +220,54 @@ pub(crate) trait Engine: Copy {
         let _ = kw;
         self.finish(entry, block, threshold, out)
     }
+
+    /// Hashes each lane's 32-byte digest `digest` (its eight chaining words, big-endian) with
+    /// one more SHA-256 and writes the first two words of the result as [`Engine::finish`]
+    /// does, with the same mask: the second half of `sha256d`.
+    fn rehash(
+        &self,
+        digest: &State<Self::Lanes>,
+        threshold: u32,
+        out: &mut [Self::Lanes; 2],
+    ) -> u32;
+
+    /// [`Engine::finish`] for `sha256d`: compresses the last block, then [rehashes](
+    /// Engine::rehash) the digest.
+    fn finish_double(
+        &self,
+        entry: Entry<'_, Self::Lanes>,
+        block: &Block<Self::Lanes>,
+        threshold: u32,
+        out: &mut [Self::Lanes; 2],
+    ) -> u32 {
+        let digest = self.compress(entry, block);
+        self.rehash(&digest, threshold, out)
+    }
+
+    /// [`Engine::compress`] for a block whose schedule `kw` is known (see
+    /// [`Engine::finish_fixed`]). `entry.skip` is 0.
+    fn compress_fixed(
+        &self,
+        entry: Entry<'_, Self::Lanes>,
+        block: &Block<Self::Lanes>,
+        kw: &Schedule,
+    ) -> State<Self::Lanes> {
+        let _ = kw;
+        self.compress(entry, block)
+    }
+
+    /// [`Engine::finish_fixed`] for `sha256d` (see [`Engine::finish_double`]).
+    fn finish_double_fixed(
+        &self,
+        entry: Entry<'_, Self::Lanes>,
+        block: &Block<Self::Lanes>,
+        kw: &Schedule,
+        threshold: u32,
+        out: &mut [Self::Lanes; 2],
+    ) -> u32 {
+        let digest = self.compress_fixed(entry, block, kw);
+        self.rehash(&digest, threshold, out)
+    }
 }
 
 /// The portable engine: one lane, `sha2::compress256` (which itself picks SHA-NI or its
@@ -206,6 +304,20 @@ impl Engine for Scalar {
         out: &mut [[u32; 1]; 2],
     ) -> u32 {
         let words = Self::run(entry.init, block);
+        *out = [[words[0]], [words[1]]];
+        u32::from(words[0] <= threshold)
+    }
+
+    fn rehash(&self, digest: &State<[u32; 1]>, threshold: u32, out: &mut [[u32; 1]; 2]) -> u32 {
+        let mut block = Block([[0u32]; 16]);
+        for (word, value) in block
+            .0
+            .iter_mut()
+            .zip(digest.0.iter().chain(&DIGEST_PAD.map(|w| [w])))
+        {
+            *word = *value;
+        }
+        let words = Self::run(&State::splat(&IV), &block);
         *out = [[words[0]], [words[1]]];
         u32::from(words[0] <= threshold)
     }

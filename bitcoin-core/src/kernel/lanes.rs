@@ -8,7 +8,7 @@
 //! [`Vector::barrier`] stopping LLVM from re-associating the sums (it would otherwise add the
 //! constant last and lengthen the chain).
 
-use super::engine::{Block, Entry, Schedule, State, K};
+use super::engine::{Block, Entry, Schedule, State, DIGEST_PAD, IV, K, REHASH};
 
 /// `vpternlogd` truth tables (bit `4a + 2b + c` of the immediate is `f(a, b, c)`), shared by
 /// the AVX-512 engine and the tests that check them.
@@ -152,16 +152,7 @@ fn rounds<V: Vector>(entry: Entry<'_, V::Array>, block: &Block<V::Array>) -> [V;
     // run unconditionally.
     sixteen_rounds!([a b c d e f g h], j => w[j].add(V::splat(K_GROUPS[0][j])), entry.skip);
     for k in &K_GROUPS[1..] {
-        // W[t] for the group, in place: W[t - 16] sits where W[t] goes.
-        macro_rules! schedule {
-            ($($j:literal)*) => {$(
-                w[$j] = small_sigma1(w[($j + 14) % 16])
-                    .add(w[($j + 9) % 16])
-                    .add(small_sigma0(w[($j + 1) % 16]))
-                    .add(w[$j]);
-            )*};
-        }
-        schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+        expand(&mut w);
         sixteen_rounds!([a b c d e f g h], j => w[j].add(V::splat(k[j])), 0);
     }
     let init: [V; 8] = core::array::from_fn(|i| V::load(&entry.init.0[i]));
@@ -175,6 +166,122 @@ fn rounds<V: Vector>(entry: Entry<'_, V::Array>, block: &Block<V::Array>) -> [V;
         g.add(init[6]),
         h.add(init[7]),
     ]
+}
+
+/// The next sixteen words of the message schedule, in place: `W[t - 16]` sits where `W[t]`
+/// goes.
+#[inline(always)]
+fn expand<V: Vector>(w: &mut [V; 16]) {
+    macro_rules! schedule {
+        ($($j:literal)*) => {$(
+            w[$j] = small_sigma1(w[($j + 14) % 16])
+                .add(w[($j + 9) % 16])
+                .add(small_sigma0(w[($j + 1) % 16]))
+                .add(w[$j]);
+        )*};
+    }
+    schedule!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+}
+
+/// The second compression of `sha256d`: SHA-256 of each lane's 32-byte `digest` (its eight
+/// words), from [`IV`]. Returns the first two words of the result.
+///
+/// Words 8..16 of the block are the constant [`DIGEST_PAD`], so most of the work that depends
+/// on them alone is done at compile time ([`REHASH`]): round 0 (from the constant `IV`, it only
+/// adds `W[0]`), `K + W` of rounds 8..16, and the constant terms of `W[16..32]`, where the
+/// zero words drop out. Only `a` and `b` are kept: the optimiser drops the rest of the last
+/// rounds.
+#[inline(always)]
+fn rehash_rounds<V: Vector>(digest: [V; 8]) -> [V; 2] {
+    let splat = V::splat;
+    let mut w: [V; 16] = core::array::from_fn(|i| {
+        if i < 8 {
+            digest[i]
+        } else {
+            splat(DIGEST_PAD[i - 8])
+        }
+    });
+    // The state after round 0, by role a..h; round 1 finds role a in variable h (as in
+    // `rounds` with `skip` 1).
+    let after0 = [
+        w[0].add(splat(REHASH.round0_a)),
+        splat(IV[0]),
+        splat(IV[1]),
+        splat(IV[2]),
+        w[0].add(splat(REHASH.round0_e)),
+        splat(IV[4]),
+        splat(IV[5]),
+        splat(IV[6]),
+    ];
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h]: [V; 8] =
+        core::array::from_fn(|i| after0[(i + 1) % 8]);
+    sixteen_rounds!([a b c d e f g h], j => if j < 8 {
+        w[j].add(splat(K[j]))
+    } else {
+        splat(REHASH.pad_kw[j % 8])
+    }, 1);
+    // W[16..32] with the padding's known words folded in (W[9..15] are zero, W[8] and W[15]
+    // constants). Each W[t] replaces W[t - 16], read last by it.
+    let (s0, s1) = (small_sigma0::<V>, small_sigma1::<V>);
+    w[0] = s0(w[1]).add(w[0]);
+    w[1] = s0(w[2]).add(w[1]).add(splat(REHASH.w17));
+    w[2] = s1(w[0]).add(s0(w[3])).add(w[2]);
+    w[3] = s1(w[1]).add(s0(w[4])).add(w[3]);
+    w[4] = s1(w[2]).add(s0(w[5])).add(w[4]);
+    w[5] = s1(w[3]).add(s0(w[6])).add(w[5]);
+    w[6] = s1(w[4]).add(s0(w[7])).add(w[6]).add(splat(DIGEST_PAD[7]));
+    w[7] = s1(w[5]).add(w[0]).add(w[7]).add(splat(REHASH.w23));
+    w[8] = s1(w[6]).add(w[1]).add(splat(DIGEST_PAD[0]));
+    w[9] = s1(w[7]).add(w[2]);
+    w[10] = s1(w[8]).add(w[3]);
+    w[11] = s1(w[9]).add(w[4]);
+    w[12] = s1(w[10]).add(w[5]);
+    w[13] = s1(w[11]).add(w[6]);
+    w[14] = s1(w[12]).add(w[7]).add(splat(REHASH.w30));
+    w[15] = s1(w[13]).add(w[8]).add(s0(w[0])).add(splat(DIGEST_PAD[7]));
+    sixteen_rounds!([a b c d e f g h], j => w[j].add(splat(K_GROUPS[1][j])), 0);
+    for k in &K_GROUPS[2..] {
+        expand(&mut w);
+        sixteen_rounds!([a b c d e f g h], j => w[j].add(splat(k[j])), 0);
+    }
+    [a.add(splat(IV[0])), b.add(splat(IV[1]))]
+}
+
+/// Writes a hash's two words and returns the lanes whose high word is at most `threshold`.
+#[inline(always)]
+fn keep<V: Vector>(hash: [V; 2], threshold: u32, out: &mut [V::Array; 2]) -> u32 {
+    hash[0].store(&mut out[0]);
+    hash[1].store(&mut out[1]);
+    hash[0].at_most(V::splat(threshold))
+}
+
+/// Hashes each lane's digest once more (see [`super::engine::Engine::rehash`]).
+#[inline(always)]
+pub(crate) fn rehash<V: Vector>(
+    digest: &State<V::Array>,
+    threshold: u32,
+    out: &mut [V::Array; 2],
+) -> u32 {
+    let words = core::array::from_fn(|i| V::load(&digest.0[i]));
+    keep::<V>(rehash_rounds(words), threshold, out)
+}
+
+/// [`compress`] for a block whose `K + W` is known for all 64 rounds (see
+/// [`super::engine::Engine::compress_fixed`]).
+#[inline(always)]
+pub(crate) fn compress_fixed<V: Vector>(
+    entry: Entry<'_, V::Array>,
+    kw: &Schedule,
+) -> State<V::Array>
+where
+    V::Array: Copy,
+{
+    let next = rounds_fixed::<V>(entry, kw);
+    let mut out = *entry.init;
+    for (word, value) in out.0.iter_mut().zip(next) {
+        value.store(word);
+    }
+    out
 }
 
 /// [`K`] in groups of sixteen, one per iteration of the round loop.
@@ -348,6 +455,17 @@ impl<const N: usize> super::engine::Engine for PortableEngine<N> {
         out: &mut [[u32; N]; 2],
     ) -> u32 {
         finish_fixed::<Portable<N>>(entry, kw, threshold, out)
+    }
+    fn rehash(&self, digest: &State<[u32; N]>, threshold: u32, out: &mut [[u32; N]; 2]) -> u32 {
+        rehash::<Portable<N>>(digest, threshold, out)
+    }
+    fn compress_fixed(
+        &self,
+        entry: Entry<'_, [u32; N]>,
+        _block: &Block<[u32; N]>,
+        kw: &Schedule,
+    ) -> State<[u32; N]> {
+        compress_fixed::<Portable<N>>(entry, kw)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The kernel on several threads: chunks of the range handed out from a shared counter.
 
-use super::{MinHash, Prepared};
+use super::{Hit, MinHash, Prepared, FIRST_HIT_CHUNK};
+use crate::hash::Zeros;
 use core::num::NonZeroUsize;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,5 +62,57 @@ pub(super) fn min_hash(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .fold(MinHash::MAX, MinHash::min)
+    })
+}
+
+/// `prepared.first_hit(lower, upper, zeros)` on `threads` scoped threads.
+///
+/// Chunks of [`FIRST_HIT_CHUNK`] nonces are handed out in ascending order. A thread that finds
+/// a hit in its chunk records the chunk's index and stops (its later chunks are all greater);
+/// no thread takes a chunk past the smallest index recorded. Every chunk below the answer's
+/// was therefore handed out, and searched whole, so the smallest hit found is the range's.
+pub(super) fn first_hit(
+    prepared: &Prepared,
+    lower: u64,
+    upper: u64,
+    zeros: Zeros,
+    threads: NonZeroUsize,
+) -> Option<Hit> {
+    if lower > upper {
+        return None;
+    }
+    let threads = threads.get();
+    if threads == 1 {
+        return prepared.first_hit(lower, upper, zeros);
+    }
+    let next = AtomicU64::new(0);
+    // The smallest index of a chunk holding a hit; no chunk has index `u64::MAX` (there are
+    // at most 2^48 of them).
+    let found = AtomicU64::new(u64::MAX);
+    let worker = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index > found.load(Ordering::Relaxed) {
+            return None;
+        }
+        let start = index
+            .checked_mul(FIRST_HIT_CHUNK)
+            .and_then(|offset| lower.checked_add(offset))
+            .filter(|start| *start <= upper)?;
+        let end = start.saturating_add(FIRST_HIT_CHUNK - 1).min(upper);
+        if let Some(hit) = prepared.first_hit(start, end, zeros) {
+            found.fetch_min(index, Ordering::Relaxed);
+            return Some(hit);
+        }
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .filter_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .min_by_key(|hit| hit.nonce)
     })
 }
