@@ -393,9 +393,14 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
     /// Forgets the oldest half-open connection, if any, telling the application it was lost.
     fn evict_oldest_half_open(&mut self) {
         if let Some(conn) = self.admission.oldest_half_open() {
+            // A connection the application closed had its end reported by `close_conn`:
+            // no second one (as for a loss while closing, in `handle_timeout`).
+            let closing = self.peers.get(&conn).is_some_and(|p| p.conn.is_closing());
             self.forget(conn);
             self.stats.half_open_evicted += 1;
-            self.push_event(ServerEvent::ConnectionLost { conn });
+            if !closing {
+                self.push_event(ServerEvent::ConnectionLost { conn });
+            }
         }
     }
 

@@ -212,3 +212,37 @@ fn a_server_whose_application_never_reads_stays_bounded() {
     assert!(s.stats().dropped.connection_limit > 0);
     assert!(s.stats().dropped.unread_full > 0);
 }
+
+#[test]
+fn an_evicted_connection_the_application_closed_is_reported_once() {
+    let mut s = server(10, 1);
+    connect(&mut s, 1);
+    // The application writes to the half-open connection and closes it: its close is
+    // reported at once, and the write is still owed an acknowledgement.
+    s.write(lsp_core::ConnId(1), b"owed".to_vec())
+        .expect("a live connection");
+    s.close_conn(lsp_core::ConnId(1))
+        .expect("a live connection");
+    let closed: Vec<_> = events(&mut s)
+        .into_iter()
+        .filter(|e| !matches!(e, ServerEvent::Connected { .. }))
+        .collect();
+    assert_eq!(
+        closed,
+        [ServerEvent::ConnectionClosed {
+            conn: lsp_core::ConnId(1)
+        }]
+    );
+    // A second half-open connection evicts it: no second end for the same connection.
+    connect(&mut s, 2);
+    let evs = events(&mut s);
+    assert!(
+        evs.iter().all(|e| !matches!(
+            e,
+            ServerEvent::ConnectionLost { conn } | ServerEvent::ConnectionClosed { conn }
+                if *conn == lsp_core::ConnId(1)
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(s.stats().half_open_evicted, 1);
+}

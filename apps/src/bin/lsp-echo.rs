@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Echo every message back to its sender.
     Server {
-        /// UDP port to listen on, on every IPv4 interface (0 picks a free one).
+        /// UDP port to listen on, on every interface, IPv6 and IPv4 (0 picks a free one).
         #[arg(long)]
         port: u16,
         #[command(flatten)]

@@ -9,7 +9,7 @@ use lsp_core::Params;
 use super::{EchoError, Runtime, Server};
 use crate::system::log::Log;
 
-/// Starts a server on `port` of every IPv4 interface (0 picks a free one) and echoes every
+/// Starts a server on `port` of every interface (0 picks a free one) and echoes every
 /// message back to its sender, forever. Logs `listening on ADDR` at level 1 (`-v`), then
 /// connection events, and each message at level 2. Returns only if the server cannot start
 /// or its driver fails.
