@@ -1,5 +1,5 @@
 //! The real `server`, `miner`, `client` and `mine` binaries over loopback: the reference
-//! answers, and every participant dying (bitcoin.md §3–4).
+//! answers, and every participant dying (docs/miner.md §3–4).
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! The reference checksum (lsp.md §2), quirk included.
+//! The reference checksum (docs/protocol.md §2), quirk included.
 
 /// Folds one integer field the way the reference does: its low 32 bits (two's complement for
 /// negatives) split into 16-bit halves that are added **with wrap-around** (carry dropped).
@@ -31,7 +31,7 @@ fn sum_payload(payload: &[u8]) -> u64 {
 /// The reference's `CalculateChecksum(conn_id, seq_num, size, payload)`.
 ///
 /// Senders pass `size = payload.len()`; receivers pass the fields exactly as received
-/// (lsp.md §2), after truncating an over-long payload to `size` (§4).
+/// (docs/protocol.md §2), after truncating an over-long payload to `size` (§4).
 pub fn checksum(conn_id: i64, seq_num: i64, size: i64, payload: &[u8]) -> u16 {
     let mut acc: u64 = u64::from(fold_field(conn_id))
         + u64::from(fold_field(seq_num))
@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn spec_example_matches() {
-        // lsp.md §1: Data, conn 7, seq 1, payload "hello" carries checksum 11695.
+        // docs/protocol.md §1: Data, conn 7, seq 1, payload "hello" carries checksum 11695.
         assert_eq!(checksum(7, 1, 5, b"hello"), 11695);
     }
 

@@ -37,7 +37,7 @@ enum Phase {
     Finished,
 }
 
-/// The sans-IO LSP client (lsp.md §3, §8.2, §9 "Client").
+/// The sans-IO LSP client (docs/protocol.md §3, §6.4, §7 "Client").
 ///
 /// Construction sends the first Connect and starts the epoch timer. Feed it every datagram
 /// from the server's address with [`handle_datagram`](Self::handle_datagram) (the driver

@@ -1,4 +1,4 @@
-//! Integrity rules for a received Data message (lsp.md §4).
+//! Integrity rules for a received Data message (docs/protocol.md §4).
 
 use crate::checksum::checksum;
 use crate::message::Message;

@@ -1,7 +1,7 @@
 //! The valid domain of initial sequence numbers.
 //!
 //! LSP numbers a connection's Data messages `isn + 1, isn + 2, …` in both directions, and a
-//! heartbeat is `(Ack, id, 0)` (lsp.md §3, §8.3). Two things follow:
+//! heartbeat is `(Ack, id, 0)` (docs/protocol.md §3, §6.4). Two things follow:
 //!
 //! - If a Data message could carry sequence number 0, an `Ack(id, 0)` would be ambiguous: a
 //!   heartbeat and the acknowledgement of that message look the same on the wire, and a

@@ -1,6 +1,6 @@
 //! The sans-IO core of LSP, the Live Sequence Protocol: reliable, ordered, checksummed
 //! messages between a server and many clients over UDP, wire compatible with the CMU
-//! 15-440/640 Project 1 reference (see `shared/spec/lsp.md`).
+//! 15-440/640 Project 1 reference (see `docs/protocol.md`).
 //!
 //! This crate does no IO. [`ServerEndpoint`] and [`ClientEndpoint`] are state machines:
 //! drivers feed them datagrams (`handle_datagram`) and timer expiries (`handle_timeout`),

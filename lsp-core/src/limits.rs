@@ -1,7 +1,7 @@
 //! Bounds on what remote peers can make an endpoint hold (issue 11): admission control for
 //! the server's connection table, and back-pressure on delivery.
 //!
-//! [`Params`](crate::Params) are the protocol's parameters (lsp.md §5, shared with the
+//! [`Params`](crate::Params) are the protocol's parameters (docs/protocol.md §8, shared with the
 //! reference); [`Limits`] are local resource bounds that never change what goes on the wire
 //! for a well-behaved peer within them.
 

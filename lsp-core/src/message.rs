@@ -1,4 +1,4 @@
-//! LSP messages and their JSON wire codec (lsp.md §1).
+//! LSP messages and their JSON wire codec (docs/protocol.md §1).
 //!
 //! Encoding produces exactly the reference's bytes: six keys in a fixed order, no white space,
 //! standard base64 with padding, `null` payloads for Connect/Ack/CAck. Decoding is at least as

@@ -1,4 +1,4 @@
-//! Protocol parameters (lsp.md §5) and their validation.
+//! Protocol parameters (docs/protocol.md §8) and their validation.
 
 use std::fmt;
 use std::time::Duration;
@@ -89,7 +89,7 @@ impl fmt::Display for ParamsError {
 impl std::error::Error for ParamsError {}
 
 impl Params {
-    /// Checks every field against lsp.md §5.
+    /// Checks every field against docs/protocol.md §8.
     pub fn validate(&self) -> Result<(), ParamsError> {
         if self.epoch_limit == 0 {
             return Err(ParamsError::ZeroEpochLimit);
@@ -112,7 +112,7 @@ impl Params {
     }
 
     /// The back-off that follows `backoff` after a resend: 1 after 0, then doubling, never
-    /// above `max_backoff_interval` (lsp.md §8.1).
+    /// above `max_backoff_interval` (docs/protocol.md §6.2).
     pub fn next_backoff(&self, backoff: u32) -> u32 {
         let grown = if backoff == 0 {
             1

@@ -74,7 +74,7 @@ enum Phase {
     Closed,
 }
 
-/// The sans-IO LSP server (lsp.md §3, §8, §9 "Server"), generic over the address type `A`
+/// The sans-IO LSP server (docs/protocol.md §3, §6, §7 "Server"), generic over the address type `A`
 /// (a `SocketAddr` for real UDP, a node id in the simulator).
 ///
 /// Construction starts the shared epoch timer (the reference's `listen`). Feed it every
@@ -330,7 +330,7 @@ impl<A: Ord + Clone> ServerEndpoint<A> {
             (MsgType::CAck, _) => peer.conn.handle_cack(message.seq_num, &mut out),
             (MsgType::Connect, _) => {
                 // The connect-ack may have been lost: answer a retry of the same Connect with
-                // the same id (lsp.md §3 allows it; the reference stays silent, which strands
+                // the same id (docs/protocol.md §3 allows it; the reference stays silent, which strands
                 // a client whose connect-ack was dropped). A Connect with another isn is some
                 // other client on the same address and gets nothing while this one lives.
                 out.stats.dropped.duplicate_connect += 1;

@@ -1,4 +1,4 @@
-//! One test per rule of lsp.md, driving the endpoints directly with hand-made datagrams.
+//! One test per rule of docs/protocol.md, driving the endpoints directly with hand-made datagrams.
 //! Each test names the section it checks.
 
 mod common;

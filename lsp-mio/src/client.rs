@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::socket;
 
-/// An LSP client on its own I/O thread (lsp.md §9 "Client").
+/// An LSP client on its own I/O thread (docs/protocol.md §7 "Client").
 ///
 /// All methods take `&self`: one thread may block in [`read`](Self::read) while others
 /// write. Dropping the client stops its I/O thread at once, without the flushing that

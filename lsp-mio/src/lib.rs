@@ -1,5 +1,5 @@
 //! LSP on a mio event loop: a blocking [`Server`] and [`Client`] with the reference API
-//! (lsp.md §9), each a thin driver of the sans-IO endpoints of [`lsp_core`].
+//! (docs/protocol.md §7), each a thin driver of the sans-IO endpoints of [`lsp_core`].
 //!
 //! Every endpoint runs one I/O thread that sleeps in `mio::Poll` on its non-blocking UDP
 //! socket and a `mio::Waker`, with the core's next deadline as the poll timeout: an idle

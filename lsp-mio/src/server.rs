@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::socket;
 
-/// An LSP server on its own I/O thread (lsp.md §9 "Server").
+/// An LSP server on its own I/O thread (docs/protocol.md §7 "Server").
 ///
 /// All methods take `&self`: one thread may block in [`read`](Self::read) while others
 /// write. Dropping the server stops its I/O thread at once, without the flushing that

@@ -1,4 +1,4 @@
-//! The blocking API over real UDP on loopback: lsp.md §9's rules, one test each.
+//! The blocking API over real UDP on loopback: docs/protocol.md §7's rules, one test each.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;

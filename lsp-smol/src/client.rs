@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::socket;
 
-/// An LSP client driven by a task on smol's global executor (lsp.md §9 "Client").
+/// An LSP client driven by a task on smol's global executor (docs/protocol.md §7 "Client").
 ///
 /// Its `async` methods can be awaited from any executor. All methods take `&self`: one task
 /// may wait in [`read`](Self::read) while others write. Dropping the client stops its driver

@@ -1,5 +1,5 @@
 //! LSP on smol / async-io: an async [`Server`] and [`Client`] with the reference API
-//! (lsp.md §9), each a thin driver of the sans-IO endpoints of [`lsp_core`].
+//! (docs/protocol.md §7), each a thin driver of the sans-IO endpoints of [`lsp_core`].
 //!
 //! Every endpoint runs one driver task on smol's global executor, waiting on its
 //! `Async<UdpSocket>`, an `async_io::Timer` at the core's next deadline and a doorbell: an

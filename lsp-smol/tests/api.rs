@@ -1,4 +1,4 @@
-//! The async API over real UDP on loopback: lsp.md §9's rules, one test each.
+//! The async API over real UDP on loopback: docs/protocol.md §7's rules, one test each.
 
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};

@@ -1,4 +1,4 @@
-//! The retransmission-schedule invariant (lsp.md §8.1).
+//! The retransmission-schedule invariant (docs/protocol.md §6.2).
 //!
 //! A message never acknowledged is resent at the `(b+1)`-th tick of its sender after its
 //! latest transmission, `b` going `0, 1, 2, 4, …` up to `max_backoff_interval`. An

@@ -1,4 +1,4 @@
-//! The keep-alive invariant (lsp.md §8.2–8.3): at every epoch tick, every live connection
+//! The keep-alive invariant (docs/protocol.md §6.4): at every epoch tick, every live connection
 //! hears from its endpoint — a Data message sent or resent since the previous tick, or a
 //! heartbeat `(Ack, id, 0)` — and a client still connecting resends its Connect.
 //!

@@ -1,10 +1,12 @@
-//! A deterministic, single-threaded discrete-event simulator for LSP.
+//! A deterministic, single-threaded discrete-event simulator for LSP (and the miner system
+//! on it). `docs/architecture.md` describes it among the test layers, `docs/conformance.md`
+//! its scenarios (repository root).
 //!
 //! One `u64` seed determines a whole run: virtual time advances from event to event (an
 //! event queue ordered by time and then by scheduling order), every random choice comes from
 //! the run's own [`Rng`], and a [`Digest`] of every step proves two runs identical. Nodes own
 //! `lsp-core` endpoints plus application logic (an echo server, scripted clients); the
-//! [`Network`] applies every fault of `conformance.md` plus partitions, and clients can crash
+//! [`Network`] applies every fault of `docs/conformance.md` plus partitions, and clients can crash
 //! and restart. After every step the [`World`] checks the protocol's invariants:
 //! exactly-once in-order delivery per connection, nothing from a `close_conn`ed connection,
 //! timely (and not premature) loss detection, bounded buffers, the exact back-off schedule of

@@ -1,4 +1,4 @@
-//! The network model: addresses, the fault plan of `conformance.md`, partitions, the sniffer
+//! The network model: addresses, the fault plan of `docs/conformance.md`, partitions, the sniffer
 //! and the middlebox.
 //!
 //! A datagram written by a node goes through, in this order: the writer's write drop, the

@@ -1,4 +1,4 @@
-//! The 64 conformance scenarios of `conformance.md`, as plain data.
+//! The 64 conformance scenarios of `docs/conformance.md`, as plain data.
 //!
 //! Each [`Scenario`] says *what* is run — family and mode, clients, messages, parameters,
 //! initial-sequence-number policy, fault plan and deadline — and nothing about *how*: the
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lsp_core::Params;
 
-/// The six sections of `conformance.md`.
+/// The six sections of `docs/conformance.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
     /// §1 Echo and robustness.
@@ -118,7 +118,7 @@ pub struct FaultPlan {
 /// One conformance scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scenario {
-    /// Its name in `conformance.md`.
+    /// Its name in `docs/conformance.md`.
     pub name: &'static str,
     /// Its section.
     pub family: Family,
@@ -212,7 +212,7 @@ use IsnPolicy::{Random as RND, Zero as ZERO};
 use Messages::{Exactly as N, UpTo};
 use Mode as M;
 
-/// All 64 scenarios, in the order of `conformance.md`.
+/// All 64 scenarios, in the order of `docs/conformance.md`.
 #[rustfmt::skip]
 pub const SCENARIOS: [Scenario; 64] = [
     // §1 Echo and robustness.

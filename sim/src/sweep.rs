@@ -63,7 +63,7 @@ pub struct Case {
     /// Parameters of the clients.
     pub params: Params,
     /// Parameters of the server: the clients' `K` and `δ`, and often their `ω`, `M` and
-    /// back-off cap too, but not always (lsp.md §5: the two ends may differ).
+    /// back-off cap too, but not always (docs/protocol.md §8: the two ends may differ).
     pub server_params: Params,
     /// The server sleeps up to this long before each echo.
     pub echo_sleep: Duration,

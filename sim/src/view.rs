@@ -110,7 +110,7 @@ pub struct ClientLife {
     pub crashed: bool,
     /// When the endpoint finished (lost, failed, closed or crashed).
     pub ended_at: Option<Timestamp>,
-    /// When the client last heard from the server (lsp.md §8.4).
+    /// When the client last heard from the server (docs/protocol.md §6.1).
     pub(crate) last_heard: Timestamp,
 }
 

@@ -1,4 +1,4 @@
-//! A fault-injecting UDP proxy for loopback tests (the fault model of `conformance.md`).
+//! A fault-injecting UDP proxy for loopback tests (the fault model of `docs/conformance.md`).
 //!
 //! Clients send to the proxy's front address; for each client address the proxy opens an
 //! upstream socket of its own, so the server sees one distinct address per client, and

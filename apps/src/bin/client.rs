@@ -1,4 +1,4 @@
-//! `client <host:port> <message> <maxNonce>`: one request (bitcoin.md §3).
+//! `client <host:port> <message> <maxNonce>`: one request (docs/miner.md §3).
 //!
 //! Prints exactly one line on stdout, `Result <hash> <nonce>` or `Disconnected`, and exits
 //! 0; if it cannot connect at all it prints `Disconnected` and exits 1. A bad command line —

@@ -1,4 +1,4 @@
-//! `miner <host:port>`: a miner on lsp-smol (bitcoin.md §3).
+//! `miner <host:port>`: a miner on lsp-smol (docs/miner.md §3).
 //!
 //! Joins the server as soon as it is connected, then searches every job it is given with
 //! the fastest kernel on all cores (`--threads`), until it loses the server.

@@ -1,4 +1,4 @@
-//! `server <port>`: the miner system's server on lsp-mio (bitcoin.md §3).
+//! `server <port>`: the miner system's server on lsp-mio (docs/miner.md §3).
 //!
 //! Accepts miners and clients, splits each request into jobs with the scheduler of
 //! `bitcoin-core`, and answers each client. Runs until killed.

@@ -34,7 +34,7 @@ impl fmt::Display for Runtime {
     }
 }
 
-/// An LSP server on either runtime (lsp.md §9 "Server").
+/// An LSP server on either runtime (docs/protocol.md §7 "Server").
 #[derive(Debug)]
 pub enum Server {
     /// On lsp-mio.
@@ -126,7 +126,7 @@ impl Server {
     }
 }
 
-/// An LSP client on either runtime (lsp.md §9 "Client"). Shareable between threads: one
+/// An LSP client on either runtime (docs/protocol.md §7 "Client"). Shareable between threads: one
 /// may wait in [`read`](Self::read) while another writes or closes.
 #[derive(Debug)]
 pub enum Client {

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use clap::Args;
 use lsp_core::{Limits, Params};
 
-/// The LSP parameters (lsp.md §5) as flags, defaulting to the reference's.
+/// The LSP parameters (docs/protocol.md §8) as flags, defaulting to the reference's.
 #[derive(Args, Clone, Debug)]
 pub struct LspArgs {
     /// Epochs of silence after which the peer is declared lost.

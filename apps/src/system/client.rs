@@ -1,4 +1,4 @@
-//! The client's logic: one request, one answer (bitcoin.md §3).
+//! The client's logic: one request, one answer (docs/miner.md §3).
 
 use std::fmt;
 use std::net::SocketAddr;

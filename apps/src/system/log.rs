@@ -1,6 +1,6 @@
 //! Logging to stderr at a verbosity chosen on the command line (`-v`, `-vv`).
 //!
-//! stdout belongs to the programs' answers (bitcoin.md §3), so every log line goes to
+//! stdout belongs to the programs' answers (docs/miner.md §3), so every log line goes to
 //! stderr, prefixed with the program's name.
 
 use std::fmt;

@@ -1,5 +1,5 @@
 //! The miner system's glue, shared by the `server`, `miner`, `client` and `mine` binaries
-//! (bitcoin.md): the server's loop between LSP and the scheduler, the miner's loop around
+//! (docs/miner.md): the server's loop between LSP and the scheduler, the miner's loop around
 //! the kernel, the client's request, and the in-process local run. The wire messages are
 //! `bitcoin_core::message`'s.
 

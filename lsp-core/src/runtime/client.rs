@@ -1,4 +1,4 @@
-//! The client's application-side semantics (lsp.md §9 "Client").
+//! The client's application-side semantics (docs/protocol.md §7 "Client").
 
 use std::collections::VecDeque;
 use std::io;

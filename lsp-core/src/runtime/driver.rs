@@ -9,7 +9,7 @@ use crate::Timestamp;
 
 /// Receive buffer length: any UDP datagram fits whole, so an oversized one is seen at its
 /// true length and dropped by the core instead of being truncated into something that
-/// decodes (lsp.md §1).
+/// decodes (docs/protocol.md §1).
 pub const RECV_BUF_LEN: usize = 65_536;
 
 /// Datagrams fed per [`DriverState::receive_batch`], so that a runtime can release its lock

@@ -1,5 +1,5 @@
 //! The errors of the application API: starting an endpoint, reading, and closing
-//! (lsp.md §9). `Io` variants carry the socket error that stopped a runtime's driver (its
+//! (docs/protocol.md §7). `Io` variants carry the socket error that stopped a runtime's driver (its
 //! I/O thread or driver task).
 
 use std::fmt;

@@ -4,7 +4,7 @@
 //! nothing else. Everything it would otherwise repeat lives here, once:
 //!
 //! - [`ServerSession`] and [`ClientSession`]: an endpoint plus the application-side state of
-//!   lsp.md §9 — the queue of messages and per-connection errors `read` hands out, what
+//!   docs/protocol.md §7 — the queue of messages and per-connection errors `read` hands out, what
 //!   `close_conn`, `close` and a stopped driver do to it, and which error each call reports
 //!   in which state. A runtime's `read` is "wait until [`ServerSession::poll_read`] gives
 //!   something"; its `write` is [`ServerSession::write`] followed by

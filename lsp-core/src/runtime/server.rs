@@ -1,4 +1,4 @@
-//! The server's application-side semantics (lsp.md §9 "Server").
+//! The server's application-side semantics (docs/protocol.md §7 "Server").
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -430,7 +430,7 @@ impl quickcheck::Arbitrary for Step {
     }
 }
 
-/// What the application on each end has seen, checked against lsp.md §9 after every step.
+/// What the application on each end has seen, checked against docs/protocol.md §7 after every step.
 #[derive(Default)]
 struct Seen {
     up_written: Vec<Vec<u8>>,

@@ -37,7 +37,7 @@ struct ServerNode {
     echo: Echo,
     busy_until: Timestamp,
     view: ServerView,
-    /// Per connection: when the server last heard from it (lsp.md §8.4).
+    /// Per connection: when the server last heard from it (docs/protocol.md §6.1).
     last_heard: BTreeMap<ConnId, Timestamp>,
     /// Connections the endpoint may still keep (pruned lazily).
     kept: BTreeSet<ConnId>,
