@@ -2,6 +2,7 @@
 //! miners, clients and the server, the sans-IO miner, and the sans-IO scheduler.
 #![deny(unsafe_code)]
 
+pub mod accounting;
 pub mod hash;
 pub mod kernel;
 pub mod message;

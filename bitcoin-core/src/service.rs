@@ -30,11 +30,18 @@
 //! close its connection through [`MinerService::poll_close`]; until the driver reports the
 //! connection gone, whatever it still sends is counted and ignored.
 //!
+//! What happened is also told as [`crate::accounting::PoolEvent`]s, drained with
+//! [`MinerService::poll_event`] after each call like the writes, and measured in the
+//! accounting read with [`MinerService::pool`] (see [`crate::accounting`]); the driver may
+//! give each connection's address with [`MinerService::describe`].
+//!
 //! A Result's `Lower` and `Upper`, which the reference leaves zero but some miners fill with
 //! their job's range, are passed to the scheduler as a hint of which job it answers. Like the scheduler, it reads no clock and draws no random
 //! numbers: the same calls always produce the same writes.
 
-use std::collections::{BTreeSet, VecDeque};
+mod pool;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lsp_core::Timestamp;
 
@@ -100,6 +107,10 @@ pub struct MinerService<K> {
     /// Connections the service closed whose end the driver has not reported yet.
     closed: BTreeSet<K>,
     stats: ServiceStats,
+    /// Connections known and not gone: since when, and the address the driver gave.
+    conns: BTreeMap<K, pool::ConnInfo>,
+    /// Connections known since the start.
+    conns_total: u64,
 }
 
 impl<K: Ord + Copy> MinerService<K> {
@@ -121,6 +132,8 @@ impl<K: Ord + Copy> MinerService<K> {
             closing: VecDeque::new(),
             closed: BTreeSet::new(),
             stats: ServiceStats::default(),
+            conns: BTreeMap::new(),
+            conns_total: 0,
         }
     }
 
@@ -132,6 +145,7 @@ impl<K: Ord + Copy> MinerService<K> {
             self.stats.from_closed += 1;
             return;
         }
+        self.know(conn);
         match Message::decode_with_range(payload) {
             Ok((Message::Join, _)) => {
                 self.stats.joins += 1;
@@ -174,6 +188,7 @@ impl<K: Ord + Copy> MinerService<K> {
         self.collect();
         self.closed.remove(&conn);
         self.closing.retain(|(to, _)| *to != conn);
+        self.conns.remove(&conn);
     }
 
     /// The time named by [`MinerService::poll_timeout`] has come.
@@ -214,6 +229,11 @@ impl<K: Ord + Copy> MinerService<K> {
     /// once, and asks the driver to close the connection so the client learns.
     fn refuse(&mut self, now: Timestamp, conn: K, reason: CloseReason) {
         self.stats.refused += 1;
+        let refused = crate::accounting::PoolEventKind::RequestRefused {
+            client: conn,
+            reason: reason.clone(),
+        };
+        self.scheduler.record(now, refused);
         self.scheduler.handle_client_lost(now, conn);
         self.close(conn, reason);
     }
