@@ -71,6 +71,12 @@ pub enum PoolEventKind<K> {
         client: K,
         /// The request.
         request: RequestId,
+        /// Its text.
+        msg: Arc<str>,
+        /// Its first nonce.
+        lower: u64,
+        /// Its last nonce (inclusive).
+        upper: u64,
         /// The minimum hash over its range.
         hash: u64,
         /// The nonce giving it.

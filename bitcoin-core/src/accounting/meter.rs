@@ -139,10 +139,13 @@ impl Meter {
             .front()
             .map_or(minute_of(self.born), |(m, _)| *m)
             .max(first);
+        // The ring holds consecutive minutes: index by offset from its front.
+        let front = self.minutes.front().map_or(0, |(m, _)| *m);
         let credited = |minute: u64| {
-            self.minutes
-                .iter()
-                .find(|(m, _)| *m == minute)
+            usize::try_from(minute - front.min(minute))
+                .ok()
+                .and_then(|i| self.minutes.get(i))
+                .filter(|(m, _)| *m == minute)
                 .map_or(0, |(_, n)| *n)
         };
         (start..=current)

@@ -5,6 +5,7 @@ use super::state::{ChunkId, Miner};
 use super::verify;
 use super::{Effect, Misbehaviour, Scheduler};
 use crate::accounting::PoolEventKind;
+use std::sync::Arc;
 
 /// What a miner's answer turned out to be.
 enum Verdict {
@@ -120,6 +121,9 @@ impl<K: Ord + Copy> Scheduler<K> {
             let answered = PoolEventKind::RequestAnswered {
                 client: done.client,
                 request: c.request,
+                msg: Arc::clone(&done.msg),
+                lower: done.range.first(),
+                upper: done.range.last(),
                 hash,
                 nonce,
                 nonces: done.size,
