@@ -1,8 +1,10 @@
 //! The server's event log (`--events`), as real processes write it: its lines parse, and
-//! tell the story of a run with a killed miner and a lost client.
+//! tell the story of a run with a killed miner and a lost client; and Progress messages to
+//! a client that asks for them.
 
 mod support;
 
+use bitcoin_core::message::Message;
 use serde_json::Value;
 use support::*;
 
@@ -110,4 +112,49 @@ fn the_event_log_tells_of_a_killed_miner_an_answer_and_a_lost_client() {
             .count(),
         0
     );
+}
+
+#[test]
+fn a_client_that_asks_gets_progress_messages_until_its_result() {
+    let (server, addr) = server(&[]);
+    // 2 M nonces/s for 6 M nonces: about 3 s, so about three Progress messages.
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "2000000"]);
+    server.wait_stderr("miner joined");
+    let params = lsp_core::Params {
+        epoch_millis: 100,
+        epoch_limit: 10,
+        ..lsp_core::Params::default()
+    };
+    let conn = lsp_mio::Client::connect(addr.parse().unwrap(), 0, params).expect("connects");
+    let (lower, upper) = (0u64, 5_999_999u64);
+    let request =
+        format!(r#"{{"Type":1,"Data":"prog","Lower":{lower},"Upper":{upper},"Progress":true}}"#);
+    conn.write(request.into_bytes()).expect("written");
+    let mut progress = Vec::new();
+    let answer = loop {
+        let payload = conn.read().expect("the server answers");
+        match Message::decode(&payload).expect("a message") {
+            Message::Progress {
+                covered,
+                total,
+                rate,
+            } => progress.push((covered, total, rate)),
+            Message::Result { hash, nonce } => break (hash, nonce),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let truth = (lower..=upper)
+        .map(|n| (bitcoin_core::hash::hash("prog", n), n))
+        .min()
+        .unwrap();
+    assert_eq!(answer, truth);
+    assert!(!progress.is_empty(), "no Progress in about 3 s");
+    assert!(progress
+        .iter()
+        .all(|p| p.1 == upper - lower + 1 && p.0 <= p.1));
+    assert!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{progress:?}"
+    );
+    assert!(progress.iter().any(|p| p.0 > 0 && p.2 > 0), "{progress:?}");
 }

@@ -20,7 +20,11 @@
 //! to a connection after [`MinerService::handle_connection_gone`] for it. Connection keys
 //! must not be reused after that call (LSP connection ids never are).
 //!
-//! A payload that is not a message or a Result from a client is dropped and counted in
+//! A client whose Request carries `"Progress": true` (an extension the reference never
+//! sends) is also written a [`Message::Progress`] about its active request every
+//! [`PROGRESS_INTERVAL`] until it has no request left; no one else ever is.
+//!
+//! A payload that is not a message, a Progress (server to client only), or a Result from a client is dropped and counted in
 //! [`ServiceStats`]; nothing a peer sends can make the service fail. A Request that is
 //! refused — an empty range, more requests unanswered than the scheduler's limits, or a
 //! text too long for its jobs to fit in one LSP message ([`crate::request_size`]) — is
@@ -40,6 +44,9 @@
 //! numbers: the same calls always produce the same writes.
 
 mod pool;
+mod progress;
+
+pub use progress::PROGRESS_INTERVAL;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -111,6 +118,8 @@ pub struct MinerService<K> {
     conns: BTreeMap<K, pool::ConnInfo>,
     /// Connections known since the start.
     conns_total: u64,
+    /// Clients that asked for Progress messages, with when the next one is due.
+    progress: BTreeMap<K, Timestamp>,
 }
 
 impl<K: Ord + Copy> MinerService<K> {
@@ -134,6 +143,7 @@ impl<K: Ord + Copy> MinerService<K> {
             stats: ServiceStats::default(),
             conns: BTreeMap::new(),
             conns_total: 0,
+            progress: BTreeMap::new(),
         }
     }
 
@@ -146,12 +156,12 @@ impl<K: Ord + Copy> MinerService<K> {
             return;
         }
         self.know(conn);
-        match Message::decode_with_range(payload) {
-            Ok((Message::Join, _)) => {
+        match Message::decode_full(payload).map(|d| (d.message, d.range, d.progress)) {
+            Ok((Message::Join, _, _)) => {
                 self.stats.joins += 1;
                 self.scheduler.handle_miner_joined(now, conn);
             }
-            Ok((Message::Request { data, lower, upper }, _)) => {
+            Ok((Message::Request { data, lower, upper }, _, wants_progress)) => {
                 self.stats.requests += 1;
                 let accepted = match request_size::check(&data, upper) {
                     Err(too_long) => Err(CloseReason::TooLong(too_long)),
@@ -160,18 +170,22 @@ impl<K: Ord + Copy> MinerService<K> {
                         .handle_request(now, conn, data, lower, upper)
                         .map_err(CloseReason::Refused),
                 };
-                if let Err(reason) = accepted {
-                    self.refuse(now, conn, reason);
+                match accepted {
+                    Err(reason) => self.refuse(now, conn, reason),
+                    Ok(_) if wants_progress => self.want_progress(now, conn),
+                    Ok(_) => {}
                 }
             }
-            Ok((Message::Result { hash, nonce }, range)) => {
+            Ok((Message::Result { hash, nonce }, range, _)) => {
                 self.stats.results += 1;
                 self.scheduler
                     .handle_result(now, conn, hash, nonce, Some(range));
             }
-            Err(_) => self.stats.malformed += 1,
+            // Progress goes from the server to clients only.
+            Ok((Message::Progress { .. }, _, _)) | Err(_) => self.stats.malformed += 1,
         }
         self.collect();
+        self.tick_progress(now);
     }
 
     /// Connection `conn` is gone (lost or closed) at `now`: as a client, its requests are
@@ -189,21 +203,29 @@ impl<K: Ord + Copy> MinerService<K> {
         self.closed.remove(&conn);
         self.closing.retain(|(to, _)| *to != conn);
         self.conns.remove(&conn);
+        self.progress.remove(&conn);
+        self.tick_progress(now);
     }
 
     /// The time named by [`MinerService::poll_timeout`] has come.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.scheduler.handle_timeout(now);
         self.collect();
+        self.tick_progress(now);
     }
 
     /// When [`MinerService::handle_timeout`] should next be called, if ever: the scheduler's
-    /// next lease end or backup check ([`Scheduler::poll_timeout`]). Re-read after every
+    /// next lease end or backup check ([`Scheduler::poll_timeout`]), or the next Progress
+    /// message due. Re-read after every
     /// `handle_*` call; a driver that does not wake for it leaves silent miners' jobs
     /// unreissued.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.scheduler.poll_timeout()
+        let progress = self.progress.values().min().copied();
+        match (self.scheduler.poll_timeout(), progress) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next message to write: the connection and the encoded payload, oldest first.

@@ -776,6 +776,7 @@ impl MiningWorld {
                     return (false, None, nonces);
                 }
             }
+            Ok(other) => self.fail(format!("{conn} sent the server {other:?}")),
             Err(e) => self.fail(format!("undecodable payload from {conn}: {e}")),
         }
         (false, None, None)
