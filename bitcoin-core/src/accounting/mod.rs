@@ -157,7 +157,8 @@ pub struct RequestReport<K> {
     pub active_since: Option<Timestamp>,
     /// Covered nonces per second since it became active (zero before).
     pub rate: f64,
-    /// How long the nonces left take at that rate; `None` until the rate is known.
+    /// How long the nonces left take at that rate (saturating at [`Duration::MAX`]); `None`
+    /// until the rate is known (a job answered, and time gone by since activation).
     pub eta: Option<Duration>,
 }
 
@@ -170,7 +171,8 @@ impl<K> RequestReport<K> {
         if !elapsed.is_zero() && self.covered > 0 {
             self.rate = self.covered as f64 / elapsed.as_secs_f64();
             let left = (self.total - self.covered.min(self.total)) as f64;
-            self.eta = Duration::try_from_secs_f64(left / self.rate).ok();
+            // Saturates (a whole-u64 range at one nonce per hour outlasts `Duration`).
+            self.eta = Some(Duration::try_from_secs_f64(left / self.rate).unwrap_or(Duration::MAX));
         }
         self
     }

@@ -99,6 +99,11 @@
 //! holds no job, is ignored and counted in [`Stats`]. Ranges may reach `u64::MAX`;
 //! all counts are `u128`.
 //!
+//! **Accounting.** What each miner searched and how fast, how far each request is, and the
+//! events that tell it, are kept as the scheduler goes ([`crate::accounting`]): read with
+//! [`Scheduler::pool`], [`Scheduler::progress`] and [`Scheduler::poll_event`]. They never
+//! change what the scheduler does.
+//!
 //! **Cost.** Each job handed out costs a scan of the miners and the requests, and of the
 //! running jobs of requests more urgent than the most urgent one with work left (backup
 //! candidates) against the free miners; there are no per-nonce data structures.
