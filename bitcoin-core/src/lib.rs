@@ -5,6 +5,7 @@
 //! crate's place in the workspace in `docs/architecture.md` (both in the repository root).
 #![deny(unsafe_code)]
 
+pub mod accounting;
 pub mod hash;
 pub mod kernel;
 pub mod message;

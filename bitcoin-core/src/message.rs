@@ -50,6 +50,31 @@ pub enum Message {
         /// The nonce giving it (the smallest, on ties).
         nonce: u64,
     },
+    /// Server → client, an extension (`Type` 4): how far the client's request is. Sent only
+    /// to a client whose Request carried `"Progress": true` (see [`Decoded::progress`]);
+    /// the reference never sends that key, so it never receives one. On the wire `Lower`
+    /// is `covered`, `Upper` is `total`, `Hash` is `rate`, `Data` empty, `Nonce` zero.
+    Progress {
+        /// Nonces of the request answered so far (at most `u64::MAX`).
+        covered: u64,
+        /// The request's nonces (at most `u64::MAX`: the whole range reads one less).
+        total: u64,
+        /// Nonces per second since the request became active.
+        rate: u64,
+    },
+}
+
+/// A decoded payload with what the reference's struct does not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The message.
+    pub message: Message,
+    /// The payload's `Lower` and `Upper` whatever its type (zero when absent).
+    pub range: (u64, u64),
+    /// Whether the payload has the key `Progress` (matched like the others) with the value
+    /// `true`: a client asking for [`Message::Progress`] messages. Any other value, or
+    /// none, is `false`.
+    pub progress: bool,
 }
 
 /// The `Type` value of each message.
@@ -60,6 +85,8 @@ pub mod kind {
     pub const REQUEST: i64 = 1;
     /// [`super::Message::Result`].
     pub const RESULT: i64 = 2;
+    /// [`super::Message::Progress`] (an extension; 3 is left unused).
+    pub const PROGRESS: i64 = 4;
 }
 
 impl Message {
@@ -69,6 +96,7 @@ impl Message {
             Message::Join => kind::JOIN,
             Message::Request { .. } => kind::REQUEST,
             Message::Result { .. } => kind::RESULT,
+            Message::Progress { .. } => kind::PROGRESS,
         }
     }
 
@@ -85,10 +113,15 @@ impl Message {
             Message::Join => ("", 0, 0, 0, 0),
             Message::Request { data, lower, upper } => (data.as_str(), *lower, *upper, 0, 0),
             Message::Result { hash, nonce } => ("", 0, 0, *hash, *nonce),
+            Message::Progress {
+                covered,
+                total,
+                rate,
+            } => ("", *covered, *total, *rate, 0),
         };
         let mut digits = [0u8; MAX_DIGITS];
         out.extend_from_slice(b"{\"Type\":");
-        // Types are 0, 1, 2: a single digit.
+        // Types are 0, 1, 2, 4: a single digit.
         out.push(b'0' + self.kind() as u8);
         out.extend_from_slice(b",\"Data\":");
         write_go_string(data, out);
@@ -113,6 +146,12 @@ impl Message {
     /// whatever its type (zero when absent). The reference's Result carries zeros there,
     /// but some miners echo the range of the job they answer: a hint for the server.
     pub fn decode_with_range(payload: &[u8]) -> Result<(Message, (u64, u64)), MessageError> {
+        Message::decode_full(payload).map(|d| (d.message, d.range))
+    }
+
+    /// Like [`Message::decode`], with the payload's range and `Progress` flag
+    /// ([`Decoded`]).
+    pub fn decode_full(payload: &[u8]) -> Result<Decoded, MessageError> {
         let text = match std::str::from_utf8(payload) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => Cow::Owned(replace_invalid_utf8(payload)),
@@ -134,9 +173,18 @@ impl Message {
                 hash: fields.hash,
                 nonce: fields.nonce,
             },
+            kind::PROGRESS => Message::Progress {
+                covered: fields.lower,
+                total: fields.upper,
+                rate: fields.hash,
+            },
             other => return Err(MessageError::UnknownType(other)),
         };
-        Ok((message, range))
+        Ok(Decoded {
+            message,
+            range,
+            progress: fields.progress,
+        })
     }
 }
 
@@ -148,7 +196,7 @@ pub enum MessageError {
     /// A key of the message holds a value of the wrong JSON type, or a number out of its
     /// field's range (negative, fractional, exponent, too large).
     Field(Field),
-    /// `Type` is not 0 (Join), 1 (Request) or 2 (Result).
+    /// `Type` is not 0 (Join), 1 (Request), 2 (Result) or 4 (Progress).
     UnknownType(i64),
 }
 
@@ -323,6 +371,8 @@ struct Fields {
     upper: u64,
     hash: u64,
     nonce: u64,
+    /// The extension key `Progress` was `true`.
+    progress: bool,
 }
 
 impl Fields {
@@ -386,6 +436,10 @@ impl<'de> Visitor<'de> for FieldsVisitor {
             let raw: &RawValue = map.next_value()?;
             if let (Some(field), None) = (key.0, &first_error) {
                 first_error = fields.set(field, raw.get()).err();
+            } else if key.1 {
+                // An extension key: `true` asks, anything else does not (never an error,
+                // as the reference ignores the key).
+                fields.progress = raw.get() == "true";
             }
         }
         Ok(match first_error {
@@ -395,8 +449,9 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 }
 
-/// An object key: one of the message's fields, or `None` for a key Go would ignore.
-struct Key(Option<Field>);
+/// An object key: one of the message's fields, or `None` for a key Go would ignore; and
+/// whether it is the extension key `Progress`.
+struct Key(Option<Field>, bool);
 
 impl<'de> de::Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
@@ -407,7 +462,7 @@ impl<'de> de::Deserialize<'de> for Key {
                 f.write_str("an object key")
             }
             fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(Key(Field::from_key(key)))
+                Ok(Key(Field::from_key(key), fold_eq(key, "Progress")))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -540,9 +595,43 @@ mod tests {
         );
     }
 
+    #[test]
+    fn progress_is_an_extension_only_clients_that_ask_see() {
+        let p = Message::Progress {
+            covered: 5,
+            total: 10,
+            rate: 3,
+        };
+        let bytes = br#"{"Type":4,"Data":"","Lower":5,"Upper":10,"Hash":3,"Nonce":0}"#;
+        assert_eq!(p.encode(), bytes);
+        assert_eq!(Message::decode(bytes), Ok(p));
+        let asks = |text: &str| Message::decode_full(text.as_bytes()).map(|d| d.progress);
+        // The reference's Request never has the key.
+        let plain = request("x", 0, 9).encode();
+        assert_eq!(Message::decode_full(&plain).map(|d| d.progress), Ok(false));
+        assert_eq!(
+            asks(r#"{"Type":1,"Data":"x","Upper":9,"Progress":true}"#),
+            Ok(true)
+        );
+        assert_eq!(
+            asks(r#"{"Type":1,"Data":"x","Upper":9,"progress":true}"#),
+            Ok(true)
+        );
+        // Any other value does not ask, and is no error (the reference ignores the key).
+        for value in ["false", "1", "\"true\"", "null", "{}"] {
+            let text = format!(r#"{{"Type":1,"Data":"x","Upper":9,"Progress":{value}}}"#);
+            assert_eq!(asks(&text), Ok(false), "{text}");
+        }
+        assert_eq!(
+            Message::decode(br#"{"Type":3}"#),
+            Err(MessageError::UnknownType(3))
+        );
+    }
+
     quickcheck! {
         fn round_trips(data: String, lower: u64, upper: u64, hash: u64, nonce: u64) -> bool {
-            [Message::Join, request(&data, lower, upper), Message::Result { hash, nonce }]
+            let progress = Message::Progress { covered: lower, total: upper, rate: hash };
+            [Message::Join, request(&data, lower, upper), Message::Result { hash, nonce }, progress]
                 .into_iter()
                 .all(|message| Message::decode(&message.encode()).ok() == Some(message))
         }

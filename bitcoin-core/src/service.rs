@@ -20,7 +20,11 @@
 //! to a connection after [`MinerService::handle_connection_gone`] for it. Connection keys
 //! must not be reused after that call (LSP connection ids never are).
 //!
-//! A payload that is not a message or a Result from a client is dropped and counted in
+//! A client whose Request carries `"Progress": true` (an extension the reference never
+//! sends) is also written a [`Message::Progress`] about its active request every
+//! [`PROGRESS_INTERVAL`] until it has no request left; no one else ever is.
+//!
+//! A payload that is not a message, a Progress (server to client only), or a Result from a client is dropped and counted in
 //! [`ServiceStats`]; nothing a peer sends can make the service fail. A Request that is
 //! refused — an empty range, more requests unanswered than the scheduler's limits, or a
 //! text too long for its jobs to fit in one LSP message ([`crate::request_size`]) — is
@@ -30,11 +34,21 @@
 //! close its connection through [`MinerService::poll_close`]; until the driver reports the
 //! connection gone, whatever it still sends is counted and ignored.
 //!
+//! What happened is also told as [`crate::accounting::PoolEvent`]s, drained with
+//! [`MinerService::poll_event`] after each call like the writes, and measured in the
+//! accounting read with [`MinerService::pool`] (see [`crate::accounting`]); the driver may
+//! give each connection's address with [`MinerService::describe`].
+//!
 //! A Result's `Lower` and `Upper`, which the reference leaves zero but some miners fill with
 //! their job's range, are passed to the scheduler as a hint of which job it answers. Like the scheduler, it reads no clock and draws no random
 //! numbers: the same calls always produce the same writes.
 
-use std::collections::{BTreeSet, VecDeque};
+mod pool;
+mod progress;
+
+pub use progress::PROGRESS_INTERVAL;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lsp_core::Timestamp;
 
@@ -100,6 +114,12 @@ pub struct MinerService<K> {
     /// Connections the service closed whose end the driver has not reported yet.
     closed: BTreeSet<K>,
     stats: ServiceStats,
+    /// Connections known and not gone: since when, and the address the driver gave.
+    conns: BTreeMap<K, pool::ConnInfo>,
+    /// Connections known since the start.
+    conns_total: u64,
+    /// Clients that asked for Progress messages, with when the next one is due.
+    progress: BTreeMap<K, Timestamp>,
 }
 
 impl<K: Ord + Copy> MinerService<K> {
@@ -121,6 +141,9 @@ impl<K: Ord + Copy> MinerService<K> {
             closing: VecDeque::new(),
             closed: BTreeSet::new(),
             stats: ServiceStats::default(),
+            conns: BTreeMap::new(),
+            conns_total: 0,
+            progress: BTreeMap::new(),
         }
     }
 
@@ -132,12 +155,13 @@ impl<K: Ord + Copy> MinerService<K> {
             self.stats.from_closed += 1;
             return;
         }
-        match Message::decode_with_range(payload) {
-            Ok((Message::Join, _)) => {
+        self.know(conn);
+        match Message::decode_full(payload).map(|d| (d.message, d.range, d.progress)) {
+            Ok((Message::Join, _, _)) => {
                 self.stats.joins += 1;
                 self.scheduler.handle_miner_joined(now, conn);
             }
-            Ok((Message::Request { data, lower, upper }, _)) => {
+            Ok((Message::Request { data, lower, upper }, _, wants_progress)) => {
                 self.stats.requests += 1;
                 let accepted = match request_size::check(&data, upper) {
                     Err(too_long) => Err(CloseReason::TooLong(too_long)),
@@ -146,18 +170,22 @@ impl<K: Ord + Copy> MinerService<K> {
                         .handle_request(now, conn, data, lower, upper)
                         .map_err(CloseReason::Refused),
                 };
-                if let Err(reason) = accepted {
-                    self.refuse(now, conn, reason);
+                match accepted {
+                    Err(reason) => self.refuse(now, conn, reason),
+                    Ok(_) if wants_progress => self.want_progress(now, conn),
+                    Ok(_) => {}
                 }
             }
-            Ok((Message::Result { hash, nonce }, range)) => {
+            Ok((Message::Result { hash, nonce }, range, _)) => {
                 self.stats.results += 1;
                 self.scheduler
                     .handle_result(now, conn, hash, nonce, Some(range));
             }
-            Err(_) => self.stats.malformed += 1,
+            // Progress goes from the server to clients only.
+            Ok((Message::Progress { .. }, _, _)) | Err(_) => self.stats.malformed += 1,
         }
         self.collect();
+        self.tick_progress(now);
     }
 
     /// Connection `conn` is gone (lost or closed) at `now`: as a client, its requests are
@@ -174,21 +202,30 @@ impl<K: Ord + Copy> MinerService<K> {
         self.collect();
         self.closed.remove(&conn);
         self.closing.retain(|(to, _)| *to != conn);
+        self.conns.remove(&conn);
+        self.progress.remove(&conn);
+        self.tick_progress(now);
     }
 
     /// The time named by [`MinerService::poll_timeout`] has come.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.scheduler.handle_timeout(now);
         self.collect();
+        self.tick_progress(now);
     }
 
     /// When [`MinerService::handle_timeout`] should next be called, if ever: the scheduler's
-    /// next lease end or backup check ([`Scheduler::poll_timeout`]). Re-read after every
+    /// next lease end or backup check ([`Scheduler::poll_timeout`]), or the next Progress
+    /// message due. Re-read after every
     /// `handle_*` call; a driver that does not wake for it leaves silent miners' jobs
     /// unreissued.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.scheduler.poll_timeout()
+        let progress = self.progress.values().min().copied();
+        match (self.scheduler.poll_timeout(), progress) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next message to write: the connection and the encoded payload, oldest first.
@@ -214,6 +251,11 @@ impl<K: Ord + Copy> MinerService<K> {
     /// once, and asks the driver to close the connection so the client learns.
     fn refuse(&mut self, now: Timestamp, conn: K, reason: CloseReason) {
         self.stats.refused += 1;
+        let refused = crate::accounting::PoolEventKind::RequestRefused {
+            client: conn,
+            reason: reason.clone(),
+        };
+        self.scheduler.record(now, refused);
         self.scheduler.handle_client_lost(now, conn);
         self.close(conn, reason);
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apps::system::args::{LimitsArgs, LspArgs};
+use apps::system::events::EventLog;
 use apps::system::log::Log;
 use apps::system::serve;
 use bitcoin_core::scheduler::Config;
@@ -43,6 +44,12 @@ struct Cli {
     /// client's connection closed.
     #[arg(long, default_value_t = Config::default().max_requests)]
     max_requests: usize,
+    /// Write the pool's events (miners joining, leaving, rejected; requests accepted,
+    /// refused, answered; jobs re-issued; clients lost) to FILE, one JSON object per line,
+    /// appending; `-` for stderr. Never slows the server: lines it cannot keep up with are
+    /// dropped, counted in the log and reported at exit.
+    #[arg(long, value_name = "FILE")]
+    events: Option<String>,
     #[command(flatten)]
     lsp: LspArgs,
     #[command(flatten)]
@@ -70,6 +77,12 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
     }
     config.validate().map_err(|e| e.to_string())?;
     let limits = cli.limits.limits()?;
+    let events = match &cli.events {
+        Some(path) => Some(
+            EventLog::sink(path).map_err(|e| format!("cannot open the event log {path}: {e}"))?,
+        ),
+        None => None,
+    };
     let server = match cli.bind {
         Some(ip) => {
             let addr = SocketAddr::new(ip, cli.port);
@@ -80,7 +93,14 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
     };
     log.at(0, format_args!("listening on {}", server.local_addr()));
-    let summary = serve::serve(Arc::new(server), config, log).map_err(|e| e.to_string())?;
+    let summary =
+        serve::serve_with(Arc::new(server), config, log, events).map_err(|e| e.to_string())?;
+    if summary.events_dropped > 0 {
+        log.error(format_args!(
+            "event log: {} event(s) dropped (the writer fell behind)",
+            summary.events_dropped
+        ));
+    }
     log.info(format_args!("closed: {summary:?}"));
     Ok(())
 }

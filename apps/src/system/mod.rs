@@ -6,9 +6,10 @@
 pub mod args;
 pub mod client;
 pub mod clock;
-pub mod journal;
+pub mod events;
 pub mod local;
 pub mod log;
 pub mod miner;
+pub mod narrate;
 pub mod search;
 pub mod serve;

@@ -5,25 +5,28 @@
 //! delivery queue fills, and its back-pressure reaches the peers; nothing grows without
 //! bound. The loop waits on that channel with the service's next deadline as timeout, feeds
 //! each event to the service with the current time, writes every message it produces, and
-//! closes the connections it names (a lying miner, a refused client). The service (in `bitcoin-core`, shared with the simulator) decodes payloads and drives the
-//! scheduler; this loop only moves bytes and logs, from the service's counters, what
-//! happened.
+//! closes the connections it names (a lying miner, a refused client). The service (in
+//! `bitcoin-core`, shared with the simulator) decodes payloads and drives the scheduler;
+//! this loop only moves bytes, tells the `-v` log what happened (from the service's events,
+//! [`super::narrate`], and its counters), and hands every event to the event log
+//! ([`super::events`]) if there is one.
 
 use std::fmt;
+use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use bitcoin_core::message::Message;
 use bitcoin_core::scheduler::{Config, ConfigError, Stats, MAX_JOB_DURATION};
 use bitcoin_core::service::{MinerService, ServiceStats};
-use lsp_core::{Params, Timestamp};
+use lsp_core::Params;
 use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
-use super::journal::{Departure, Journal};
+use super::events::EventLog;
 use super::log::Log;
+use super::narrate::{Departure, Narrator};
 
 /// A lease's allowance for network trouble ([`Config::lease_slack`]): two epochs of the
 /// server's LSP parameters, at most [`MAX_JOB_DURATION`].
@@ -41,7 +44,7 @@ pub enum ServeError {
     Config(ConfigError),
     /// The server's I/O thread failed.
     Io(String),
-    /// The reader thread could not be started.
+    /// The reader or event-log thread could not be started.
     Spawn(std::io::Error),
 }
 
@@ -50,7 +53,7 @@ impl fmt::Display for ServeError {
         match self {
             ServeError::Config(e) => write!(f, "invalid scheduler configuration: {e}"),
             ServeError::Io(e) => write!(f, "server failed: {e}"),
-            ServeError::Spawn(e) => write!(f, "cannot start the reader thread: {e}"),
+            ServeError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
         }
     }
 }
@@ -64,14 +67,31 @@ pub struct Summary {
     pub service: ServiceStats,
     /// The scheduler's counters.
     pub scheduler: Stats,
+    /// Events the event log dropped because its writer was behind (or failed).
+    pub events_dropped: u64,
 }
 
 /// Serves miners and clients on `server` until it is closed ([`Server::close`] or
 /// [`Server::abort`] from another thread), then returns what it did.
 pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, ServeError> {
+    serve_with(server, config, log, None)
+}
+
+/// As [`serve`], and writes every event of the service as a JSON line to `events` (see
+/// [`super::events`] for the format), from a thread of its own that never blocks the loop.
+pub fn serve_with(
+    server: Arc<Server>,
+    config: Config,
+    log: Log,
+    events: Option<Box<dyn Write + Send>>,
+) -> Result<Summary, ServeError> {
     let mut service = MinerService::<ConnId>::new(config).map_err(ServeError::Config)?;
     let clock = Clock::start();
-    let mut journal = Journal::new();
+    let event_log = events
+        .map(EventLog::start)
+        .transpose()
+        .map_err(ServeError::Spawn)?;
+    let mut narrator = Narrator::new();
     let (events, inbox) = mpsc::sync_channel(FORWARD_CAPACITY);
     let reader = Arc::clone(&server);
     thread::Builder::new()
@@ -97,39 +117,36 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
             },
         };
         let now = clock.now();
+        let mut departure: Option<Departure<'_>> = None;
         match event {
             None => service.handle_timeout(now),
             Some(Ok((conn, payload))) => {
                 let before = service.stats().clone();
                 service.handle_payload(now, conn, &payload);
-                let seen = Seen {
-                    conn,
-                    now,
-                    before: &before,
-                    after: service.stats(),
-                    payload: &payload,
-                };
-                seen.log(&log, &mut journal);
+                log_payload(&log, conn, &before, service.stats(), &payload);
             }
             Some(Err(ServerReadError::ConnectionLost(conn))) => {
-                log_departure(&log, conn, "lost", &service, &mut journal);
+                departure = Some((conn, "lost"));
                 service.handle_connection_gone(now, conn);
             }
             Some(Err(ServerReadError::ConnectionClosed(conn))) => {
-                log_departure(&log, conn, "closed", &service, &mut journal);
+                departure = Some((conn, "closed"));
                 service.handle_connection_gone(now, conn);
             }
             Some(Err(ServerReadError::Closed)) => break,
             Some(Err(ServerReadError::Io(e))) => return Err(ServeError::Io(e.to_string())),
         }
-        while let Some((conn, payload)) = service.poll_write() {
-            if log.enabled(1) {
-                if let Ok(Message::Result { hash, nonce }) = Message::decode(&payload) {
-                    if let Some(line) = journal.answered(conn, now, hash, nonce) {
-                        log.info(format_args!("{line}"));
-                    }
-                }
+        let mut told = false;
+        while let Some(event) = service.poll_event() {
+            told |= narrator.event(&log, &event, departure);
+            if let Some(events) = &event_log {
+                events.record(event);
             }
+        }
+        if let Some(departure) = departure {
+            narrator.gone(&log, departure, told);
+        }
+        while let Some((conn, payload)) = service.poll_write() {
             if log.enabled(2) {
                 log.debug(format_args!(
                     "conn {conn}: sent {}",
@@ -153,72 +170,30 @@ pub fn serve(server: Arc<Server>, config: Config, log: Log) -> Result<Summary, S
     Ok(Summary {
         service: service.stats().clone(),
         scheduler: service.scheduler_stats().clone(),
+        events_dropped: event_log.map_or(0, EventLog::finish),
     })
 }
 
-/// One payload the service has just handled, with its counters before and after.
-struct Seen<'a> {
-    conn: ConnId,
-    now: Timestamp,
-    before: &'a ServiceStats,
-    after: &'a ServiceStats,
-    payload: &'a [u8],
-}
-
-impl Seen<'_> {
-    /// Logs what the payload turned out to be, and records an accepted request in the
-    /// journal (only when logging at `-v`: the journal serves the log alone).
-    fn log(&self, log: &Log, journal: &mut Journal) {
-        let (conn, before, after, payload) = (self.conn, self.before, self.after, self.payload);
-        if after.malformed > before.malformed {
-            log.info(format_args!(
-                "conn {conn}: dropped payload {:?}",
-                String::from_utf8_lossy(payload)
-            ));
-        } else if after.refused > before.refused {
-            log.error(format_args!("conn {conn}: request refused"));
-        } else if after.joins > before.joins {
-            log.info(format_args!("conn {conn}: miner joined"));
-        } else if after.requests > before.requests && log.enabled(1) {
-            if let Ok(Message::Request { data, lower, upper }) = Message::decode(payload) {
-                let line = journal.accepted(conn, self.now, &data, lower, upper);
-                log.info(format_args!("{line}"));
-            }
-        } else if after.results > before.results && log.enabled(2) {
-            log.debug(format_args!(
-                "conn {conn}: result {}",
-                String::from_utf8_lossy(payload)
-            ));
-        }
-    }
-}
-
-/// Logs the end of `conn` (`how`: lost or closed) by what it was: a miner and the jobs it
-/// gives back, a client that left after its answers, or one lost with requests unanswered.
-fn log_departure(
+/// Logs what a payload the service has just handled turned out to be, from the service's
+/// counters before and after (joins and requests are told from the service's events).
+fn log_payload(
     log: &Log,
     conn: ConnId,
-    how: &str,
-    service: &MinerService<ConnId>,
-    journal: &mut Journal,
+    before: &ServiceStats,
+    after: &ServiceStats,
+    payload: &[u8],
 ) {
-    let departure = journal.gone(conn);
-    if !log.enabled(1) {
-        return;
-    }
-    if let Some(jobs) = service.scheduler().jobs_held(conn) {
+    if after.malformed > before.malformed {
         log.info(format_args!(
-            "conn {conn}: miner {how} ({jobs} unanswered job(s) back to their requests)"
+            "conn {conn}: dropped payload {:?}",
+            String::from_utf8_lossy(payload)
         ));
-        return;
-    }
-    match departure {
-        Departure::ClientLeft { answered } => log.info(format_args!(
-            "conn {conn}: client left after {answered} answer(s)"
-        )),
-        Departure::ClientLost { unanswered } => log.info(format_args!(
-            "conn {conn}: client {how} with {unanswered} request(s) unanswered (dropped)"
-        )),
-        Departure::Other => log.info(format_args!("conn {conn}: {how}")),
+    } else if after.refused > before.refused {
+        log.error(format_args!("conn {conn}: request refused"));
+    } else if after.results > before.results && log.enabled(2) {
+        log.debug(format_args!(
+            "conn {conn}: result {}",
+            String::from_utf8_lossy(payload)
+        ));
     }
 }

@@ -4,6 +4,8 @@
 use super::state::{ChunkId, Miner};
 use super::verify;
 use super::{Effect, Misbehaviour, Scheduler};
+use crate::accounting::PoolEventKind;
+use std::sync::Arc;
 
 /// What a miner's answer turned out to be.
 enum Verdict {
@@ -34,6 +36,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                     Misbehaviour::Lazy { .. } => self.stats.lazy_results += 1,
                 }
                 self.stats.miners_disconnected += 1;
+                self.accounting.lied(self.now, miner, reason.clone());
                 self.lose_miner(miner);
                 self.effects.push_back(Effect::Disconnect { miner, reason });
                 return;
@@ -46,7 +49,10 @@ impl<K: Ord + Copy> Scheduler<K> {
             return;
         };
         m.observe(&job, self.now);
-        if self.chunks.contains_key(&job.chunk) {
+        let fresh = self.chunks.contains_key(&job.chunk);
+        self.accounting
+            .credited(self.now, miner, job.range.len(), !fresh);
+        if fresh {
             self.complete(job.chunk, hash, nonce);
         } else {
             self.stats.stale_results += 1;
@@ -112,6 +118,18 @@ impl<K: Ord + Copy> Scheduler<K> {
         };
         if let Some((hash, nonce)) = done.best {
             self.stats.results_sent += 1;
+            let answered = PoolEventKind::RequestAnswered {
+                client: done.client,
+                request: c.request,
+                msg: Arc::clone(&done.msg),
+                lower: done.range.first(),
+                upper: done.range.last(),
+                hash,
+                nonce,
+                nonces: done.size,
+                took: self.now.saturating_duration_since(done.accepted),
+            };
+            self.accounting.record(self.now, answered);
             self.effects.push_back(Effect::SendResult {
                 client: done.client,
                 request: c.request,

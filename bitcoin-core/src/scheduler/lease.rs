@@ -77,6 +77,13 @@ impl<K: Ord + Copy> Scheduler<K> {
             let Some(msg) = self.requests.get(&request).map(|r| Arc::clone(&r.msg)) else {
                 continue;
             };
+            // The late miner it goes away from: the first runner whose lease ended.
+            let from = c.runners.iter().copied().find(|r| {
+                self.miners
+                    .get(r)
+                    .and_then(|m| m.jobs.iter().find(|a| a.chunk == chunk))
+                    .is_some_and(|a| a.expired)
+            });
             let now = self.now;
             let target = self
                 .miners
@@ -94,6 +101,11 @@ impl<K: Ord + Copy> Scheduler<K> {
                 c.runners.push(target);
             }
             self.stats.reissued_jobs += 1;
+            if let Some(from) = from {
+                let bounds = (range.first(), range.last());
+                self.accounting
+                    .reissued(self.now, request, from, target, bounds);
+            }
             self.send(target, chunk, request, msg, range);
         }
     }
@@ -116,6 +128,7 @@ mod tests {
     use lsp_core::Timestamp;
 
     use super::super::{Config, Effect, Scheduler};
+    use crate::accounting::PoolEventKind;
     use crate::hash::hash;
 
     fn ms(t: u64) -> Timestamp {
@@ -188,6 +201,19 @@ mod tests {
         assert_eq!(s.jobs_held(2), Some(2));
         assert!(s.is_late(1));
         assert_eq!((s.stats().expired_leases, s.stats().reissued_jobs), (1, 1));
+        let reissued: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e.kind {
+                PoolEventKind::JobReissued {
+                    from, to, lower, ..
+                } => Some((e.at, from, to, lower)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reissued, [(lease, 1, 2, silent.0)]);
+        let pool = s.pool(lease);
+        let late = pool.miners.iter().find(|m| m.miner == 1).expect("joined");
+        assert_eq!((late.totals.reissued_away, late.late), (1, true));
+        assert_eq!(pool.totals.jobs_reissued, 1);
         // Miner 2 finishes everything; the late miner gets nothing more.
         let mut held = vec![busy, silent];
         let mut answer = None;

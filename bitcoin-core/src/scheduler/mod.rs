@@ -99,6 +99,11 @@
 //! holds no job, is ignored and counted in [`Stats`]. Ranges may reach `u64::MAX`;
 //! all counts are `u128`.
 //!
+//! **Accounting.** What each miner searched and how fast, how far each request is, and the
+//! events that tell it, are kept as the scheduler goes ([`crate::accounting`]): read with
+//! [`Scheduler::pool`], [`Scheduler::progress`] and [`Scheduler::poll_event`]. They never
+//! change what the scheduler does.
+//!
 //! **Cost.** Each job handed out costs a scan of the miners and the requests, and of the
 //! running jobs of requests more urgent than the most urgent one with work left (backup
 //! candidates) against the free miners; there are no per-nonce data structures.
@@ -112,6 +117,7 @@ mod lease;
 mod properties;
 mod range;
 mod rate;
+mod report;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -132,6 +138,7 @@ use std::time::Duration;
 
 use lsp_core::Timestamp;
 
+use crate::accounting::{Accounting, PoolEventKind};
 use range::{NonceRange, RangeQueue};
 use rate::Rate;
 use state::{Assignment, Chunk, ChunkId, Client, Miner, Request, Waiting};
@@ -160,6 +167,8 @@ pub struct Scheduler<K> {
     stats: Stats,
     /// The hash answers are verified with.
     hash: HashFn,
+    /// What each miner and request did, and the events telling it.
+    accounting: Accounting<K>,
 }
 
 /// [`crate::hash::hash`] as a [`HashFn`].
@@ -201,6 +210,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             timeout: None,
             stats: Stats::default(),
             hash,
+            accounting: Accounting::new(Timestamp::ZERO),
         })
     }
 
@@ -251,6 +261,9 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// requests. Does nothing if `miner` is not joined.
     pub fn handle_miner_lost(&mut self, now: Timestamp, miner: K) {
         self.advance(now);
+        if let Some(jobs) = self.jobs_held(miner) {
+            self.accounting.lost(self.now, miner, jobs);
+        }
         self.lose_miner(miner);
         self.dispatch();
     }
@@ -327,6 +340,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             self.stats.duplicate_joins += 1;
             return;
         }
+        self.accounting.joined(self.now, miner);
         let rate = Rate::from_job(
             self.config.initial_job_nonces,
             self.config.target_job_duration,
@@ -370,7 +384,20 @@ impl<K: Ord + Copy> Scheduler<K> {
         let id = RequestId(self.next_request);
         self.next_request += 1;
         self.stats.requests += 1;
-        let waiting = Waiting { id, msg, range };
+        let accepted = PoolEventKind::RequestAccepted {
+            client,
+            request: id,
+            msg: Arc::clone(&msg),
+            lower,
+            upper,
+        };
+        self.accounting.record(self.now, accepted);
+        let waiting = Waiting {
+            id,
+            msg,
+            range,
+            accepted: self.now,
+        };
         if let Some(c) = self.clients.get_mut(&client) {
             c.waiting.push_back(waiting);
         } else {
@@ -391,7 +418,10 @@ impl<K: Ord + Copy> Scheduler<K> {
         let Some(c) = self.clients.remove(&client) else {
             return;
         };
-        self.stats.dropped_requests += 1 + c.waiting.len() as u64;
+        let dropped = 1 + c.waiting.len() as u64;
+        self.stats.dropped_requests += dropped;
+        let lost = PoolEventKind::ClientLost { client, dropped };
+        self.accounting.record(self.now, lost);
         if let Some(request) = self.requests.remove(&c.active) {
             for chunk in request.chunks {
                 self.chunks.remove(&chunk);
@@ -411,6 +441,8 @@ impl<K: Ord + Copy> Scheduler<K> {
                 client,
                 msg: w.msg,
                 active_since: self.now,
+                accepted: w.accepted,
+                range: w.range,
                 size: w.range.len(),
                 speculative: 0,
                 unassigned: RangeQueue::new(w.range),

@@ -147,6 +147,10 @@ pub(crate) struct Request<K> {
     pub(crate) msg: Arc<str>,
     /// When it became active (its deadline counts from then).
     pub(crate) active_since: Timestamp,
+    /// When it was accepted.
+    pub(crate) accepted: Timestamp,
+    /// Its nonces.
+    pub(crate) range: NonceRange,
     /// Its number of nonces.
     pub(crate) size: u128,
     /// Nonces handed out again: backups of jobs that were not late.
@@ -170,6 +174,8 @@ pub(crate) struct Waiting {
     pub(crate) msg: Arc<str>,
     /// Its nonces.
     pub(crate) range: NonceRange,
+    /// When it was accepted.
+    pub(crate) accepted: Timestamp,
 }
 
 /// A client with a request in progress.

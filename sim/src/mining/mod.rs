@@ -30,6 +30,12 @@
 //! lazy: their job's first nonce without searching; see [`Behaviour`]) or hang holding
 //! work; every lie but an escaped lazy answer must be caught.
 //!
+//! - the service's accounting and events agree with the simulator's record (see
+//!   `world/accounting.rs`): Σ per-miner nonces = nonces of the jobs answered by results
+//!   the service used, per-request progress never decreases and never exceeds what
+//!   verified answers cover, an ETA is known exactly once a request has a rate, every
+//!   miner joins and leaves once in the event stream with the nonces credited to it.
+//!
 //! At the end: every client that neither crashed nor lost its connection got its answer
 //! before [`MinerCase::liveness_limit`]. [`check_seed`] runs a seed twice and compares the
 //! trace digests.

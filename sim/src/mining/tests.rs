@@ -19,6 +19,7 @@ fn total(outcomes: &[Outcome]) -> Outcome {
         t.lies_caught += o.lies_caught;
         t.expired_leases += o.expired_leases;
         t.reissued += o.reissued;
+        t.nonces_credited += o.nonces_credited;
         t
     })
 }
@@ -104,6 +105,15 @@ fn honest_prompt_miners_get_at_most_five_percent_redundant_work() {
             "seed {seed}: {} nonces handed out for {} requested ({ratio:.3})\n{case}",
             o.nonces_sent,
             o.nonces_requested
+        );
+        // Every request answered: the accounting credits every requested nonce, and no
+        // more than were handed out.
+        assert!(
+            o.nonces_requested <= o.nonces_credited && o.nonces_credited <= o.nonces_sent,
+            "seed {seed}: {} nonces credited, {} requested, {} handed out",
+            o.nonces_credited,
+            o.nonces_requested,
+            o.nonces_sent
         );
         outcomes.push(o);
     }

@@ -18,6 +18,7 @@ use lsp_core::{ClientEndpoint, ClientEvent, ConnId, ServerEndpoint, ServerEvent,
 
 use super::case::{Behaviour, MinerCase, Node, Sabotage};
 
+mod accounting;
 mod checks;
 mod miners;
 use crate::agenda::{Agenda, TimerSlot};
@@ -117,6 +118,8 @@ struct Server {
     pending: BTreeMap<String, Pending>,
     /// When the service was last called.
     last_call: Timestamp,
+    /// The simulator's record of what the service's accounting should say.
+    ledger: accounting::Ledger,
 }
 
 struct MinerNode {
@@ -220,6 +223,9 @@ pub struct Outcome {
     pub expired_leases: u64,
     /// Jobs re-issued because their lease ended.
     pub reissued: u64,
+    /// Nonces of the jobs answered by results the service verified and used (stale ones
+    /// included): the pool's nonces in its accounting, checked equal at every step.
+    pub nonces_credited: u128,
 }
 
 /// One whole-system run of a [`MinerCase`].
@@ -327,6 +333,7 @@ impl MiningWorld {
                 conns: BTreeMap::new(),
                 pending: BTreeMap::new(),
                 last_call: Timestamp::ZERO,
+                ledger: accounting::Ledger::default(),
             },
             miners: Vec::new(),
             clients: Vec::new(),
@@ -416,6 +423,7 @@ impl MiningWorld {
             self.apply(event);
             self.check_no_idle_miner();
             self.check_leases();
+            self.check_accounting();
         }
         if let Some(v) = self.violation {
             return Err(format!("{}: {v}", self.now));
@@ -435,6 +443,7 @@ impl MiningWorld {
             lies_caught: stats.invalid_results,
             expired_leases: stats.expired_leases,
             reissued: stats.reissued_jobs,
+            nonces_credited: self.server.ledger.total(),
             ..self.tally
         })
     }
@@ -605,6 +614,10 @@ impl MiningWorld {
                 progressed = true;
                 self.on_service_write(conn, bytes);
             }
+            while let Some(event) = self.server.service.poll_event() {
+                progressed = true;
+                self.on_pool_event(event);
+            }
             while let Some((conn, reason)) = self.server.service.poll_close() {
                 progressed = true;
                 self.digest.u64(0xC105 ^ conn.0 as u64);
@@ -660,15 +673,28 @@ impl MiningWorld {
                 self.digest.u64(0xC0 ^ conn.0 as u64);
                 self.trace(|| format!("server: {} connected as {conn}", self.name(addr)));
                 self.server.conns.insert(conn, ConnRecord::default());
+                let name = self.name(addr);
+                self.server.service.describe(conn, name.clone());
+                self.server.ledger.names.insert(conn, name);
             }
             ServerEvent::Message { conn, payload } => {
                 self.digest.u64(0x3E5 ^ conn.0 as u64);
                 self.digest.bytes(&payload);
-                let (join, lazy) = self.record_payload(conn, &payload);
+                let (join, lazy, verified) = self.record_payload(conn, &payload);
                 if !(join && self.case.sabotage == Some(Sabotage::DropJoins)) {
                     let caught = self.server.service.scheduler_stats().lazy_results;
+                    let heard = |s: &MinerService<ConnId>| {
+                        (s.stats().from_closed, s.scheduler_stats().invalid_results)
+                    };
+                    let before = heard(&self.server.service);
                     self.server.service.handle_payload(now, conn, &payload);
                     self.server.last_call = now;
+                    // Used unless the connection was closed or the answer was a lie.
+                    if let Some(nonces) = verified {
+                        if heard(&self.server.service) == before {
+                            self.server.ledger.credit(conn, nonces);
+                        }
+                    }
                     if let Some(data) = lazy {
                         self.tally.lazy_answers += 1;
                         if self.server.service.scheduler_stats().lazy_results > caught {
@@ -688,6 +714,7 @@ impl MiningWorld {
                     record.jobs.clear();
                 }
                 self.server.pending.retain(|_, p| p.conn != conn);
+                self.server.ledger.names.remove(&conn);
                 if self.case.sabotage != Some(Sabotage::ForgetLosses) {
                     self.server.service.handle_connection_gone(now, conn);
                     self.server.last_call = now;
@@ -698,19 +725,24 @@ impl MiningWorld {
     }
 
     /// Updates the simulator's record with a payload the service is about to handle;
-    /// whether it is a Join, and the request's data if it is a Result that verifies but
-    /// is not its job's minimum (a lazy answer).
-    fn record_payload(&mut self, conn: ConnId, payload: &[u8]) -> (bool, Option<String>) {
+    /// whether it is a Join, the request's data if it is a Result that verifies but
+    /// is not its job's minimum (a lazy answer), and the size of the job a Result
+    /// verifies against.
+    fn record_payload(
+        &mut self,
+        conn: ConnId,
+        payload: &[u8],
+    ) -> (bool, Option<String>, Option<u128>) {
         let message = Message::decode(payload);
         self.trace(|| format!("server <- {conn}: {message:?}"));
         let Some(record) = self.server.conns.get_mut(&conn) else {
             self.fail(format!("payload from unknown connection {conn}"));
-            return (false, None);
+            return (false, None, None);
         };
         match message {
             Ok(Message::Join) => {
                 record.joined = true;
-                return (true, None);
+                return (true, None, None);
             }
             Ok(Message::Request { data, lower, upper }) => {
                 self.tally.nonces_requested += u128::from(upper.saturating_sub(lower)) + 1;
@@ -737,14 +769,17 @@ impl MiningWorld {
                     if let Some(p) = self.server.pending.get_mut(&job.data) {
                         p.answered.push((job.lower, job.upper));
                     }
+                    let nonces = Some(u128::from(job.upper - job.lower) + 1);
                     if (h, nonce) != self.compute(&job) {
-                        return (false, Some(job.data));
+                        return (false, Some(job.data), nonces);
                     }
+                    return (false, None, nonces);
                 }
             }
+            Ok(other) => self.fail(format!("{conn} sent the server {other:?}")),
             Err(e) => self.fail(format!("undecodable payload from {conn}: {e}")),
         }
-        (false, None)
+        (false, None, None)
     }
 
     /// Checks and writes one message of the service.
@@ -791,6 +826,7 @@ impl MiningWorld {
                             covered(p.lower, p.upper, &mut p.answered) == size,
                         )
                     });
+                self.server.ledger.result_written();
                 match request {
                     Some((data, verified)) => {
                         if !verified {

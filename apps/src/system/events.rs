@@ -1,0 +1,478 @@
+//! The server's event log (`server --events FILE`): one JSON object per line for each
+//! [`PoolEvent`] the service emits, written by its own thread so that a slow disk never
+//! slows the server.
+//!
+//! # Format
+//!
+//! Every line is one JSON object with `"event"` (its kind) and `"ts"` (integer
+//! milliseconds since the Unix epoch: the wall clock when the server started plus the
+//! server's monotonic time since, so it never goes backwards within a run). Connections
+//! are LSP connection ids (`"conn"`, `"from"`, `"to"`); nonce counts may exceed 2⁶⁴ − 1
+//! only for a request of the whole `u64` range (2⁶⁴ nonces).
+//!
+//! | `event` | other keys |
+//! |---|---|
+//! | `miner_joined` | `conn` |
+//! | `miner_lost` | `conn`, `jobs_returned`, `nonces`, `valid`, `stale`, `reissued_away`, `connected_ms` |
+//! | `miner_rejected` | `conn`, `kind` (`out_of_range`, `wrong_hash`, `lazy`), `reason`, `nonces`, `valid`, `stale`, `reissued_away`, `connected_ms` |
+//! | `request_accepted` | `conn`, `request`, `data`, `lower`, `upper` |
+//! | `request_refused` | `conn`, `reason` |
+//! | `request_answered` | `conn`, `request`, `data`, `lower`, `upper`, `hash`, `nonce`, `nonces`, `duration_ms`, `nonces_per_sec` |
+//! | `job_reissued` | `request`, `from`, `to`, `lower`, `upper` |
+//! | `client_lost` | `conn`, `dropped` |
+//! | `events_dropped` | `count` (since the previous such line), `total` |
+//!
+//! `request` is the server's request number (0 for the first); `nonces` a miner's nonces
+//! covered by valid answers, or a request's size; `duration_ms` from acceptance to answer.
+//!
+//! # Never blocking
+//!
+//! The server hands each event to the writer over a bounded channel
+//! ([`EVENT_LOG_CAPACITY`]) without waiting: when it is full (the writer is behind), the
+//! event is dropped and counted. The writer appends and flushes each line, and writes an
+//! `events_dropped` line when it sees that events were dropped since its previous line;
+//! [`EventLog::finish`] returns the total. A write error ends the writer; later events are
+//! counted as dropped.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bitcoin_core::accounting::{PoolEvent, PoolEventKind};
+use bitcoin_core::scheduler::Misbehaviour;
+use lsp_core::ConnId;
+use serde::Serialize;
+
+/// How many events may wait for the writer; more are dropped and counted.
+pub const EVENT_LOG_CAPACITY: usize = 4096;
+
+/// One line of the log (see the [module documentation](self)).
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Line<'a> {
+    MinerJoined {
+        ts: u64,
+        conn: i64,
+    },
+    MinerLost {
+        ts: u64,
+        conn: i64,
+        jobs_returned: usize,
+        #[serde(flatten)]
+        totals: Totals,
+    },
+    MinerRejected {
+        ts: u64,
+        conn: i64,
+        kind: &'static str,
+        reason: String,
+        #[serde(flatten)]
+        totals: Totals,
+    },
+    RequestAccepted {
+        ts: u64,
+        conn: i64,
+        request: u64,
+        data: &'a str,
+        lower: u64,
+        upper: u64,
+    },
+    RequestRefused {
+        ts: u64,
+        conn: i64,
+        reason: String,
+    },
+    RequestAnswered {
+        ts: u64,
+        conn: i64,
+        request: u64,
+        data: &'a str,
+        lower: u64,
+        upper: u64,
+        hash: u64,
+        nonce: u64,
+        nonces: u128,
+        duration_ms: f64,
+        nonces_per_sec: f64,
+    },
+    JobReissued {
+        ts: u64,
+        request: u64,
+        from: i64,
+        to: i64,
+        lower: u64,
+        upper: u64,
+    },
+    ClientLost {
+        ts: u64,
+        conn: i64,
+        dropped: u64,
+    },
+    EventsDropped {
+        ts: u64,
+        count: u64,
+        total: u64,
+    },
+}
+
+/// A miner's counts, as its departure lines give them.
+#[derive(Serialize)]
+struct Totals {
+    nonces: u128,
+    valid: u64,
+    stale: u64,
+    reissued_away: u64,
+    connected_ms: u64,
+}
+
+impl Totals {
+    fn of(t: &bitcoin_core::accounting::MinerTotals, at: lsp_core::Timestamp) -> Totals {
+        Totals {
+            nonces: t.nonces,
+            valid: t.valid,
+            stale: t.stale,
+            reissued_away: t.reissued_away,
+            connected_ms: (at.as_micros().saturating_sub(t.joined.as_micros())) / 1000,
+        }
+    }
+}
+
+fn kind_of(m: &Misbehaviour) -> &'static str {
+    match m {
+        Misbehaviour::OutOfRange { .. } => "out_of_range",
+        Misbehaviour::WrongHash { .. } => "wrong_hash",
+        Misbehaviour::Lazy { .. } => "lazy",
+        _ => "other",
+    }
+}
+
+/// `event` as one JSON line (without the newline), stamped `ts`.
+fn render(ts: u64, event: &PoolEvent<ConnId>) -> Option<String> {
+    let at = event.at;
+    let line = match &event.kind {
+        PoolEventKind::MinerJoined { miner } => Line::MinerJoined { ts, conn: miner.0 },
+        PoolEventKind::MinerLost {
+            miner,
+            jobs_returned,
+            totals,
+        } => Line::MinerLost {
+            ts,
+            conn: miner.0,
+            jobs_returned: *jobs_returned,
+            totals: Totals::of(totals, at),
+        },
+        PoolEventKind::MinerRejected {
+            miner,
+            reason,
+            totals,
+        } => Line::MinerRejected {
+            ts,
+            conn: miner.0,
+            kind: kind_of(reason),
+            reason: reason.to_string(),
+            totals: Totals::of(totals, at),
+        },
+        PoolEventKind::RequestAccepted {
+            client,
+            request,
+            msg,
+            lower,
+            upper,
+        } => Line::RequestAccepted {
+            ts,
+            conn: client.0,
+            request: request.get(),
+            data: msg,
+            lower: *lower,
+            upper: *upper,
+        },
+        PoolEventKind::RequestRefused { client, reason } => Line::RequestRefused {
+            ts,
+            conn: client.0,
+            reason: reason.to_string(),
+        },
+        PoolEventKind::RequestAnswered {
+            client,
+            request,
+            msg,
+            lower,
+            upper,
+            hash,
+            nonce,
+            nonces,
+            took,
+        } => Line::RequestAnswered {
+            ts,
+            conn: client.0,
+            request: request.get(),
+            data: msg,
+            lower: *lower,
+            upper: *upper,
+            hash: *hash,
+            nonce: *nonce,
+            nonces: *nonces,
+            duration_ms: took.as_secs_f64() * 1000.0,
+            nonces_per_sec: *nonces as f64 / took.as_secs_f64().max(1e-6),
+        },
+        PoolEventKind::JobReissued {
+            request,
+            from,
+            to,
+            lower,
+            upper,
+        } => Line::JobReissued {
+            ts,
+            request: request.get(),
+            from: from.0,
+            to: to.0,
+            lower: *lower,
+            upper: *upper,
+        },
+        PoolEventKind::ClientLost { client, dropped } => Line::ClientLost {
+            ts,
+            conn: client.0,
+            dropped: *dropped,
+        },
+        _ => return None,
+    };
+    serde_json::to_string(&line).ok()
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The event log: a writer thread behind a bounded channel. See the
+/// [module documentation](self).
+#[derive(Debug)]
+pub struct EventLog {
+    sender: Option<SyncSender<PoolEvent<ConnId>>>,
+    dropped: Arc<AtomicU64>,
+    writer: Option<JoinHandle<()>>,
+    /// The wall clock, in Unix milliseconds, at service time zero.
+    origin: u64,
+}
+
+impl EventLog {
+    /// Where `server --events PATH` writes: `path` opened for appending (created if
+    /// missing), or stderr for `-`.
+    pub fn sink(path: &str) -> io::Result<Box<dyn Write + Send>> {
+        if path == "-" {
+            return Ok(Box::new(io::stderr()));
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Box::new(file))
+    }
+
+    /// Starts a writer thread writing to `out`. Service time zero is taken to be now.
+    pub fn start(out: Box<dyn Write + Send>) -> io::Result<EventLog> {
+        let origin = unix_millis();
+        let (sender, receiver) = mpsc::sync_channel::<PoolEvent<ConnId>>(EVENT_LOG_CAPACITY);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&dropped);
+        let writer = thread::Builder::new()
+            .name("event-log".into())
+            .spawn(move || {
+                let mut out = out;
+                let mut reported = 0;
+                let mut report = |out: &mut dyn Write, ts: u64| -> io::Result<()> {
+                    let total = seen.load(Ordering::Relaxed);
+                    if total > reported {
+                        let line = Line::EventsDropped {
+                            ts,
+                            count: total - reported,
+                            total,
+                        };
+                        reported = total;
+                        write_line(out, &serde_json::to_string(&line).unwrap_or_default())?;
+                    }
+                    Ok(())
+                };
+                for event in receiver.iter() {
+                    let ts = origin.saturating_add(event.at.as_micros() / 1000);
+                    let written = render(ts, &event).map_or(Ok(()), |l| write_line(&mut out, &l));
+                    if written.and_then(|()| report(&mut out, ts)).is_err() {
+                        return;
+                    }
+                }
+                let _ = report(&mut out, unix_millis());
+            })?;
+        Ok(EventLog {
+            sender: Some(sender),
+            dropped,
+            writer: Some(writer),
+            origin,
+        })
+    }
+
+    /// Hands `event` to the writer without waiting; drops and counts it if the writer is
+    /// [`EVENT_LOG_CAPACITY`] events behind or has stopped.
+    pub fn record(&self, event: PoolEvent<ConnId>) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        match sender.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Events dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The wall clock, in Unix milliseconds, at service time zero.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// Lets the writer write every event handed to it, waits for it, and returns how many
+    /// events were dropped in all.
+    pub fn finish(mut self) -> u64 {
+        self.sender = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        self.dropped()
+    }
+}
+
+/// Writes `line` and a newline in one write, and flushes.
+fn write_line(out: &mut dyn Write, line: &str) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Condvar, Mutex};
+
+    use bitcoin_core::accounting::MinerTotals;
+    use lsp_core::Timestamp;
+
+    fn event(ms: u64, kind: PoolEventKind<ConnId>) -> PoolEvent<ConnId> {
+        PoolEvent {
+            at: Timestamp::from_millis(ms),
+            kind,
+        }
+    }
+
+    /// Whether the gate is open, and what was written through it.
+    type GateState = Mutex<(bool, Vec<u8>)>;
+
+    /// A sink that holds every write until it is opened, then keeps what it got.
+    #[derive(Clone, Default)]
+    struct Gate {
+        state: Arc<(GateState, Condvar)>,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            self.state.0.lock().unwrap().0 = true;
+            self.state.1.notify_all();
+        }
+        fn text(&self) -> String {
+            String::from_utf8(self.state.0.lock().unwrap().1.clone()).unwrap()
+        }
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (lock, cvar) = &*self.state;
+            let mut s = cvar.wait_while(lock.lock().unwrap(), |s| !s.0).unwrap();
+            s.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_event_is_one_json_line_to_a_file() {
+        let path = std::env::temp_dir().join(format!("events-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let log = EventLog::start(EventLog::sink(path.to_str().unwrap()).unwrap()).unwrap();
+        let origin = log.origin();
+        log.record(event(1500, PoolEventKind::MinerJoined { miner: ConnId(3) }));
+        let totals = MinerTotals {
+            joined: Timestamp::from_millis(1500),
+            nonces: 1 << 64,
+            valid: 2,
+            ..MinerTotals::default()
+        };
+        log.record(event(
+            2500,
+            PoolEventKind::MinerLost {
+                miner: ConnId(3),
+                jobs_returned: 1,
+                totals,
+            },
+        ));
+        assert_eq!(log.finish(), 0);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["event"], "miner_joined");
+        assert_eq!(lines[0]["ts"], origin + 1500);
+        assert_eq!(lines[0]["conn"], 3);
+        assert_eq!(lines[1]["event"], "miner_lost");
+        assert_eq!(lines[1]["connected_ms"], 1000);
+        assert_eq!(lines[1]["valid"], 2);
+        // Exact in the text (a parser without big numbers reads it as a float).
+        assert!(text.contains(r#""nonces":18446744073709551616,"#), "{text}");
+    }
+
+    #[test]
+    fn a_stuck_writer_never_blocks_and_drops_are_counted_and_logged() {
+        let gate = Gate::default();
+        let log = EventLog::start(Box::new(gate.clone())).unwrap();
+        let total = EVENT_LOG_CAPACITY + 100;
+        for i in 0..total {
+            let conn = ConnId(i as i64);
+            log.record(event(i as u64, PoolEventKind::MinerJoined { miner: conn }));
+        }
+        // The writer holds one event at most, the channel the capacity: the rest dropped.
+        let dropped = log.dropped();
+        assert!(
+            (99..=100).contains(&dropped),
+            "{dropped} dropped of {total}"
+        );
+        gate.open();
+        assert_eq!(log.finish(), dropped);
+        let text = gate.text();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let written = lines
+            .iter()
+            .filter(|l| l["event"] == "miner_joined")
+            .count();
+        assert_eq!(written as u64 + dropped, total as u64);
+        let reported: u64 = lines
+            .iter()
+            .filter(|l| l["event"] == "events_dropped")
+            .map(|l| l["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(reported, dropped);
+    }
+}

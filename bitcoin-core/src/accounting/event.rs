@@ -1,0 +1,126 @@
+//! What happened in the pool, as a stream of events for logs and monitors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lsp_core::Timestamp;
+
+use crate::scheduler::{Misbehaviour, RequestId};
+use crate::service::CloseReason;
+
+/// One thing that happened, at service time `at` (the driver's clock).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolEvent<K> {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: PoolEventKind<K>,
+}
+
+/// What happened. `K` is the driver's connection key.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum PoolEventKind<K> {
+    /// A connection sent Join and became a miner.
+    MinerJoined {
+        /// Its connection.
+        miner: K,
+    },
+    /// A miner's connection ended (lost or closed); its unanswered jobs went back to their
+    /// requests.
+    MinerLost {
+        /// Its connection.
+        miner: K,
+        /// Jobs it held, given back.
+        jobs_returned: usize,
+        /// What it did while it was joined.
+        totals: MinerTotals,
+    },
+    /// A miner's answer was a lie: the miner is dropped and its connection closed.
+    MinerRejected {
+        /// Its connection.
+        miner: K,
+        /// What it did wrong.
+        reason: Misbehaviour,
+        /// What it did while it was joined (valid answers before the lie).
+        totals: MinerTotals,
+    },
+    /// A client's request was accepted (it may wait behind the client's earlier ones).
+    RequestAccepted {
+        /// The client's connection.
+        client: K,
+        /// The request.
+        request: RequestId,
+        /// Its text.
+        msg: Arc<str>,
+        /// Its first nonce.
+        lower: u64,
+        /// Its last nonce (inclusive).
+        upper: u64,
+    },
+    /// A client's request was refused and its connection is being closed.
+    RequestRefused {
+        /// The client's connection.
+        client: K,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A request was answered: its Result is being written to the client.
+    RequestAnswered {
+        /// The client's connection.
+        client: K,
+        /// The request.
+        request: RequestId,
+        /// Its text.
+        msg: Arc<str>,
+        /// Its first nonce.
+        lower: u64,
+        /// Its last nonce (inclusive).
+        upper: u64,
+        /// The minimum hash over its range.
+        hash: u64,
+        /// The nonce giving it.
+        nonce: u64,
+        /// Its number of nonces.
+        nonces: u128,
+        /// From acceptance to answer.
+        took: Duration,
+    },
+    /// A job's lease ended without an answer, and the job was sent to another miner.
+    JobReissued {
+        /// The request the job is part of.
+        request: RequestId,
+        /// The late miner it was re-issued away from.
+        from: K,
+        /// The miner it was re-issued to.
+        to: K,
+        /// The job's first nonce.
+        lower: u64,
+        /// The job's last nonce (inclusive).
+        upper: u64,
+    },
+    /// A client's connection ended with requests unanswered; they are dropped.
+    ClientLost {
+        /// The client's connection.
+        client: K,
+        /// Requests dropped (its active one and those waiting behind it).
+        dropped: u64,
+    },
+}
+
+/// A miner's counts, as reported when it leaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinerTotals {
+    /// When it joined.
+    pub joined: Timestamp,
+    /// Nonces covered by its valid answers (stale ones included: they were searched).
+    pub nonces: u128,
+    /// Valid answers (verified and spot-checked).
+    pub valid: u64,
+    /// Of those, answers to jobs already answered by another miner or dropped.
+    pub stale: u64,
+    /// Invalid answers (a lie disconnects the miner, so at most one).
+    pub invalid: u64,
+    /// Its jobs re-issued to another miner because their lease ended.
+    pub reissued_away: u64,
+}
