@@ -417,6 +417,11 @@ mod tests {
         assert!(writes(&mut s).is_empty());
         assert!(matches!(s.poll_close(), Some((3, CloseReason::TooLong(_)))));
         assert_eq!(s.stats().refused, 1);
+        assert_eq!(
+            s.pool(at(1)).totals.requests_refused,
+            1,
+            "the pool counts it too"
+        );
         // Until its end is reported, the closed client is not heard.
         s.handle_payload(at(2), 3, &request("short", 0, 10));
         assert_eq!(s.stats().from_closed, 1);

@@ -45,6 +45,9 @@ impl<K: Ord + Copy> MinerService<K> {
         for m in &mut report.miners {
             m.address = self.conns.get(&m.miner).and_then(|c| c.address.clone());
         }
+        // The service refuses too-long requests before the scheduler sees them; its own count
+        // covers every refusal.
+        report.totals.requests_refused = self.stats.refused;
         report.totals.connections = self.conns.len();
         report.totals.connections_total = self.conns_total;
         report
