@@ -7,9 +7,9 @@ use lsp_core::Timestamp;
 
 use super::*;
 
-type Sched = Scheduler<u32>;
+pub(super) type Sched = Scheduler<u32>;
 
-fn ms(t: u64) -> Timestamp {
+pub(super) fn ms(t: u64) -> Timestamp {
     Timestamp::from_millis(t)
 }
 
@@ -24,12 +24,12 @@ fn sched(config: Config) -> Result<Sched, ConfigError> {
     Sched::with_hash(config, zero)
 }
 
-fn drain(s: &mut Sched) -> Vec<Effect<u32>> {
+pub(super) fn drain(s: &mut Sched) -> Vec<Effect<u32>> {
     std::iter::from_fn(|| s.poll_effect()).collect()
 }
 
 /// The `(miner, lower, upper)` of the jobs in `effects`.
-fn jobs(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
+pub(super) fn jobs(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
     effects
         .iter()
         .filter_map(|e| match e {
@@ -45,7 +45,7 @@ fn jobs(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
 }
 
 /// The `(client, hash, nonce)` of the results in `effects`.
-fn results(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
+pub(super) fn results(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
     effects
         .iter()
         .filter_map(|e| match e {

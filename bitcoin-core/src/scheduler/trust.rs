@@ -1,50 +1,9 @@
 //! Scenario tests of how the scheduler treats its miners' answers, with the real hash:
 //! matching by content, verification, the spot check, and disconnecting liars.
 
-use lsp_core::Timestamp;
-
+use super::tests::{drain, jobs, ms, results, Sched};
 use super::*;
 use crate::hash::hash;
-
-type Sched = Scheduler<u32>;
-
-fn ms(t: u64) -> Timestamp {
-    Timestamp::from_millis(t)
-}
-
-fn drain(s: &mut Sched) -> Vec<Effect<u32>> {
-    std::iter::from_fn(|| s.poll_effect()).collect()
-}
-
-fn jobs(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::SendJob {
-                miner,
-                lower,
-                upper,
-                ..
-            } => Some((*miner, *lower, *upper)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn results(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::SendResult {
-                client,
-                hash,
-                nonce,
-                ..
-            } => Some((*client, *hash, *nonce)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn disconnects(effects: &[Effect<u32>]) -> Vec<(u32, Misbehaviour)> {
     effects
