@@ -71,6 +71,9 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        // Unbounded on purpose: a full channel would stop this reader, fill the pipe and stall
+        // the child being measured; the lines are the benchmark's own children's, and it
+        // reads them all (the server's job lines are counted).
         let (tx, lines) = mpsc::channel();
         let stderr = child.stderr.take();
         thread::spawn(move || {

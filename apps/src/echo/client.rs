@@ -7,8 +7,7 @@
 
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 
 use lsp_core::runtime::ClientReadError;
@@ -44,18 +43,65 @@ pub fn run_client(
     result
 }
 
+/// How many echoes the printer has printed, and whether it has stopped: what the sender
+/// waits on before closing. A count rather than a queue, so that a server echoing more than
+/// it was sent costs no memory.
+#[derive(Default)]
+struct Echoes {
+    /// Echoes printed, and whether the printer has stopped.
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+impl Echoes {
+    fn update(&self, change: impl FnOnce(&mut (usize, bool))) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut state);
+        self.changed.notify_all();
+    }
+
+    /// One more echo was printed.
+    fn printed(&self) {
+        self.update(|state| state.0 += 1);
+    }
+
+    /// The printer has stopped; nothing more will be printed.
+    fn printer_stopped(&self) {
+        self.update(|state| state.1 = true);
+    }
+
+    /// Waits until `count` echoes were printed: true, or false if the printer stopped first.
+    fn wait_for(&self, count: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.0 >= count {
+                return true;
+            }
+            if state.1 {
+                return false;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 /// Runs the sender on a new thread and the printer on this one.
 fn converse(
     client: &Arc<Client>,
     input: impl BufRead + Send + 'static,
     output: impl Write,
 ) -> Result<(), EchoError> {
-    let (echoed_tx, echoed_rx) = mpsc::channel();
+    let echoes = Arc::new(Echoes::default());
     let sender = {
-        let client = Arc::clone(client);
-        thread::spawn(move || send_then_close(&client, input, &echoed_rx))
+        let (client, echoes) = (Arc::clone(client), Arc::clone(&echoes));
+        thread::spawn(move || send_then_close(&client, input, &echoes))
     };
-    match print_echoes(client, output, echoed_tx) {
+    let printed = print_echoes(client, output, &echoes);
+    echoes.printer_stopped();
+    match printed {
         // The sender closed the client, or aborted it on a failure: its result says which.
         Ok(()) => sender.join().unwrap_or(Err(EchoError::SenderPanicked)),
         // The sender may wait for input forever: stop the client (so that it stops at its
@@ -69,16 +115,10 @@ fn converse(
 
 /// The sender: writes every token, waits for as many echoes, closes. On a failure it
 /// aborts the client instead, which ends the printer.
-fn send_then_close(
-    client: &Client,
-    input: impl BufRead,
-    echoed: &Receiver<()>,
-) -> Result<(), EchoError> {
+fn send_then_close(client: &Client, input: impl BufRead, echoes: &Echoes) -> Result<(), EchoError> {
     let sent = send_tokens(client, input).inspect_err(|_| client.abort())?;
-    for _ in 0..sent {
-        if echoed.recv().is_err() {
-            return Ok(()); // The printer ended first, and reports why.
-        }
+    if !echoes.wait_for(sent) {
+        return Ok(()); // The printer ended first, and reports why.
     }
     client.close().map_err(EchoError::Close)
 }
@@ -109,11 +149,7 @@ fn send_tokens(client: &Client, mut input: impl BufRead) -> Result<usize, EchoEr
 
 /// The printer: writes each message to `output` on its own line and tells the sender,
 /// until the client is closed (`Ok`) or its connection ends.
-fn print_echoes(
-    client: &Client,
-    mut output: impl Write,
-    echoed: Sender<()>,
-) -> Result<(), EchoError> {
+fn print_echoes(client: &Client, mut output: impl Write, echoes: &Echoes) -> Result<(), EchoError> {
     loop {
         let payload = match client.read() {
             Ok(payload) => payload,
@@ -121,8 +157,7 @@ fn print_echoes(
             Err(e) => return Err(EchoError::ClientRead(e)),
         };
         print_line(&mut output, &payload).map_err(EchoError::Output)?;
-        // The sender is gone once it failed; the echo is printed all the same.
-        let _ = echoed.send(());
+        echoes.printed();
     }
 }
 
