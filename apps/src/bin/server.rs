@@ -47,7 +47,7 @@ struct Cli {
     /// Write the pool's events (miners joining, leaving, rejected; requests accepted,
     /// refused, answered; jobs re-issued; clients lost) to FILE, one JSON object per line,
     /// appending; `-` for stderr. Never slows the server: lines it cannot keep up with are
-    /// dropped, counted in the log and reported at exit.
+    /// dropped and counted in an `events_dropped` line of the event log itself.
     #[arg(long, value_name = "FILE")]
     events: Option<String>,
     #[command(flatten)]
