@@ -46,10 +46,7 @@ fn the_event_log_tells_of_a_killed_miner_an_answer_and_a_lost_client() {
     let mut slow = miner(&addr, &["--threads", "1", "--max-rate", "500000"]);
     let joined = wait_event(&server, "miner_joined", "");
     let slow_conn = joined["conn"].as_i64().expect("conn");
-    let v = min_hash_vectors()
-        .into_iter()
-        .find(|v| v.upper - v.lower >= 1_000_000)
-        .expect("a vector of a million nonces");
+    let v = million_nonce_vector();
     let mut c = client(&addr, &v.msg, v.lower, v.upper);
     slow.wait_stderr_count("job ", 2);
     slow.kill();

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::UdpSocket;
 
-use support::{client, miner, server, Proc};
+use support::{client, conn_of, miner, server};
 
 /// Whether this host has an IPv6 loopback (some containers have none); tests that need it
 /// say so and skip without it.
@@ -20,15 +20,6 @@ fn has_ipv6_loopback() -> bool {
 /// The port of a `127.0.0.1:PORT` address.
 fn port_of(addr: &str) -> &str {
     addr.rsplit(':').next().expect("HOST:PORT")
-}
-
-/// The connection id a client logs (`connected to … as conn N`).
-fn conn_of(client: &Proc) -> String {
-    let line = client.wait_stderr("as conn ");
-    line.rsplit("as conn ")
-        .next()
-        .map(|id| id.trim().to_string())
-        .unwrap_or_else(|| panic!("no conn id in {line:?}"))
 }
 
 #[test]

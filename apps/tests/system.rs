@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{client, min_hash_vectors, miner, server, Proc};
+use support::{client, conn_of, million_nonce_vector, min_hash_vectors, miner, server, Proc};
 
 #[test]
 fn clients_get_the_reference_answers_through_server_and_miners() {
@@ -44,10 +44,7 @@ fn a_killed_miners_job_is_redone_and_the_answer_is_right() {
         .and_then(|s| s.split(':').next())
         .unwrap()
         .to_string();
-    let v = min_hash_vectors()
-        .into_iter()
-        .find(|v| v.upper - v.lower >= 1_000_000)
-        .expect("a vector of a million nonces");
+    let v = million_nonce_vector();
     let mut c = client(&addr, &v.msg, v.lower, v.upper);
     slow.wait_stderr_count("job ", 2);
     slow.kill();
@@ -68,13 +65,7 @@ fn a_dead_clients_work_stops() {
     let m = miner(&addr, &["--threads", "1", "--max-rate", "1000000"]);
     server.wait_stderr("miner joined");
     let mut c = client(&addr, "stop", 0, 100_000_000);
-    let connected = c.wait_stderr("as conn ");
-    let conn = connected
-        .rsplit("as conn ")
-        .next()
-        .unwrap()
-        .trim()
-        .to_string();
+    let conn = conn_of(&c);
     m.wait_stderr_count("job ", 3);
     c.kill();
     let lost = format!("conn {conn}: client lost with 1 request(s) unanswered");

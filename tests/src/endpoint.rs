@@ -44,6 +44,9 @@ struct Reads<T> {
 impl<T: Send + 'static> Reads<T> {
     /// Starts a thread that forwards `read()`'s results until `read` says it was the last.
     fn spawn(mut read: impl FnMut() -> (T, bool) + Send + 'static) -> Reads<T> {
+        // Unbounded on purpose: it holds what this test's own endpoint read, no more than the
+        // scenario sent; a bound would stall the reader and add a back-pressure of its own
+        // that the scenarios' timing does not expect.
         let (tx, rx): (Sender<T>, _) = mpsc::channel();
         thread::spawn(move || loop {
             let (item, last) = read();
@@ -67,7 +70,8 @@ impl<T: Send + 'static> Reads<T> {
 
 /// Runs `call` on a helper thread; its result arrives on the returned channel.
 fn in_background<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Receiver<T> {
-    let (tx, rx) = mpsc::channel();
+    // One result, sent once.
+    let (tx, rx) = mpsc::sync_channel(1);
     thread::spawn(move || {
         let _ = tx.send(call());
     });

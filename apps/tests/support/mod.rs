@@ -199,6 +199,24 @@ pub struct Vector {
     pub expected: String,
 }
 
+/// The first reference vector of at least a million nonces: long enough that a slow miner
+/// still holds its jobs when a test kills it.
+pub fn million_nonce_vector() -> Vector {
+    min_hash_vectors()
+        .into_iter()
+        .find(|v| v.upper - v.lower >= 1_000_000)
+        .expect("a vector of a million nonces")
+}
+
+/// The connection id a client logs (`connected to … as conn N`), once it has.
+pub fn conn_of(client: &Proc) -> String {
+    let line = client.wait_stderr("as conn ");
+    line.rsplit("as conn ")
+        .next()
+        .map(|id| id.trim().to_string())
+        .unwrap_or_else(|| panic!("no conn id in {line:?}"))
+}
+
 /// The vectors of `testdata/bitcoin-min-hash.json` (embedded at compile time).
 pub fn min_hash_vectors() -> Vec<Vector> {
     let text = include_str!("../../../testdata/bitcoin-min-hash.json");
