@@ -46,6 +46,14 @@ fn the_event_log_tells_of_a_killed_miner_an_answer_and_a_lost_client() {
     let mut slow = miner(&addr, &["--threads", "1", "--max-rate", "500000"]);
     let joined = wait_event(&server, "miner_joined", "");
     let slow_conn = joined["conn"].as_i64().expect("conn");
+    let slow_addr: std::net::SocketAddr = joined["addr"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no ip:port in {joined}"));
+    assert!(
+        slow_addr.ip().is_loopback() && slow_addr.port() != 0,
+        "{joined}"
+    );
     let v = million_nonce_vector();
     let mut c = client(&addr, &v.msg, v.lower, v.upper);
     slow.wait_stderr_count("job ", 2);
@@ -60,6 +68,7 @@ fn the_event_log_tells_of_a_killed_miner_an_answer_and_a_lost_client() {
     let mut doomed = client(&addr, "doomed", 0, 100_000_000_000);
     let accepted = wait_event(&server, "request_accepted", r#""data":"doomed""#);
     let doomed_conn = accepted["conn"].as_i64().expect("conn");
+    assert!(accepted["addr"].as_str().is_some(), "{accepted}");
     doomed.kill();
     wait_event(&server, "client_lost", &format!(r#""conn":{doomed_conn},"#));
 

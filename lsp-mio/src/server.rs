@@ -111,6 +111,17 @@ impl Server {
         self.driver.stop();
     }
 
+    /// The UDP address (`ip:port`) a connection's datagrams come from, as of its Connect
+    /// (an IPv4 peer of a dual-stack server shows as an IPv4-mapped IPv6 address),
+    /// while the server keeps the connection (from its acceptance until it is forgotten
+    /// after being closed or lost); `None` for an unknown or forgotten connection. Takes the
+    /// core's lock briefly, like [`write`](Self::write): call it once per connection, not
+    /// per message.
+    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.driver
+            .inspect(|session| session.endpoint().peer_addr(conn).copied())
+    }
+
     /// A snapshot of the core's counters.
     pub fn stats(&self) -> Stats {
         self.driver.inspect(|session| *session.endpoint().stats())

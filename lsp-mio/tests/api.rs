@@ -328,3 +328,21 @@ fn a_full_server_refuses_connects_and_invalid_limits_are_rejected() {
         Err(StartError::Params(ParamsError::ZeroMaxUnread))
     ));
 }
+
+#[test]
+fn peer_addr_names_a_kept_connection_and_nothing_once_it_is_forgotten() {
+    let p = params(3, 100, 4, 4);
+    let server = Server::bind(loopback(), p).unwrap();
+    let client = Client::connect(server.local_addr(), 0, p).unwrap();
+    client.write(&b"hi"[..]).unwrap();
+    let (conn, _) = server.read().unwrap();
+    let addr = server
+        .peer_addr(conn)
+        .expect("a kept connection has an address");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_eq!(addr.port(), client.local_addr().port());
+    assert_eq!(server.peer_addr(ConnId(conn.0 + 1)), None);
+    // Nothing written to it is pending: closing forgets it at once.
+    server.close_conn(conn).unwrap();
+    assert_eq!(server.peer_addr(conn), None);
+}

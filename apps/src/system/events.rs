@@ -12,16 +12,17 @@
 //!
 //! | `event` | other keys |
 //! |---|---|
-//! | `miner_joined` | `conn` |
+//! | `miner_joined` | `conn`, `addr` |
 //! | `miner_lost` | `conn`, `jobs_returned`, `nonces`, `valid`, `stale`, `reissued_away`, `connected_ms` |
 //! | `miner_rejected` | `conn`, `kind` (`out_of_range`, `wrong_hash`, `lazy`), `reason`, `nonces`, `valid`, `stale`, `reissued_away`, `connected_ms` |
-//! | `request_accepted` | `conn`, `request`, `data`, `lower`, `upper` |
+//! | `request_accepted` | `conn`, `addr`, `request`, `data`, `lower`, `upper` |
 //! | `request_refused` | `conn`, `reason` |
 //! | `request_answered` | `conn`, `request`, `data`, `lower`, `upper`, `hash`, `nonce`, `nonces`, `duration_ms`, `nonces_per_sec` |
 //! | `job_reissued` | `request`, `from`, `to`, `lower`, `upper` |
 //! | `client_lost` | `conn`, `dropped` |
 //! | `events_dropped` | `count` (since the previous such line), `total` |
 //!
+//! `addr` is the connection's UDP address (`ip:port`), present when the server knows it.
 //! `request` is the server's request number (0 for the first); `nonces` a miner's nonces
 //! covered by valid answers, or a request's size; `duration_ms` from acceptance to answer.
 //!
@@ -57,6 +58,8 @@ enum Line<'a> {
     MinerJoined {
         ts: u64,
         conn: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        addr: Option<&'a str>,
     },
     MinerLost {
         ts: u64,
@@ -76,6 +79,8 @@ enum Line<'a> {
     RequestAccepted {
         ts: u64,
         conn: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        addr: Option<&'a str>,
         request: u64,
         data: &'a str,
         lower: u64,
@@ -150,11 +155,34 @@ fn kind_of(m: &Misbehaviour) -> &'static str {
     }
 }
 
+/// An event on its way to the writer, with the address of the connection it is about.
+#[derive(Debug)]
+struct Entry {
+    event: PoolEvent<ConnId>,
+    addr: Option<String>,
+}
+
+/// The connection whose address an event's line tells (joins and accepted requests: the
+/// first time the log meets a miner or a client), if any.
+pub fn subject(event: &PoolEvent<ConnId>) -> Option<ConnId> {
+    match event.kind {
+        PoolEventKind::MinerJoined { miner } => Some(miner),
+        PoolEventKind::RequestAccepted { client, .. } => Some(client),
+        _ => None,
+    }
+}
+
 /// `event` as one JSON line (without the newline), stamped `ts`.
-fn render(ts: u64, event: &PoolEvent<ConnId>) -> Option<String> {
+fn render(ts: u64, entry: &Entry) -> Option<String> {
+    let event = &entry.event;
+    let addr = entry.addr.as_deref();
     let at = event.at;
     let line = match &event.kind {
-        PoolEventKind::MinerJoined { miner } => Line::MinerJoined { ts, conn: miner.0 },
+        PoolEventKind::MinerJoined { miner } => Line::MinerJoined {
+            ts,
+            conn: miner.0,
+            addr,
+        },
         PoolEventKind::MinerLost {
             miner,
             jobs_returned,
@@ -185,6 +213,7 @@ fn render(ts: u64, event: &PoolEvent<ConnId>) -> Option<String> {
         } => Line::RequestAccepted {
             ts,
             conn: client.0,
+            addr,
             request: request.get(),
             data: msg,
             lower: *lower,
@@ -253,7 +282,7 @@ fn unix_millis() -> u64 {
 /// [module documentation](self).
 #[derive(Debug)]
 pub struct EventLog {
-    sender: Option<SyncSender<PoolEvent<ConnId>>>,
+    sender: Option<SyncSender<Entry>>,
     dropped: Arc<AtomicU64>,
     writer: Option<JoinHandle<()>>,
     /// The wall clock, in Unix milliseconds, at service time zero.
@@ -274,7 +303,7 @@ impl EventLog {
     /// Starts a writer thread writing to `out`. Service time zero is taken to be now.
     pub fn start(out: Box<dyn Write + Send>) -> io::Result<EventLog> {
         let origin = unix_millis();
-        let (sender, receiver) = mpsc::sync_channel::<PoolEvent<ConnId>>(EVENT_LOG_CAPACITY);
+        let (sender, receiver) = mpsc::sync_channel::<Entry>(EVENT_LOG_CAPACITY);
         let dropped = Arc::new(AtomicU64::new(0));
         let seen = Arc::clone(&dropped);
         let writer = thread::Builder::new()
@@ -295,9 +324,9 @@ impl EventLog {
                     }
                     Ok(())
                 };
-                for event in receiver.iter() {
-                    let ts = origin.saturating_add(event.at.as_micros() / 1000);
-                    let written = render(ts, &event).map_or(Ok(()), |l| write_line(&mut out, &l));
+                for entry in receiver.iter() {
+                    let ts = origin.saturating_add(entry.event.at.as_micros() / 1000);
+                    let written = render(ts, &entry).map_or(Ok(()), |l| write_line(&mut out, &l));
                     if written.and_then(|()| report(&mut out, ts)).is_err() {
                         return;
                     }
@@ -315,10 +344,16 @@ impl EventLog {
     /// Hands `event` to the writer without waiting; drops and counts it if the writer is
     /// [`EVENT_LOG_CAPACITY`] events behind or has stopped.
     pub fn record(&self, event: PoolEvent<ConnId>) {
+        self.record_from(event, None);
+    }
+
+    /// As [`record`](Self::record), with the address (`ip:port`) of the event's
+    /// [`subject`], which its line then tells as `addr`.
+    pub fn record_from(&self, event: PoolEvent<ConnId>, addr: Option<String>) {
         let Some(sender) = &self.sender else {
             return;
         };
-        match sender.try_send(event) {
+        match sender.try_send(Entry { event, addr }) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -408,7 +443,10 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let log = EventLog::start(EventLog::sink(path.to_str().unwrap()).unwrap()).unwrap();
         let origin = log.origin();
-        log.record(event(1500, PoolEventKind::MinerJoined { miner: ConnId(3) }));
+        log.record_from(
+            event(1500, PoolEventKind::MinerJoined { miner: ConnId(3) }),
+            Some("127.0.0.1:4000".into()),
+        );
         let totals = MinerTotals {
             joined: Timestamp::from_millis(1500),
             nonces: 1 << 64,
@@ -434,6 +472,8 @@ mod tests {
         assert_eq!(lines[0]["event"], "miner_joined");
         assert_eq!(lines[0]["ts"], origin + 1500);
         assert_eq!(lines[0]["conn"], 3);
+        assert_eq!(lines[0]["addr"], "127.0.0.1:4000");
+        assert!(lines[1].get("addr").is_none(), "{text}");
         assert_eq!(lines[1]["event"], "miner_lost");
         assert_eq!(lines[1]["connected_ms"], 1000);
         assert_eq!(lines[1]["valid"], 2);

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
@@ -121,6 +122,13 @@ pub fn serve_with(
         match event {
             None => service.handle_timeout(now),
             Some(Ok((conn, payload))) => {
+                if service.address(conn).is_none() {
+                    if let Some(addr) = server.peer_addr(conn) {
+                        // An IPv4 peer of a dual-stack socket, as IPv4 (127.0.0.1:port).
+                        let ip = addr.ip().to_canonical();
+                        service.describe(conn, SocketAddr::new(ip, addr.port()).to_string());
+                    }
+                }
                 let before = service.stats().clone();
                 service.handle_payload(now, conn, &payload);
                 log_payload(&log, conn, &before, service.stats(), &payload);
@@ -140,7 +148,10 @@ pub fn serve_with(
         while let Some(event) = service.poll_event() {
             told |= narrator.event(&log, &event, departure);
             if let Some(events) = &event_log {
-                events.record(event);
+                let addr = super::events::subject(&event)
+                    .and_then(|conn| service.address(conn))
+                    .map(str::to_owned);
+                events.record_from(event, addr);
             }
         }
         if let Some(departure) = departure {

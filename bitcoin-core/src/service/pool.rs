@@ -28,6 +28,12 @@ impl<K: Ord + Copy> MinerService<K> {
         }
     }
 
+    /// The address [`describe`](Self::describe) gave `conn`, while the service knows the
+    /// connection.
+    pub fn address(&self, conn: K) -> Option<&str> {
+        self.conns.get(&conn).and_then(|c| c.address.as_deref())
+    }
+
     /// Records `conn` as known, if it is new.
     pub(super) fn know(&mut self, conn: K) {
         if !self.conns.contains_key(&conn) {
@@ -145,6 +151,8 @@ mod tests {
         );
         let m = &report.miners[0];
         assert_eq!(m.address.as_deref(), Some("10.0.0.1:4000"));
+        assert_eq!(s.address(1), Some("10.0.0.1:4000"));
+        assert_eq!(s.address(7), None);
         assert_eq!((m.totals.valid, m.totals.nonces), (1, job));
         assert!(m.hash_rate > 0.0);
         assert_eq!(report.totals.nonces, job);
