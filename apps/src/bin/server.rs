@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use apps::system::args::{LimitsArgs, LspArgs};
 use apps::system::events::EventLog;
+use apps::system::http::board::Board;
+use apps::system::http::HttpServer;
 use apps::system::log::Log;
 use apps::system::serve;
 use bitcoin_core::scheduler::Config;
@@ -50,6 +52,11 @@ struct Cli {
     /// dropped and counted in an `events_dropped` line of the event log itself.
     #[arg(long, value_name = "FILE")]
     events: Option<String>,
+    /// Serve the pool's numbers over HTTP on ADDR (e.g. 127.0.0.1:9100; port 0 picks one,
+    /// the `http on` line gives it): `/metrics` (Prometheus), `/status` (JSON) and `/` (a
+    /// live dashboard). A few worker threads, never in the server's way.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
     #[command(flatten)]
     lsp: LspArgs,
     #[command(flatten)]
@@ -93,8 +100,18 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
     };
     log.at(0, format_args!("listening on {}", server.local_addr()));
-    let summary =
-        serve::serve_with(Arc::new(server), config, log, events).map_err(|e| e.to_string())?;
+    let board = match cli.http {
+        Some(addr) => {
+            let board = Board::new();
+            let http = HttpServer::start(addr, Arc::clone(&board))
+                .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?;
+            log.at(0, format_args!("http on {}", http.local_addr()));
+            Some(board)
+        }
+        None => None,
+    };
+    let summary = serve::serve_observed(Arc::new(server), config, log, events, board)
+        .map_err(|e| e.to_string())?;
     if summary.events_dropped > 0 {
         log.error(format_args!(
             "event log: {} event(s) dropped (the writer fell behind)",

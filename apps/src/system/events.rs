@@ -174,8 +174,23 @@ pub fn subject(event: &PoolEvent<ConnId>) -> Option<ConnId> {
 
 /// `event` as one JSON line (without the newline), stamped `ts`.
 fn render(ts: u64, entry: &Entry) -> Option<String> {
-    let event = &entry.event;
-    let addr = entry.addr.as_deref();
+    let line = line(ts, &entry.event, entry.addr.as_deref())?;
+    serde_json::to_string(&line).ok()
+}
+
+/// `event` as the JSON object its event-log line holds, stamped `ts` (Unix milliseconds),
+/// with `addr` the address of its [`subject`] if known; `None` for a kind the log does not
+/// write.
+pub fn to_json(
+    ts: u64,
+    event: &PoolEvent<ConnId>,
+    addr: Option<&str>,
+) -> Option<serde_json::Value> {
+    serde_json::to_value(line(ts, event, addr)?).ok()
+}
+
+/// `event`'s line.
+fn line<'a>(ts: u64, event: &'a PoolEvent<ConnId>, addr: Option<&'a str>) -> Option<Line<'a>> {
     let at = event.at;
     let line = match &event.kind {
         PoolEventKind::MinerJoined { miner } => Line::MinerJoined {
@@ -268,7 +283,7 @@ fn render(ts: u64, entry: &Entry) -> Option<String> {
         },
         _ => return None,
     };
-    serde_json::to_string(&line).ok()
+    Some(line)
 }
 
 /// Milliseconds since the Unix epoch, now.

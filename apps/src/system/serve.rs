@@ -26,6 +26,7 @@ use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
 use super::events::EventLog;
+use super::http::board::{Board, Publisher};
 use super::log::Log;
 use super::narrate::{Departure, Narrator};
 
@@ -86,6 +87,20 @@ pub fn serve_with(
     log: Log,
     events: Option<Box<dyn Write + Send>>,
 ) -> Result<Summary, ServeError> {
+    serve_observed(server, config, log, events, None)
+}
+
+/// As [`serve_with`], and publishes snapshots of the pool and its recent events on `board`
+/// for the HTTP server ([`super::http`]) when someone reads it; the loop then wakes at
+/// least every [`PUBLISH_INTERVAL`](super::http::board::PUBLISH_INTERVAL).
+pub fn serve_observed(
+    server: Arc<Server>,
+    config: Config,
+    log: Log,
+    events: Option<Box<dyn Write + Send>>,
+    board: Option<Arc<Board>>,
+) -> Result<Summary, ServeError> {
+    let mut publisher = board.map(Publisher::new);
     let mut service = MinerService::<ConnId>::new(config).map_err(ServeError::Config)?;
     let clock = Clock::start();
     let event_log = events
@@ -106,8 +121,11 @@ pub fn serve_with(
         })
         .map_err(ServeError::Spawn)?;
     loop {
-        let event = match service.poll_timeout() {
-            Some(deadline) => match inbox.recv_timeout(clock.until(deadline)) {
+        let deadline = service.poll_timeout();
+        let wait = deadline.map(|deadline| clock.until(deadline));
+        let wait = publisher.as_ref().map_or(wait, |p| Some(p.cap(wait)));
+        let event = match wait {
+            Some(wait) => match inbox.recv_timeout(wait) {
                 Ok(event) => Some(event),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -120,6 +138,8 @@ pub fn serve_with(
         let now = clock.now();
         let mut departure: Option<Departure<'_>> = None;
         match event {
+            // Woken for the board alone.
+            None if deadline.is_none_or(|deadline| deadline > now) => {}
             None => service.handle_timeout(now),
             Some(Ok((conn, payload))) => {
                 if service.address(conn).is_none() {
@@ -147,10 +167,12 @@ pub fn serve_with(
         let mut told = false;
         while let Some(event) = service.poll_event() {
             told |= narrator.event(&log, &event, departure);
+            let addr = super::events::subject(&event).and_then(|conn| service.address(conn));
+            if let Some(publisher) = &publisher {
+                publisher.record(&event, addr);
+            }
             if let Some(events) = &event_log {
-                let addr = super::events::subject(&event)
-                    .and_then(|conn| service.address(conn))
-                    .map(str::to_owned);
+                let addr = addr.map(str::to_owned);
                 events.record_from(event, addr);
             }
         }
@@ -176,6 +198,9 @@ pub fn serve_with(
             if let Err(e) = server.close_conn(conn) {
                 log.info(format_args!("conn {conn}: close failed: {e}"));
             }
+        }
+        if let Some(publisher) = &mut publisher {
+            publisher.tick(&service, clock.now());
         }
     }
     Ok(Summary {

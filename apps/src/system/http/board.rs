@@ -1,0 +1,163 @@
+//! The notice board between the serving loop and the HTTP workers: the loop pins up the
+//! latest snapshot of the pool, the workers read it. The loop never waits for a reader.
+//!
+//! The loop owns the service, so only it can take [`MinerService::pool`] snapshots. A
+//! worker that needs one marks the board as watched and waits (at most [`FRESH_WAIT`]) for
+//! the next snapshot; the loop, which wakes at least every [`PUBLISH_INTERVAL`] while it
+//! serves with a board ([`Publisher::cap`]), publishes one when the board is watched and the
+//! last is at least that old. Nobody watching, nothing is computed. The loop's only cost is
+//! the snapshot itself and a short lock to swap an [`Arc`].
+//!
+//! The board also keeps the last [`RECENT_EVENTS`] events, as event-log JSON objects, for
+//! the dashboard.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin_core::accounting::{PoolEvent, PoolReport};
+use bitcoin_core::service::MinerService;
+use lsp_core::{ConnId, Timestamp};
+use serde_json::Value;
+
+use crate::system::events;
+
+/// The most often the loop publishes a snapshot, and so how stale one may be.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long a reader waits for a fresh snapshot before it takes the latest one.
+pub const FRESH_WAIT: Duration = Duration::from_millis(600);
+
+/// How many recent events the board keeps.
+pub const RECENT_EVENTS: usize = 100;
+
+/// One published view of the pool.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The service's report.
+    pub report: PoolReport<ConnId>,
+    /// Unix milliseconds at service time zero (add a [`Timestamp`]'s milliseconds to date
+    /// it).
+    pub origin_ms: u64,
+    /// The last [`RECENT_EVENTS`] events, oldest first, as the event log writes them.
+    pub events: Vec<Value>,
+}
+
+impl Snapshot {
+    /// The Unix milliseconds of service time `at`.
+    pub fn unix_ms(&self, at: Timestamp) -> u64 {
+        self.origin_ms.saturating_add(at.as_micros() / 1000)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pinned {
+    /// Snapshots published so far.
+    generation: u64,
+    latest: Option<Arc<Snapshot>>,
+}
+
+/// The board: shared by the loop ([`Publisher`]) and the HTTP workers ([`Board::read`]).
+#[derive(Debug)]
+pub struct Board {
+    pinned: Mutex<Pinned>,
+    fresh: Condvar,
+    watched: AtomicBool,
+    recent: Mutex<VecDeque<Value>>,
+    origin_ms: u64,
+}
+
+impl Board {
+    /// An empty board; service time zero is taken to be now.
+    pub fn new() -> Arc<Board> {
+        let origin_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Arc::new(Board {
+            pinned: Mutex::new(Pinned::default()),
+            fresh: Condvar::new(),
+            watched: AtomicBool::new(false),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+            origin_ms,
+        })
+    }
+
+    fn pinned(&self) -> MutexGuard<'_, Pinned> {
+        // A panicking holder leaves a consistent value (an Arc swap): keep serving it.
+        self.pinned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A snapshot at most about [`PUBLISH_INTERVAL`] old if the loop publishes one within
+    /// [`FRESH_WAIT`], else the latest there is (`None` before the first).
+    pub fn read(&self) -> Option<Arc<Snapshot>> {
+        let pinned = self.pinned();
+        let seen = pinned.generation;
+        self.watched.store(true, Ordering::Release);
+        let (pinned, _) = self
+            .fresh
+            .wait_timeout_while(pinned, FRESH_WAIT, |p| p.generation == seen)
+            .unwrap_or_else(|e| e.into_inner());
+        pinned.latest.clone()
+    }
+}
+
+/// The loop's side of a [`Board`].
+#[derive(Debug)]
+pub struct Publisher {
+    board: Arc<Board>,
+    last: Option<Instant>,
+}
+
+impl Publisher {
+    /// The loop's handle on `board`.
+    pub fn new(board: Arc<Board>) -> Publisher {
+        Publisher { board, last: None }
+    }
+
+    /// How long the loop may wait for its next event: `wait` (`None`: forever), at most
+    /// [`PUBLISH_INTERVAL`], so that a reader is served within it.
+    pub fn cap(&self, wait: Option<Duration>) -> Duration {
+        wait.map_or(PUBLISH_INTERVAL, |w| w.min(PUBLISH_INTERVAL))
+    }
+
+    /// Keeps `event` among the recent ones, with its subject's address.
+    pub fn record(&self, event: &PoolEvent<ConnId>, addr: Option<&str>) {
+        let ts = self
+            .board
+            .origin_ms
+            .saturating_add(event.at.as_micros() / 1000);
+        let Some(json) = events::to_json(ts, event, addr) else {
+            return;
+        };
+        let mut recent = self.board.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_EVENTS {
+            recent.pop_front();
+        }
+        recent.push_back(json);
+    }
+
+    /// Publishes a snapshot of `service` at `now` if a reader watches and the last one is
+    /// at least [`PUBLISH_INTERVAL`] old.
+    pub fn tick(&mut self, service: &MinerService<ConnId>, now: Timestamp) {
+        let due = self.last.is_none_or(|t| t.elapsed() >= PUBLISH_INTERVAL);
+        if !due || !self.board.watched.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let events = {
+            let recent = self.board.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.iter().cloned().collect()
+        };
+        let snapshot = Arc::new(Snapshot {
+            report: service.pool(now),
+            origin_ms: self.board.origin_ms,
+            events,
+        });
+        let mut pinned = self.board.pinned();
+        pinned.generation += 1;
+        pinned.latest = Some(snapshot);
+        drop(pinned);
+        self.board.fresh.notify_all();
+    }
+}

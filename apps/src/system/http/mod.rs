@@ -1,0 +1,186 @@
+//! `server --http ADDR`: the pool's numbers over HTTP (docs/miner.md §7.3) — `/metrics`
+//! (Prometheus), `/status` (JSON) and `/` (a live dashboard page).
+//!
+//! # Bounded by construction
+//!
+//! A fixed pool of [`WORKERS`] threads each accepts one TCP connection at a time from the
+//! shared listener, reads one request (its head at most [`MAX_HEAD`] bytes, all of it
+//! within [`REQUEST_TIMEOUT`]), answers it and closes the connection. So at most
+//! [`WORKERS`] connections are open at once; more wait in the kernel's accept backlog and a
+//! slow or silent peer holds a worker for at most [`REQUEST_TIMEOUT`]. Requests are parsed
+//! by `httparse` (hyper's parser). The `tiny_http` crate was the first choice, but it starts
+//! a thread per accepted connection without a bound (its task pool grows on demand) and
+//! queues requests without one, and it takes no connections from outside; a fixed worker
+//! pool over a plain listener gives the bound itself.
+//!
+//! # Never in the serving loop's way
+//!
+//! The workers see the pool only through the [`board::Board`]: the loop publishes
+//! snapshots there when someone watches, and the workers format them.
+
+pub mod board;
+pub mod metrics;
+pub mod status;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use board::Board;
+
+/// Worker threads, and so connections served at once.
+pub const WORKERS: usize = 4;
+
+/// The longest request head read (request line and headers).
+pub const MAX_HEAD: usize = 8192;
+
+/// How long a connection may take to send its request, and each write of the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The dashboard page (`GET /`), embedded in the binary.
+pub const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The HTTP server: [`WORKERS`] threads serving `/metrics`, `/status` and `/` from a
+/// [`Board`]. The threads run until the process ends.
+#[derive(Debug)]
+pub struct HttpServer {
+    local_addr: SocketAddr,
+}
+
+impl HttpServer {
+    /// Listens on `addr` (port 0 picks a free one) and starts the workers; fails if the
+    /// address cannot be bound or a thread cannot be started.
+    pub fn start(addr: SocketAddr, board: Arc<Board>) -> io::Result<HttpServer> {
+        let listener = TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        for i in 0..WORKERS {
+            let listener = listener.try_clone()?;
+            let board = Arc::clone(&board);
+            thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn(move || work(&listener, &board))?;
+        }
+        Ok(HttpServer { local_addr })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// One worker: accept, answer, close, forever.
+fn work(listener: &TcpListener, board: &Board) {
+    loop {
+        match listener.accept() {
+            // A failed connection concerns only its peer.
+            Ok((stream, _)) => {
+                let _ = answer(stream, board);
+            }
+            // Out of descriptors or similar: let it pass rather than spin.
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// An answer: status, content type, body.
+struct Reply {
+    status: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(status: &'static str, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Reads one request from `stream` and answers it.
+fn answer(mut stream: TcpStream, board: &Board) -> io::Result<()> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut buf = vec![0u8; MAX_HEAD];
+    let mut len = 0;
+    let (reply, head_only) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = stream.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(_)) => {
+                let method = request.method.unwrap_or("");
+                let path = request.path.unwrap_or("");
+                break (route(method, path, board), method == "HEAD");
+            }
+            Ok(httparse::Status::Partial) if len < buf.len() => continue,
+            Ok(httparse::Status::Partial) => {
+                break (
+                    Reply::text("431 Request Header Fields Too Large", ""),
+                    false,
+                )
+            }
+            Err(_) => break (Reply::text("400 Bad Request", "bad request\n"), false),
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+         Connection: close\r\n\r\n",
+        reply.status,
+        reply.content_type,
+        reply.body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(&reply.body)?;
+    }
+    stream.flush()
+}
+
+/// The answer to `method path`.
+fn route(method: &str, path: &str, board: &Board) -> Reply {
+    if method != "GET" && method != "HEAD" {
+        return Reply::text("405 Method Not Allowed", "GET only\n");
+    }
+    let path = path.split('?').next().unwrap_or("");
+    match path {
+        "/" | "/index.html" => Reply {
+            status: "200 OK",
+            content_type: "text/html; charset=utf-8",
+            body: DASHBOARD.as_bytes().to_vec(),
+        },
+        "/metrics" | "/status" => {
+            let Some(snapshot) = board.read() else {
+                return Reply::text("503 Service Unavailable", "no snapshot yet\n");
+            };
+            if path == "/metrics" {
+                Reply {
+                    status: "200 OK",
+                    content_type: metrics::CONTENT_TYPE,
+                    body: metrics::render(&snapshot).into_bytes(),
+                }
+            } else {
+                Reply {
+                    status: "200 OK",
+                    content_type: "application/json",
+                    body: status::render(&snapshot).into_bytes(),
+                }
+            }
+        }
+        _ => Reply::text("404 Not Found", "not found\n"),
+    }
+}
