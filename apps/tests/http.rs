@@ -1,0 +1,407 @@
+//! `server --http`: `/metrics` parsed by a Prometheus text-format parser during and after a
+//! known request, `/status` against its documented schema (docs/miner.md §7.3), and the
+//! dashboard rendered by headless Chromium (skipped, saying so, when it is not installed).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use support::*;
+
+/// A server with `--http 127.0.0.1:0`; returns it, its LSP address and its HTTP address.
+fn http_server() -> (Proc, String, SocketAddr) {
+    let (server, addr) = server(&["--http", "127.0.0.1:0"]);
+    let line = server.wait_stderr("http on ");
+    let http = line
+        .rsplit("http on ")
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (server, addr, http)
+}
+
+/// `GET path` over a fresh connection: the status code, the headers' text and the body.
+fn get(http: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(http).expect("connects");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("request sent");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("answer read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (code, head.to_string(), body.to_string())
+}
+
+/// One scrape of `/metrics`, parsed.
+fn scrape(http: SocketAddr) -> prometheus_parse::Scrape {
+    let (code, head, body) = get(http, "/metrics");
+    assert_eq!(code, 200, "{head}\n{body}");
+    assert!(head.contains("openmetrics-text"), "{head}");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses")
+}
+
+fn value(v: &prometheus_parse::Value) -> f64 {
+    match v {
+        prometheus_parse::Value::Counter(x)
+        | prometheus_parse::Value::Gauge(x)
+        | prometheus_parse::Value::Untyped(x) => *x,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+/// The samples named `name` whose labels include `labels`.
+fn samples<'a>(
+    s: &'a prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Vec<&'a prometheus_parse::Sample> {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .collect()
+}
+
+/// The one sample named `name` with `labels`, as a number.
+fn one(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    match samples(s, name, labels)[..] {
+        [x] => value(&x.value),
+        ref found => panic!("{} samples {name} {labels:?}: {found:?}", found.len()),
+    }
+}
+
+#[test]
+fn metrics_during_and_after_a_known_request_agree_with_the_answer() {
+    let (server, addr, http) = http_server();
+    // 300 k nonces/s: the vector's million nonces take a few seconds, time to scrape.
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
+    let joined = server.wait_stderr("miner joined");
+    let miner_id = joined
+        .split("conn ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .expect("conn id")
+        .to_string();
+    let v = million_nonce_vector();
+    let size = (v.upper - v.lower + 1) as f64;
+    let mut c = client(&addr, &v.msg, v.lower, v.upper);
+    server.wait_stderr("accepted");
+
+    let during = scrape(http);
+    assert_eq!(one(&during, "miner_pool_miners", &[]), 1.0);
+    assert_eq!(one(&during, "miner_pool_requests_active", &[]), 1.0);
+    assert_eq!(one(&during, "miner_pool_requests_answered_total", &[]), 0.0);
+    assert!(one(&during, "miner_pool_nonces_total", &[]) < size);
+    let rates = samples(&during, "miner_hashrate", &[("miner", &miner_id)]);
+    assert_eq!(rates.len(), 1, "{:?}", during.samples);
+    let peer: SocketAddr = rates[0]
+        .labels
+        .get("addr")
+        .and_then(|a| a.parse().ok())
+        .expect("addr is ip:port");
+    assert!(peer.ip().is_loopback());
+
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+    // Every job the pool sent has been answered and counted once the server has logged as
+    // many results: then the counts hold still.
+    let jobs = one(&scrape(http), "miner_pool_jobs_sent_total", &[]) as usize;
+    server.wait_stderr_count(": result ", jobs);
+    let after = scrape(http);
+    let answers = server.count_stderr(": result ") as f64;
+    assert_eq!(one(&after, "miner_pool_jobs_sent_total", &[]), answers);
+    assert_eq!(one(&after, "miner_pool_requests_active", &[]), 0.0);
+    assert_eq!(one(&after, "miner_pool_requests_answered_total", &[]), 1.0);
+    let nonces = one(&after, "miner_pool_nonces_total", &[]);
+    assert!(nonces >= size, "{nonces} < {size}");
+    let mine = [("miner", miner_id.as_str())];
+    assert_eq!(one(&after, "miner_nonces_total", &mine), nonces);
+    let valid = [("miner", miner_id.as_str()), ("status", "valid")];
+    let invalid = [("miner", miner_id.as_str()), ("status", "invalid")];
+    assert_eq!(one(&after, "miner_results_total", &valid), answers);
+    assert_eq!(one(&after, "miner_results_total", &invalid), 0.0);
+    assert_eq!(
+        one(&after, "miner_pool_results_total", &[("status", "valid")]),
+        answers
+    );
+    assert!(one(&after, "miner_pool_hashrate", &[]) > 0.0);
+    assert!(one(&after, "miner_pool_jobs_reissued_total", &[]) >= 0.0);
+}
+
+/// docs/miner.md §7.3's `/status` schema: any key it does not name fails the test.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Status {
+    at_ms: u64,
+    started_ms: u64,
+    totals: Totals,
+    history: Vec<Minute>,
+    miners: Vec<Miner>,
+    requests: Vec<Request>,
+    events: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Totals {
+    miners: usize,
+    hash_rate: f64,
+    nonces: u64,
+    valid_results: u64,
+    invalid_results: u64,
+    requests_active: usize,
+    requests_accepted: u64,
+    requests_answered: u64,
+    requests_dropped: u64,
+    requests_refused: u64,
+    jobs_sent: u64,
+    jobs_reissued: u64,
+    connections: usize,
+    connections_total: u64,
+    events_dropped: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Minute {
+    start_ms: u64,
+    nonces: u64,
+    rate: f64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Miner {
+    id: i64,
+    addr: Option<String>,
+    hash_rate: f64,
+    nonces: u64,
+    valid: u64,
+    stale: u64,
+    invalid: u64,
+    reissued_away: u64,
+    jobs_held: usize,
+    late: bool,
+    since_ms: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Request {
+    id: u64,
+    client: i64,
+    message: String,
+    lower: u64,
+    upper: u64,
+    total: u64,
+    covered: u64,
+    progress: f64,
+    rate: f64,
+    eta_ms: Option<u64>,
+    accepted_ms: u64,
+    active_since_ms: Option<u64>,
+}
+
+fn status(http: SocketAddr) -> Status {
+    let (code, head, body) = get(http, "/status");
+    assert_eq!(code, 200, "{head}\n{body}");
+    assert!(head.contains("application/json"), "{head}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Reads `/status` until `ready` holds (each read waits for a fresh snapshot, so this
+/// follows the server's publications); panics after [`PATIENCE`].
+fn status_when(http: SocketAddr, ready: impl Fn(&Status) -> bool) -> Status {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let s = status(http);
+        if ready(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never ready: {s:#?}");
+    }
+}
+
+#[test]
+fn status_follows_its_schema_and_tells_miners_requests_and_events() {
+    let (server, addr, http) = http_server();
+    let (code, _, _) = get(http, "/nowhere");
+    assert_eq!(code, 404);
+    let (code, head, page) = get(http, "/");
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("text/html") && page.contains("/status"),
+        "{head}"
+    );
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
+    server.wait_stderr("miner joined");
+    let (lower, upper) = (5u64, 50_000_000u64);
+    let _client = client(&addr, "schema", lower, upper);
+    server.wait_stderr("accepted");
+    let s = status_when(http, |s| s.requests.first().is_some_and(|r| r.covered > 0));
+    assert!(s.at_ms >= s.started_ms && s.started_ms > 1_600_000_000_000);
+    assert_eq!(s.totals.miners, 1);
+    assert_eq!(s.miners.len(), 1);
+    let m = &s.miners[0];
+    let peer: SocketAddr = m
+        .addr
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .expect("ip:port");
+    assert!(peer.ip().is_loopback());
+    assert!(m.since_ms >= s.started_ms && m.since_ms <= s.at_ms);
+    assert!(m.valid >= 1 && m.nonces > 0 && m.hash_rate > 0.0);
+    let r = &s.requests[0];
+    assert_eq!(
+        (r.message.as_str(), r.lower, r.upper),
+        ("schema", lower, upper)
+    );
+    assert_eq!(r.total, upper - lower + 1);
+    assert!(r.covered <= r.total);
+    assert!((r.progress - r.covered as f64 / r.total as f64).abs() < 1e-9);
+    assert!(r.rate > 0.0 && r.eta_ms.is_some() && r.active_since_ms.is_some());
+    assert_eq!(s.totals.nonces, m.nonces);
+    assert!(!s.history.is_empty());
+    let kinds: Vec<&str> = s
+        .events
+        .iter()
+        .filter_map(|e| e.get("event").and_then(|k| k.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["miner_joined", "request_accepted"],
+        "{:?}",
+        s.events
+    );
+    assert_eq!(s.events[0]["addr"], m.addr.as_deref().unwrap_or(""));
+}
+
+/// Where test artifacts go: `target/artifacts/` beside the test binaries.
+fn artifacts() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_server"));
+    let target = bin.ancestors().nth(2).expect("target directory");
+    let dir = target.join("artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts directory");
+    dir
+}
+
+/// Runs headless Chromium with `args` and a fresh profile; returns its stdout. Killed
+/// after [`PATIENCE`].
+fn chromium(chrome: &Path, args: &[String]) -> String {
+    let profile = std::env::temp_dir().join(format!(
+        "dashboard-chromium-{}-{}",
+        std::process::id(),
+        args.len()
+    ));
+    let _ = std::fs::remove_dir_all(&profile);
+    let mut child = Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let mut out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish within {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(status.success(), "chromium failed: {status}");
+    reader.join().expect("reader")
+}
+
+#[test]
+fn the_dashboard_renders_live_miners_and_progress_in_headless_chromium() {
+    let chrome = Path::new("/usr/bin/chromium");
+    if !chrome.exists() {
+        println!("SKIPPED: chromium not installed (/usr/bin/chromium; `apt-get install chromium`)");
+        return;
+    }
+    let (server, addr, http) = http_server();
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
+    server.wait_stderr("miner joined");
+    let _client = client(&addr, "dashboard", 0, 100_000_000);
+    server.wait_stderr("accepted");
+    let s = status_when(http, |s| {
+        s.requests.first().is_some_and(|r| r.covered > 0) && s.miners[0].hash_rate > 0.0
+    });
+    let miner_id = s.miners[0].id;
+    let url = format!("http://{http}/");
+    let budget = "--virtual-time-budget=4000".to_string();
+    let dom = chromium(chrome, &[budget.clone(), "--dump-dom".into(), url.clone()]);
+    // The miners table has the miner's row with a non-zero rate.
+    let row_at = dom
+        .find(&format!("<tr data-miner=\"{miner_id}\">"))
+        .unwrap_or_else(|| panic!("no row for miner {miner_id} in {dom}"));
+    let row = &dom[row_at..row_at + dom[row_at..].find("</tr>").expect("row end")];
+    let rate = row
+        .split("<td class=\"rate\">")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no rate in {row}"));
+    assert!(rate > 0.0, "{row}");
+    assert!(row.contains("127.0.0.1:"), "{row}");
+    // The request has a progress bar filled to its live share.
+    let bar = dom
+        .split("data-progress=\"")
+        .nth(1)
+        .and_then(|b| b.split('"').next())
+        .and_then(|p| p.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no progress bar in {dom}"));
+    assert!(bar > 0.0 && bar <= 100.0, "progress {bar}");
+    assert!(
+        dom.contains(&format!("class=\"fill\" style=\"width: {bar:.1}%")),
+        "{dom}"
+    );
+    assert!(dom.contains("miner_joined") && dom.contains("request_accepted"));
+
+    let shot = artifacts().join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        chrome,
+        &[budget, format!("--screenshot={}", shot.display()), url],
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    println!("dashboard screenshot: {}", shot.display());
+}
