@@ -164,3 +164,43 @@ fn a_client_that_asks_gets_progress_messages_until_its_result() {
     );
     assert!(progress.iter().any(|p| p.0 > 0 && p.2 > 0), "{progress:?}");
 }
+
+#[test]
+fn client_progress_shows_progress_on_stderr_and_stdout_stays_the_result() {
+    let (server, addr) = server(&[]);
+    // 300 k nonces/s for the vector's million nonces: a few seconds, a few Progress lines.
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
+    server.wait_stderr("miner joined");
+    let v = million_nonce_vector();
+    let (lower, upper) = (v.lower.to_string(), v.upper.to_string());
+    let mut args = vec![
+        addr.as_str(),
+        &v.msg,
+        &upper,
+        "--lower",
+        &lower,
+        "--progress",
+    ];
+    args.extend_from_slice(&FAST);
+    let mut c = Proc::spawn(env!("CARGO_BIN_EXE_client"), &args);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected, "stdout is the result line alone");
+    let stderr = c.stderr_text();
+    let shares: Vec<f64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("progress "))
+        .map(|l| {
+            assert!(l.contains(" nonces, ") && l.contains("H/s, ETA "), "{l}");
+            l.split('%')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no share in {l:?}"))
+        })
+        .collect();
+    assert!(!shares.is_empty(), "no progress line on stderr:\n{stderr}");
+    assert!(
+        shares.windows(2).all(|w| w[0] <= w[1]) && shares.iter().all(|&s| s <= 100.0),
+        "{shares:?}"
+    );
+}

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use apps::system::args::{resolve, LspArgs};
 use apps::system::client::{self, Outcome};
 use apps::system::log::Log;
+use apps::system::progress::ProgressView;
 use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
@@ -32,6 +33,11 @@ struct Cli {
     /// Log to stderr.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
+    /// Ask the server for progress and show it on stderr: a bar with rate and ETA on a
+    /// terminal, a `progress …` line per update otherwise. Stdout is unchanged. A server
+    /// that does not know the request's `Progress` key (the reference) just answers.
+    #[arg(long)]
+    progress: bool,
     #[command(flatten)]
     lsp: LspArgs,
 }
@@ -70,6 +76,27 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
     let params = cli.lsp.params()?;
     let server = resolve(&cli.server)?;
-    client::request(server, params, &cli.message, cli.lower, cli.max_nonce, log)
-        .map_err(|e| format!("cannot connect to {server}: {e}"))
+    let view = cli.progress.then(ProgressView::stderr);
+    let mut show = |covered, total, rate| {
+        if let Some(view) = &view {
+            view.show(covered, total, rate);
+        }
+    };
+    let progress: Option<&mut dyn FnMut(u64, u64, u64)> = match view {
+        Some(_) => Some(&mut show),
+        None => None,
+    };
+    let outcome = client::request_with(
+        server,
+        params,
+        &cli.message,
+        cli.lower,
+        cli.max_nonce,
+        log,
+        progress,
+    );
+    if let Some(view) = &view {
+        view.finish();
+    }
+    outcome.map_err(|e| format!("cannot connect to {server}: {e}"))
 }

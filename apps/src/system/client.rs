@@ -43,17 +43,36 @@ pub fn request(
     upper: u64,
     log: &Log,
 ) -> Result<Outcome, StartError> {
+    request_with(server, params, msg, lower, upper, log, None)
+}
+
+/// As [`request`]; with `progress`, the request asks for Progress messages
+/// ([`super::progress::request_asking_progress`]) and each one received is handed to it
+/// as `(covered, total, rate)`.
+pub fn request_with(
+    server: SocketAddr,
+    params: Params,
+    msg: &str,
+    lower: u64,
+    upper: u64,
+    log: &Log,
+    mut progress: Option<&mut dyn FnMut(u64, u64, u64)>,
+) -> Result<Outcome, StartError> {
     let client = Client::connect(server, 0, params)?;
     log.info(format_args!(
         "connected to {server} as conn {}",
         client.conn_id()
     ));
-    let request = Message::Request {
-        data: msg.to_string(),
-        lower,
-        upper,
+    let request = match progress {
+        Some(_) => super::progress::request_asking_progress(msg, lower, upper),
+        None => Message::Request {
+            data: msg.to_string(),
+            lower,
+            upper,
+        }
+        .encode(),
     };
-    if let Err(e) = client.write(request.encode()) {
+    if let Err(e) = client.write(request) {
         log.info(format_args!("cannot send the request: {e}"));
         return Ok(Outcome::Disconnected);
     }
@@ -61,6 +80,15 @@ pub fn request(
         match client.read() {
             Ok(payload) => match Message::decode(&payload) {
                 Ok(Message::Result { hash, nonce }) => break Outcome::Answer { hash, nonce },
+                Ok(Message::Progress {
+                    covered,
+                    total,
+                    rate,
+                }) if progress.is_some() => {
+                    if let Some(show) = progress.as_mut() {
+                        show(covered, total, rate);
+                    }
+                }
                 Ok(other) => log.info(format_args!("ignored {other:?}")),
                 Err(e) => log.info(format_args!("ignored payload: {e}")),
             },

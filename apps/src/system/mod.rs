@@ -12,5 +12,6 @@ pub mod local;
 pub mod log;
 pub mod miner;
 pub mod narrate;
+pub mod progress;
 pub mod search;
 pub mod serve;
