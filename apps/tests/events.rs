@@ -1,6 +1,6 @@
 //! The server's event log (`--events`), as real processes write it: its lines parse, and
 //! tell the story of a run with a killed miner and a lost client; and Progress messages to
-//! a client that asks for them.
+//! a client that asks for them; what `client --progress` and `miner -v` show.
 
 mod support;
 
@@ -203,4 +203,35 @@ fn client_progress_shows_progress_on_stderr_and_stdout_stays_the_result() {
         shares.windows(2).all(|w| w[0] <= w[1]) && shares.iter().all(|&s| s <= 100.0),
         "{shares:?}"
     );
+}
+
+#[test]
+fn a_verbose_miner_logs_its_own_hash_rate_while_it_works() {
+    let (server, addr) = server(&[]);
+    let m = miner(
+        &addr,
+        &[
+            "--threads",
+            "1",
+            "--max-rate",
+            "400000",
+            "--hashrate-every",
+            "0.5",
+        ],
+    );
+    server.wait_stderr("miner joined");
+    let v = million_nonce_vector();
+    let mut c = client(&addr, &v.msg, v.lower, v.upper);
+    let line = m.wait_stderr("H/s over ");
+    let rate = line
+        .split("hashrate ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no rate in {line:?}"));
+    assert!(rate > 0.0, "{line}");
+    assert!(line.contains(" nonces searched"), "{line}");
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
 }

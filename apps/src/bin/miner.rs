@@ -6,7 +6,12 @@
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
 use apps::system::args::{resolve, LspArgs};
+use apps::system::hashrate;
 use apps::system::log::Log;
 use apps::system::miner::Miner;
 use apps::system::search::Searcher;
@@ -28,9 +33,13 @@ struct Cli {
     /// Cap the search speed at this many nonces per second (to play a slow miner).
     #[arg(long)]
     max_rate: Option<u64>,
-    /// Log to stderr: `-v` connection events, `-vv` every job.
+    /// Log to stderr: `-v` connection events and the miner's hash rate every few seconds,
+    /// `-vv` every job.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
+    /// With `-v`, how often to log the hash rate, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = hashrate::DEFAULT_INTERVAL.as_secs_f64())]
+    hashrate_every: f64,
     #[command(flatten)]
     lsp: LspArgs,
 }
@@ -51,6 +60,21 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
     let mut searcher = Searcher::new(cli.threads.unwrap_or_else(cores));
     if let Some(rate) = cli.max_rate {
         searcher = searcher.with_max_rate(rate);
+    }
+    if log.enabled(1) {
+        let every = Duration::try_from_secs_f64(cli.hashrate_every)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "--hashrate-every {}: not a positive duration",
+                    cli.hashrate_every
+                )
+            })?;
+        let searched = Arc::new(AtomicU64::new(0));
+        searcher = searcher.with_progress(Arc::clone(&searched));
+        hashrate::report(searched, log, every)
+            .map_err(|e| format!("cannot start the hash-rate thread: {e}"))?;
     }
     let miner = Miner {
         params,

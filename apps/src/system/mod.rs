@@ -7,6 +7,7 @@ pub mod args;
 pub mod client;
 pub mod clock;
 pub mod events;
+pub mod hashrate;
 pub mod http;
 pub mod local;
 pub mod log;
