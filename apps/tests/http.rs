@@ -41,9 +41,9 @@ fn get(http: SocketAddr, path: &str) -> (u16, String, String) {
     (code, head.to_string(), body.to_string())
 }
 
-/// One scrape of `/metrics`, parsed.
+/// One scrape of `/metrics?fresh` (a snapshot taken after the request), parsed.
 fn scrape(http: SocketAddr) -> prometheus_parse::Scrape {
-    let (code, head, body) = get(http, "/metrics");
+    let (code, head, body) = get(http, "/metrics?fresh");
     assert_eq!(code, 200, "{head}\n{body}");
     assert!(head.contains("openmetrics-text"), "{head}");
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses")
@@ -217,14 +217,14 @@ struct Request {
 }
 
 fn status(http: SocketAddr) -> Status {
-    let (code, head, body) = get(http, "/status");
+    let (code, head, body) = get(http, "/status?fresh");
     assert_eq!(code, 200, "{head}\n{body}");
     assert!(head.contains("application/json"), "{head}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// Reads `/status` until `ready` holds (each read waits for a fresh snapshot, so this
-/// follows the server's publications); panics after [`PATIENCE`].
+/// Reads `/status` until `ready` holds (each read waits for a snapshot taken after it, so
+/// this follows the server's publications); panics after [`PATIENCE`].
 fn status_when(http: SocketAddr, ready: impl Fn(&Status) -> bool) -> Status {
     let deadline = Instant::now() + PATIENCE;
     loop {

@@ -1,18 +1,19 @@
 //! The notice board between the serving loop and the HTTP workers: the loop pins up the
 //! latest snapshot of the pool, the workers read it. The loop never waits for a reader.
 //!
-//! The loop owns the service, so only it can take [`MinerService::pool`] snapshots. A
-//! worker that needs one marks the board as watched and waits (at most [`FRESH_WAIT`]) for
-//! the next snapshot; the loop, which wakes at least every [`PUBLISH_INTERVAL`] while it
-//! serves with a board ([`Publisher::cap`]), publishes one when the board is watched and the
-//! last is at least that old. Nobody watching, nothing is computed. The loop's only cost is
-//! the snapshot itself and a short lock to swap an [`Arc`].
+//! The loop owns the service, so only it can take [`MinerService::pool`] snapshots. The
+//! loop, which wakes at least every [`PUBLISH_INTERVAL`] while it serves with a board
+//! ([`Publisher::cap`]), publishes one every [`PUBLISH_INTERVAL`] while the board is
+//! watched: read within the last [`WATCH_WINDOW`]. A reader takes the latest snapshot if it
+//! is at most [`PUBLISH_INTERVAL`] old (a dashboard polling every second always finds one),
+//! and otherwise waits (at most [`FRESH_WAIT`]) for the next. Nobody watching, nothing is
+//! computed. The loop's only cost is the snapshot itself and a short lock to swap an
+//! [`Arc`].
 //!
 //! The board also keeps the last [`RECENT_EVENTS`] events, as event-log JSON objects, for
 //! the dashboard.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,9 @@ pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a reader waits for a fresh snapshot before it takes the latest one.
 pub const FRESH_WAIT: Duration = Duration::from_millis(600);
 
+/// How long after a read the loop keeps publishing.
+pub const WATCH_WINDOW: Duration = Duration::from_secs(5);
+
 /// How many recent events the board keeps.
 pub const RECENT_EVENTS: usize = 100;
 
@@ -42,6 +46,8 @@ pub struct Snapshot {
     pub origin_ms: u64,
     /// The last [`RECENT_EVENTS`] events, oldest first, as the event log writes them.
     pub events: Vec<Value>,
+    /// When it was published.
+    pub taken: Instant,
 }
 
 impl Snapshot {
@@ -63,7 +69,8 @@ struct Pinned {
 pub struct Board {
     pinned: Mutex<Pinned>,
     fresh: Condvar,
-    watched: AtomicBool,
+    /// When a reader last asked.
+    read_at: Mutex<Option<Instant>>,
     recent: Mutex<VecDeque<Value>>,
     origin_ms: u64,
 }
@@ -77,7 +84,7 @@ impl Board {
         Arc::new(Board {
             pinned: Mutex::new(Pinned::default()),
             fresh: Condvar::new(),
-            watched: AtomicBool::new(false),
+            read_at: Mutex::new(None),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
             origin_ms,
         })
@@ -88,12 +95,29 @@ impl Board {
         self.pinned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A snapshot at most about [`PUBLISH_INTERVAL`] old if the loop publishes one within
-    /// [`FRESH_WAIT`], else the latest there is (`None` before the first).
+    /// A snapshot at most about [`PUBLISH_INTERVAL`] old if there is one or the loop
+    /// publishes one within [`FRESH_WAIT`], else the latest there is (`None` before the
+    /// first).
     pub fn read(&self) -> Option<Arc<Snapshot>> {
+        self.read_with(false)
+    }
+
+    /// As [`read`](Self::read), but waits (at most [`FRESH_WAIT`]) for a snapshot taken
+    /// after the call, so that it reflects everything the server did before it: for a
+    /// scraper that checks what it has just seen happen.
+    pub fn read_fresh(&self) -> Option<Arc<Snapshot>> {
+        self.read_with(true)
+    }
+
+    fn read_with(&self, fresh: bool) -> Option<Arc<Snapshot>> {
+        *self.read_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let pinned = self.pinned();
+        if let Some(latest) = &pinned.latest {
+            if !fresh && latest.taken.elapsed() <= PUBLISH_INTERVAL {
+                return Some(Arc::clone(latest));
+            }
+        }
         let seen = pinned.generation;
-        self.watched.store(true, Ordering::Release);
         let (pinned, _) = self
             .fresh
             .wait_timeout_while(pinned, FRESH_WAIT, |p| p.generation == seen)
@@ -137,14 +161,19 @@ impl Publisher {
         recent.push_back(json);
     }
 
-    /// Publishes a snapshot of `service` at `now` if a reader watches and the last one is
-    /// at least [`PUBLISH_INTERVAL`] old.
+    /// Publishes a snapshot of `service` at `now` if the board is watched (read within
+    /// [`WATCH_WINDOW`]) and the last one is at least [`PUBLISH_INTERVAL`] old.
     pub fn tick(&mut self, service: &MinerService<ConnId>, now: Timestamp) {
         let due = self.last.is_none_or(|t| t.elapsed() >= PUBLISH_INTERVAL);
-        if !due || !self.board.watched.swap(false, Ordering::AcqRel) {
+        if !due {
             return;
         }
-        self.last = Some(Instant::now());
+        let read_at = *self.board.read_at.lock().unwrap_or_else(|e| e.into_inner());
+        if read_at.is_none_or(|t| t.elapsed() >= WATCH_WINDOW) {
+            return;
+        }
+        let taken = Instant::now();
+        self.last = Some(taken);
         let events = {
             let recent = self.board.recent.lock().unwrap_or_else(|e| e.into_inner());
             recent.iter().cloned().collect()
@@ -153,6 +182,7 @@ impl Publisher {
             report: service.pool(now),
             origin_ms: self.board.origin_ms,
             events,
+            taken,
         });
         let mut pinned = self.board.pinned();
         pinned.generation += 1;

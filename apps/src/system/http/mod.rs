@@ -156,7 +156,8 @@ fn route(method: &str, path: &str, board: &Board) -> Reply {
     if method != "GET" && method != "HEAD" {
         return Reply::text("405 Method Not Allowed", "GET only\n");
     }
-    let path = path.split('?').next().unwrap_or("");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let fresh = query.split('&').any(|q| q == "fresh");
     match path {
         "/" | "/index.html" => Reply {
             status: "200 OK",
@@ -164,7 +165,12 @@ fn route(method: &str, path: &str, board: &Board) -> Reply {
             body: DASHBOARD.as_bytes().to_vec(),
         },
         "/metrics" | "/status" => {
-            let Some(snapshot) = board.read() else {
+            let snapshot = if fresh {
+                board.read_fresh()
+            } else {
+                board.read()
+            };
+            let Some(snapshot) = snapshot else {
                 return Reply::text("503 Service Unavailable", "no snapshot yet\n");
             };
             if path == "/metrics" {
