@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 use bitcoin_core::kernel::Kernel;
 use bitcoin_core::message::Message;
 
+mod observe;
+
 /// Ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
 const USER_HZ: f64 = 100.0;
 
@@ -54,16 +56,21 @@ pub struct Options {
     /// Seconds of idle CPU measured with no request.
     #[arg(long, default_value_t = 5)]
     idle_secs: u64,
+    /// Instead of the above: the cost of observing the pool, over this many rounds of a
+    /// plain server against one with `--http` and `--events` and a scraper (see
+    /// `bench/e2e/observe.rs`).
+    #[arg(long, value_name = "ROUNDS")]
+    observe_rounds: Option<NonZeroUsize>,
 }
 
 /// A child process killed on drop; its stderr lines are forwarded to a channel.
-struct Proc {
+pub(super) struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Proc {
-    fn spawn(bin: &Path, args: &[&str]) -> Result<Proc, String> {
+    pub(super) fn spawn(bin: &Path, args: &[&str]) -> Result<Proc, String> {
         let mut child = Command::new(bin)
             .args(args)
             .stdin(Stdio::null())
@@ -87,7 +94,7 @@ impl Proc {
     }
 
     /// Waits (up to `limit`) for a stderr line containing `pattern`.
-    fn wait_line(&self, pattern: &str, limit: Duration) -> Result<String, String> {
+    pub(super) fn wait_line(&self, pattern: &str, limit: Duration) -> Result<String, String> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -153,6 +160,14 @@ pub fn run(o: &Options) -> Result<(), String> {
         })
     };
     let (server_bin, miner_bin, client_bin) = (bin("server")?, bin("miner")?, bin("client")?);
+    if let Some(rounds) = o.observe_rounds {
+        let bins = observe::Bins {
+            server: &server_bin,
+            miner: &miner_bin,
+            client: &client_bin,
+        };
+        return observe::compare(o, &bins, rounds.get());
+    }
     let workers = o.miners.get() * o.threads.get();
     let kernel = Kernel::best();
     println!(

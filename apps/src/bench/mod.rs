@@ -6,4 +6,5 @@ pub mod e2e;
 pub mod echo;
 pub mod hash;
 pub mod schedule;
+pub mod scrape;
 pub mod timing;

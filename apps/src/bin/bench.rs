@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use apps::bench::{codec, e2e, echo, hash, schedule};
+use apps::bench::{codec, e2e, echo, hash, schedule, scrape};
 use clap::{Parser, Subcommand};
 
 /// Benchmarks of this workspace: each prints its figures beside a baseline measured in the
@@ -34,6 +34,9 @@ enum Mode {
     /// The real server, miner and client processes end to end against the kernel's own
     /// rate (build them first: `cargo build --release -p apps`).
     E2e(e2e::Options),
+    /// One `/metrics` scrape of a server with many joined miners (default 1,000): time
+    /// and size (build the server first: `cargo build --release -p apps`).
+    Scrape(scrape::Options),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Mode::Codec(options) => codec::run(&options),
         Mode::Echo(options) => echo::run(&options),
         Mode::E2e(options) => e2e::run(&options),
+        Mode::Scrape(options) => scrape::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
