@@ -5,6 +5,8 @@
 //! time from connecting to the last byte (min, median, max): as a dashboard reads them (a
 //! snapshot at most 250 ms old, published while the board is watched) and with `?fresh`
 //! (waiting for a snapshot taken after the request, up to the serving loop's next tick).
+//! Then, in this process, what a snapshot costs the serving loop (`MinerService::pool`
+//! with as many joined miners) and what formatting it costs an HTTP worker.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -117,7 +119,66 @@ pub fn run(o: &Options) -> Result<(), String> {
         );
     }
     drop(miners);
+    drop(server);
+    in_process(n, o.scrapes.get());
     Ok(())
+}
+
+/// Times, on a service with `n` joined miners, the snapshot the serving loop takes and the
+/// formatting the HTTP workers do, `rounds` times each.
+fn in_process(n: usize, rounds: usize) {
+    use crate::system::http::{board::Snapshot, metrics, status};
+    use bitcoin_core::scheduler::Config;
+    use bitcoin_core::service::MinerService;
+    use lsp_core::{ConnId, Timestamp};
+
+    let Ok(mut service) = MinerService::<ConnId>::new(Config::default()) else {
+        return;
+    };
+    let join = Message::Join.encode();
+    for i in 0..n {
+        let conn = ConnId(i as i64 + 1);
+        service.describe(conn, format!("127.0.0.1:{}", 10_000 + i));
+        service.handle_payload(Timestamp::from_millis(i as u64), conn, &join);
+    }
+    let now = Timestamp::from_millis(60_000);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let started = Instant::now();
+        f();
+        started.elapsed().as_secs_f64() * 1e6
+    };
+    let mut report = None;
+    let pool = median(
+        (0..rounds)
+            .map(|_| time(&mut || report = Some(service.pool(now))))
+            .collect(),
+    );
+    let Some(report) = report else { return };
+    let snapshot = Snapshot {
+        report,
+        origin_ms: 0,
+        events: Vec::new(),
+        taken: Instant::now(),
+    };
+    let text = median(
+        (0..rounds)
+            .map(|_| time(&mut || drop(std::hint::black_box(metrics::render(&snapshot)))))
+            .collect(),
+    );
+    let json = median(
+        (0..rounds)
+            .map(|_| time(&mut || drop(std::hint::black_box(status::render(&snapshot)))))
+            .collect(),
+    );
+    println!(
+        "  in process, {n} miners (medians of {rounds}): snapshot on the serving loop \
+         (MinerService::pool) {pool:.0} us; formatting on an HTTP worker: /metrics {text:.0} us, \
+         /status {json:.0} us"
+    );
 }
 
 /// `GET path` on `http`: how long it took (connect to last byte) and the body.

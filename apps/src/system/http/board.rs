@@ -191,3 +191,71 @@ impl Publisher {
         self.board.fresh.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin_core::accounting::PoolEventKind;
+    use bitcoin_core::message::Message;
+    use bitcoin_core::scheduler::Config;
+
+    fn one_miner() -> MinerService<ConnId> {
+        let mut service = MinerService::new(Config::default()).expect("valid config");
+        service.describe(ConnId(1), "10.0.0.1:4000");
+        service.handle_payload(
+            Timestamp::from_millis(5),
+            ConnId(1),
+            &Message::Join.encode(),
+        );
+        service
+    }
+
+    #[test]
+    fn nothing_is_published_unwatched_and_a_read_gets_the_loop_publishing() {
+        let board = Board::new();
+        let mut publisher = Publisher::new(Arc::clone(&board));
+        let mut service = one_miner();
+        publisher.tick(&service, Timestamp::from_millis(10));
+        assert_eq!(board.pinned().generation, 0, "nobody watching: no snapshot");
+        // The first read finds none and waits in vain (no loop runs here), but marks the
+        // board watched: the next tick publishes, and a read then takes it at once.
+        assert!(board.read().is_none());
+        while let Some(event) = service.poll_event() {
+            publisher.record(&event, service.address(ConnId(1)));
+        }
+        publisher.tick(&service, Timestamp::from_millis(20));
+        assert_eq!(board.pinned().generation, 1);
+        let snapshot = board.read().expect("a snapshot");
+        assert_eq!(snapshot.report.totals.miners, 1);
+        assert_eq!(snapshot.report.at, Timestamp::from_millis(20));
+        assert_eq!(snapshot.events.len(), 1);
+        assert_eq!(snapshot.events[0]["event"], "miner_joined");
+        assert_eq!(snapshot.events[0]["addr"], "10.0.0.1:4000");
+        assert_eq!(
+            snapshot.unix_ms(Timestamp::from_millis(20)),
+            board.origin_ms + 20
+        );
+        // Not due again within PUBLISH_INTERVAL.
+        publisher.tick(&service, Timestamp::from_millis(30));
+        assert_eq!(board.pinned().generation, 1);
+    }
+
+    #[test]
+    fn the_recent_events_are_a_bounded_ring_of_the_newest() {
+        let board = Board::new();
+        let publisher = Publisher::new(Arc::clone(&board));
+        for i in 0..RECENT_EVENTS + 50 {
+            let event = PoolEvent {
+                at: Timestamp::from_millis(i as u64),
+                kind: PoolEventKind::MinerJoined {
+                    miner: ConnId(i as i64),
+                },
+            };
+            publisher.record(&event, None);
+        }
+        let recent = board.recent.lock().expect("not poisoned");
+        assert_eq!(recent.len(), RECENT_EVENTS);
+        assert_eq!(recent[0]["conn"], 50);
+        assert_eq!(recent[RECENT_EVENTS - 1]["conn"], RECENT_EVENTS as i64 + 49);
+    }
+}

@@ -183,3 +183,44 @@ pub fn render(snapshot: &Snapshot) -> String {
     let _ = encode(&mut text, &r);
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use bitcoin_core::message::Message;
+    use bitcoin_core::scheduler::Config;
+    use bitcoin_core::service::MinerService;
+    use lsp_core::{ConnId, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_the_pool_and_each_miner_with_its_labels() {
+        let mut service = MinerService::new(Config::default()).expect("valid config");
+        service.describe(ConnId(7), "10.0.0.1:4000");
+        service.handle_payload(Timestamp::ZERO, ConnId(7), &Message::Join.encode());
+        let snapshot = Snapshot {
+            report: service.pool(Timestamp::from_millis(1000)),
+            origin_ms: 0,
+            events: Vec::new(),
+            taken: Instant::now(),
+        };
+        let text = render(&snapshot);
+        for line in [
+            "miner_pool_miners 1",
+            "miner_pool_nonces_total 0",
+            "miner_pool_requests_active 0",
+            "miner_pool_requests_answered_total 0",
+            "miner_pool_jobs_reissued_total 0",
+            "miner_pool_results_total{status=\"valid\"} 0",
+            "miner_hashrate{miner=\"7\",addr=\"10.0.0.1:4000\"} 0.0",
+            "miner_results_total{miner=\"7\",status=\"valid\"} 0",
+            "miner_results_total{miner=\"7\",status=\"invalid\"} 0",
+            "# TYPE miner_pool_hashrate gauge",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+}

@@ -23,7 +23,7 @@ pub mod metrics;
 pub mod status;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -148,7 +148,32 @@ fn answer(mut stream: TcpStream, board: &Board) -> io::Result<()> {
     if !head_only {
         stream.write_all(&reply.body)?;
     }
-    stream.flush()
+    stream.flush()?;
+    linger(&mut stream, deadline)
+}
+
+/// Ends the connection without losing the answer: closing a socket with unread input
+/// makes the kernel reset the connection, which can destroy the answer still in flight.
+/// So: no more writes, then read and discard what the peer still sends (at most
+/// [`MAX_HEAD`] bytes, until the request's deadline but at most 500 ms) until it closes.
+fn linger(stream: &mut TcpStream, deadline: Instant) -> io::Result<()> {
+    stream.shutdown(Shutdown::Write)?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_millis(500));
+    if left.is_zero() {
+        return Ok(());
+    }
+    stream.set_read_timeout(Some(left))?;
+    let mut sink = [0u8; 1024];
+    let mut drained = 0;
+    while drained < MAX_HEAD {
+        match stream.read(&mut sink)? {
+            0 => break,
+            n => drained += n,
+        }
+    }
+    Ok(())
 }
 
 /// The answer to `method path`.
@@ -188,5 +213,59 @@ fn route(method: &str, path: &str, board: &Board) -> Reply {
             }
         }
         _ => Reply::text("404 Not Found", "not found\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends `request` raw to a fresh server; returns the status line.
+    fn status_line(server: &HttpServer, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(server.local_addr()).expect("connects");
+        stream.write_all(request).expect("sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer.lines().next().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn paths_methods_and_malformed_heads_get_their_status() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = HttpServer::start(addr, Board::new()).expect("starts");
+        let cases: [(&[u8], &str); 5] = [
+            (b"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK"),
+            (b"HEAD /index.html HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK"),
+            (b"GET /nowhere HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
+            (
+                b"POST /metrics HTTP/1.1\r\n\r\n",
+                "HTTP/1.1 405 Method Not Allowed",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+                "HTTP/1.1 400 Bad Request",
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(
+                status_line(&server, request),
+                expected,
+                "{}",
+                String::from_utf8_lossy(request)
+            );
+        }
+        let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        huge.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(
+            status_line(&server, &huge),
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+    }
+
+    #[test]
+    fn the_dashboard_polls_status_and_fetches_nothing_from_elsewhere() {
+        assert!(DASHBOARD.contains("fetch(\"/status\""));
+        assert!(!DASHBOARD.contains("http://") && !DASHBOARD.contains("https://"));
+        assert!(!DASHBOARD.contains("<script src") && !DASHBOARD.contains("<link"));
     }
 }
