@@ -351,9 +351,15 @@ fn chromium(chrome: &Path, args: &[String]) -> String {
 
 #[test]
 fn the_dashboard_renders_live_miners_and_progress_in_headless_chromium() {
-    let chrome = Path::new("/usr/bin/chromium");
+    // CHROMIUM names another browser binary (or a missing one, to see the skip).
+    let chrome =
+        std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
+    let chrome = chrome.as_path();
     if !chrome.exists() {
-        println!("SKIPPED: chromium not installed (/usr/bin/chromium; `apt-get install chromium`)");
+        println!(
+            "SKIPPED: chromium not installed ({}; `apt-get install chromium`)",
+            chrome.display()
+        );
         return;
     }
     let (server, addr, http) = http_server();
