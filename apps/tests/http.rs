@@ -84,6 +84,7 @@ fn metrics_during_and_after_a_known_request_agree_with_the_answer() {
     // 300 k nonces/s: the vector's million nonces take a few seconds, time to scrape.
     let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
     let joined = server.wait_stderr("miner joined");
+    assert!(joined.contains(" from 127.0.0.1:"), "{joined}");
     let miner_id = joined
         .split("conn ")
         .nth(1)

@@ -32,20 +32,24 @@ impl Narrator {
     }
 
     /// Logs `event` (at `-v`); `departure` is the connection whose end the service was
-    /// just told of, if any. Returns whether the line told that connection's end.
+    /// just told of, if any, and `addr` the address of the event's subject
+    /// ([`super::events::subject`]: a joining miner, a client whose request was accepted),
+    /// if known. Returns whether the line told that connection's end.
     pub fn event(
         &mut self,
         log: &Log,
         event: &PoolEvent<ConnId>,
         departure: Option<Departure<'_>>,
+        addr: Option<&str>,
     ) -> bool {
+        let from = addr.map(|a| format!(" from {a}")).unwrap_or_default();
         let how = |conn: ConnId| match departure {
             Some((gone, how)) if gone == conn => Some(how),
             _ => None,
         };
         match &event.kind {
             PoolEventKind::MinerJoined { miner } => {
-                log.info(format_args!("conn {miner}: miner joined"));
+                log.info(format_args!("conn {miner}: miner joined{from}"));
             }
             PoolEventKind::MinerLost {
                 miner,
@@ -67,7 +71,7 @@ impl Narrator {
                 upper,
                 ..
             } => log.info(format_args!(
-                "conn {client}: request {msg:?} {lower}..={upper} accepted"
+                "conn {client}: request {msg:?} {lower}..={upper} accepted{from}"
             )),
             PoolEventKind::RequestAnswered {
                 client,

@@ -166,8 +166,8 @@ pub fn serve_observed(
         }
         let mut told = false;
         while let Some(event) = service.poll_event() {
-            told |= narrator.event(&log, &event, departure);
             let addr = super::events::subject(&event).and_then(|conn| service.address(conn));
+            told |= narrator.event(&log, &event, departure, addr);
             if let Some(publisher) = &publisher {
                 publisher.record(&event, addr);
             }
