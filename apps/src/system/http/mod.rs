@@ -5,9 +5,10 @@
 //!
 //! A fixed pool of [`WORKERS`] threads each accepts one TCP connection at a time from the
 //! shared listener, reads one request (its head at most [`MAX_HEAD`] bytes, all of it
-//! within [`REQUEST_TIMEOUT`]), answers it and closes the connection. So at most
-//! [`WORKERS`] connections are open at once; more wait in the kernel's accept backlog and a
-//! slow or silent peer holds a worker for at most [`REQUEST_TIMEOUT`]. Requests are parsed
+//! within [`REQUEST_TIMEOUT`]), answers it (all of it within another
+//! [`REQUEST_TIMEOUT`]) and closes the connection. So at most [`WORKERS`] connections are
+//! open at once; more wait in the kernel's accept backlog, and a slow or silent peer holds a
+//! worker for at most twice [`REQUEST_TIMEOUT`] (plus the wait for a snapshot). Requests are parsed
 //! by `httparse` (hyper's parser). The `tiny_http` crate was the first choice, but it starts
 //! a thread per accepted connection without a bound (its task pool grows on demand) and
 //! queues requests without one, and it takes no connections from outside; a fixed worker
@@ -36,7 +37,7 @@ pub const WORKERS: usize = 4;
 /// The longest request head read (request line and headers).
 pub const MAX_HEAD: usize = 8192;
 
-/// How long a connection may take to send its request, and each write of the answer.
+/// How long a connection may take to send its request, and then to take the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The dashboard page (`GET /`), embedded in the binary.
@@ -105,7 +106,6 @@ impl Reply {
 /// Reads one request from `stream` and answers it.
 fn answer(mut stream: TcpStream, board: &Board) -> io::Result<()> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
-    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     let (reply, head_only) = loop {
@@ -119,7 +119,7 @@ fn answer(mut stream: TcpStream, board: &Board) -> io::Result<()> {
             return Ok(());
         }
         len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buf[..len]) {
             Ok(httparse::Status::Complete(_)) => {
@@ -144,12 +144,32 @@ fn answer(mut stream: TcpStream, board: &Board) -> io::Result<()> {
         reply.content_type,
         reply.body.len()
     );
-    stream.write_all(head.as_bytes())?;
+    // The answer gets its own REQUEST_TIMEOUT, all of it: a peer reading slowly cannot
+    // hold the worker longer.
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    write_by(&mut stream, head.as_bytes(), deadline)?;
     if !head_only {
-        stream.write_all(&reply.body)?;
+        write_by(&mut stream, &reply.body, deadline)?;
     }
-    stream.flush()?;
     linger(&mut stream, deadline)
+}
+
+/// Writes all of `bytes` before `deadline`, or fails.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Ends the connection without losing the answer: closing a socket with unread input
