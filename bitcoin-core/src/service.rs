@@ -181,8 +181,10 @@ impl<K: Ord + Copy> MinerService<K> {
                 self.scheduler
                     .handle_result(now, conn, hash, nonce, Some(range));
             }
-            // Progress goes from the server to clients only.
-            Ok((Message::Progress { .. }, _, _)) | Err(_) => self.stats.malformed += 1,
+            // Progress and Cancel go from the server only.
+            Ok((Message::Progress { .. } | Message::Cancel { .. }, _, _)) | Err(_) => {
+                self.stats.malformed += 1
+            }
         }
         self.collect();
         self.tick_progress(now);
