@@ -60,6 +60,8 @@ enum Event {
     MinerDone {
         miner: usize,
         life: u32,
+        /// The miner's search generation when it started (see `MinerNode::search`).
+        search: u32,
     },
 
     MinerCrash {
@@ -136,6 +138,9 @@ struct MinerNode {
     stalled: bool,
     /// Results an out-of-order miner holds back, to send newest first.
     held: Vec<Message>,
+    /// Searches stopped by a Cancel: a search's end is ignored unless this is unchanged
+    /// since it started.
+    search: u32,
 }
 
 /// How a client's run ended, if it has.
@@ -358,6 +363,7 @@ impl MiningWorld {
                 received: 0,
                 stalled: false,
                 held: Vec::new(),
+                search: 0,
             });
             world.schedule(at(plan.start), Event::MinerStart { miner });
             if let Some(crash) = plan.crash_at {
@@ -528,7 +534,11 @@ impl MiningWorld {
                 generation,
             } => self.fire(addr, clock, generation),
             Event::MinerStart { miner } => self.start_miner(miner),
-            Event::MinerDone { miner, life } => self.miner_done(miner, life),
+            Event::MinerDone {
+                miner,
+                life,
+                search,
+            } => self.miner_done(miner, life, search),
 
             Event::MinerCrash { miner } => self.crash_miner(miner),
             Event::Outage { index } => {
