@@ -39,6 +39,12 @@
 //! accounting read with [`MinerService::pool`] (see [`crate::accounting`]); the driver may
 //! give each connection's address with [`MinerService::describe`].
 //!
+//! Target mode ([`crate::message::ext`]): a Join's `Caps` are passed to the scheduler, a
+//! Request's `Zeros`/`Algo` give its mode (an invalid one refuses the request,
+//! [`CloseReason::BadMode`]), a Result's `"Found": false` answers a target job, and the
+//! scheduler's target jobs, Cancels and not-found answers are written with the extension
+//! keys; the reference's peers never see any of them.
+//!
 //! A Result's `Lower` and `Upper`, which the reference leaves zero but some miners fill with
 //! their job's range, are passed to the scheduler as a hint of which job it answers. Like the scheduler, it reads no clock and draws no random
 //! numbers: the same calls always produce the same writes.
@@ -54,7 +60,8 @@ use lsp_core::Timestamp;
 
 use core::fmt;
 
-use crate::message::Message;
+use crate::message::ext::{encode_request, encode_target_result};
+use crate::message::{Message, ModeError};
 use crate::request_size::{self, RequestTooLong};
 use crate::scheduler::{Config, ConfigError, Effect, Misbehaviour, RequestError, Scheduler, Stats};
 
@@ -91,6 +98,8 @@ pub enum CloseReason {
     Refused(RequestError),
     /// A client's request cannot be forwarded: its jobs would not fit in one LSP message.
     TooLong(RequestTooLong),
+    /// A client's request has an invalid `Zeros` or `Algo`.
+    BadMode(ModeError),
 }
 
 impl fmt::Display for CloseReason {
@@ -99,6 +108,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Lied(lie) => write!(f, "miner lied: {lie}"),
             CloseReason::Refused(refusal) => write!(f, "request refused: {refusal}"),
             CloseReason::TooLong(too_long) => write!(f, "request refused: {too_long}"),
+            CloseReason::BadMode(bad) => write!(f, "request refused: {bad}"),
         }
     }
 }
@@ -156,25 +166,34 @@ impl<K: Ord + Copy> MinerService<K> {
             return;
         }
         self.know(conn);
-        match Message::decode_full(payload).map(|d| (d.message, d.range, d.progress)) {
+        let decoded = Message::decode_full(payload);
+        let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
+        match decoded.map(|d| (d.message, d.range, d.progress)) {
             Ok((Message::Join, _, _)) => {
                 self.stats.joins += 1;
-                self.scheduler.handle_miner_joined(now, conn);
+                self.scheduler.handle_miner_joined_with(now, conn, ext.caps);
             }
             Ok((Message::Request { data, lower, upper }, _, wants_progress)) => {
                 self.stats.requests += 1;
-                let accepted = match request_size::check(&data, upper) {
-                    Err(too_long) => Err(CloseReason::TooLong(too_long)),
-                    Ok(()) => self
-                        .scheduler
-                        .handle_request(now, conn, data, lower, upper)
-                        .map_err(CloseReason::Refused),
+                let accepted = match ext.mode {
+                    Err(bad) => Err(CloseReason::BadMode(bad)),
+                    Ok(mode) => match request_size::check_mode(&data, upper, mode) {
+                        Err(too_long) => Err(CloseReason::TooLong(too_long)),
+                        Ok(()) => self
+                            .scheduler
+                            .handle_request_in(now, conn, data, lower, upper, mode)
+                            .map_err(CloseReason::Refused),
+                    },
                 };
                 match accepted {
                     Err(reason) => self.refuse(now, conn, reason),
                     Ok(_) if wants_progress => self.want_progress(now, conn),
                     Ok(_) => {}
                 }
+            }
+            Ok((Message::Result { .. }, range, _)) if !ext.found => {
+                self.stats.results += 1;
+                self.scheduler.handle_not_found(now, conn, Some(range));
             }
             Ok((Message::Result { hash, nonce }, range, _)) => {
                 self.stats.results += 1;
@@ -287,34 +306,39 @@ impl<K: Ord + Copy> MinerService<K> {
     /// Moves the scheduler's effects, encoded, to the outbox.
     fn collect(&mut self) {
         while let Some(effect) = self.scheduler.poll_effect() {
-            let (to, message) = match effect {
+            let (to, bytes) = match effect {
                 Effect::SendJob {
                     miner,
                     msg,
                     lower,
                     upper,
+                    mode,
                     ..
-                } => (
-                    miner,
-                    Message::Request {
-                        data: msg.to_string(),
-                        lower,
-                        upper,
-                    },
-                ),
+                } => (miner, encode_request(&msg, lower, upper, mode)),
                 Effect::SendResult {
                     client,
                     hash,
                     nonce,
                     ..
-                } => (client, Message::Result { hash, nonce }),
+                } => (client, Message::Result { hash, nonce }.encode()),
+                Effect::SendNotFound { client, .. } => (client, encode_target_result(None, (0, 0))),
+                Effect::Cancel {
+                    miner,
+                    msg,
+                    lower,
+                    upper,
+                    ..
+                } => {
+                    let data = msg.to_string();
+                    (miner, Message::Cancel { data, lower, upper }.encode())
+                }
                 Effect::Disconnect { miner, reason } => {
                     self.close(miner, CloseReason::Lied(reason));
                     continue;
                 }
             };
             if !self.closed.contains(&to) {
-                self.outbox.push_back((to, message.encode()));
+                self.outbox.push_back((to, bytes));
             }
         }
     }
