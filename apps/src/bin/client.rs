@@ -1,6 +1,8 @@
-//! `client <host:port> <message> <maxNonce>`: one request (docs/miner.md §3).
+//! `client <host:port> <message> <maxNonce> [--zeros Z [--algo sha256d]]`: one request
+//! (docs/miner.md §3; target mode with `--zeros`).
 //!
-//! Prints exactly one line on stdout, `Result <hash> <nonce>` or `Disconnected`, and exits
+//! Prints exactly one line on stdout, `Result <hash> <nonce>`, `NotFound` (target mode, no
+//! nonce qualifies) or `Disconnected`, and exits
 //! 0; if it cannot connect at all it prints `Disconnected` and exits 1. A bad command line —
 //! among them a message too long for one LSP message (see
 //! [`bitcoin_core::request_size`]) — is refused before connecting, with the reason on
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 use apps::system::args::{resolve, LspArgs};
 use apps::system::client::{self, Outcome};
 use apps::system::log::Log;
+use apps::system::mode_args::ModeArgs;
 use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
@@ -33,6 +36,8 @@ struct Cli {
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
     #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
     lsp: LspArgs,
 }
 
@@ -46,7 +51,7 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    if let Err(e) = request_size::check(&cli.message, cli.max_nonce) {
+    if let Err(e) = request_size::check_mode(&cli.message, cli.max_nonce, cli.mode.mode()) {
         Cli::command().error(ErrorKind::ValueValidation, e).exit();
     }
     let log = Log::new("client", cli.verbose);
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
     let params = cli.lsp.params()?;
     let server = resolve(&cli.server)?;
-    client::request(server, params, &cli.message, cli.lower, cli.max_nonce, log)
+    let (msg, mode) = (&cli.message, cli.mode.mode());
+    client::request_in(server, params, msg, cli.lower, cli.max_nonce, mode, log)
         .map_err(|e| format!("cannot connect to {server}: {e}"))
 }

@@ -7,7 +7,8 @@ use lsp_core::Params;
 use lsp_mio::{Client, StartError};
 
 use super::log::Log;
-use bitcoin_core::message::Message;
+use bitcoin_core::message::ext::encode_request;
+use bitcoin_core::message::{Message, Mode};
 
 /// How a request ended, once connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,15 +20,18 @@ pub enum Outcome {
         /// The smallest nonce giving it.
         nonce: u64,
     },
+    /// Target mode: the server answered `"Found": false`, no nonce of the range qualifies.
+    NotFound,
     /// The server was lost before it answered.
     Disconnected,
 }
 
 impl fmt::Display for Outcome {
-    /// The client's stdout line: `Result <hash> <nonce>` or `Disconnected`.
+    /// The client's stdout line: `Result <hash> <nonce>`, `NotFound` or `Disconnected`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Answer { hash, nonce } => write!(f, "Result {hash} {nonce}"),
+            Outcome::NotFound => f.write_str("NotFound"),
             Outcome::Disconnected => f.write_str("Disconnected"),
         }
     }
@@ -43,25 +47,37 @@ pub fn request(
     upper: u64,
     log: &Log,
 ) -> Result<Outcome, StartError> {
+    request_in(server, params, msg, lower, upper, Mode::Minimum, log)
+}
+
+/// [`request`] in `mode`: in target mode the Request carries `Zeros` (and `Algo`), and the
+/// answer may be [`Outcome::NotFound`]. [`Mode::Minimum`] sends the reference's bytes.
+pub fn request_in(
+    server: SocketAddr,
+    params: Params,
+    msg: &str,
+    lower: u64,
+    upper: u64,
+    mode: Mode,
+    log: &Log,
+) -> Result<Outcome, StartError> {
     let client = Client::connect(server, 0, params)?;
     log.info(format_args!(
         "connected to {server} as conn {}",
         client.conn_id()
     ));
-    let request = Message::Request {
-        data: msg.to_string(),
-        lower,
-        upper,
-    };
-    if let Err(e) = client.write(request.encode()) {
+    if let Err(e) = client.write(encode_request(msg, lower, upper, mode)) {
         log.info(format_args!("cannot send the request: {e}"));
         return Ok(Outcome::Disconnected);
     }
     let outcome = loop {
         match client.read() {
-            Ok(payload) => match Message::decode(&payload) {
-                Ok(Message::Result { hash, nonce }) => break Outcome::Answer { hash, nonce },
-                Ok(other) => log.info(format_args!("ignored {other:?}")),
+            Ok(payload) => match Message::decode_full(&payload).map(|d| (d.message, d.ext.found)) {
+                Ok((Message::Result { .. }, false)) => break Outcome::NotFound,
+                Ok((Message::Result { hash, nonce }, true)) => {
+                    break Outcome::Answer { hash, nonce }
+                }
+                Ok((other, _)) => log.info(format_args!("ignored {other:?}")),
                 Err(e) => log.info(format_args!("ignored payload: {e}")),
             },
             Err(e) => {
@@ -74,7 +90,7 @@ pub fn request(
         // A graceful close: nothing of ours is pending once the answer came, so this
         // returns as soon as the endpoint has said its last word; the server learns of the
         // departure as the silence the protocol has for it, and logs it as such.
-        Outcome::Answer { .. } => {
+        Outcome::Answer { .. } | Outcome::NotFound => {
             if let Err(e) = client.close() {
                 log.info(format_args!("close: {e}"));
             }

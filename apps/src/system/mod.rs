@@ -10,6 +10,7 @@ pub mod events;
 pub mod local;
 pub mod log;
 pub mod miner;
+pub mod mode_args;
 pub mod narrate;
 pub mod search;
 pub mod serve;
