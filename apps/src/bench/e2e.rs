@@ -54,6 +54,16 @@ pub struct Options {
     /// Seconds of idle CPU measured with no request.
     #[arg(long, default_value_t = 5)]
     idle_secs: u64,
+    /// Target mode instead (`--zeros Z [--algo sha256d]`): time to the answer and the
+    /// nonces hashed after it, with and without cancellation (see `e2e_target`).
+    #[command(flatten)]
+    target: crate::system::mode_args::ModeArgs,
+    /// Target mode: only the run whose miners do not announce `cancel`.
+    #[arg(long, requires = "zeros")]
+    no_cancel: bool,
+    /// Target mode: how many messages to run (each with and without cancellation).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 /// A child process killed on drop; its stderr lines are forwarded to a channel.
@@ -138,6 +148,19 @@ impl Drop for Proc {
 
 /// Runs the `e2e` benchmark.
 pub fn run(o: &Options) -> Result<(), String> {
+    let mode = o.target.mode();
+    if mode.is_target() {
+        let (miners, threads) = (o.miners, o.threads);
+        return super::e2e_target::run(
+            &o.msg,
+            o.max_nonce,
+            mode,
+            miners,
+            threads,
+            o.runs,
+            o.no_cancel,
+        );
+    }
     let dir = std::env::current_exe()
         .map_err(|e| format!("cannot locate the bench binary: {e}"))?
         .parent()

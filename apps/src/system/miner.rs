@@ -79,10 +79,20 @@ impl Miner {
     /// Connects to `server`, joins, and mines until the server is lost; then returns what
     /// it did. Dropping the future stops the miner (connection and search) at once.
     pub async fn run(&self, server: SocketAddr) -> Result<MinerReport, MinerError> {
+        self.run_with_caps(server, Caps::ALL).await
+    }
+
+    /// [`Miner::run`], announcing only `caps` (for benchmarks and tests: without `cancel`
+    /// the server lets its unneeded jobs run to the end; with none it is a reference miner).
+    pub async fn run_with_caps(
+        &self,
+        server: SocketAddr,
+        caps: Caps,
+    ) -> Result<MinerReport, MinerError> {
         let client = Client::connect(server, 0, self.params)
             .await
             .map_err(MinerError::Connect)?;
-        let mut core = MinerCore::new(JobOrder::Arrival).with_caps(Caps::ALL);
+        let mut core = MinerCore::new(JobOrder::Arrival).with_caps(caps);
         core.handle_connected();
         let mut prepared: Option<(Arc<str>, Algo, Arc<Prepared>)> = None;
         let mut running: Option<Running> = None;
