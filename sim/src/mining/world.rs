@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bitcoin_core::hash::hash;
-use bitcoin_core::message::Message;
+use bitcoin_core::message::ext::encode_request;
+use bitcoin_core::message::{Cap, Caps, Message, Mode};
 use bitcoin_core::miner::{JobOrder, MinerCore};
 use bitcoin_core::scheduler::{Config, MAX_JOB_DURATION};
 use bitcoin_core::service::MinerService;
@@ -78,12 +79,13 @@ enum Event {
     },
 }
 
-/// One job as the server wrote it: the request's data and its range.
+/// One job as the server wrote it: the request's data, its range and its mode.
 #[derive(Clone, Debug)]
 struct Job {
     data: String,
     lower: u64,
     upper: u64,
+    mode: Mode,
 }
 
 /// The server's record of one connection, kept by the simulator (not the service) to
@@ -94,6 +96,8 @@ struct ConnRecord {
     gone: bool,
     /// It sent Join.
     joined: bool,
+    /// The caps its Join announced.
+    caps: Caps,
     /// Jobs written to it and not yet answered (by a result verifying against them),
     /// oldest first.
     jobs: VecDeque<Job>,
@@ -108,6 +112,10 @@ struct Pending {
     /// Ranges answered by a miner with a result that verifies (nonce in the range, hash
     /// its hash).
     answered: Vec<(u64, u64)>,
+    /// What it asks for.
+    mode: Mode,
+    /// Target mode: the smallest qualifying nonce a verified result reported.
+    hit: Option<u64>,
 }
 
 struct Server {
@@ -231,6 +239,10 @@ pub struct Outcome {
     /// Nonces of the jobs answered by results the service verified and used (stale ones
     /// included): the pool's nonces in its accounting, checked equal at every step.
     pub nonces_credited: u128,
+    /// Target-mode clients answered (each with the smallest qualifying nonce, or none).
+    pub target_answered: u64,
+    /// Cancels the service wrote.
+    pub cancels: u64,
 }
 
 /// One whole-system run of a [`MinerCase`].
@@ -248,6 +260,9 @@ pub struct MiningWorld {
     hashes: BTreeMap<String, (u64, Vec<u64>)>,
     /// Each client's true answer: the least (hash, nonce) of its table.
     truth: Vec<(u64, u64)>,
+    /// Each target client's true answer, by a scalar scan: its smallest qualifying nonce
+    /// and its hash, or none (`None` for minimum clients too).
+    target_truth: Vec<Option<(u64, u64)>>,
     /// Requests (by data) a lazy answer that escaped the spot check was used for.
     tainted: BTreeSet<String>,
     /// Counters for the outcome kept by the world itself.
@@ -279,6 +294,18 @@ fn scan(data: &str, lower: u64, upper: u64) -> (u64, u64) {
         best = best.min((hash(data, nonce), nonce));
     }
     best
+}
+
+/// Target mode: the smallest nonce of `lower ..= upper` whose hash under the mode's
+/// algorithm qualifies, with its hash, by a scalar scan; `None` if none does or for
+/// [`Mode::Minimum`].
+fn first_hit(data: &str, lower: u64, upper: u64, mode: Mode) -> Option<(u64, u64)> {
+    let Mode::Target { zeros, algo } = mode else {
+        return None;
+    };
+    (lower..=upper)
+        .map(|n| (algo.hash(data, n), n))
+        .find(|(h, _)| zeros.accepts(*h))
 }
 
 /// How many nonces of `lower ..= upper` the union of `ranges` covers.
@@ -344,6 +371,7 @@ impl MiningWorld {
             clients: Vec::new(),
             hashes: BTreeMap::new(),
             truth: Vec::new(),
+            target_truth: Vec::new(),
             tainted: BTreeSet::new(),
             tally: Outcome::default(),
             digest: Digest::default(),
@@ -359,7 +387,7 @@ impl MiningWorld {
                 timer: TimerSlot::default(),
                 life: 0,
                 crashed: false,
-                core: MinerCore::new(job_order(plan.behaviour)),
+                core: MinerCore::new(job_order(plan.behaviour)).with_caps(plan.caps),
                 received: 0,
                 stalled: false,
                 held: Vec::new(),
@@ -380,6 +408,9 @@ impl MiningWorld {
                 .min()
                 .unwrap_or((u64::MAX, plan.lower));
             world.truth.push(truth);
+            world
+                .target_truth
+                .push(first_hit(&plan.data, plan.lower, plan.upper, plan.mode));
             world.hashes.insert(plan.data.clone(), (plan.lower, table));
             world.clients.push(ClientNode {
                 addr: None,
@@ -743,8 +774,11 @@ impl MiningWorld {
         conn: ConnId,
         payload: &[u8],
     ) -> (bool, Option<String>, Option<u128>) {
-        let message = Message::decode(payload);
-        self.trace(|| format!("server <- {conn}: {message:?}"));
+        let decoded = Message::decode_full(payload);
+        let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
+        let hint = decoded.as_ref().map_or((0, 0), |d| d.range);
+        let message = decoded.map(|d| d.message);
+        self.trace(|| format!("server <- {conn}: {message:?} {ext:?}"));
         let Some(record) = self.server.conns.get_mut(&conn) else {
             self.fail(format!("payload from unknown connection {conn}"));
             return (false, None, None);
@@ -752,15 +786,32 @@ impl MiningWorld {
         match message {
             Ok(Message::Join) => {
                 record.joined = true;
+                record.caps = ext.caps;
                 return (true, None, None);
             }
+            Ok(Message::Result { .. }) if !ext.found => {
+                // Target mode's "Found": false, matched by the echoed range.
+                let named = record
+                    .jobs
+                    .iter()
+                    .position(|j| j.mode.is_target() && (j.lower, j.upper) == hint);
+                if let Some(job) = named.and_then(|i| record.jobs.remove(i)) {
+                    if let Some(p) = self.server.pending.get_mut(&job.data) {
+                        p.answered.push((job.lower, job.upper));
+                    }
+                    return (false, None, Some(u128::from(job.upper - job.lower) + 1));
+                }
+            }
             Ok(Message::Request { data, lower, upper }) => {
+                let mode = ext.mode.unwrap_or_default();
                 self.tally.nonces_requested += u128::from(upper.saturating_sub(lower)) + 1;
                 let fresh = Pending {
                     conn,
                     lower,
                     upper,
                     answered: Vec::new(),
+                    mode,
+                    hit: None,
                 };
                 if self.server.pending.insert(data.clone(), fresh).is_some() {
                     self.fail(format!("request {data:?} received twice"));
@@ -770,7 +821,13 @@ impl MiningWorld {
                 // Matched by content, as the service does: the job it verifies against.
                 // An answer that verifies nowhere is a lie; it answers nothing.
                 let verified = record.jobs.iter().position(|j| {
-                    (j.lower..=j.upper).contains(&nonce) && hash(&j.data, nonce) == h
+                    (j.lower..=j.upper).contains(&nonce)
+                        && match j.mode {
+                            Mode::Minimum => hash(&j.data, nonce) == h,
+                            Mode::Target { zeros, algo } => {
+                                algo.hash(&j.data, nonce) == h && zeros.accepts(h)
+                            }
+                        }
                 });
                 if verified.is_some_and(|i| i > 0) {
                     self.tally.out_of_order_answers += 1;
@@ -778,8 +835,15 @@ impl MiningWorld {
                 if let Some(job) = verified.and_then(|i| record.jobs.remove(i)) {
                     if let Some(p) = self.server.pending.get_mut(&job.data) {
                         p.answered.push((job.lower, job.upper));
+                        if job.mode.is_target() {
+                            p.hit = Some(p.hit.map_or(nonce, |n| n.min(nonce)));
+                        }
                     }
                     let nonces = Some(u128::from(job.upper - job.lower) + 1);
+                    if job.mode.is_target() {
+                        // The first hit: checked against the scan when the client is told.
+                        return (false, None, nonces);
+                    }
                     if (h, nonce) != self.compute(&job) {
                         return (false, Some(job.data), nonces);
                     }
@@ -795,9 +859,14 @@ impl MiningWorld {
     /// Checks and writes one message of the service.
     fn on_service_write(&mut self, conn: ConnId, bytes: Vec<u8>) {
         self.digest.u64(0x5E4D ^ conn.0 as u64);
-        let message = Message::decode(&bytes);
+        let decoded = Message::decode_full(&bytes);
+        let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
+        let message = decoded.map(|d| d.message);
         self.trace(|| format!("server -> {conn}: {message:?}"));
-        let Some(&ConnRecord { gone, joined, .. }) = self.server.conns.get(&conn) else {
+        let Some(&ConnRecord {
+            gone, joined, caps, ..
+        }) = self.server.conns.get(&conn)
+        else {
             self.fail(format!("service wrote to unknown connection {conn}"));
             return;
         };
@@ -809,32 +878,72 @@ impl MiningWorld {
         }
         match message {
             Ok(Message::Request { data, lower, upper }) => {
+                let mode = ext.mode.unwrap_or_default();
                 if !joined {
                     self.fail(format!("job sent to {conn}, which never joined"));
                 }
+                if !caps.covers(mode.needs()) {
+                    self.fail(format!("{mode} job sent to {conn}, whose caps are {caps}"));
+                }
                 match self.server.pending.get(&data) {
-                    Some(p) if p.lower <= lower && lower <= upper && upper <= p.upper => {}
+                    Some(p)
+                        if p.lower <= lower
+                            && lower <= upper
+                            && upper <= p.upper
+                            && p.mode == mode
+                            && p.hit.is_none_or(|n| lower <= n) => {}
                     _ => self.fail(format!(
-                        "job {data:?} {lower}..={upper} is not part of a pending request"
+                        "job {data:?} {lower}..={upper} ({mode}) is not part of a pending \
+                         request, or lies above its hit"
                     )),
                 }
                 self.tally.nonces_sent += u128::from(upper.saturating_sub(lower)) + 1;
                 if let Some(record) = self.server.conns.get_mut(&conn) {
-                    record.jobs.push_back(Job { data, lower, upper });
+                    record.jobs.push_back(Job {
+                        data,
+                        lower,
+                        upper,
+                        mode,
+                    });
                 }
             }
+            Ok(Message::Cancel { data, lower, upper }) => {
+                if !caps.has(Cap::Cancel) {
+                    self.fail(format!("Cancel sent to {conn}, whose caps are {caps}"));
+                }
+                let record = self.server.conns.get_mut(&conn);
+                let held = record.and_then(|r| {
+                    let i = r
+                        .jobs
+                        .iter()
+                        .position(|j| (&*j.data, j.lower, j.upper) == (&*data, lower, upper))?;
+                    r.jobs.remove(i)
+                });
+                if held.is_none() {
+                    self.fail(format!(
+                        "Cancel of {data:?} {lower}..={upper} to {conn}, which holds no such job"
+                    ));
+                }
+                self.tally.cancels += 1;
+            }
             Ok(Message::Result { hash, nonce }) => {
+                let found = ext.found;
                 let request = self
                     .server
                     .pending
                     .iter_mut()
                     .find(|(_, p)| p.conn == conn)
                     .map(|(d, p)| {
-                        let size = u128::from(p.upper - p.lower) + 1;
-                        (
-                            d.clone(),
-                            covered(p.lower, p.upper, &mut p.answered) == size,
-                        )
+                        // In target mode the answer may come once every nonce below the
+                        // hit is answered: then it is provably the smallest.
+                        let last = match (p.mode, found) {
+                            (Mode::Target { .. }, true) => nonce.checked_sub(1),
+                            _ => Some(p.upper),
+                        };
+                        let done = last.filter(|l| *l >= p.lower).is_none_or(|l| {
+                            covered(p.lower, l, &mut p.answered) == u128::from(l - p.lower) + 1
+                        });
+                        (d.clone(), done)
                     });
                 self.server.ledger.result_written();
                 match request {
@@ -843,6 +952,19 @@ impl MiningWorld {
                             self.fail(format!(
                                 "result for {data:?} sent before its every nonce was answered \
                                  by a verified result"
+                            ));
+                        }
+                        // No job of an answered request runs on a miner that can be told
+                        // to stop: its Cancel went out before the answer.
+                        let running = self.server.conns.iter().find(|(_, r)| {
+                            !r.gone
+                                && r.caps.has(Cap::Cancel)
+                                && r.jobs.iter().any(|j| j.data == data)
+                        });
+                        if let Some((miner, _)) = running {
+                            self.fail(format!(
+                                "{data:?} answered while {miner}, which obeys Cancel, still runs \
+                                 one of its jobs"
                             ));
                         }
                         self.server.pending.remove(&data);
@@ -895,15 +1017,34 @@ impl MiningWorld {
         match event {
             ClientEvent::Connected(_) => {
                 let plan = &self.case.clients[client];
-                let request = Message::Request {
-                    data: plan.data.clone(),
-                    lower: plan.lower,
-                    upper: plan.upper,
-                };
+                let request = encode_request(&plan.data, plan.lower, plan.upper, plan.mode);
                 if let Some(ep) = self.clients[client].ep.as_mut() {
-                    if ep.write(request.encode()).is_ok() {
+                    if ep.write(request).is_ok() {
                         self.drain_client(client);
                     }
+                }
+            }
+            ClientEvent::Message(payload) if self.case.clients[client].mode.is_target() => {
+                let answer = Message::decode_full(&payload).map(|d| match d.message {
+                    Message::Result { hash, nonce } if d.ext.found => Some(Some((hash, nonce))),
+                    Message::Result { .. } => Some(None),
+                    _ => None,
+                });
+                let truth = self.target_truth[client];
+                match answer {
+                    Ok(Some(got)) => {
+                        self.trace(|| format!("client{client} answered {got:?}"));
+                        if got != truth {
+                            self.fail(format!(
+                                "client{client} got {got:?}, the first hit is {truth:?}"
+                            ));
+                        }
+                        self.tally.target_answered += 1;
+                        let node = &mut self.clients[client];
+                        node.end = Some(ClientEnd::Answered);
+                        node.ep = None;
+                    }
+                    other => self.fail(format!("client{client} received {other:?}")),
                 }
             }
             ClientEvent::Message(payload) => match Message::decode(&payload) {

@@ -27,7 +27,8 @@ impl MiningWorld {
                 node.ep = Some(ep);
                 node.timer = TimerSlot::default();
                 node.life += 1;
-                node.core = MinerCore::new(job_order(behaviour));
+                node.core =
+                    MinerCore::new(job_order(behaviour)).with_caps(self.case.miners[miner].caps);
                 node.held.clear();
                 self.trace(|| format!("miner{miner} starts at {}", addr.0));
                 self.drain_miner(miner);
@@ -75,6 +76,12 @@ impl MiningWorld {
         match event {
             ClientEvent::Connected(_) => {
                 self.miners[miner].core.handle_connected();
+                self.miner_act(miner);
+            }
+            ClientEvent::Message(payload)
+                if matches!(Message::decode(&payload), Ok(Message::Cancel { .. })) =>
+            {
+                self.miners[miner].core.handle_payload(&payload);
                 self.miner_act(miner);
             }
             ClientEvent::Message(payload) => {
@@ -206,8 +213,19 @@ impl MiningWorld {
             data: job.data.to_string(),
             lower: job.lower,
             upper: job.upper,
+            mode: job.mode,
         };
         self.digest.u64(0xD0E ^ miner as u64);
+        if job.mode.is_target() {
+            // Target jobs: honest, except that a wrong-hash miner adds one to its hit's hash.
+            let mut hit = first_hit(&job.data, job.lower, job.upper, job.mode);
+            if self.case.miners[miner].behaviour == Behaviour::WrongHash {
+                hit = hit.map(|(h, n)| (h.wrapping_add(1), n));
+            }
+            self.miners[miner].core.handle_target_finished(hit);
+            self.miner_act(miner);
+            return;
+        }
         let (mut hash, mut nonce) = self.compute(&job);
         if self.case.sabotage == Some(Sabotage::WrongAnswers) {
             hash = hash.wrapping_add(1);
