@@ -22,10 +22,12 @@ use super::case::{Behaviour, MinerCase, Node, Sabotage};
 mod accounting;
 mod checks;
 mod miners;
+mod target;
 use crate::agenda::{Agenda, TimerSlot};
 use crate::digest::Digest;
 use crate::net::{Addr, Network, Partition};
 use crate::rng::Rng;
+use target::first_hit;
 
 /// Who owns an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,18 +296,6 @@ fn scan(data: &str, lower: u64, upper: u64) -> (u64, u64) {
         best = best.min((hash(data, nonce), nonce));
     }
     best
-}
-
-/// Target mode: the smallest nonce of `lower ..= upper` whose hash under the mode's
-/// algorithm qualifies, with its hash, by a scalar scan; `None` if none does or for
-/// [`Mode::Minimum`].
-fn first_hit(data: &str, lower: u64, upper: u64, mode: Mode) -> Option<(u64, u64)> {
-    let Mode::Target { zeros, algo } = mode else {
-        return None;
-    };
-    (lower..=upper)
-        .map(|n| (algo.hash(data, n), n))
-        .find(|(h, _)| zeros.accepts(*h))
 }
 
 /// How many nonces of `lower ..= upper` the union of `ranges` covers.
@@ -908,23 +898,7 @@ impl MiningWorld {
                 }
             }
             Ok(Message::Cancel { data, lower, upper }) => {
-                if !caps.has(Cap::Cancel) {
-                    self.fail(format!("Cancel sent to {conn}, whose caps are {caps}"));
-                }
-                let record = self.server.conns.get_mut(&conn);
-                let held = record.and_then(|r| {
-                    let i = r
-                        .jobs
-                        .iter()
-                        .position(|j| (&*j.data, j.lower, j.upper) == (&*data, lower, upper))?;
-                    r.jobs.remove(i)
-                });
-                if held.is_none() {
-                    self.fail(format!(
-                        "Cancel of {data:?} {lower}..={upper} to {conn}, which holds no such job"
-                    ));
-                }
-                self.tally.cancels += 1;
+                self.on_cancel_written(conn, caps, &data, lower, upper);
             }
             Ok(Message::Result { hash, nonce }) => {
                 let found = ext.found;
@@ -1025,27 +999,7 @@ impl MiningWorld {
                 }
             }
             ClientEvent::Message(payload) if self.case.clients[client].mode.is_target() => {
-                let answer = Message::decode_full(&payload).map(|d| match d.message {
-                    Message::Result { hash, nonce } if d.ext.found => Some(Some((hash, nonce))),
-                    Message::Result { .. } => Some(None),
-                    _ => None,
-                });
-                let truth = self.target_truth[client];
-                match answer {
-                    Ok(Some(got)) => {
-                        self.trace(|| format!("client{client} answered {got:?}"));
-                        if got != truth {
-                            self.fail(format!(
-                                "client{client} got {got:?}, the first hit is {truth:?}"
-                            ));
-                        }
-                        self.tally.target_answered += 1;
-                        let node = &mut self.clients[client];
-                        node.end = Some(ClientEnd::Answered);
-                        node.ep = None;
-                    }
-                    other => self.fail(format!("client{client} received {other:?}")),
-                }
+                self.on_target_answer(client, &payload);
             }
             ClientEvent::Message(payload) => match Message::decode(&payload) {
                 Ok(Message::Result { hash, nonce }) => {
