@@ -39,11 +39,9 @@
 //! accounting read with [`MinerService::pool`] (see [`crate::accounting`]); the driver may
 //! give each connection's address with [`MinerService::describe`].
 //!
-//! Target mode ([`crate::message::ext`]): a Join's `Caps` are passed to the scheduler, a
-//! Request's `Zeros`/`Algo` give its mode (an invalid one refuses the request,
-//! [`CloseReason::BadMode`]), a Result's `"Found": false` answers a target job, and the
-//! scheduler's target jobs, Cancels and not-found answers are written with the extension
-//! keys; the reference's peers never see any of them.
+//! Target mode ([`crate::message::ext`]): Join's `Caps`, Request's `Zeros`/`Algo` (invalid:
+//! refused, [`CloseReason::BadMode`]) and Result's `"Found": false` go to the scheduler;
+//! target jobs, Cancels and not-found answers are written with the extension keys.
 //!
 //! A Result's `Lower` and `Upper`, which the reference leaves zero but some miners fill with
 //! their job's range, are passed to the scheduler as a hint of which job it answers. Like the scheduler, it reads no clock and draws no random
@@ -51,6 +49,7 @@
 
 mod pool;
 mod progress;
+mod wire;
 
 pub use progress::PROGRESS_INTERVAL;
 
@@ -60,10 +59,9 @@ use lsp_core::Timestamp;
 
 use core::fmt;
 
-use crate::message::ext::{encode_request, encode_target_result};
 use crate::message::{Message, ModeError};
 use crate::request_size::{self, RequestTooLong};
-use crate::scheduler::{Config, ConfigError, Effect, Misbehaviour, RequestError, Scheduler, Stats};
+use crate::scheduler::{Config, ConfigError, Misbehaviour, RequestError, Scheduler, Stats};
 
 /// Counters of what the service received, next to the scheduler's own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -306,39 +304,12 @@ impl<K: Ord + Copy> MinerService<K> {
     /// Moves the scheduler's effects, encoded, to the outbox.
     fn collect(&mut self) {
         while let Some(effect) = self.scheduler.poll_effect() {
-            let (to, bytes) = match effect {
-                Effect::SendJob {
-                    miner,
-                    msg,
-                    lower,
-                    upper,
-                    mode,
-                    ..
-                } => (miner, encode_request(&msg, lower, upper, mode)),
-                Effect::SendResult {
-                    client,
-                    hash,
-                    nonce,
-                    ..
-                } => (client, Message::Result { hash, nonce }.encode()),
-                Effect::SendNotFound { client, .. } => (client, encode_target_result(None, (0, 0))),
-                Effect::Cancel {
-                    miner,
-                    msg,
-                    lower,
-                    upper,
-                    ..
-                } => {
-                    let data = msg.to_string();
-                    (miner, Message::Cancel { data, lower, upper }.encode())
+            match wire::encode(effect) {
+                wire::Encoded::Write(to, bytes) if !self.closed.contains(&to) => {
+                    self.outbox.push_back((to, bytes));
                 }
-                Effect::Disconnect { miner, reason } => {
-                    self.close(miner, CloseReason::Lied(reason));
-                    continue;
-                }
-            };
-            if !self.closed.contains(&to) {
-                self.outbox.push_back((to, bytes));
+                wire::Encoded::Write(..) => {}
+                wire::Encoded::Close(miner, lie) => self.close(miner, CloseReason::Lied(lie)),
             }
         }
     }
