@@ -148,31 +148,47 @@ fn ranges(miner: &Proc, what: &str) -> Vec<String> {
 
 #[test]
 fn a_lost_client_s_jobs_are_cancelled_and_its_miner_goes_straight_to_the_next_request() {
-    let (server, addr) = server(&[]);
-    // 50 000 nonces/s: each 10 000-nonce job takes 0.2 s.
-    let m = miner(&addr, &["--threads", "1", "--max-rate", "50000"]);
-    server.wait_stderr("miner joined");
-    // No hash has 60 leading zero bits in this range: the jobs run until cancelled.
-    let mut doomed = target_client(&addr, "doomed", 1_000_000_000, 60, "sha256d");
-    m.wait_stderr_count("job ", 2);
-    doomed.kill();
-    server.wait_stderr("client lost");
-    m.wait_stderr("cancelled ");
-    // The next request goes to the miner at once: nothing of the doomed one runs ahead.
-    let after = target_client(&addr, "after", 999, 60, "sha256d");
-    let (status, stdout) = { after }.wait_exit();
-    assert!(status.success());
-    assert_eq!(stdout, "NotFound");
-    let cancelled = ranges(&m, "cancelled");
-    let answered = ranges(&m, "answer");
-    assert!(!cancelled.is_empty());
-    assert!(
-        cancelled.iter().all(|r| !answered.contains(r)),
-        "cancelled {cancelled:?}, answered {answered:?}\n{}",
-        m.stderr_text()
-    );
-    assert!(answered.contains(&"0..=999".to_string()), "{answered:?}");
-    assert!(server
-        .stderr_text()
-        .contains(r#"sent {"Type":3,"Data":"doomed""#));
+    // Both modes: a minimum request and a target request without any hit run until their
+    // client is killed.
+    for target in [false, true] {
+        let (server, addr) = server(&[]);
+        // 50 000 nonces/s: each 10 000-nonce job takes 0.2 s.
+        let m = miner(&addr, &["--threads", "1", "--max-rate", "50000"]);
+        server.wait_stderr("miner joined");
+        let doomed = if target {
+            // No hash has 60 leading zero bits in this range.
+            target_client(&addr, "doomed", 1_000_000_000, 60, "sha256d")
+        } else {
+            client(&addr, "doomed", 0, 1_000_000_000)
+        };
+        let mut doomed = doomed;
+        m.wait_stderr_count("job ", 2);
+        doomed.kill();
+        server.wait_stderr("client lost");
+        m.wait_stderr("cancelled ");
+        // The next request goes to the miner at once: nothing of the doomed one runs
+        // ahead of it, and what was cancelled is never finished.
+        let (status, stdout) = if target {
+            target_client(&addr, "after", 999, 60, "sha256d").wait_exit()
+        } else {
+            client(&addr, "after", 0, 999).wait_exit()
+        };
+        assert!(status.success());
+        assert!(
+            stdout == "NotFound" || stdout.starts_with("Result "),
+            "{stdout}"
+        );
+        let cancelled = ranges(&m, "cancelled");
+        let finished = ranges(&m, "finished");
+        assert!(!cancelled.is_empty());
+        assert!(
+            cancelled.iter().all(|r| !finished.contains(r)),
+            "target {target}: cancelled {cancelled:?}, finished {finished:?}\n{}",
+            m.stderr_text()
+        );
+        assert!(finished.contains(&"0..=999".to_string()), "{finished:?}");
+        assert!(server
+            .stderr_text()
+            .contains(r#"sent {"Type":3,"Data":"doomed""#));
+    }
 }

@@ -181,13 +181,20 @@ impl Miner {
                 None => Step::Read(client.read().await),
             };
             match step {
-                Step::Answer(Some(Answer::Min(MinHash { hash, nonce }))) => {
+                Step::Answer(Some(answer)) => {
+                    if let Some(job) = core.running() {
+                        self.log
+                            .debug(format_args!("finished {}..={}", job.lower, job.upper));
+                    }
                     running = None;
-                    core.handle_search_finished(hash, nonce);
-                }
-                Step::Answer(Some(Answer::Target(hit))) => {
-                    running = None;
-                    core.handle_target_finished(hit.map(|h| (h.hash, h.nonce)));
+                    match answer {
+                        Answer::Min(MinHash { hash, nonce }) => {
+                            core.handle_search_finished(hash, nonce)
+                        }
+                        Answer::Target(hit) => {
+                            core.handle_target_finished(hit.map(|h| (h.hash, h.nonce)))
+                        }
+                    }
                 }
                 Step::Answer(None) => return Err(MinerError::Search),
                 Step::Read(Ok(payload)) => {
