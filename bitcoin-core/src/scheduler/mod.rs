@@ -99,7 +99,7 @@
 //! holds no job, is ignored and counted in [`Stats`]. Ranges may reach `u64::MAX`;
 //! all counts are `u128`.
 //!
-//! **Target mode and Cancel** ([`target`]): requests for the smallest nonce meeting a
+//! **Target mode and Cancel** (`scheduler/target.rs`): requests for the smallest nonce meeting a
 //! difficulty go only to miners that announced the caps, in ascending order, are cut at
 //! their first verified hit and answered once nothing below it is unanswered; jobs no
 //! longer needed are withdrawn with [`Effect::Cancel`] from miners that announced `cancel`.
