@@ -245,6 +245,11 @@ pub struct Outcome {
     pub target_answered: u64,
     /// Cancels the service wrote.
     pub cancels: u64,
+    /// Lazy `"Found": false` answers to target jobs that held a hit (not in
+    /// `lazy_answers`), and how many the spot check caught: about 1 − (1 − 2⁻ᶻ)³² each.
+    pub target_lazy_answers: u64,
+    /// Of those, caught.
+    pub target_lazy_caught: u64,
 }
 
 /// One whole-system run of a [`MinerCase`].
@@ -727,9 +732,24 @@ impl MiningWorld {
                         }
                     }
                     if let Some(data) = lazy {
-                        self.tally.lazy_answers += 1;
-                        if self.server.service.scheduler_stats().lazy_results > caught {
-                            self.tally.lazy_caught += 1;
+                        let caught_now =
+                            self.server.service.scheduler_stats().lazy_results > caught;
+                        let target = self
+                            .case
+                            .clients
+                            .iter()
+                            .any(|c| c.data == data && c.mode.is_target());
+                        let (answers, caught) = if target {
+                            (
+                                &mut self.tally.target_lazy_answers,
+                                &mut self.tally.target_lazy_caught,
+                            )
+                        } else {
+                            (&mut self.tally.lazy_answers, &mut self.tally.lazy_caught)
+                        };
+                        *answers += 1;
+                        if caught_now {
+                            *caught += 1;
                         } else {
                             self.trace(|| format!("a lazy answer for {data:?} escaped"));
                             self.tainted.insert(data);
@@ -789,7 +809,12 @@ impl MiningWorld {
                     if let Some(p) = self.server.pending.get_mut(&job.data) {
                         p.answered.push((job.lower, job.upper));
                     }
-                    return (false, None, Some(u128::from(job.upper - job.lower) + 1));
+                    let nonces = Some(u128::from(job.upper - job.lower) + 1);
+                    // A lazy miner's: the job holds a hit it did not search for.
+                    if first_hit(&job.data, job.lower, job.upper, job.mode).is_some() {
+                        return (false, Some(job.data), nonces);
+                    }
+                    return (false, None, nonces);
                 }
             }
             Ok(Message::Request { data, lower, upper }) => {

@@ -217,10 +217,13 @@ impl MiningWorld {
         };
         self.digest.u64(0xD0E ^ miner as u64);
         if job.mode.is_target() {
-            // Target jobs: honest, except that a wrong-hash miner adds one to its hit's hash.
+            // Target jobs: honest, except that a wrong-hash miner adds one to its hit's hash
+            // and a lazy one says "Found": false without searching.
             let mut hit = first_hit(&job.data, job.lower, job.upper, job.mode);
-            if self.case.miners[miner].behaviour == Behaviour::WrongHash {
-                hit = hit.map(|(h, n)| (h.wrapping_add(1), n));
+            match self.case.miners[miner].behaviour {
+                Behaviour::WrongHash => hit = hit.map(|(h, n)| (h.wrapping_add(1), n)),
+                Behaviour::Lazy => hit = None,
+                _ => {}
             }
             self.miners[miner].core.handle_target_finished(hit);
             self.miner_act(miner);

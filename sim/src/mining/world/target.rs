@@ -50,7 +50,8 @@ impl MiningWorld {
     }
 
     /// Target client `client` received `payload`: it must be its Result, equal to the
-    /// scalar scan's first hit (or `"Found": false` when there is none); then it exits.
+    /// scalar scan's first hit (or `"Found": false` when there is none) unless a lazy
+    /// `"Found": false` escaped the spot check for its request; then it exits.
     pub(super) fn on_target_answer(&mut self, client: usize, payload: &[u8]) {
         let answer = Message::decode_full(payload).map(|d| match d.message {
             Message::Result { hash, nonce } if d.ext.found => Some(Some((hash, nonce))),
@@ -61,7 +62,10 @@ impl MiningWorld {
         match answer {
             Ok(Some(got)) => {
                 self.trace(|| format!("client{client} answered {got:?}"));
-                if got != truth {
+                let escaped = self.tainted.contains(&self.case.clients[client].data);
+                if got != truth && escaped {
+                    self.tally.lazy_escaped += 1;
+                } else if got != truth {
                     self.fail(format!(
                         "client{client} got {got:?}, the first hit is {truth:?}"
                     ));
