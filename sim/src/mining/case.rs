@@ -265,10 +265,12 @@ impl MinerCase {
         // target client draws nothing more, so it runs as it did before target mode.
         for c in &mut clients {
             if rng.chance(Prob::percent(25)) {
-                let zeros =
-                    Zeros::new(rng.range(2, 13) as u32).unwrap_or(Zeros::new(8).expect("8"));
+                // 2 to 12 zero bits: always a valid difficulty.
+                let zeros = Zeros::try_from(rng.range(2, 12));
                 let algo = [Algo::Sha256, Algo::Sha256d][rng.below(2) as usize];
-                c.mode = Mode::Target { zeros, algo };
+                if let Ok(zeros) = zeros {
+                    c.mode = Mode::Target { zeros, algo };
+                }
             }
         }
         if clients.iter().any(|c| c.mode.is_target()) {
