@@ -17,10 +17,17 @@
 //! case-insensitively (Unicode simple folding), unknown keys are ignored, a missing key or a
 //! `null` value leaves the field zero, the last duplicate wins, invalid UTF-8 inside strings
 //! becomes U+FFFD. Anything Go would reject — bad JSON, a value of the wrong type, a number
-//! that is negative, fractional or too large for its field — and a `Type` other than 0, 1, 2
+//! that is negative, fractional or too large for its field — and a `Type` other than 0 to 4
 //! is a [`MessageError`]: the server counts such payloads and drops them. Two deliberate
 //! differences: a top-level `null` (a Join to Go) is an error here, and a `\u` escape of a lone
 //! surrogate in `Data` (U+FFFD to Go) is an error too.
+//!
+//! The target-mode extension (`Caps`, `Zeros`, `Algo`, `Found` and the Cancel message) is in
+//! [`ext`]; its keys are read into [`Decoded::ext`].
+
+pub mod ext;
+
+pub use ext::{Cap, Caps, Extensions, Mode, ModeError};
 
 use crate::hash::{decimal, MAX_DIGITS};
 use core::fmt;
@@ -62,6 +69,16 @@ pub enum Message {
         /// Nonces per second since the request became active.
         rate: u64,
     },
+    /// Server → miner, an extension (`Type` 3): stop the job `data`, `lower ..= upper` and
+    /// answer nothing for it. Sent only to miners whose Join listed `"cancel"` ([`ext`]).
+    Cancel {
+        /// The job's text.
+        data: String,
+        /// The job's first nonce.
+        lower: u64,
+        /// The job's last nonce.
+        upper: u64,
+    },
 }
 
 /// A decoded payload with what the reference's struct does not hold.
@@ -75,6 +92,8 @@ pub struct Decoded {
     /// `true`: a client asking for [`Message::Progress`] messages. Any other value, or
     /// none, is `false`.
     pub progress: bool,
+    /// The target-mode keys (`Caps`, `Zeros`, `Algo`, `Found`; see [`ext`]).
+    pub ext: Extensions,
 }
 
 /// The `Type` value of each message.
@@ -85,7 +104,9 @@ pub mod kind {
     pub const REQUEST: i64 = 1;
     /// [`super::Message::Result`].
     pub const RESULT: i64 = 2;
-    /// [`super::Message::Progress`] (an extension; 3 is left unused).
+    /// [`super::Message::Cancel`] (an extension).
+    pub const CANCEL: i64 = 3;
+    /// [`super::Message::Progress`] (an extension).
     pub const PROGRESS: i64 = 4;
 }
 
@@ -97,6 +118,7 @@ impl Message {
             Message::Request { .. } => kind::REQUEST,
             Message::Result { .. } => kind::RESULT,
             Message::Progress { .. } => kind::PROGRESS,
+            Message::Cancel { .. } => kind::CANCEL,
         }
     }
 
@@ -118,10 +140,11 @@ impl Message {
                 total,
                 rate,
             } => ("", *covered, *total, *rate, 0),
+            Message::Cancel { data, lower, upper } => (data.as_str(), *lower, *upper, 0, 0),
         };
         let mut digits = [0u8; MAX_DIGITS];
         out.extend_from_slice(b"{\"Type\":");
-        // Types are 0, 1, 2, 4: a single digit.
+        // Types are 0 to 4: a single digit.
         out.push(b'0' + self.kind() as u8);
         out.extend_from_slice(b",\"Data\":");
         write_go_string(data, out);
@@ -178,12 +201,23 @@ impl Message {
                 total: fields.upper,
                 rate: fields.hash,
             },
+            kind::CANCEL => Message::Cancel {
+                data: fields.data,
+                lower: fields.lower,
+                upper: fields.upper,
+            },
             other => return Err(MessageError::UnknownType(other)),
+        };
+        let ext = Extensions {
+            caps: fields.caps.as_deref().map_or(Caps::NONE, Caps::from_json),
+            mode: ext::mode_from_json(fields.zeros.as_deref(), fields.algo.as_deref()),
+            found: fields.found.as_deref() != Some("false"),
         };
         Ok(Decoded {
             message,
             range,
             progress: fields.progress,
+            ext,
         })
     }
 }
@@ -196,7 +230,7 @@ pub enum MessageError {
     /// A key of the message holds a value of the wrong JSON type, or a number out of its
     /// field's range (negative, fractional, exponent, too large).
     Field(Field),
-    /// `Type` is not 0 (Join), 1 (Request), 2 (Result) or 4 (Progress).
+    /// `Type` is not 0 (Join), 1 (Request), 2 (Result), 3 (Cancel) or 4 (Progress).
     UnknownType(i64),
 }
 
@@ -373,6 +407,12 @@ struct Fields {
     nonce: u64,
     /// The extension key `Progress` was `true`.
     progress: bool,
+    /// The raw values of the extension keys `Caps`, `Zeros`, `Algo` and `Found` (the last
+    /// one of each; `None` when absent or `null`). Bounded by the payload's size.
+    caps: Option<Box<str>>,
+    zeros: Option<Box<str>>,
+    algo: Option<Box<str>>,
+    found: Option<Box<str>>,
 }
 
 impl Fields {
@@ -436,10 +476,18 @@ impl<'de> Visitor<'de> for FieldsVisitor {
             let raw: &RawValue = map.next_value()?;
             if let (Some(field), None) = (key.0, &first_error) {
                 first_error = fields.set(field, raw.get()).err();
-            } else if key.1 {
-                // An extension key: `true` asks, anything else does not (never an error,
-                // as the reference ignores the key).
-                fields.progress = raw.get() == "true";
+            } else if let Some(ext) = key.1 {
+                // An extension key: never an error here, as the reference ignores it.
+                let raw = raw.get();
+                let value = (raw != "null").then(|| Box::from(raw));
+                match ext {
+                    // `true` asks, anything else does not.
+                    ExtKey::Progress => fields.progress = raw == "true",
+                    ExtKey::Caps => fields.caps = value,
+                    ExtKey::Zeros => fields.zeros = value,
+                    ExtKey::Algo => fields.algo = value,
+                    ExtKey::Found => fields.found = value,
+                }
             }
         }
         Ok(match first_error {
@@ -450,8 +498,35 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 }
 
 /// An object key: one of the message's fields, or `None` for a key Go would ignore; and
-/// whether it is the extension key `Progress`.
-struct Key(Option<Field>, bool);
+/// which extension key it is, if any.
+struct Key(Option<Field>, Option<ExtKey>);
+
+/// The extension keys, matched like the others.
+#[derive(Clone, Copy)]
+enum ExtKey {
+    Progress,
+    Caps,
+    Zeros,
+    Algo,
+    Found,
+}
+
+impl ExtKey {
+    const ALL: [(ExtKey, &'static str); 5] = [
+        (ExtKey::Progress, "Progress"),
+        (ExtKey::Caps, "Caps"),
+        (ExtKey::Zeros, "Zeros"),
+        (ExtKey::Algo, "Algo"),
+        (ExtKey::Found, "Found"),
+    ];
+
+    fn from_key(key: &str) -> Option<ExtKey> {
+        ExtKey::ALL
+            .into_iter()
+            .find(|(_, name)| fold_eq(key, name))
+            .map(|(k, _)| k)
+    }
+}
 
 impl<'de> de::Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
@@ -462,7 +537,7 @@ impl<'de> de::Deserialize<'de> for Key {
                 f.write_str("an object key")
             }
             fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(Key(Field::from_key(key), fold_eq(key, "Progress")))
+                Ok(Key(Field::from_key(key), ExtKey::from_key(key)))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -558,7 +633,7 @@ mod tests {
                 "{text}"
             );
         }
-        for text in [r#"{"Type":3}"#, r#"{"Type":-1}"#] {
+        for text in [r#"{"Type":5}"#, r#"{"Type":-1}"#] {
             assert!(matches!(
                 Message::decode(text.as_bytes()),
                 Err(MessageError::UnknownType(_))
@@ -623,15 +698,16 @@ mod tests {
             assert_eq!(asks(&text), Ok(false), "{text}");
         }
         assert_eq!(
-            Message::decode(br#"{"Type":3}"#),
-            Err(MessageError::UnknownType(3))
+            Message::decode(br#"{"Type":5}"#),
+            Err(MessageError::UnknownType(5))
         );
     }
 
     quickcheck! {
         fn round_trips(data: String, lower: u64, upper: u64, hash: u64, nonce: u64) -> bool {
             let progress = Message::Progress { covered: lower, total: upper, rate: hash };
-            [Message::Join, request(&data, lower, upper), Message::Result { hash, nonce }, progress]
+            let cancel = Message::Cancel { data: data.clone(), lower, upper };
+            [Message::Join, request(&data, lower, upper), Message::Result { hash, nonce }, progress, cancel]
                 .into_iter()
                 .all(|message| Message::decode(&message.encode()).ok() == Some(message))
         }

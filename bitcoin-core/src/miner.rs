@@ -16,13 +16,23 @@
 //! testing servers). A payload that is not a Request is counted and ignored. At most
 //! [`MAX_QUEUED`] jobs wait; a job beyond that is counted and dropped (the server's lease
 //! re-issues it), so nothing the server sends grows the miner's memory without a bound.
+//!
+//! **Target mode** ([`crate::message::ext`]). A core built [`MinerCore::with_caps`] announces
+//! its capabilities in its Join ([`Action::Announce`]); without caps its Join is the
+//! reference's. A Request carrying `Zeros` is a target job ([`Job::mode`]): the driver
+//! searches for the smallest qualifying nonce and reports it with
+//! [`MinerCore::handle_target_finished`], and the core answers with a target Result
+//! ([`Action::SendTarget`], echoing the job's range, `"Found": false` when none qualifies).
+//! A Cancel naming a queued job drops it; one naming the running job makes the core emit
+//! [`Action::Stop`] (the driver stops that search and forgets its answer) and start the next
+//! job. A cancelled job is never answered. A Cancel naming no job is counted and ignored.
 
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::message::Message;
+use crate::message::{Caps, Message, Mode};
 
 /// The most jobs that wait behind the one being searched.
 pub const MAX_QUEUED: usize = 1024;
@@ -36,6 +46,9 @@ pub struct Job {
     pub lower: u64,
     /// Last nonce (inclusive; the wire does not promise `lower <= upper`).
     pub upper: u64,
+    /// What to search for: the minimum (the reference's jobs) or the first qualifying
+    /// nonce.
+    pub mode: Mode,
 }
 
 impl Job {
@@ -52,8 +65,24 @@ impl Job {
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Write this message to the server (Join, or a Result).
+    /// Write this message to the server (Join, or a Result), as [`Message::encode`] writes
+    /// it: the reference's bytes.
     Send(Message),
+    /// Write a Join announcing these capabilities
+    /// ([`crate::message::ext::encode_join`]); instead of `Send(Join)` for a core built
+    /// [`MinerCore::with_caps`].
+    Announce(Caps),
+    /// Write the answer to the target job `job`: its smallest qualifying `(hash, nonce)`,
+    /// or none ([`crate::message::ext::encode_target_result`], with the job's range).
+    SendTarget {
+        /// The job answered.
+        job: Job,
+        /// Its first qualifying hash and nonce, if any.
+        hit: Option<(u64, u64)>,
+    },
+    /// Stop searching `job`, the running one: it was cancelled. Its answer must never be
+    /// reported. A [`Action::Search`] for the next job may follow.
+    Stop(Job),
     /// Start searching this job, then report its answer with
     /// [`MinerCore::handle_search_finished`]. Never while another search runs.
     Search(Job),
@@ -84,12 +113,20 @@ pub struct MinerStats {
     pub dropped: u64,
     /// Search answers reported while no search was running; ignored.
     pub unexpected_answers: u64,
+    /// Jobs cancelled by the server (queued or running); never answered.
+    pub cancelled: u64,
+    /// Cancels naming no job the miner holds (already answered, or never received).
+    pub unknown_cancels: u64,
+    /// Requests whose `Zeros`/`Algo` were invalid, or that asked for a mode the core did
+    /// not announce; ignored.
+    pub unsupported: u64,
 }
 
 /// The miner's logic. See the [module documentation](self).
 #[derive(Debug, Default)]
 pub struct MinerCore {
     order: JobOrder,
+    caps: Caps,
     joined: bool,
     exited: bool,
     /// The job being searched.
@@ -108,26 +145,47 @@ impl MinerCore {
         }
     }
 
+    /// This core, announcing `caps` in its Join and taking the target jobs they allow.
+    #[must_use]
+    pub fn with_caps(mut self, caps: Caps) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// The capabilities it announces.
+    pub fn caps(&self) -> Caps {
+        self.caps
+    }
+
     /// The connection to the server is up: send Join (once).
     pub fn handle_connected(&mut self) {
         if self.exited || self.joined {
             return;
         }
         self.joined = true;
-        self.actions.push_back(Action::Send(Message::Join));
+        self.actions.push_back(if self.caps.is_empty() {
+            Action::Send(Message::Join)
+        } else {
+            Action::Announce(self.caps)
+        });
     }
 
-    /// The server sent `payload`: a Request is a job; anything else is counted and ignored.
+    /// The server sent `payload`: a Request is a job, a Cancel stops one; anything else is
+    /// counted and ignored.
     pub fn handle_payload(&mut self, payload: &[u8]) {
         if self.exited {
             return;
         }
-        match Message::decode(payload) {
-            Ok(Message::Request { data, lower, upper }) => {
+        let decoded = Message::decode_full(payload);
+        match decoded.map(|d| (d.message, d.ext.mode)) {
+            Ok((Message::Request { data, lower, upper }, Ok(mode)))
+                if self.caps.covers(mode.needs()) =>
+            {
                 let job = Job {
                     data: data.into(),
                     lower,
                     upper,
+                    mode,
                 };
                 if self.queue.len() >= MAX_QUEUED {
                     self.stats.dropped += 1;
@@ -136,8 +194,49 @@ impl MinerCore {
                 }
                 self.start_next();
             }
+            Ok((Message::Request { .. }, _)) => self.stats.unsupported += 1,
+            Ok((Message::Cancel { data, lower, upper }, _))
+                if self.caps.has(crate::message::Cap::Cancel) =>
+            {
+                self.cancel(&data, lower, upper);
+            }
             Ok(_) | Err(_) => self.stats.ignored += 1,
         }
+    }
+
+    /// The server cancelled the job `data`, `lower ..= upper`: drop it from the queue, or
+    /// stop it if it runs.
+    fn cancel(&mut self, data: &str, lower: u64, upper: u64) {
+        let is = |j: &Job| (&*j.data, j.lower, j.upper) == (data, lower, upper);
+        if let Some(i) = self.queue.iter().position(is) {
+            self.queue.remove(i);
+            self.stats.cancelled += 1;
+        } else if self.running.as_ref().is_some_and(is) {
+            if let Some(job) = self.running.take() {
+                self.actions.push_back(Action::Stop(job));
+            }
+            self.stats.cancelled += 1;
+            self.start_next();
+        } else {
+            self.stats.unknown_cancels += 1;
+        }
+    }
+
+    /// The target search asked for by the last [`Action::Search`] finished: `hit` is its
+    /// smallest qualifying `(hash, nonce)`, or `None`. Answer it, and start the next job.
+    /// Counted and ignored if no search runs.
+    pub fn handle_target_finished(&mut self, hit: Option<(u64, u64)>) {
+        if self.exited {
+            return;
+        }
+        let Some(job) = self.running.take() else {
+            self.stats.unexpected_answers += 1;
+            return;
+        };
+        self.stats.jobs += 1;
+        self.stats.nonces += job.nonces();
+        self.actions.push_back(Action::SendTarget { job, hit });
+        self.start_next();
     }
 
     /// The search asked for by the last [`Action::Search`] found `hash` at `nonce`: answer
@@ -152,6 +251,15 @@ impl MinerCore {
         };
         self.stats.jobs += 1;
         self.stats.nonces += job.nonces();
+        if job.mode.is_target() {
+            // A driver reporting a target job's hit this way: it is the hit.
+            self.actions.push_back(Action::SendTarget {
+                job,
+                hit: Some((hash, nonce)),
+            });
+            self.start_next();
+            return;
+        }
         self.actions
             .push_back(Action::Send(Message::Result { hash, nonce }));
         self.start_next();
@@ -222,12 +330,17 @@ mod tests {
         std::iter::from_fn(|| core.poll_action()).collect()
     }
 
-    fn search(lower: u64, upper: u64) -> Action {
-        Action::Search(Job {
+    fn job(lower: u64, upper: u64) -> Job {
+        Job {
             data: "m".into(),
             lower,
             upper,
-        })
+            mode: Mode::Minimum,
+        }
+    }
+
+    fn search(lower: u64, upper: u64) -> Action {
+        Action::Search(job(lower, upper))
     }
 
     #[test]
@@ -284,5 +397,121 @@ mod tests {
         assert_eq!(core.queued(), MAX_QUEUED);
         assert_eq!(core.stats().dropped, 1);
         assert_eq!(core.stats().unexpected_answers, 1);
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+    use crate::hash::{Algo, Zeros};
+    use crate::message::ext::encode_request;
+
+    fn actions(core: &mut MinerCore) -> Vec<Action> {
+        std::iter::from_fn(|| core.poll_action()).collect()
+    }
+
+    fn target() -> Mode {
+        Mode::Target {
+            zeros: Zeros::new(8).unwrap(),
+            algo: Algo::Sha256d,
+        }
+    }
+
+    fn job(lower: u64, upper: u64, mode: Mode) -> Job {
+        Job {
+            data: "m".into(),
+            lower,
+            upper,
+            mode,
+        }
+    }
+
+    fn cancel(lower: u64, upper: u64) -> Vec<u8> {
+        Message::Cancel {
+            data: "m".into(),
+            lower,
+            upper,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn a_capable_core_announces_takes_target_jobs_and_answers_them_with_their_range() {
+        let mut core = MinerCore::new(JobOrder::Arrival).with_caps(Caps::ALL);
+        core.handle_connected();
+        assert_eq!(actions(&mut core), [Action::Announce(Caps::ALL)]);
+        core.handle_payload(&encode_request("m", 0, 9, target()));
+        core.handle_payload(&encode_request("m", 10, 19, Mode::Minimum));
+        assert_eq!(actions(&mut core), [Action::Search(job(0, 9, target()))]);
+        core.handle_target_finished(None);
+        assert_eq!(
+            actions(&mut core),
+            [
+                Action::SendTarget {
+                    job: job(0, 9, target()),
+                    hit: None
+                },
+                Action::Search(job(10, 19, Mode::Minimum))
+            ]
+        );
+        // A target job's hit reported as a minimum still answers as a target job.
+        core.handle_search_finished(1, 12);
+        core.handle_payload(&encode_request("m", 20, 29, target()));
+        core.handle_search_finished(3, 21);
+        let sent = actions(&mut core);
+        assert_eq!(
+            sent.last(),
+            Some(&Action::SendTarget {
+                job: job(20, 29, target()),
+                hit: Some((3, 21))
+            })
+        );
+    }
+
+    #[test]
+    fn cancel_drops_a_queued_job_and_stops_the_running_one() {
+        let mut core = MinerCore::new(JobOrder::Arrival).with_caps(Caps::ALL);
+        core.handle_connected();
+        for i in 0..3 {
+            core.handle_payload(&encode_request("m", i * 10, i * 10 + 9, target()));
+        }
+        actions(&mut core);
+        core.handle_payload(&cancel(10, 19));
+        assert_eq!(core.queued(), 1);
+        assert!(actions(&mut core).is_empty());
+        core.handle_payload(&cancel(0, 9));
+        assert_eq!(
+            actions(&mut core),
+            [
+                Action::Stop(job(0, 9, target())),
+                Action::Search(job(20, 29, target()))
+            ]
+        );
+        core.handle_payload(&cancel(0, 9));
+        core.handle_payload(&cancel(20, 29));
+        assert_eq!(actions(&mut core), [Action::Stop(job(20, 29, target()))]);
+        assert_eq!(core.running(), None);
+        let stats = *core.stats();
+        assert_eq!(
+            (stats.cancelled, stats.unknown_cancels, stats.jobs),
+            (3, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_reference_style_core_joins_plainly_and_ignores_what_it_did_not_announce() {
+        let mut core = MinerCore::new(JobOrder::Arrival);
+        core.handle_connected();
+        assert_eq!(actions(&mut core), [Action::Send(Message::Join)]);
+        core.handle_payload(&encode_request("m", 0, 9, target()));
+        core.handle_payload(&cancel(0, 9));
+        assert!(actions(&mut core).is_empty());
+        let stats = *core.stats();
+        assert_eq!((stats.unsupported, stats.ignored), (1, 1));
+        // sha256d needs its own cap.
+        let mut core = MinerCore::new(JobOrder::Arrival)
+            .with_caps(Caps::NONE.with(crate::message::Cap::Target));
+        core.handle_payload(&encode_request("m", 0, 9, target()));
+        assert_eq!(core.stats().unsupported, 1);
     }
 }

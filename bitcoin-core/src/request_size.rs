@@ -41,11 +41,16 @@ pub fn max_plain_text_len(upper: u64) -> usize {
     MAX_PAYLOAD.saturating_sub(largest_job_len("", upper))
 }
 
-/// Checks that a request of `data` over `lower ..= upper` fits: every message the server
-/// would send about it is at most [`MAX_PAYLOAD`] bytes. (`lower` does not matter as long
-/// as it is at most `upper`: a job's bounds have at most `upper`'s digits.)
-pub fn check(data: &str, upper: u64) -> Result<(), RequestTooLong> {
-    let encoded_len = largest_job_len(data, upper);
+/// [`check`] for a request in `mode`: a target job carries `Zeros` (and `Algo`) too, so its
+/// longest job, and the longest text allowed, differ by that much. For
+/// [`crate::message::Mode::Minimum`] this is [`check`].
+pub fn check_mode(
+    data: &str,
+    upper: u64,
+    mode: crate::message::Mode,
+) -> Result<(), RequestTooLong> {
+    use crate::message::ext::encode_request;
+    let encoded_len = encode_request(data, upper, upper, mode).len();
     if encoded_len <= MAX_PAYLOAD {
         return Ok(());
     }
@@ -53,8 +58,16 @@ pub fn check(data: &str, upper: u64) -> Result<(), RequestTooLong> {
         text_len: data.len(),
         encoded_len,
         upper,
-        max_plain_text_len: max_plain_text_len(upper),
+        max_plain_text_len: MAX_PAYLOAD
+            .saturating_sub(encode_request("", upper, upper, mode).len()),
     })
+}
+
+/// Checks that a request of `data` over `lower ..= upper` fits: every message the server
+/// would send about it is at most [`MAX_PAYLOAD`] bytes. (`lower` does not matter as long
+/// as it is at most `upper`: a job's bounds have at most `upper`'s digits.)
+pub fn check(data: &str, upper: u64) -> Result<(), RequestTooLong> {
+    check_mode(data, upper, crate::message::Mode::Minimum)
 }
 
 /// A request whose messages would not fit in one LSP message (see [`check`]).

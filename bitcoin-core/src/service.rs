@@ -39,12 +39,17 @@
 //! accounting read with [`MinerService::pool`] (see [`crate::accounting`]); the driver may
 //! give each connection's address with [`MinerService::describe`].
 //!
+//! Target mode ([`crate::message::ext`]): Join's `Caps`, Request's `Zeros`/`Algo` (invalid:
+//! refused, [`CloseReason::BadMode`]) and Result's `"Found": false` go to the scheduler;
+//! target jobs, Cancels and not-found answers are written with the extension keys.
+//!
 //! A Result's `Lower` and `Upper`, which the reference leaves zero but some miners fill with
 //! their job's range, are passed to the scheduler as a hint of which job it answers. Like the scheduler, it reads no clock and draws no random
 //! numbers: the same calls always produce the same writes.
 
 mod pool;
 mod progress;
+mod wire;
 
 pub use progress::PROGRESS_INTERVAL;
 
@@ -54,9 +59,9 @@ use lsp_core::Timestamp;
 
 use core::fmt;
 
-use crate::message::Message;
+use crate::message::{Message, ModeError};
 use crate::request_size::{self, RequestTooLong};
-use crate::scheduler::{Config, ConfigError, Effect, Misbehaviour, RequestError, Scheduler, Stats};
+use crate::scheduler::{Config, ConfigError, Misbehaviour, RequestError, Scheduler, Stats};
 
 /// Counters of what the service received, next to the scheduler's own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,6 +96,8 @@ pub enum CloseReason {
     Refused(RequestError),
     /// A client's request cannot be forwarded: its jobs would not fit in one LSP message.
     TooLong(RequestTooLong),
+    /// A client's request has an invalid `Zeros` or `Algo`.
+    BadMode(ModeError),
 }
 
 impl fmt::Display for CloseReason {
@@ -99,6 +106,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Lied(lie) => write!(f, "miner lied: {lie}"),
             CloseReason::Refused(refusal) => write!(f, "request refused: {refusal}"),
             CloseReason::TooLong(too_long) => write!(f, "request refused: {too_long}"),
+            CloseReason::BadMode(bad) => write!(f, "request refused: {bad}"),
         }
     }
 }
@@ -156,19 +164,24 @@ impl<K: Ord + Copy> MinerService<K> {
             return;
         }
         self.know(conn);
-        match Message::decode_full(payload).map(|d| (d.message, d.range, d.progress)) {
+        let decoded = Message::decode_full(payload);
+        let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
+        match decoded.map(|d| (d.message, d.range, d.progress)) {
             Ok((Message::Join, _, _)) => {
                 self.stats.joins += 1;
-                self.scheduler.handle_miner_joined(now, conn);
+                self.scheduler.handle_miner_joined_with(now, conn, ext.caps);
             }
             Ok((Message::Request { data, lower, upper }, _, wants_progress)) => {
                 self.stats.requests += 1;
-                let accepted = match request_size::check(&data, upper) {
-                    Err(too_long) => Err(CloseReason::TooLong(too_long)),
-                    Ok(()) => self
-                        .scheduler
-                        .handle_request(now, conn, data, lower, upper)
-                        .map_err(CloseReason::Refused),
+                let accepted = match ext.mode {
+                    Err(bad) => Err(CloseReason::BadMode(bad)),
+                    Ok(mode) => match request_size::check_mode(&data, upper, mode) {
+                        Err(too_long) => Err(CloseReason::TooLong(too_long)),
+                        Ok(()) => self
+                            .scheduler
+                            .handle_request_in(now, conn, data, lower, upper, mode)
+                            .map_err(CloseReason::Refused),
+                    },
                 };
                 match accepted {
                     Err(reason) => self.refuse(now, conn, reason),
@@ -176,13 +189,19 @@ impl<K: Ord + Copy> MinerService<K> {
                     Ok(_) => {}
                 }
             }
+            Ok((Message::Result { .. }, range, _)) if !ext.found => {
+                self.stats.results += 1;
+                self.scheduler.handle_not_found(now, conn, Some(range));
+            }
             Ok((Message::Result { hash, nonce }, range, _)) => {
                 self.stats.results += 1;
                 self.scheduler
                     .handle_result(now, conn, hash, nonce, Some(range));
             }
-            // Progress goes from the server to clients only.
-            Ok((Message::Progress { .. }, _, _)) | Err(_) => self.stats.malformed += 1,
+            // Progress and Cancel go from the server only.
+            Ok((Message::Progress { .. } | Message::Cancel { .. }, _, _)) | Err(_) => {
+                self.stats.malformed += 1
+            }
         }
         self.collect();
         self.tick_progress(now);
@@ -285,34 +304,12 @@ impl<K: Ord + Copy> MinerService<K> {
     /// Moves the scheduler's effects, encoded, to the outbox.
     fn collect(&mut self) {
         while let Some(effect) = self.scheduler.poll_effect() {
-            let (to, message) = match effect {
-                Effect::SendJob {
-                    miner,
-                    msg,
-                    lower,
-                    upper,
-                    ..
-                } => (
-                    miner,
-                    Message::Request {
-                        data: msg.to_string(),
-                        lower,
-                        upper,
-                    },
-                ),
-                Effect::SendResult {
-                    client,
-                    hash,
-                    nonce,
-                    ..
-                } => (client, Message::Result { hash, nonce }),
-                Effect::Disconnect { miner, reason } => {
-                    self.close(miner, CloseReason::Lied(reason));
-                    continue;
+            match wire::encode(effect) {
+                wire::Encoded::Write(to, bytes) if !self.closed.contains(&to) => {
+                    self.outbox.push_back((to, bytes));
                 }
-            };
-            if !self.closed.contains(&to) {
-                self.outbox.push_back((to, message.encode()));
+                wire::Encoded::Write(..) => {}
+                wire::Encoded::Close(miner, lie) => self.close(miner, CloseReason::Lied(lie)),
             }
         }
     }

@@ -129,3 +129,29 @@ fn wire_vector_values() {
         })
     );
 }
+
+#[test]
+fn the_target_extension_writes_the_reference_s_bytes_when_it_has_nothing_to_say() {
+    use bitcoin_core::message::ext::{encode_join, encode_request};
+    use bitcoin_core::message::{Caps, Mode};
+    let mut seen = 0;
+    for vector in vectors("wire.json") {
+        let note = string(&vector, "note");
+        let bytes = string(&vector, "json").into_bytes();
+        match note.strip_prefix("bitcoin ") {
+            Some("join") => assert_eq!(encode_join(Caps::NONE), bytes, "{note}"),
+            Some("request") => {
+                let Ok(Message::Request { data, lower, upper }) = Message::decode(&bytes) else {
+                    panic!("{note}");
+                };
+                assert_eq!(encode_request(&data, lower, upper, Mode::Minimum), bytes);
+            }
+            _ => continue,
+        }
+        // And the reference's messages carry no extension.
+        let decoded = Message::decode_full(&bytes).unwrap_or_else(|e| panic!("{note}: {e}"));
+        assert_eq!(decoded.ext, Default::default(), "{note}");
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "join and request");
+}

@@ -1,13 +1,16 @@
 //! The miner service (bitcoin-core) fed arbitrary payloads, well-formed miner messages with
-//! arbitrary fields, connection ends and time: nothing panics, everything it writes decodes
-//! as a miner message, and nothing is written to a connection after its end was reported.
+//! arbitrary fields (target-mode keys and Cancel-capable miners included), connection ends
+//! and time: nothing panics, everything it writes decodes as a miner message, and nothing
+//! is written to a connection after its end was reported.
 #![no_main]
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use bitcoin_core::message::Message;
+use bitcoin_core::hash::{Algo, Zeros};
+use bitcoin_core::message::ext::{encode_join, encode_request, encode_target_result};
+use bitcoin_core::message::{Cap, Caps, Message, Mode};
 use bitcoin_core::scheduler::Config;
 use bitcoin_core::service::MinerService;
 use libfuzzer_sys::fuzz_target;
@@ -21,17 +24,25 @@ enum Call {
     },
     Join {
         conn: u8,
+        /// Bits 0, 1, 2: target, sha256d, cancel.
+        caps: u8,
     },
     Request {
         conn: u8,
         data: String,
         lower: u64,
         span: u16,
+        /// Target mode with this many zeros (1 to 64 after folding), if any.
+        zeros: Option<u8>,
+        sha256d: bool,
     },
     Result {
         conn: u8,
         hash: u64,
         nonce: u64,
+        /// `Some(found)`: a target Result echoing `hint`.
+        found: Option<bool>,
+        hint: (u64, u64),
     },
     Gone {
         conn: u8,
@@ -48,7 +59,7 @@ fuzz_target!(|calls: Vec<Call>| {
     for call in calls {
         let conn = match &call {
             Call::Raw { conn, .. }
-            | Call::Join { conn }
+            | Call::Join { conn, .. }
             | Call::Request { conn, .. }
             | Call::Result { conn, .. }
             | Call::Gone { conn } => Some(*conn),
@@ -61,20 +72,44 @@ fuzz_target!(|calls: Vec<Call>| {
         }
         match call {
             Call::Raw { conn, bytes } => service.handle_payload(now, conn, &bytes),
-            Call::Join { conn } => service.handle_payload(now, conn, &Message::Join.encode()),
+            Call::Join { conn, caps } => {
+                let caps = [Cap::Target, Cap::Sha256d, Cap::Cancel]
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| caps & (1 << i) != 0)
+                    .fold(Caps::NONE, |set, (_, cap)| set.with(cap));
+                service.handle_payload(now, conn, &encode_join(caps));
+            }
             Call::Request {
                 conn,
                 data,
                 lower,
                 span,
+                zeros,
+                sha256d,
             } => {
                 let upper = lower.saturating_add(u64::from(span));
-                let m = Message::Request { data, lower, upper };
-                service.handle_payload(now, conn, &m.encode());
+                let mode = match zeros.map(|z| Zeros::new(u32::from(z % 64) + 1)) {
+                    Some(Ok(zeros)) => Mode::Target {
+                        zeros,
+                        algo: if sha256d { Algo::Sha256d } else { Algo::Sha256 },
+                    },
+                    _ => Mode::Minimum,
+                };
+                service.handle_payload(now, conn, &encode_request(&data, lower, upper, mode));
             }
-            Call::Result { conn, hash, nonce } => {
-                let m = Message::Result { hash, nonce };
-                service.handle_payload(now, conn, &m.encode());
+            Call::Result {
+                conn,
+                hash,
+                nonce,
+                found,
+                hint,
+            } => {
+                let bytes = match found {
+                    None => Message::Result { hash, nonce }.encode(),
+                    Some(found) => encode_target_result(found.then_some((hash, nonce)), hint),
+                };
+                service.handle_payload(now, conn, &bytes);
             }
             Call::Gone { conn } => {
                 gone.insert(conn);

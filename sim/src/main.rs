@@ -277,6 +277,10 @@ fn sweep_miner(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
                 total.jobs += o.jobs;
                 total.backups += o.backups;
                 total.requeued += o.requeued;
+                total.target_answered += o.target_answered;
+                total.cancels += o.cancels;
+                total.target_lazy_answers += o.target_lazy_answers;
+                total.target_lazy_caught += o.target_lazy_caught;
             }
             Err(failure) => {
                 failed += 1;
@@ -300,6 +304,11 @@ fn sweep_miner(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     println!(
         "clients: {} answered, {} crashed, {} lost; jobs {} (backups {}, requeued {})",
         total.answered, total.crashed, total.lost, total.jobs, total.backups, total.requeued
+    );
+    println!(
+        "target mode: {} clients answered with the first hit (or none); {} Cancels sent; \
+         {} lazy Found:false on jobs with a hit, {} caught",
+        total.target_answered, total.cancels, total.target_lazy_answers, total.target_lazy_caught
     );
     (passed, failed)
 }

@@ -59,8 +59,18 @@ pub struct Options {
     /// Instead of the above: the cost of observing the pool, over this many rounds of a
     /// plain server against one with `--http` and `--events` and a scraper (see
     /// `bench/e2e/observe.rs`).
-    #[arg(long, value_name = "ROUNDS")]
+    #[arg(long, value_name = "ROUNDS", conflicts_with = "zeros")]
     observe_rounds: Option<NonZeroUsize>,
+    /// Target mode instead (`--zeros Z [--algo sha256d]`): time to the answer and the
+    /// nonces hashed after it, with and without cancellation (see `e2e_target`).
+    #[command(flatten)]
+    target: crate::system::mode_args::ModeArgs,
+    /// Target mode: only the run whose miners do not announce `cancel`.
+    #[arg(long, requires = "zeros")]
+    no_cancel: bool,
+    /// Target mode: how many messages to run (each with and without cancellation).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 /// A child process killed on drop; its stderr lines are forwarded to a channel.
@@ -145,6 +155,19 @@ impl Drop for Proc {
 
 /// Runs the `e2e` benchmark.
 pub fn run(o: &Options) -> Result<(), String> {
+    let mode = o.target.mode();
+    if mode.is_target() {
+        let (miners, threads) = (o.miners, o.threads);
+        return super::e2e_target::run(
+            &o.msg,
+            o.max_nonce,
+            mode,
+            miners,
+            threads,
+            o.runs,
+            o.no_cancel,
+        );
+    }
     let dir = std::env::current_exe()
         .map_err(|e| format!("cannot locate the bench binary: {e}"))?
         .parent()

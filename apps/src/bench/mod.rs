@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod e2e;
+pub mod e2e_target;
 pub mod echo;
 pub mod hash;
 pub mod schedule;

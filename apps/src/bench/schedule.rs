@@ -263,6 +263,9 @@ fn simulate(config: &Config, mix: &Mix, requests: &[Req]) -> Result<Outcome, Str
                 Effect::Disconnect { miner, reason } => {
                     return Err(format!("model miner {miner} disconnected: {reason}"));
                 }
+                Effect::Cancel { .. } | Effect::SendNotFound { .. } => {
+                    return Err("model miners announce no target or cancel".into());
+                }
             }
         }
         if remaining == 0 {

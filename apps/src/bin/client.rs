@@ -1,6 +1,8 @@
-//! `client <host:port> <message> <maxNonce>`: one request (docs/miner.md §3).
+//! `client <host:port> <message> <maxNonce> [--zeros Z [--algo sha256d]]`: one request
+//! (docs/miner.md §3; target mode with `--zeros`).
 //!
-//! Prints exactly one line on stdout, `Result <hash> <nonce>` or `Disconnected`, and exits
+//! Prints exactly one line on stdout, `Result <hash> <nonce>`, `NotFound` (target mode, no
+//! nonce qualifies) or `Disconnected`, and exits
 //! 0; if it cannot connect at all it prints `Disconnected` and exits 1. A bad command line —
 //! among them a message too long for one LSP message (see
 //! [`bitcoin_core::request_size`]) — is refused before connecting, with the reason on
@@ -12,7 +14,9 @@ use std::process::ExitCode;
 use apps::system::args::{resolve, LspArgs};
 use apps::system::client::{self, Outcome};
 use apps::system::log::Log;
-use apps::system::progress::ProgressView;
+use apps::system::mode_args::ModeArgs;
+use apps::system::progress::{asking_progress, ProgressView};
+use bitcoin_core::message::ext::encode_request;
 use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
@@ -39,6 +43,8 @@ struct Cli {
     #[arg(long)]
     progress: bool,
     #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
     lsp: LspArgs,
 }
 
@@ -52,7 +58,7 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    if let Err(e) = request_size::check(&cli.message, cli.max_nonce) {
+    if let Err(e) = request_size::check_mode(&cli.message, cli.max_nonce, cli.mode.mode()) {
         Cli::command().error(ErrorKind::ValueValidation, e).exit();
     }
     let log = Log::new("client", cli.verbose);
@@ -76,25 +82,18 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
     let params = cli.lsp.params()?;
     let server = resolve(&cli.server)?;
+    let request = encode_request(&cli.message, cli.lower, cli.max_nonce, cli.mode.mode());
     let view = cli.progress.then(ProgressView::stderr);
     let mut show = |covered, total, rate| {
         if let Some(view) = &view {
             view.show(covered, total, rate);
         }
     };
-    let progress: Option<&mut dyn FnMut(u64, u64, u64)> = match view {
-        Some(_) => Some(&mut show),
-        None => None,
+    let (request, progress): (_, Option<&mut client::ShowProgress<'_>>) = match view {
+        Some(_) => (asking_progress(request), Some(&mut show)),
+        None => (request, None),
     };
-    let outcome = client::request_with(
-        server,
-        params,
-        &cli.message,
-        cli.lower,
-        cli.max_nonce,
-        log,
-        progress,
-    );
+    let outcome = client::request_encoded(server, params, request, log, progress);
     if let Some(view) = &view {
         view.finish();
     }

@@ -3,7 +3,9 @@
 //! Starts a server and miners on loopback, asks for the minimum hash of MESSAGE over
 //! `0 ..= MAX_NONCE` (default `hello` over 100 million nonces: a second or two), shows
 //! progress on stderr while it runs, and prints `Result <hash> <nonce>` on stdout (exit 0)
-//! and how long it took on stderr. If the run fails it prints `Disconnected` and exits 1,
+//! and how long it took on stderr. With `--zeros Z [--algo sha256d]` it asks for the
+//! smallest nonce whose hash has Z leading zero bits instead, and prints `NotFound` (exit 0)
+//! if none qualifies. If the run fails it prints `Disconnected` and exits 1,
 //! with no timing line; a bad command line (a message too long for one LSP message among
 //! them) is refused with the reason and exit code 2.
 
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use apps::system::args::LspArgs;
 use apps::system::client::Outcome;
 use apps::system::local::LocalRun;
+use apps::system::mode_args::ModeArgs;
 use bitcoin_core::kernel::{Kernel, Path};
 use bitcoin_core::request_size;
 use clap::error::ErrorKind;
@@ -49,6 +52,8 @@ struct Cli {
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
     #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
     lsp: LspArgs,
 }
 
@@ -62,12 +67,12 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    if let Err(e) = request_size::check(&cli.message, cli.max_nonce) {
+    if let Err(e) = request_size::check_mode(&cli.message, cli.max_nonce, cli.mode.mode()) {
         Cli::command().error(ErrorKind::ValueValidation, e).exit();
     }
     match run(&cli) {
-        Ok(Outcome::Answer { hash, nonce }) => {
-            println!("{}", Outcome::Answer { hash, nonce });
+        Ok(answer @ (Outcome::Answer { .. } | Outcome::NotFound)) => {
+            println!("{answer}");
             ExitCode::SUCCESS
         }
         Ok(Outcome::Disconnected) => {
@@ -85,6 +90,7 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
     let mut local = LocalRun::new(cli.miners);
     local.params = cli.lsp.params()?;
     local.log_level = cli.verbose;
+    local.mode = cli.mode.mode();
     if let Some(threads) = cli.threads {
         local.threads = threads;
     }
@@ -119,11 +125,16 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
             },
         )
         .map_err(|e| e.to_string())?;
-    if show && matches!(outcome, Outcome::Answer { .. }) {
+    if show && matches!(outcome, Outcome::Answer { .. } | Outcome::NotFound) {
         let elapsed = started.elapsed();
         let rate = total as f64 / elapsed.as_secs_f64() / 1e6;
         let end = if tty { "\r\x1b[K" } else { "" };
-        eprintln!("{end}mine: done in {elapsed:.2?} ({rate:.1} M nonces/s)");
+        if local.mode.is_target() {
+            // The search stopped at the first hit: the range's size says nothing of speed.
+            eprintln!("{end}mine: done in {elapsed:.2?}");
+        } else {
+            eprintln!("{end}mine: done in {elapsed:.2?} ({rate:.1} M nonces/s)");
+        }
     }
     Ok(outcome)
 }

@@ -7,7 +7,8 @@ use lsp_core::Params;
 use lsp_mio::{Client, StartError};
 
 use super::log::Log;
-use bitcoin_core::message::Message;
+use bitcoin_core::message::ext::encode_request;
+use bitcoin_core::message::{Message, Mode};
 
 /// How a request ended, once connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,15 +20,18 @@ pub enum Outcome {
         /// The smallest nonce giving it.
         nonce: u64,
     },
+    /// Target mode: the server answered `"Found": false`, no nonce of the range qualifies.
+    NotFound,
     /// The server was lost before it answered.
     Disconnected,
 }
 
 impl fmt::Display for Outcome {
-    /// The client's stdout line: `Result <hash> <nonce>` or `Disconnected`.
+    /// The client's stdout line: `Result <hash> <nonce>`, `NotFound` or `Disconnected`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Answer { hash, nonce } => write!(f, "Result {hash} {nonce}"),
+            Outcome::NotFound => f.write_str("NotFound"),
             Outcome::Disconnected => f.write_str("Disconnected"),
         }
     }
@@ -43,53 +47,67 @@ pub fn request(
     upper: u64,
     log: &Log,
 ) -> Result<Outcome, StartError> {
-    request_with(server, params, msg, lower, upper, log, None)
+    request_in(server, params, msg, lower, upper, Mode::Minimum, log)
 }
 
-/// As [`request`]; with `progress`, the request asks for Progress messages
-/// ([`super::progress::request_asking_progress`]) and each one received is handed to it
-/// as `(covered, total, rate)`.
-pub fn request_with(
+/// [`request`] in `mode`: in target mode the Request carries `Zeros` (and `Algo`), and the
+/// answer may be [`Outcome::NotFound`]. [`Mode::Minimum`] sends the reference's bytes.
+pub fn request_in(
     server: SocketAddr,
     params: Params,
     msg: &str,
     lower: u64,
     upper: u64,
+    mode: Mode,
     log: &Log,
-    mut progress: Option<&mut dyn FnMut(u64, u64, u64)>,
+) -> Result<Outcome, StartError> {
+    let request = encode_request(msg, lower, upper, mode);
+    request_encoded(server, params, request, log, None)
+}
+
+/// What [`request_encoded`] hands each Progress message to: `(covered, total, rate)`.
+pub type ShowProgress<'a> = dyn FnMut(u64, u64, u64) + 'a;
+
+/// Sends the encoded Request `request` (from [`encode_request`], perhaps
+/// [`super::progress::asking_progress`]) and waits for its answer as [`request`] does;
+/// with `progress`, each Progress message received is handed to it as
+/// `(covered, total, rate)`.
+pub fn request_encoded(
+    server: SocketAddr,
+    params: Params,
+    request: Vec<u8>,
+    log: &Log,
+    mut progress: Option<&mut ShowProgress<'_>>,
 ) -> Result<Outcome, StartError> {
     let client = Client::connect(server, 0, params)?;
     log.info(format_args!(
         "connected to {server} as conn {}",
         client.conn_id()
     ));
-    let request = match progress {
-        Some(_) => super::progress::request_asking_progress(msg, lower, upper),
-        None => Message::Request {
-            data: msg.to_string(),
-            lower,
-            upper,
-        }
-        .encode(),
-    };
     if let Err(e) = client.write(request) {
         log.info(format_args!("cannot send the request: {e}"));
         return Ok(Outcome::Disconnected);
     }
     let outcome = loop {
         match client.read() {
-            Ok(payload) => match Message::decode(&payload) {
-                Ok(Message::Result { hash, nonce }) => break Outcome::Answer { hash, nonce },
-                Ok(Message::Progress {
-                    covered,
-                    total,
-                    rate,
-                }) if progress.is_some() => {
+            Ok(payload) => match Message::decode_full(&payload).map(|d| (d.message, d.ext.found)) {
+                Ok((Message::Result { .. }, false)) => break Outcome::NotFound,
+                Ok((Message::Result { hash, nonce }, true)) => {
+                    break Outcome::Answer { hash, nonce }
+                }
+                Ok((
+                    Message::Progress {
+                        covered,
+                        total,
+                        rate,
+                    },
+                    _,
+                )) if progress.is_some() => {
                     if let Some(show) = progress.as_mut() {
                         show(covered, total, rate);
                     }
                 }
-                Ok(other) => log.info(format_args!("ignored {other:?}")),
+                Ok((other, _)) => log.info(format_args!("ignored {other:?}")),
                 Err(e) => log.info(format_args!("ignored payload: {e}")),
             },
             Err(e) => {
@@ -102,7 +120,7 @@ pub fn request_with(
         // A graceful close: nothing of ours is pending once the answer came, so this
         // returns as soon as the endpoint has said its last word; the server learns of the
         // departure as the silence the protocol has for it, and logs it as such.
-        Outcome::Answer { .. } => {
+        Outcome::Answer { .. } | Outcome::NotFound => {
             if let Err(e) = client.close() {
                 log.info(format_args!("close: {e}"));
             }

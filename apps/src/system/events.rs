@@ -151,6 +151,8 @@ fn kind_of(m: &Misbehaviour) -> &'static str {
         Misbehaviour::OutOfRange { .. } => "out_of_range",
         Misbehaviour::WrongHash { .. } => "wrong_hash",
         Misbehaviour::Lazy { .. } => "lazy",
+        Misbehaviour::NotAHit { .. } => "not_a_hit",
+        Misbehaviour::MissedHit { .. } => "missed_hit",
         _ => "other",
     }
 }

@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bitcoin_core::kernel::Kernel;
+use bitcoin_core::message::Mode;
 use bitcoin_core::scheduler::Config;
 use lsp_core::Params;
 use lsp_mio::{Server, StartError};
@@ -65,6 +66,8 @@ pub struct LocalRun {
     pub config: Config,
     /// Verbosity of the server's, miners' and client's logs.
     pub log_level: u8,
+    /// What the request asks for (default: the minimum hash).
+    pub mode: Mode,
 }
 
 impl LocalRun {
@@ -79,6 +82,7 @@ impl LocalRun {
             params: Params::default(),
             config: Config::default(),
             log_level: 0,
+            mode: Mode::Minimum,
         }
     }
 
@@ -143,12 +147,13 @@ impl LocalRun {
         // One answer, sent once.
         let (done, answer) = mpsc::sync_channel(1);
         let asking = {
-            let (params, msg) = (self.params, msg.to_string());
+            let (params, msg, mode) = (self.params, msg.to_string(), self.mode);
             let log = Log::new("client", self.log_level);
             thread::Builder::new()
                 .name("client".into())
                 .spawn(move || {
-                    let _ = done.send(client::request(addr, params, &msg, lower, upper, &log));
+                    let asked = client::request_in(addr, params, &msg, lower, upper, mode, &log);
+                    let _ = done.send(asked);
                 })
                 .map_err(LocalError::Spawn)?
         };

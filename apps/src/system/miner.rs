@@ -6,17 +6,25 @@
 //! from the server: further jobs are queued by the core, and the loss of the server
 //! abandons the search at once. The LSP driver task acknowledges and heartbeats on its own
 //! meanwhile, so a long job never looks like a dead miner.
+//!
+//! The miner announces every extension it supports in its Join (`"Caps"`: target, sha256d,
+//! cancel; a reference server ignores the key). A Cancel for the running job stops its
+//! search within one chunk and its answer is dropped; a target job is searched for its
+//! first qualifying nonce and answered with the job's range echoed.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bitcoin_core::hash::Algo;
 use bitcoin_core::kernel::{Kernel, MinHash, Prepared};
+use bitcoin_core::message::ext::{encode_join, encode_target_result};
+use bitcoin_core::message::{Caps, Mode};
 use lsp_core::Params;
 use lsp_smol::{ApiError, Client, ClientReadError, StartError};
 
 use super::log::Log;
-use super::search::{Running, Searcher};
+use super::search::{Answer, Running, Searcher};
 use bitcoin_core::message::Message;
 use bitcoin_core::miner::{Action, JobOrder, MinerCore};
 
@@ -71,19 +79,29 @@ impl Miner {
     /// Connects to `server`, joins, and mines until the server is lost; then returns what
     /// it did. Dropping the future stops the miner (connection and search) at once.
     pub async fn run(&self, server: SocketAddr) -> Result<MinerReport, MinerError> {
+        self.run_with_caps(server, Caps::ALL).await
+    }
+
+    /// [`Miner::run`], announcing only `caps` (for benchmarks and tests: without `cancel`
+    /// the server lets its unneeded jobs run to the end; with none it is a reference miner).
+    pub async fn run_with_caps(
+        &self,
+        server: SocketAddr,
+        caps: Caps,
+    ) -> Result<MinerReport, MinerError> {
         let client = Client::connect(server, 0, self.params)
             .await
             .map_err(MinerError::Connect)?;
-        let mut core = MinerCore::new(JobOrder::Arrival);
+        let mut core = MinerCore::new(JobOrder::Arrival).with_caps(caps);
         core.handle_connected();
-        let mut prepared: Option<(Arc<str>, Arc<Prepared>)> = None;
+        let mut prepared: Option<(Arc<str>, Algo, Arc<Prepared>)> = None;
         let mut running: Option<Running> = None;
         loop {
             while let Some(action) = core.poll_action() {
                 match action {
-                    Action::Send(Message::Join) => {
+                    Action::Send(Message::Join) | Action::Announce(_) => {
                         client
-                            .write(Message::Join.encode())
+                            .write(encode_join(core.caps()))
                             .map_err(MinerError::Join)?;
                         self.log.info(format_args!(
                             "joined {server} as conn {} ({} threads, {} kernel)",
@@ -99,18 +117,46 @@ impl Miner {
                             self.log.info(format_args!("cannot answer: {e}"));
                         }
                     }
+                    Action::SendTarget { job, hit } => {
+                        self.log.debug(format_args!(
+                            "answer {}..={}: {hit:?}",
+                            job.lower, job.upper
+                        ));
+                        let bytes = encode_target_result(hit, (job.lower, job.upper));
+                        if let Err(e) = client.write(bytes) {
+                            self.log.info(format_args!("cannot answer: {e}"));
+                        }
+                    }
+                    Action::Stop(job) => {
+                        self.log
+                            .debug(format_args!("cancelled {}..={}", job.lower, job.upper));
+                        // Dropping it cancels it; its answer never comes.
+                        running = None;
+                    }
                     Action::Search(job) => {
+                        let algo = match job.mode {
+                            Mode::Target { algo, .. } => algo,
+                            Mode::Minimum => Algo::Sha256,
+                        };
                         let message = match &prepared {
-                            Some((data, p)) if *data == job.data => Arc::clone(p),
+                            Some((data, a, p)) if *data == job.data && *a == algo => Arc::clone(p),
                             _ => {
-                                let p = Arc::new(self.kernel.prepare(job.data.as_bytes()));
-                                prepared = Some((Arc::clone(&job.data), Arc::clone(&p)));
+                                let p =
+                                    Arc::new(self.kernel.prepare_algo(job.data.as_bytes(), algo));
+                                prepared = Some((Arc::clone(&job.data), algo, Arc::clone(&p)));
                                 p
                             }
                         };
-                        self.log
-                            .debug(format_args!("job {}..={}", job.lower, job.upper));
-                        running = Some(self.searcher.start(message, job.lower, job.upper));
+                        self.log.debug(format_args!(
+                            "job {}..={} ({})",
+                            job.lower, job.upper, job.mode
+                        ));
+                        running = Some(match job.mode {
+                            Mode::Minimum => self.searcher.start(message, job.lower, job.upper),
+                            Mode::Target { zeros, .. } => self
+                                .searcher
+                                .start_target(message, job.lower, job.upper, zeros),
+                        });
                     }
                     Action::Exit => {
                         if let Some(search) = running.take() {
@@ -135,9 +181,20 @@ impl Miner {
                 None => Step::Read(client.read().await),
             };
             match step {
-                Step::Answer(Some(MinHash { hash, nonce })) => {
+                Step::Answer(Some(answer)) => {
+                    if let Some(job) = core.running() {
+                        self.log
+                            .debug(format_args!("finished {}..={}", job.lower, job.upper));
+                    }
                     running = None;
-                    core.handle_search_finished(hash, nonce);
+                    match answer {
+                        Answer::Min(MinHash { hash, nonce }) => {
+                            core.handle_search_finished(hash, nonce)
+                        }
+                        Answer::Target(hit) => {
+                            core.handle_target_finished(hit.map(|h| (h.hash, h.nonce)))
+                        }
+                    }
                 }
                 Step::Answer(None) => return Err(MinerError::Search),
                 Step::Read(Ok(payload)) => {
@@ -165,6 +222,6 @@ impl Miner {
 
 /// What the miner's loop woke up for.
 enum Step {
-    Answer(Option<MinHash>),
+    Answer(Option<Answer>),
     Read(Result<Vec<u8>, ClientReadError>),
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod local;
 pub mod log;
 pub mod miner;
+pub mod mode_args;
 pub mod narrate;
 pub mod progress;
 pub mod search;

@@ -5,25 +5,17 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use bitcoin_core::message::Message;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// The Request for `data` over `lower ..= upper`, with the extension key
-/// `"Progress": true` that asks the server for Progress messages. A server that does not
-/// know the key ignores it.
-pub fn request_asking_progress(data: &str, lower: u64, upper: u64) -> Vec<u8> {
-    let mut bytes = Message::Request {
-        data: data.to_string(),
-        lower,
-        upper,
-    }
-    .encode();
+/// The encoded Request `request` with the extension key `"Progress": true` added, which
+/// asks the server for Progress messages. A server that does not know the key ignores it.
+pub fn asking_progress(mut request: Vec<u8>) -> Vec<u8> {
     // The encoding is one JSON object: the key goes in before its closing brace.
-    if bytes.last() == Some(&b'}') {
-        bytes.pop();
-        bytes.extend_from_slice(br#","Progress":true}"#);
+    if request.last() == Some(&b'}') {
+        request.pop();
+        request.extend_from_slice(br#","Progress":true}"#);
     }
-    bytes
+    request
 }
 
 /// `x` with an SI prefix and a space before it (`12.30 M`), or a space after it below
@@ -123,10 +115,12 @@ impl ProgressView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin_core::message::ext::encode_request;
+    use bitcoin_core::message::{Message, Mode};
 
     #[test]
     fn the_request_asks_for_progress_and_decodes_as_the_same_request() {
-        let bytes = request_asking_progress("msg", 3, 99);
+        let bytes = asking_progress(encode_request("msg", 3, 99, Mode::Minimum));
         let decoded = Message::decode_full(&bytes).expect("decodes");
         assert!(decoded.progress);
         assert_eq!(

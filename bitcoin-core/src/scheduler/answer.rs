@@ -3,12 +3,12 @@
 
 use super::state::{ChunkId, Miner};
 use super::verify;
-use super::{Effect, Misbehaviour, Scheduler};
+use super::{Effect, Misbehaviour, RequestId, Scheduler};
 use crate::accounting::PoolEventKind;
 use std::sync::Arc;
 
 /// What a miner's answer turned out to be.
-enum Verdict {
+pub(super) enum Verdict {
     /// It verifies against the miner's job at this index, and survived the spot check.
     Answers(usize),
     /// It is a lie.
@@ -19,6 +19,9 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// Matches `miner`'s answer to a job, verifies and spot-checks it, and uses it or
     /// disconnects the miner.
     pub(super) fn result(&mut self, miner: K, hash: u64, nonce: u64, hint: Option<(u64, u64)>) {
+        if self.answers_cancelled(miner, Some((hash, nonce)), hint) {
+            return;
+        }
         let verdict = match self.miners.get(&miner) {
             Some(m) if !m.jobs.is_empty() => self.verdict(m, hash, nonce, hint),
             _ => {
@@ -26,14 +29,24 @@ impl<K: Ord + Copy> Scheduler<K> {
                 return;
             }
         };
+        self.judged(miner, verdict, Some((hash, nonce)));
+    }
+
+    /// Acts on the verdict on `miner`'s answer `hit` (`None`: a target job's
+    /// `"Found": false`).
+    pub(super) fn judged(&mut self, miner: K, verdict: Verdict, hit: Option<(u64, u64)>) {
         let index = match verdict {
             Verdict::Answers(index) => index,
             Verdict::Lie(reason) => {
                 self.stats.invalid_results += 1;
                 match reason {
                     Misbehaviour::OutOfRange { .. } => self.stats.out_of_range_results += 1,
-                    Misbehaviour::WrongHash { .. } => self.stats.wrong_hash_results += 1,
-                    Misbehaviour::Lazy { .. } => self.stats.lazy_results += 1,
+                    Misbehaviour::WrongHash { .. } | Misbehaviour::NotAHit { .. } => {
+                        self.stats.wrong_hash_results += 1
+                    }
+                    Misbehaviour::Lazy { .. } | Misbehaviour::MissedHit { .. } => {
+                        self.stats.lazy_results += 1
+                    }
                 }
                 self.stats.miners_disconnected += 1;
                 self.accounting.lied(self.now, miner, reason.clone());
@@ -52,10 +65,12 @@ impl<K: Ord + Copy> Scheduler<K> {
         let fresh = self.chunks.contains_key(&job.chunk);
         self.accounting
             .credited(self.now, miner, job.range.len(), !fresh);
-        if fresh {
-            self.complete(job.chunk, hash, nonce);
-        } else {
+        if !fresh {
             self.stats.stale_results += 1;
+        } else if job.mode.is_target() {
+            self.complete_target(miner, job.chunk, hit);
+        } else if let Some((hash, nonce)) = hit {
+            self.complete(miner, job.chunk, hash, nonce);
         }
     }
 
@@ -77,7 +92,11 @@ impl<K: Ord + Copy> Scheduler<K> {
             if !a.range.contains(nonce) {
                 continue;
             }
-            if verify::verifies(self.hash, &a.msg, a.range, hash, nonce) {
+            let h = self.hash_for(a.mode);
+            if verify::verifies(h, &a.msg, a.range, hash, nonce) {
+                if let crate::message::Mode::Target { zeros, .. } = a.mode {
+                    return self.target_verdict(i, a, hash, nonce, zeros);
+                }
                 return match verify::spot_check(self.hash, &a.msg, a.range, hash) {
                     None => Verdict::Answers(i),
                     Some((nonce, better)) => Verdict::Lie(Misbehaviour::Lazy {
@@ -93,50 +112,68 @@ impl<K: Ord + Copy> Scheduler<K> {
             Some(i) => Misbehaviour::WrongHash {
                 nonce,
                 claimed: hash,
-                actual: (self.hash)(&m.jobs[i].msg, nonce),
+                actual: self.hash_for(m.jobs[i].mode)(&m.jobs[i].msg, nonce),
             },
             None => Misbehaviour::OutOfRange { nonce },
         })
     }
 
-    /// `chunk` was answered with `(hash, nonce)`; answers the request if it was the last.
-    pub(super) fn complete(&mut self, chunk: ChunkId, hash: u64, nonce: u64) {
-        let Some(c) = self.chunks.remove(&chunk) else {
+    /// `chunk` was answered with `(hash, nonce)` by `miner`; its other copy is withdrawn
+    /// from a miner that can be told to stop; answers the request if it was the last.
+    pub(super) fn complete(&mut self, miner: K, chunk: ChunkId, hash: u64, nonce: u64) {
+        let Some(c) = self.chunks.get(&chunk) else {
             return;
         };
-        let Some(r) = self.requests.get_mut(&c.request) else {
+        let (request, len) = (c.request, c.range.len());
+        self.drop_chunk(chunk, Some(miner));
+        let Some(r) = self.requests.get_mut(&request) else {
             return;
         };
-        r.chunks.remove(&chunk);
-        r.remaining -= c.range.len();
+        r.remaining -= len;
         r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
-        if r.remaining > 0 {
-            return;
+        if r.remaining == 0 {
+            self.answer(request);
         }
-        let Some(done) = self.requests.remove(&c.request) else {
+    }
+
+    /// Answers `request` with its best answer (`"Found": false` for a target request
+    /// without one), forgets it, and activates its client's next request.
+    pub(super) fn answer(&mut self, request: RequestId) {
+        let Some(done) = self.requests.remove(&request) else {
             return;
         };
-        if let Some((hash, nonce)) = done.best {
-            self.stats.results_sent += 1;
-            let answered = PoolEventKind::RequestAnswered {
-                client: done.client,
-                request: c.request,
-                msg: Arc::clone(&done.msg),
-                lower: done.range.first(),
-                upper: done.range.last(),
-                hash,
-                nonce,
-                nonces: done.size,
-                took: self.now.saturating_duration_since(done.accepted),
-            };
-            self.accounting.record(self.now, answered);
-            self.effects.push_back(Effect::SendResult {
-                client: done.client,
-                request: c.request,
-                hash,
-                nonce,
-            });
+        for chunk in &done.chunks {
+            self.chunks.remove(chunk);
         }
+        self.stats.results_sent += 1;
+        let (hash, nonce) = done.best.unwrap_or((0, 0));
+        let answered = PoolEventKind::RequestAnswered {
+            client: done.client,
+            request,
+            msg: Arc::clone(&done.msg),
+            lower: done.range.first(),
+            upper: done.range.last(),
+            hash,
+            nonce,
+            nonces: done.size,
+            took: self.now.saturating_duration_since(done.accepted),
+        };
+        self.accounting.record(self.now, answered);
+        self.effects.push_back(match done.best {
+            Some((hash, nonce)) => Effect::SendResult {
+                client: done.client,
+                request,
+                hash,
+                nonce,
+            },
+            None => {
+                self.stats.not_found_sent += 1;
+                Effect::SendNotFound {
+                    client: done.client,
+                    request,
+                }
+            }
+        });
         let next = self
             .clients
             .get_mut(&done.client)

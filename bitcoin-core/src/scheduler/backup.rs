@@ -139,7 +139,9 @@ impl<K: Ord + Copy> Scheduler<K> {
                 let (takes, miner) = free
                     .iter()
                     .filter(|(k, m)| {
-                        **k != c.runner && !m.conflicts(&c.original.msg, c.original.range)
+                        **k != c.runner
+                            && m.can_run(c.original.mode)
+                            && !m.conflicts(&c.original.msg, c.original.range)
                     })
                     .map(|(k, m)| (backup_takes(m, c.original.range.len(), now), **k))
                     .min()?;

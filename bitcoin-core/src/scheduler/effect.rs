@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::verify::Misbehaviour;
+use crate::message::Mode;
 
 /// The scheduler's name for a request, unique for the scheduler's lifetime and increasing in
 /// arrival order. It never goes on the wire; it is there for logs and tests.
@@ -40,6 +41,33 @@ pub enum Effect<K> {
         lower: u64,
         /// Last nonce of the job (inclusive).
         upper: u64,
+        /// What the job asks for: [`Mode::Minimum`] (the reference's Request) or a target
+        /// search (sent only to miners that announced its caps).
+        mode: Mode,
+    },
+    /// Send `miner` a Cancel for its job `msg`, `lower ..= upper`: it is no longer
+    /// needed (its request was answered or dropped, or it lies above a target request's
+    /// hit). Only to miners that announced `cancel`; the scheduler no longer counts the
+    /// job as held.
+    Cancel {
+        /// The miner's connection.
+        miner: K,
+        /// The request the job was part of (not sent; for logs and tests).
+        request: RequestId,
+        /// The job's text.
+        msg: Arc<str>,
+        /// First nonce of the job.
+        lower: u64,
+        /// Last nonce of the job (inclusive).
+        upper: u64,
+    },
+    /// Send `client` a Result with `"Found": false`: no nonce of its target request's
+    /// range qualifies. The request is then forgotten.
+    SendNotFound {
+        /// The client's connection.
+        client: K,
+        /// The request answered (not sent; for logs and tests).
+        request: RequestId,
     },
     /// Send `client` a Result message: the minimum `hash` over its whole range, found at
     /// `nonce` (the smallest such nonce on ties). The request is then forgotten.
@@ -147,4 +175,8 @@ pub struct Stats {
     pub unexpected_results: u64,
     /// Join events for a miner already joined; ignored.
     pub duplicate_joins: u64,
+    /// Jobs withdrawn from miners with a Cancel ([`Effect::Cancel`]).
+    pub cancelled_jobs: u64,
+    /// Target requests answered with `"Found": false` (also in `results_sent`).
+    pub not_found_sent: u64,
 }

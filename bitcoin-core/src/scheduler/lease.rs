@@ -74,7 +74,11 @@ impl<K: Ord + Copy> Scheduler<K> {
                 continue;
             }
             let (request, range) = (c.request, c.range);
-            let Some(msg) = self.requests.get(&request).map(|r| Arc::clone(&r.msg)) else {
+            let Some((msg, mode)) = self
+                .requests
+                .get(&request)
+                .map(|r| (Arc::clone(&r.msg), r.mode))
+            else {
                 continue;
             };
             // The late miner it goes away from: the first runner whose lease ended.
@@ -89,7 +93,10 @@ impl<K: Ord + Copy> Scheduler<K> {
                 .miners
                 .iter()
                 .filter(|(k, m)| {
-                    !m.is_late() && !c.runners.contains(k) && !m.conflicts(&msg, range)
+                    !m.is_late()
+                        && m.can_run(mode)
+                        && !c.runners.contains(k)
+                        && !m.conflicts(&msg, range)
                 })
                 .map(|(k, m)| (backup_takes(m, range.len(), now), *k))
                 .min()
@@ -144,8 +151,8 @@ mod tests {
                     upper,
                     ..
                 } => Some((miner, lower, upper)),
-                Effect::SendResult { .. } => None,
                 Effect::Disconnect { miner, reason } => panic!("{miner} disconnected: {reason}"),
+                _ => None,
             })
             .collect()
     }

@@ -99,6 +99,11 @@
 //! holds no job, is ignored and counted in [`Stats`]. Ranges may reach `u64::MAX`;
 //! all counts are `u128`.
 //!
+//! **Target mode and Cancel** (`scheduler/target.rs`): requests for the smallest nonce meeting a
+//! difficulty go only to miners that announced the caps, in ascending order, are cut at
+//! their first verified hit and answered once nothing below it is unanswered; jobs no
+//! longer needed are withdrawn with [`Effect::Cancel`] from miners that announced `cancel`.
+//!
 //! **Accounting.** What each miner searched and how fast, how far each request is, and the
 //! events that tell it, are kept as the scheduler goes ([`crate::accounting`]): read with
 //! [`Scheduler::pool`], [`Scheduler::progress`] and [`Scheduler::poll_event`]. They never
@@ -119,6 +124,9 @@ mod range;
 mod rate;
 mod report;
 mod state;
+mod target;
+#[cfg(test)]
+mod target_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -139,6 +147,7 @@ use std::time::Duration;
 use lsp_core::Timestamp;
 
 use crate::accounting::{Accounting, PoolEventKind};
+use crate::message::{Caps, Mode};
 use range::{NonceRange, RangeQueue};
 use rate::Rate;
 use state::{Assignment, Chunk, ChunkId, Client, Miner, Request, Waiting};
@@ -253,7 +262,7 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// `miner` sent Join. A second Join from a joined miner is ignored.
     pub fn handle_miner_joined(&mut self, now: Timestamp, miner: K) {
         self.advance(now);
-        self.join(miner);
+        self.join(miner, Caps::NONE);
         self.dispatch();
     }
 
@@ -281,7 +290,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         upper: u64,
     ) -> Result<RequestId, RequestError> {
         self.advance(now);
-        let id = self.request(client, msg.into(), lower, upper);
+        let id = self.request(client, msg.into(), lower, upper, Mode::Minimum);
         self.dispatch();
         id
     }
@@ -335,7 +344,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.effects.pop_front()
     }
 
-    fn join(&mut self, miner: K) {
+    fn join(&mut self, miner: K, caps: Caps) {
         if self.miners.contains_key(&miner) {
             self.stats.duplicate_joins += 1;
             return;
@@ -345,7 +354,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             self.config.initial_job_nonces,
             self.config.target_job_duration,
         );
-        self.miners.insert(miner, Miner::new(rate));
+        self.miners.insert(miner, Miner::new(rate, caps));
     }
 
     fn lose_miner(&mut self, miner: K) {
@@ -364,6 +373,7 @@ impl<K: Ord + Copy> Scheduler<K> {
         msg: Arc<str>,
         lower: u64,
         upper: u64,
+        mode: Mode,
     ) -> Result<RequestId, RequestError> {
         let Some(range) = NonceRange::new(lower, upper) else {
             self.stats.rejected_requests += 1;
@@ -397,6 +407,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             msg,
             range,
             accepted: self.now,
+            mode,
         };
         if let Some(c) = self.clients.get_mut(&client) {
             c.waiting.push_back(waiting);
@@ -422,10 +433,10 @@ impl<K: Ord + Copy> Scheduler<K> {
         self.stats.dropped_requests += dropped;
         let lost = PoolEventKind::ClientLost { client, dropped };
         self.accounting.record(self.now, lost);
-        if let Some(request) = self.requests.remove(&c.active) {
-            for chunk in request.chunks {
-                self.chunks.remove(&chunk);
-            }
+        // Its running jobs are withdrawn from the miners that can be told to stop.
+        let chunks = self.requests.remove(&c.active).map(|r| r.chunks);
+        for chunk in chunks.into_iter().flatten() {
+            self.drop_chunk(chunk, None);
         }
     }
 
@@ -449,6 +460,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                 remaining: w.range.len(),
                 chunks: BTreeSet::new(),
                 best: None,
+                mode: w.mode,
             },
         );
     }
@@ -476,9 +488,9 @@ impl<K: Ord + Copy> Scheduler<K> {
             if top.is_none() {
                 break;
             }
-            let Some((request, _)) =
-                self.top_request(total, |id| !conflicts.contains(&(miner, id)))
-            else {
+            let Some((request, _)) = self.top_request(total, |id| {
+                !conflicts.contains(&(miner, id)) && self.capable(miner, id)
+            }) else {
                 blocked.push(miner);
                 continue;
             };
@@ -602,6 +614,10 @@ impl<K: Ord + Copy> Scheduler<K> {
         range: NonceRange,
     ) {
         let now = self.now;
+        let mode = self
+            .requests
+            .get(&request)
+            .map_or(Mode::Minimum, |r| r.mode);
         let Some(m) = self.miners.get_mut(&miner) else {
             return;
         };
@@ -623,6 +639,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             expected_finish,
             lease,
             expired: false,
+            mode,
         });
         self.stats.jobs_sent += 1;
         self.effects.push_back(Effect::SendJob {
@@ -631,6 +648,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             msg,
             lower: range.first(),
             upper: range.last(),
+            mode,
         });
     }
 

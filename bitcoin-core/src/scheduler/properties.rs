@@ -236,14 +236,18 @@ impl Harness {
     fn drain_and_check(&mut self) -> Check {
         while let Some(effect) = self.sched.poll_effect() {
             self.trace.push(effect.clone());
-            match effect {
+            match effect.clone() {
                 Effect::SendJob {
                     miner,
                     request,
                     msg,
                     lower,
                     upper,
+                    ..
                 } => self.check_job(miner, request, &msg, lower, upper)?,
+                Effect::Cancel { .. } | Effect::SendNotFound { .. } => {
+                    return Err(format!("no miner announced target or cancel: {effect:?}"));
+                }
                 Effect::SendResult {
                     client,
                     request,

@@ -119,9 +119,37 @@ impl RangeQueue {
     }
 }
 
+impl RangeQueue {
+    /// Drops every nonce above `last`, keeping the order of what remains (target mode: no
+    /// nonce above a hit is handed out).
+    pub(crate) fn truncate_above(&mut self, last: u64) {
+        self.ranges = self
+            .ranges
+            .iter()
+            .filter_map(|r| NonceRange::new(r.first, r.last.min(last)))
+            .collect();
+        self.len = self.ranges.iter().map(|r| r.len()).sum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncating_keeps_what_lies_at_or_below_the_bound() {
+        let mut q = RangeQueue::new(NonceRange::new(0, 99).unwrap());
+        let a = q.take_front(10).unwrap();
+        q.take_front(10);
+        q.push_front(a);
+        q.truncate_above(50);
+        assert_eq!(q.len(), 10 + 31);
+        assert_eq!(q.take_front(100), NonceRange::new(0, 9));
+        assert_eq!(q.take_front(100), NonceRange::new(20, 50));
+        q.push_front(NonceRange::new(60, 70).unwrap());
+        q.truncate_above(5);
+        assert_eq!((q.is_empty(), q.len()), (true, 0));
+    }
 
     #[test]
     fn lengths_reach_two_to_the_sixty_four() {

@@ -8,6 +8,7 @@ use lsp_core::Timestamp;
 use super::effect::RequestId;
 use super::range::{NonceRange, RangeQueue};
 use super::rate::{Rate, RoundTrip};
+use crate::message::{Caps, Mode};
 
 /// The scheduler's name for a piece of a request handed to one miner, or to two when
 /// backed up. Unique for the scheduler's lifetime.
@@ -45,6 +46,8 @@ pub(crate) struct Assignment {
     pub(crate) lease: Timestamp,
     /// Its lease has ended without an answer.
     pub(crate) expired: bool,
+    /// What its request asks for.
+    pub(crate) mode: Mode,
 }
 
 /// A joined miner.
@@ -58,17 +61,32 @@ pub(crate) struct Miner {
     pub(crate) round_trip: RoundTrip,
     /// When its last answer arrived.
     pub(crate) last_result: Option<Timestamp>,
+    /// The extensions its Join announced.
+    pub(crate) caps: Caps,
+    /// Its latest jobs withdrawn with a Cancel (at most [`CANCELLED_KEPT`], oldest first):
+    /// an answer that crossed the Cancel is recognised as stale, not taken for a lie.
+    pub(crate) cancelled: VecDeque<Assignment>,
 }
+
+/// How many cancelled jobs a miner's record remembers.
+pub(crate) const CANCELLED_KEPT: usize = 16;
 
 impl Miner {
     /// A miner that has not answered yet, with the starting rate estimate.
-    pub(crate) fn new(rate: Rate) -> Self {
+    pub(crate) fn new(rate: Rate, caps: Caps) -> Self {
         Miner {
             jobs: VecDeque::new(),
             rate,
             round_trip: RoundTrip::default(),
             last_result: None,
+            caps,
+            cancelled: VecDeque::new(),
         }
+    }
+
+    /// Whether it announced what jobs of `mode` need.
+    pub(crate) fn can_run(&self, mode: Mode) -> bool {
+        self.caps.covers(mode.needs())
     }
 
     /// Whether it holds a job past its lease: then it gets no new job until it answers.
@@ -161,8 +179,11 @@ pub(crate) struct Request<K> {
     pub(crate) remaining: u128,
     /// Its chunks running on miners.
     pub(crate) chunks: BTreeSet<ChunkId>,
-    /// The best `(hash, nonce)` answered so far.
+    /// The best `(hash, nonce)` answered so far (in target mode: the qualifying hash with
+    /// the smallest nonce).
     pub(crate) best: Option<(u64, u64)>,
+    /// What it asks for.
+    pub(crate) mode: Mode,
 }
 
 /// A request waiting behind its client's active request.
@@ -176,6 +197,8 @@ pub(crate) struct Waiting {
     pub(crate) range: NonceRange,
     /// When it was accepted.
     pub(crate) accepted: Timestamp,
+    /// What it asks for.
+    pub(crate) mode: Mode,
 }
 
 /// A client with a request in progress.

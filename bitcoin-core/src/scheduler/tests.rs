@@ -39,7 +39,7 @@ pub(super) fn jobs(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
                 upper,
                 ..
             } => Some((*miner, *lower, *upper)),
-            Effect::SendResult { .. } | Effect::Disconnect { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -55,7 +55,7 @@ pub(super) fn results(effects: &[Effect<u32>]) -> Vec<(u32, u64, u64)> {
                 nonce,
                 ..
             } => Some((*client, *hash, *nonce)),
-            Effect::SendJob { .. } | Effect::Disconnect { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -228,7 +228,7 @@ fn completion_order(config: Config, miners: u32, requests: &[(u32, u64, u64)]) -
             false
         });
         for e in std::iter::from_fn(|| s.poll_effect()) {
-            match e {
+            match e.clone() {
                 Effect::SendJob {
                     miner,
                     lower,
@@ -242,6 +242,7 @@ fn completion_order(config: Config, miners: u32, requests: &[(u32, u64, u64)]) -
                 }
                 Effect::SendResult { client, .. } => order.push(client),
                 Effect::Disconnect { miner, reason } => panic!("{miner} lied: {reason}"),
+                Effect::Cancel { .. } | Effect::SendNotFound { .. } => panic!("{e:?}"),
             }
         }
         if order.len() == requests.len() {

@@ -73,6 +73,27 @@ pub enum Misbehaviour {
         /// Its hash.
         hash: u64,
     },
+    /// Target mode: the reported nonce's hash is genuine but has fewer leading zero bits
+    /// than the request asks for. Counted with the wrong hashes.
+    NotAHit {
+        /// The reported nonce.
+        nonce: u64,
+        /// Its hash.
+        hash: u64,
+        /// The leading zero bits asked for.
+        zeros: u32,
+    },
+    /// Target mode: a spot-checked nonce of the job below the reported one (or anywhere in
+    /// a job reported `"Found": false`) qualifies, so the miner skipped it. Counted with
+    /// the lazy answers.
+    MissedHit {
+        /// The nonce reported (`None` for `"Found": false`).
+        reported: Option<u64>,
+        /// The qualifying nonce it skipped.
+        nonce: u64,
+        /// Its hash.
+        hash: u64,
+    },
 }
 
 impl fmt::Display for Misbehaviour {
@@ -97,6 +118,26 @@ impl fmt::Display for Misbehaviour {
                 f,
                 "minimum {claimed} claimed, but nonce {nonce} of the job hashes to {hash}"
             ),
+            Misbehaviour::NotAHit { nonce, hash, zeros } => write!(
+                f,
+                "nonce {nonce} reported as a hit, but its hash {hash} has fewer than {zeros} leading zero bits"
+            ),
+            Misbehaviour::MissedHit {
+                reported: Some(reported),
+                nonce,
+                hash,
+            } => write!(
+                f,
+                "first hit {reported} claimed, but nonce {nonce} of the job qualifies (hash {hash})"
+            ),
+            Misbehaviour::MissedHit {
+                reported: None,
+                nonce,
+                hash,
+            } => write!(
+                f,
+                "no hit claimed, but nonce {nonce} of the job qualifies (hash {hash})"
+            ),
         }
     }
 }
@@ -117,6 +158,22 @@ pub(crate) fn spot_check(
     samples(msg, range)
         .map(|n| (n, h(msg, n)))
         .find(|&(_, hash)| hash < claimed)
+}
+
+/// Target mode: the first spot-checked nonce of `(msg, range)` that qualifies for `zeros`
+/// under `h`, with its hash; `None` if none does. `range` is the part of the job the miner
+/// says holds no hit: below its reported nonce, or the whole job for `"Found": false`.
+/// The same sampling as [`spot_check`], so the same cost and the same detection odds for a
+/// miner that skips a fraction of that part.
+pub(crate) fn target_spot_check(
+    h: HashFn,
+    msg: &str,
+    range: NonceRange,
+    zeros: crate::hash::Zeros,
+) -> Option<(u64, u64)> {
+    samples(msg, range)
+        .map(|n| (n, h(msg, n)))
+        .find(|&(_, hash)| zeros.accepts(hash))
 }
 
 /// The nonces spot-checked for a job: all of them if it has at most [`SPOT_CHECKS`],

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use bitcoin_core::hash::{Algo, Zeros};
+use bitcoin_core::message::{Caps, Mode};
 use lsp_core::Params;
 
 use crate::net::{DelayBy, FaultMix, Faults};
@@ -31,6 +33,9 @@ pub struct MinerPlan {
     pub reconnect_after: Duration,
     /// How it answers (miner 0 is always honest, so every request can finish).
     pub behaviour: Behaviour,
+    /// The extensions its Join announces (miner 0 announces all of them whenever a client
+    /// asks for target mode, so every request can finish).
+    pub caps: Caps,
 }
 
 /// How a miner answers its jobs.
@@ -65,6 +70,9 @@ pub struct ClientPlan {
     pub upper: u64,
     /// When it crashes, if ever.
     pub crash_at: Option<Duration>,
+    /// What it asks for: the minimum, or target mode with a small difficulty (so that the
+    /// simulator's scalar scans stay cheap).
+    pub mode: Mode,
 }
 
 impl ClientPlan {
@@ -187,10 +195,11 @@ impl MinerCase {
                     stall_on_job: None,
                     reconnect_after: ms(rng.range(0, 2 * epoch_millis)),
                     behaviour: Behaviour::Honest,
+                    caps: Caps::NONE,
                 }
             })
             .collect();
-        let clients: Vec<ClientPlan> = (0..rng.range(1, 8))
+        let mut clients: Vec<ClientPlan> = (0..rng.range(1, 8))
             .map(|j| {
                 let start = ms(rng.range(0, horizon));
                 let nonces = if rng.chance(Prob::percent(10)) {
@@ -212,6 +221,7 @@ impl MinerCase {
                     lower,
                     upper: lower + (nonces - 1),
                     crash_at,
+                    mode: Mode::Minimum,
                 }
             })
             .collect();
@@ -249,6 +259,31 @@ impl MinerCase {
                     Behaviour::OutOfRange,
                     Behaviour::Lazy,
                 ][rng.below(4) as usize];
+            }
+        }
+        // Target mode, drawn after everything else for the same reason; a seed without a
+        // target client draws nothing more, so it runs as it did before target mode.
+        for c in &mut clients {
+            if rng.chance(Prob::percent(25)) {
+                // 2 to 12 zero bits: always a valid difficulty.
+                let zeros = Zeros::try_from(rng.range(2, 12));
+                let algo = [Algo::Sha256, Algo::Sha256d][rng.below(2) as usize];
+                if let Ok(zeros) = zeros {
+                    c.mode = Mode::Target { zeros, algo };
+                }
+            }
+        }
+        if clients.iter().any(|c| c.mode.is_target()) {
+            let some = Caps::ALL;
+            let no_cancel = Caps::NONE
+                .with(bitcoin_core::message::Cap::Target)
+                .with(bitcoin_core::message::Cap::Sha256d);
+            for (i, m) in miners.iter_mut().enumerate() {
+                m.caps = if i == 0 {
+                    some
+                } else {
+                    [some, some, no_cancel, Caps::NONE][rng.below(4) as usize]
+                };
             }
         }
         MinerCase {
@@ -301,20 +336,21 @@ impl fmt::Display for MinerCase {
         for (i, m) in self.miners.iter().enumerate() {
             writeln!(
                 f,
-                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, stall on job {:?}, reconnect after {:?}, {:?}",
-                m.start, m.rate, m.crash_at, m.crash_on_job, m.stall_on_job, m.reconnect_after, m.behaviour
+                "  miner {i}: start {:?}, {} nonces/s, crash at {:?} / on job {:?}, stall on job {:?}, reconnect after {:?}, {:?}, caps {}",
+                m.start, m.rate, m.crash_at, m.crash_on_job, m.stall_on_job, m.reconnect_after, m.behaviour, m.caps
             )?;
         }
         for (j, c) in self.clients.iter().enumerate() {
             writeln!(
                 f,
-                "  client {j}: start {:?}, {:?} {}..={} ({} nonces), crash {:?}",
+                "  client {j}: start {:?}, {:?} {}..={} ({} nonces), crash {:?}, {}",
                 c.start,
                 c.data,
                 c.lower,
                 c.upper,
                 c.nonces(),
-                c.crash_at
+                c.crash_at,
+                c.mode
             )?;
         }
         for o in &self.outages {

@@ -89,8 +89,58 @@ fn honest_prompt(seed: u64) -> MinerCase {
     }
     for c in &mut case.clients {
         c.crash_at = None;
+        // Minimum mode only: a target request is cut at its hit, so it is not all credited.
+        c.mode = bitcoin_core::message::Mode::Minimum;
+    }
+    for m in &mut case.miners {
+        m.caps = bitcoin_core::message::Caps::NONE;
     }
     case
+}
+
+/// `sweep-miner` seed `seed` with every client in target mode (a difficulty of 2 to 11
+/// bits, both hashes) and miner 0 able to run them; the other miners keep what they drew.
+fn all_target(seed: u64) -> MinerCase {
+    use bitcoin_core::hash::{Algo, Zeros};
+    use bitcoin_core::message::{Cap, Caps, Mode};
+    let mut case = MinerCase::generate(seed);
+    for (j, c) in case.clients.iter_mut().enumerate() {
+        let zeros = 2 + (seed + j as u64) % 10;
+        c.mode = Mode::Target {
+            zeros: Zeros::new(zeros as u32).expect("2 to 11"),
+            algo: Algo::ALL[(seed as usize + j) % 2],
+        };
+    }
+    let no_cancel = Caps::NONE.with(Cap::Target).with(Cap::Sha256d);
+    for (i, m) in case.miners.iter_mut().enumerate() {
+        m.caps = [Caps::ALL, Caps::ALL, no_cancel, Caps::NONE][(i + seed as usize) % 4];
+        if i == 0 {
+            m.caps = Caps::ALL;
+        }
+    }
+    case
+}
+
+#[test]
+fn target_mode_answers_the_first_hit_and_cancels_what_is_no_longer_needed() {
+    // The world checks, at every step: target jobs only to capable miners, none handed out
+    // above a verified hit, Cancels only to miners that announced them and only for jobs
+    // they hold, each answer (or NotFound) equal to a scalar scan and sent only once every
+    // nonce below it is answered, and no job of an answered request left running on a
+    // miner that obeys Cancel.
+    let mut outcomes = Vec::new();
+    for seed in 0..150 {
+        let case = all_target(seed);
+        match run_case(&case, false) {
+            Ok(o) => outcomes.push(o),
+            Err(e) => panic!("seed {seed} (all clients in target mode): {e}\n{case}"),
+        }
+    }
+    let answered: u64 = outcomes.iter().map(|o| o.target_answered).sum();
+    let cancels: u64 = outcomes.iter().map(|o| o.cancels).sum();
+    eprintln!("150 target seeds: {answered} target clients answered, {cancels} Cancels sent");
+    assert!(answered >= 300, "only {answered} target answers");
+    assert!(cancels >= 50, "only {cancels} Cancels");
 }
 
 #[test]

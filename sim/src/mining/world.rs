@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bitcoin_core::hash::hash;
-use bitcoin_core::message::Message;
+use bitcoin_core::message::ext::encode_request;
+use bitcoin_core::message::{Cap, Caps, Message, Mode};
 use bitcoin_core::miner::{JobOrder, MinerCore};
 use bitcoin_core::scheduler::{Config, MAX_JOB_DURATION};
 use bitcoin_core::service::MinerService;
@@ -21,10 +22,12 @@ use super::case::{Behaviour, MinerCase, Node, Sabotage};
 mod accounting;
 mod checks;
 mod miners;
+mod target;
 use crate::agenda::{Agenda, TimerSlot};
 use crate::digest::Digest;
 use crate::net::{Addr, Network, Partition};
 use crate::rng::Rng;
+use target::first_hit;
 
 /// Who owns an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +63,8 @@ enum Event {
     MinerDone {
         miner: usize,
         life: u32,
+        /// The miner's search generation when it started (see `MinerNode::search`).
+        search: u32,
     },
 
     MinerCrash {
@@ -76,12 +81,13 @@ enum Event {
     },
 }
 
-/// One job as the server wrote it: the request's data and its range.
+/// One job as the server wrote it: the request's data, its range and its mode.
 #[derive(Clone, Debug)]
 struct Job {
     data: String,
     lower: u64,
     upper: u64,
+    mode: Mode,
 }
 
 /// The server's record of one connection, kept by the simulator (not the service) to
@@ -92,6 +98,8 @@ struct ConnRecord {
     gone: bool,
     /// It sent Join.
     joined: bool,
+    /// The caps its Join announced.
+    caps: Caps,
     /// Jobs written to it and not yet answered (by a result verifying against them),
     /// oldest first.
     jobs: VecDeque<Job>,
@@ -106,6 +114,10 @@ struct Pending {
     /// Ranges answered by a miner with a result that verifies (nonce in the range, hash
     /// its hash).
     answered: Vec<(u64, u64)>,
+    /// What it asks for.
+    mode: Mode,
+    /// Target mode: the smallest qualifying nonce a verified result reported.
+    hit: Option<u64>,
 }
 
 struct Server {
@@ -136,6 +148,9 @@ struct MinerNode {
     stalled: bool,
     /// Results an out-of-order miner holds back, to send newest first.
     held: Vec<Message>,
+    /// Searches stopped by a Cancel: a search's end is ignored unless this is unchanged
+    /// since it started.
+    search: u32,
 }
 
 /// How a client's run ended, if it has.
@@ -226,6 +241,15 @@ pub struct Outcome {
     /// Nonces of the jobs answered by results the service verified and used (stale ones
     /// included): the pool's nonces in its accounting, checked equal at every step.
     pub nonces_credited: u128,
+    /// Target-mode clients answered (each with the smallest qualifying nonce, or none).
+    pub target_answered: u64,
+    /// Cancels the service wrote.
+    pub cancels: u64,
+    /// Lazy `"Found": false` answers to target jobs that held a hit (not in
+    /// `lazy_answers`), and how many the spot check caught: about 1 − (1 − 2⁻ᶻ)³² each.
+    pub target_lazy_answers: u64,
+    /// Of those, caught.
+    pub target_lazy_caught: u64,
 }
 
 /// One whole-system run of a [`MinerCase`].
@@ -243,6 +267,9 @@ pub struct MiningWorld {
     hashes: BTreeMap<String, (u64, Vec<u64>)>,
     /// Each client's true answer: the least (hash, nonce) of its table.
     truth: Vec<(u64, u64)>,
+    /// Each target client's true answer, by a scalar scan: its smallest qualifying nonce
+    /// and its hash, or none (`None` for minimum clients too).
+    target_truth: Vec<Option<(u64, u64)>>,
     /// Requests (by data) a lazy answer that escaped the spot check was used for.
     tainted: BTreeSet<String>,
     /// Counters for the outcome kept by the world itself.
@@ -339,6 +366,7 @@ impl MiningWorld {
             clients: Vec::new(),
             hashes: BTreeMap::new(),
             truth: Vec::new(),
+            target_truth: Vec::new(),
             tainted: BTreeSet::new(),
             tally: Outcome::default(),
             digest: Digest::default(),
@@ -354,10 +382,11 @@ impl MiningWorld {
                 timer: TimerSlot::default(),
                 life: 0,
                 crashed: false,
-                core: MinerCore::new(job_order(plan.behaviour)),
+                core: MinerCore::new(job_order(plan.behaviour)).with_caps(plan.caps),
                 received: 0,
                 stalled: false,
                 held: Vec::new(),
+                search: 0,
             });
             world.schedule(at(plan.start), Event::MinerStart { miner });
             if let Some(crash) = plan.crash_at {
@@ -374,6 +403,9 @@ impl MiningWorld {
                 .min()
                 .unwrap_or((u64::MAX, plan.lower));
             world.truth.push(truth);
+            world
+                .target_truth
+                .push(first_hit(&plan.data, plan.lower, plan.upper, plan.mode));
             world.hashes.insert(plan.data.clone(), (plan.lower, table));
             world.clients.push(ClientNode {
                 addr: None,
@@ -528,7 +560,11 @@ impl MiningWorld {
                 generation,
             } => self.fire(addr, clock, generation),
             Event::MinerStart { miner } => self.start_miner(miner),
-            Event::MinerDone { miner, life } => self.miner_done(miner, life),
+            Event::MinerDone {
+                miner,
+                life,
+                search,
+            } => self.miner_done(miner, life, search),
 
             Event::MinerCrash { miner } => self.crash_miner(miner),
             Event::Outage { index } => {
@@ -696,9 +732,24 @@ impl MiningWorld {
                         }
                     }
                     if let Some(data) = lazy {
-                        self.tally.lazy_answers += 1;
-                        if self.server.service.scheduler_stats().lazy_results > caught {
-                            self.tally.lazy_caught += 1;
+                        let caught_now =
+                            self.server.service.scheduler_stats().lazy_results > caught;
+                        let target = self
+                            .case
+                            .clients
+                            .iter()
+                            .any(|c| c.data == data && c.mode.is_target());
+                        let (answers, caught) = if target {
+                            (
+                                &mut self.tally.target_lazy_answers,
+                                &mut self.tally.target_lazy_caught,
+                            )
+                        } else {
+                            (&mut self.tally.lazy_answers, &mut self.tally.lazy_caught)
+                        };
+                        *answers += 1;
+                        if caught_now {
+                            *caught += 1;
                         } else {
                             self.trace(|| format!("a lazy answer for {data:?} escaped"));
                             self.tainted.insert(data);
@@ -733,8 +784,11 @@ impl MiningWorld {
         conn: ConnId,
         payload: &[u8],
     ) -> (bool, Option<String>, Option<u128>) {
-        let message = Message::decode(payload);
-        self.trace(|| format!("server <- {conn}: {message:?}"));
+        let decoded = Message::decode_full(payload);
+        let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
+        let hint = decoded.as_ref().map_or((0, 0), |d| d.range);
+        let message = decoded.map(|d| d.message);
+        self.trace(|| format!("server <- {conn}: {message:?} {ext:?}"));
         let Some(record) = self.server.conns.get_mut(&conn) else {
             self.fail(format!("payload from unknown connection {conn}"));
             return (false, None, None);
@@ -742,15 +796,37 @@ impl MiningWorld {
         match message {
             Ok(Message::Join) => {
                 record.joined = true;
+                record.caps = ext.caps;
                 return (true, None, None);
             }
+            Ok(Message::Result { .. }) if !ext.found => {
+                // Target mode's "Found": false, matched by the echoed range.
+                let named = record
+                    .jobs
+                    .iter()
+                    .position(|j| j.mode.is_target() && (j.lower, j.upper) == hint);
+                if let Some(job) = named.and_then(|i| record.jobs.remove(i)) {
+                    if let Some(p) = self.server.pending.get_mut(&job.data) {
+                        p.answered.push((job.lower, job.upper));
+                    }
+                    let nonces = Some(u128::from(job.upper - job.lower) + 1);
+                    // A lazy miner's: the job holds a hit it did not search for.
+                    if first_hit(&job.data, job.lower, job.upper, job.mode).is_some() {
+                        return (false, Some(job.data), nonces);
+                    }
+                    return (false, None, nonces);
+                }
+            }
             Ok(Message::Request { data, lower, upper }) => {
+                let mode = ext.mode.unwrap_or_default();
                 self.tally.nonces_requested += u128::from(upper.saturating_sub(lower)) + 1;
                 let fresh = Pending {
                     conn,
                     lower,
                     upper,
                     answered: Vec::new(),
+                    mode,
+                    hit: None,
                 };
                 if self.server.pending.insert(data.clone(), fresh).is_some() {
                     self.fail(format!("request {data:?} received twice"));
@@ -760,7 +836,13 @@ impl MiningWorld {
                 // Matched by content, as the service does: the job it verifies against.
                 // An answer that verifies nowhere is a lie; it answers nothing.
                 let verified = record.jobs.iter().position(|j| {
-                    (j.lower..=j.upper).contains(&nonce) && hash(&j.data, nonce) == h
+                    (j.lower..=j.upper).contains(&nonce)
+                        && match j.mode {
+                            Mode::Minimum => hash(&j.data, nonce) == h,
+                            Mode::Target { zeros, algo } => {
+                                algo.hash(&j.data, nonce) == h && zeros.accepts(h)
+                            }
+                        }
                 });
                 if verified.is_some_and(|i| i > 0) {
                     self.tally.out_of_order_answers += 1;
@@ -768,8 +850,15 @@ impl MiningWorld {
                 if let Some(job) = verified.and_then(|i| record.jobs.remove(i)) {
                     if let Some(p) = self.server.pending.get_mut(&job.data) {
                         p.answered.push((job.lower, job.upper));
+                        if job.mode.is_target() {
+                            p.hit = Some(p.hit.map_or(nonce, |n| n.min(nonce)));
+                        }
                     }
                     let nonces = Some(u128::from(job.upper - job.lower) + 1);
+                    if job.mode.is_target() {
+                        // The first hit: checked against the scan when the client is told.
+                        return (false, None, nonces);
+                    }
                     if (h, nonce) != self.compute(&job) {
                         return (false, Some(job.data), nonces);
                     }
@@ -785,9 +874,14 @@ impl MiningWorld {
     /// Checks and writes one message of the service.
     fn on_service_write(&mut self, conn: ConnId, bytes: Vec<u8>) {
         self.digest.u64(0x5E4D ^ conn.0 as u64);
-        let message = Message::decode(&bytes);
+        let decoded = Message::decode_full(&bytes);
+        let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
+        let message = decoded.map(|d| d.message);
         self.trace(|| format!("server -> {conn}: {message:?}"));
-        let Some(&ConnRecord { gone, joined, .. }) = self.server.conns.get(&conn) else {
+        let Some(&ConnRecord {
+            gone, joined, caps, ..
+        }) = self.server.conns.get(&conn)
+        else {
             self.fail(format!("service wrote to unknown connection {conn}"));
             return;
         };
@@ -799,32 +893,56 @@ impl MiningWorld {
         }
         match message {
             Ok(Message::Request { data, lower, upper }) => {
+                let mode = ext.mode.unwrap_or_default();
                 if !joined {
                     self.fail(format!("job sent to {conn}, which never joined"));
                 }
+                if !caps.covers(mode.needs()) {
+                    self.fail(format!("{mode} job sent to {conn}, whose caps are {caps}"));
+                }
                 match self.server.pending.get(&data) {
-                    Some(p) if p.lower <= lower && lower <= upper && upper <= p.upper => {}
+                    Some(p)
+                        if p.lower <= lower
+                            && lower <= upper
+                            && upper <= p.upper
+                            && p.mode == mode
+                            && p.hit.is_none_or(|n| lower <= n) => {}
                     _ => self.fail(format!(
-                        "job {data:?} {lower}..={upper} is not part of a pending request"
+                        "job {data:?} {lower}..={upper} ({mode}) is not part of a pending \
+                         request, or lies above its hit"
                     )),
                 }
                 self.tally.nonces_sent += u128::from(upper.saturating_sub(lower)) + 1;
                 if let Some(record) = self.server.conns.get_mut(&conn) {
-                    record.jobs.push_back(Job { data, lower, upper });
+                    record.jobs.push_back(Job {
+                        data,
+                        lower,
+                        upper,
+                        mode,
+                    });
                 }
             }
+            Ok(Message::Cancel { data, lower, upper }) => {
+                self.on_cancel_written(conn, caps, &data, lower, upper);
+            }
             Ok(Message::Result { hash, nonce }) => {
+                let found = ext.found;
                 let request = self
                     .server
                     .pending
                     .iter_mut()
                     .find(|(_, p)| p.conn == conn)
                     .map(|(d, p)| {
-                        let size = u128::from(p.upper - p.lower) + 1;
-                        (
-                            d.clone(),
-                            covered(p.lower, p.upper, &mut p.answered) == size,
-                        )
+                        // In target mode the answer may come once every nonce below the
+                        // hit is answered: then it is provably the smallest.
+                        let last = match (p.mode, found) {
+                            (Mode::Target { .. }, true) => nonce.checked_sub(1),
+                            _ => Some(p.upper),
+                        };
+                        let done = last.filter(|l| *l >= p.lower).is_none_or(|l| {
+                            covered(p.lower, l, &mut p.answered) == u128::from(l - p.lower) + 1
+                        });
+                        (d.clone(), done)
                     });
                 self.server.ledger.result_written();
                 match request {
@@ -833,6 +951,19 @@ impl MiningWorld {
                             self.fail(format!(
                                 "result for {data:?} sent before its every nonce was answered \
                                  by a verified result"
+                            ));
+                        }
+                        // No job of an answered request runs on a miner that can be told
+                        // to stop: its Cancel went out before the answer.
+                        let running = self.server.conns.iter().find(|(_, r)| {
+                            !r.gone
+                                && r.caps.has(Cap::Cancel)
+                                && r.jobs.iter().any(|j| j.data == data)
+                        });
+                        if let Some((miner, _)) = running {
+                            self.fail(format!(
+                                "{data:?} answered while {miner}, which obeys Cancel, still runs \
+                                 one of its jobs"
                             ));
                         }
                         self.server.pending.remove(&data);
@@ -885,16 +1016,15 @@ impl MiningWorld {
         match event {
             ClientEvent::Connected(_) => {
                 let plan = &self.case.clients[client];
-                let request = Message::Request {
-                    data: plan.data.clone(),
-                    lower: plan.lower,
-                    upper: plan.upper,
-                };
+                let request = encode_request(&plan.data, plan.lower, plan.upper, plan.mode);
                 if let Some(ep) = self.clients[client].ep.as_mut() {
-                    if ep.write(request.encode()).is_ok() {
+                    if ep.write(request).is_ok() {
                         self.drain_client(client);
                     }
                 }
+            }
+            ClientEvent::Message(payload) if self.case.clients[client].mode.is_target() => {
+                self.on_target_answer(client, &payload);
             }
             ClientEvent::Message(payload) => match Message::decode(&payload) {
                 Ok(Message::Result { hash, nonce }) => {

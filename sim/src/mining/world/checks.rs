@@ -7,49 +7,53 @@ use super::{covered, MiningWorld};
 
 impl MiningWorld {
     /// No miner idles while work waits: if a request has nonces neither answered nor held
-    /// by a live miner, every joined, live miner holds a job — in fact as many as the
-    /// scheduler allows ([`Config::jobs_per_miner`]), since it fills every free slot —
-    /// except a miner past the lease of a job, which gets nothing until it answers.
+    /// by a live miner, every joined, live miner that can run its jobs holds a job — in
+    /// fact as many as the scheduler allows ([`Config::jobs_per_miner`]), since it fills
+    /// every free slot — except a miner past the lease of a job, which gets nothing until
+    /// it answers. A miner without the caps of a target request does not count for it, and
+    /// a target request's nonces above its verified hit are never handed out.
     pub(super) fn check_no_idle_miner(&mut self) {
         let server = &self.server;
         let depth = server.service.scheduler().config().jobs_per_miner;
-        let Some((miner, held)) = server
+        let free: Vec<(ConnId, usize, bitcoin_core::message::Caps)> = server
             .conns
             .iter()
             .filter(|(conn, r)| r.joined && !r.gone && !server.service.scheduler().is_late(**conn))
-            .map(|(conn, r)| (*conn, r.jobs.len()))
-            .min_by_key(|&(conn, held)| (held, conn))
-        else {
-            return;
-        };
-        if held >= depth {
-            return;
-        }
-        for (data, p) in &server.pending {
-            let mut ranges = p.answered.clone();
-            for record in server.conns.values().filter(|r| !r.gone) {
-                ranges.extend(
-                    record
-                        .jobs
-                        .iter()
-                        .filter(|j| j.data == *data)
-                        .map(|j| (j.lower, j.upper)),
-                );
-            }
-            let size = u128::from(p.upper - p.lower) + 1;
-            let done = covered(p.lower, p.upper, &mut ranges);
-            if done < size {
-                let state = if held == 0 {
-                    "idles".to_string()
-                } else {
-                    format!("holds {held} of {depth} jobs")
-                };
-                let what = format!(
-                    "miner {miner} {state} while request {data:?} has {} of {size} nonces unassigned",
-                    size - done
-                );
-                self.fail(what);
-                return;
+            .map(|(conn, r)| (*conn, r.jobs.len(), r.caps))
+            .filter(|&(_, held, _)| held < depth)
+            .collect();
+        for (miner, held, caps) in free {
+            for (data, p) in &server.pending {
+                if !caps.covers(p.mode.needs()) {
+                    continue;
+                }
+                let upper = p.hit.map_or(p.upper, |n| n.min(p.upper));
+                let mut ranges = p.answered.clone();
+                for record in server.conns.values().filter(|r| !r.gone) {
+                    ranges.extend(
+                        record
+                            .jobs
+                            .iter()
+                            .filter(|j| j.data == *data)
+                            .map(|j| (j.lower, j.upper)),
+                    );
+                }
+                let size = u128::from(upper - p.lower) + 1;
+                let done = covered(p.lower, upper, &mut ranges);
+                if done < size {
+                    let state = if held == 0 {
+                        "idles".to_string()
+                    } else {
+                        format!("holds {held} of {depth} jobs")
+                    };
+                    let what = format!(
+                        "miner {miner} {state} while request {data:?} has {} of {size} nonces \
+                         unassigned",
+                        size - done
+                    );
+                    self.fail(what);
+                    return;
+                }
             }
         }
     }
@@ -87,7 +91,9 @@ impl MiningWorld {
                 };
                 let range = (job.lower, job.upper);
                 let answered = p.answered.iter().any(|a| a.0 <= range.1 && range.0 <= a.1);
-                if !expired || answered {
+                // A target job wholly above the request's hit is no longer needed.
+                let cut = p.hit.is_some_and(|n| range.0 > n);
+                if !expired || answered || cut {
                     continue;
                 }
                 let elsewhere = live.iter().filter(|c| **c != conn).any(|c| {
@@ -96,9 +102,10 @@ impl MiningWorld {
                         .iter()
                         .any(|j| j.data == job.data && (j.lower, j.upper) == range)
                 });
+                // Only miners that announced the job's caps can take it.
                 let all_late = live
                     .iter()
-                    .filter(|c| **c != conn)
+                    .filter(|c| **c != conn && server.conns[*c].caps.covers(job.mode.needs()))
                     .all(|c| sched.is_late(*c));
                 if !elsewhere && !all_late {
                     let what = format!("{conn}: expired {job:?} was not re-issued");

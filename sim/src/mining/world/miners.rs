@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bitcoin_core::message::ext::{encode_join, encode_target_result};
 use bitcoin_core::message::Message;
 use bitcoin_core::miner::{self, Action, JobOrder, MinerCore};
 use lsp_core::ClientEndpoint;
@@ -26,7 +27,8 @@ impl MiningWorld {
                 node.ep = Some(ep);
                 node.timer = TimerSlot::default();
                 node.life += 1;
-                node.core = MinerCore::new(job_order(behaviour));
+                node.core =
+                    MinerCore::new(job_order(behaviour)).with_caps(self.case.miners[miner].caps);
                 node.held.clear();
                 self.trace(|| format!("miner{miner} starts at {}", addr.0));
                 self.drain_miner(miner);
@@ -76,6 +78,12 @@ impl MiningWorld {
                 self.miners[miner].core.handle_connected();
                 self.miner_act(miner);
             }
+            ClientEvent::Message(payload)
+                if matches!(Message::decode(&payload), Ok(Message::Cancel { .. })) =>
+            {
+                self.miners[miner].core.handle_payload(&payload);
+                self.miner_act(miner);
+            }
             ClientEvent::Message(payload) => {
                 if let Ok(Message::Request { .. }) = Message::decode(&payload) {
                     let node = &mut self.miners[miner];
@@ -121,6 +129,13 @@ impl MiningWorld {
                     }
                 }
                 Action::Send(message) => self.miner_write(miner, message),
+                Action::Announce(caps) => self.miner_write_bytes(miner, encode_join(caps)),
+                Action::SendTarget { job, hit } => {
+                    let bytes = encode_target_result(hit, (job.lower, job.upper));
+                    self.miner_write_bytes(miner, bytes);
+                }
+                // The search's MinerDone event is told apart by its generation.
+                Action::Stop(_) => self.miners[miner].search += 1,
                 Action::Search(job) => self.miner_search(miner, &job),
                 Action::Exit => {
                     let node = &mut self.miners[miner];
@@ -154,8 +169,12 @@ impl MiningWorld {
     }
 
     pub(super) fn miner_write(&mut self, miner: usize, message: Message) {
+        self.miner_write_bytes(miner, message.encode());
+    }
+
+    pub(super) fn miner_write_bytes(&mut self, miner: usize, bytes: Vec<u8>) {
         if let Some(ep) = self.miners[miner].ep.as_mut() {
-            if ep.write(message.encode()).is_ok() {
+            if ep.write(bytes).is_ok() {
                 self.drain_miner(miner);
             }
         }
@@ -170,14 +189,21 @@ impl MiningWorld {
             return;
         }
         let micros = (job.nonces() * 1_000_000 / u128::from(rate)).max(1);
-        let life = node.life;
+        let (life, search) = (node.life, node.search);
         let done = self.now + Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
-        self.schedule(done, Event::MinerDone { miner, life });
+        self.schedule(
+            done,
+            Event::MinerDone {
+                miner,
+                life,
+                search,
+            },
+        );
     }
 
-    pub(super) fn miner_done(&mut self, miner: usize, life: u32) {
+    pub(super) fn miner_done(&mut self, miner: usize, life: u32, search: u32) {
         let node = &self.miners[miner];
-        if node.life != life || node.ep.is_none() {
+        if node.life != life || node.search != search || node.ep.is_none() {
             return;
         }
         let Some(job) = node.core.running() else {
@@ -187,8 +213,22 @@ impl MiningWorld {
             data: job.data.to_string(),
             lower: job.lower,
             upper: job.upper,
+            mode: job.mode,
         };
         self.digest.u64(0xD0E ^ miner as u64);
+        if job.mode.is_target() {
+            // Target jobs: honest, except that a wrong-hash miner adds one to its hit's hash
+            // and a lazy one says "Found": false without searching.
+            let mut hit = first_hit(&job.data, job.lower, job.upper, job.mode);
+            match self.case.miners[miner].behaviour {
+                Behaviour::WrongHash => hit = hit.map(|(h, n)| (h.wrapping_add(1), n)),
+                Behaviour::Lazy => hit = None,
+                _ => {}
+            }
+            self.miners[miner].core.handle_target_finished(hit);
+            self.miner_act(miner);
+            return;
+        }
         let (mut hash, mut nonce) = self.compute(&job);
         if self.case.sabotage == Some(Sabotage::WrongAnswers) {
             hash = hash.wrapping_add(1);
