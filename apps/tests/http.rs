@@ -41,9 +41,22 @@ fn get(http: SocketAddr, path: &str) -> (u16, String, String) {
     (code, head.to_string(), body.to_string())
 }
 
+/// `GET path?fresh`: a snapshot taken after the request. Asked again while the server
+/// answers `503` (its loop published none within the wait, as on a busy machine); panics
+/// after [`PATIENCE`].
+fn get_fresh(http: SocketAddr, path: &str) -> (u16, String, String) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, head, body) = get(http, &format!("{path}?fresh"));
+        if code != 503 || Instant::now() > deadline {
+            return (code, head, body);
+        }
+    }
+}
+
 /// One scrape of `/metrics?fresh` (a snapshot taken after the request), parsed.
 fn scrape(http: SocketAddr) -> prometheus_parse::Scrape {
-    let (code, head, body) = get(http, "/metrics?fresh");
+    let (code, head, body) = get_fresh(http, "/metrics");
     assert_eq!(code, 200, "{head}\n{body}");
     assert!(head.contains("openmetrics-text"), "{head}");
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses")
@@ -218,7 +231,7 @@ struct Request {
 }
 
 fn status(http: SocketAddr) -> Status {
-    let (code, head, body) = get(http, "/status?fresh");
+    let (code, head, body) = get_fresh(http, "/status");
     assert_eq!(code, 200, "{head}\n{body}");
     assert!(head.contains("application/json"), "{head}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))

@@ -124,10 +124,14 @@ fn a_client_that_cannot_connect_prints_disconnected_and_fails() {
 
 #[test]
 fn bad_command_lines_fail_with_a_usage_error_and_help_succeeds() {
-    let bad: [(&str, &[&str]); 6] = [
+    let bad: [(&str, &[&str]); 7] = [
         (env!("CARGO_BIN_EXE_server"), &[]),
         (env!("CARGO_BIN_EXE_server"), &["port"]),
         (env!("CARGO_BIN_EXE_miner"), &[]),
+        (
+            env!("CARGO_BIN_EXE_miner"),
+            &["127.0.0.1:1", "--hashrate-every", "0"],
+        ),
         (env!("CARGO_BIN_EXE_client"), &["127.0.0.1:1", "msg"]),
         (env!("CARGO_BIN_EXE_client"), &["127.0.0.1:1", "msg", "-3"]),
         (env!("CARGO_BIN_EXE_mine"), &["msg", "5", "--lower", "6"]),

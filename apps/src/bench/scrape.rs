@@ -90,7 +90,12 @@ pub fn run(o: &Options) -> Result<(), String> {
     let wanted = format!("\nminer_pool_miners {n}\n");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, body) = get(http, "/metrics?fresh")?;
+        let body = match get(http, "/metrics?fresh") {
+            Ok((_, body)) => body,
+            // No snapshot newer than the request yet: ask again.
+            Err(e) if e.contains(" 503 ") => Vec::new(),
+            Err(e) => return Err(e),
+        };
         if String::from_utf8_lossy(&body).contains(&wanted) {
             break;
         }

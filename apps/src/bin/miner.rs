@@ -37,9 +37,9 @@ struct Cli {
     /// `-vv` every job.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
-    /// With `-v`, how often to log the hash rate, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = hashrate::DEFAULT_INTERVAL.as_secs_f64())]
-    hashrate_every: f64,
+    /// With `-v`, how often to log the hash rate, in seconds (positive; default 5).
+    #[arg(long, value_name = "SECS", value_parser = hashrate::parse_interval)]
+    hashrate_every: Option<Duration>,
     #[command(flatten)]
     lsp: LspArgs,
 }
@@ -62,15 +62,7 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
         searcher = searcher.with_max_rate(rate);
     }
     if log.enabled(1) {
-        let every = Duration::try_from_secs_f64(cli.hashrate_every)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                format!(
-                    "--hashrate-every {}: not a positive duration",
-                    cli.hashrate_every
-                )
-            })?;
+        let every = cli.hashrate_every.unwrap_or(hashrate::DEFAULT_INTERVAL);
         let searched = Arc::new(AtomicU64::new(0));
         searcher = searcher.with_progress(Arc::clone(&searched));
         hashrate::report(searched, log, every)

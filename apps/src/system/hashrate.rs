@@ -11,6 +11,18 @@ use super::log::Log;
 /// How often `miner -v` reports, unless told otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// `--hashrate-every SECS`: a positive, finite number of seconds (`0.5`, `5`), else why
+/// not.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
+}
+
 /// Turns readings of the nonces-searched counter into report lines.
 #[derive(Debug)]
 pub struct Meter {
@@ -113,5 +125,14 @@ mod tests {
             Some("hashrate 0 H/s (idle), 50.00 M nonces searched")
         );
         assert_eq!(m.read(50_002_500, at(25)), None);
+    }
+
+    #[test]
+    fn an_interval_is_a_positive_finite_number_of_seconds() {
+        assert_eq!(parse_interval("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("5"), Ok(DEFAULT_INTERVAL));
+        for bad in ["0", "-3", "nan", "inf", "1e300", "five", ""] {
+            assert!(parse_interval(bad).is_err(), "{bad:?}");
+        }
     }
 }

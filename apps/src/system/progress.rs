@@ -35,9 +35,11 @@ fn si(x: f64) -> String {
     }
 }
 
-/// The time left to cover `left` nonces at `rate` per second, if `rate` is known.
+/// The time left to cover `left` nonces at `rate` per second, if `rate` is known; at most
+/// [`Duration::MAX`] (the numbers come from the server: any may arrive).
 pub fn eta(left: u64, rate: u64) -> Option<Duration> {
-    (rate > 0).then(|| Duration::from_secs_f64(left as f64 / rate as f64))
+    (rate > 0)
+        .then(|| Duration::try_from_secs_f64(left as f64 / rate as f64).unwrap_or(Duration::MAX))
 }
 
 /// `d` as `1h 02m`, `3m 05s` or `7s`.
@@ -142,5 +144,15 @@ mod tests {
         assert_eq!(words(0, 10, 0), "0/10 nonces, 0 H/s, ETA ?");
         assert_eq!(span(Duration::from_secs(3725)), "1h 02m");
         assert_eq!(span(Duration::from_secs(185)), "3m 05s");
+    }
+
+    #[test]
+    fn any_numbers_a_server_sends_are_shown_without_a_panic() {
+        // 2^64 nonces left at 1 H/s is more seconds than a Duration holds.
+        assert_eq!(eta(u64::MAX, 1), Some(Duration::MAX));
+        let view = ProgressView { bar: None };
+        for (covered, total, rate) in [(0, u64::MAX, 1), (u64::MAX, 0, 0), (5, 3, u64::MAX)] {
+            view.show(covered, total, rate);
+        }
     }
 }

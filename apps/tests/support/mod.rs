@@ -14,11 +14,39 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// LSP flags for fast loss detection (100 ms epochs, lost after 1 s of silence).
 pub const FAST: [&str; 4] = ["--epoch-millis", "100", "--epoch-limit", "10"];
 
-/// Lines a child wrote to one stream, and a way to wait for more.
+/// Lines a child wrote to one stream, and a way to wait for more or for its end.
 #[derive(Default)]
 struct Lines {
-    lines: Mutex<Vec<String>>,
+    lines: Mutex<Stream>,
     grew: Condvar,
+}
+
+/// What the reader thread has taken from one stream so far.
+#[derive(Default)]
+struct Stream {
+    lines: Vec<String>,
+    /// The stream reached its end (or failed): no more lines will come.
+    ended: bool,
+}
+
+impl Lines {
+    /// Everything read so far, one line each.
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().lines.join("\n")
+    }
+
+    /// Waits until the stream has ended; false if it has not by `deadline`.
+    fn wait_end(&self, deadline: Instant) -> bool {
+        let mut locked = self.lines.lock().unwrap();
+        while !locked.ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            locked = self.grew.wait_timeout(locked, left).unwrap().0;
+        }
+        true
+    }
 }
 
 /// A running binary; killed (SIGKILL) and reaped on drop.
@@ -36,9 +64,11 @@ fn collect(stream: impl Read + Send + 'static) -> Arc<Lines> {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             let mut locked = sink.lines.lock().unwrap();
-            locked.push(line);
+            locked.lines.push(line);
             sink.grew.notify_all();
         }
+        sink.lines.lock().unwrap().ended = true;
+        sink.grew.notify_all();
     });
     lines
 }
@@ -86,7 +116,11 @@ impl Proc {
         let deadline = Instant::now() + PATIENCE;
         let mut locked = lines.lines.lock().unwrap();
         loop {
-            let found: Vec<&String> = locked.iter().filter(|l| l.contains(pattern)).collect();
+            let found: Vec<&String> = locked
+                .lines
+                .iter()
+                .filter(|l| l.contains(pattern))
+                .collect();
             if found.len() >= count {
                 return found[count - 1].clone();
             }
@@ -104,15 +138,16 @@ impl Proc {
     /// How many stderr lines so far contain `pattern`.
     pub fn count_stderr(&self, pattern: &str) -> usize {
         let locked = self.stderr.lines.lock().unwrap();
-        locked.iter().filter(|l| l.contains(pattern)).count()
+        locked.lines.iter().filter(|l| l.contains(pattern)).count()
     }
 
     /// Everything written to stderr so far.
     pub fn stderr_text(&self) -> String {
-        self.stderr.lines.lock().unwrap().join("\n")
+        self.stderr.text()
     }
 
-    /// Waits for the process to exit, then for its output to be read; returns the status
+    /// Waits for the process to exit, then for all of its output (stdout and stderr) to be
+    /// read, so that [`stderr_text`](Self::stderr_text) is complete too; returns the status
     /// and stdout. Panics after [`PATIENCE`].
     pub fn wait_exit(&mut self) -> (ExitStatus, String) {
         let deadline = Instant::now() + PATIENCE;
@@ -128,13 +163,17 @@ impl Proc {
             );
             thread::sleep(Duration::from_millis(20));
         };
-        // The pipes close at exit; give the reader threads a moment to see the last lines.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Arc::strong_count(&self.stdout) > 1 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
+        // The pipes close at exit, but the reader threads may not have taken the last lines
+        // yet (on a loaded machine, often not): wait until both have seen the end.
+        let deadline = Instant::now() + PATIENCE;
+        for (stream, lines) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            assert!(
+                lines.wait_end(deadline),
+                "{}: exited, but its {stream} did not end within {PATIENCE:?}",
+                self.name
+            );
         }
-        let stdout = self.stdout.lines.lock().unwrap().join("\n");
-        (status, stdout)
+        (status, self.stdout.text())
     }
 
     /// Whether the process has exited.

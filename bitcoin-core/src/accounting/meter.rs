@@ -25,7 +25,7 @@ pub struct MinuteSample {
     /// Nonces credited during that minute (the current minute: so far).
     pub nonces: u128,
     /// `nonces / 60`: the mean rate over the minute, in nonces per second (for the current
-    /// minute, over the part of it gone by).
+    /// minute too, so it reads low until the minute is over).
     pub rate: f64,
 }
 

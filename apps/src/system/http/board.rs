@@ -27,7 +27,8 @@ use crate::system::events;
 /// The most often the loop publishes a snapshot, and so how stale one may be.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How long a reader waits for a fresh snapshot before it takes the latest one.
+/// How long a reader waits for a fresh snapshot: [`Board::read`] then takes the latest
+/// one, [`Board::read_fresh`] none.
 pub const FRESH_WAIT: Duration = Duration::from_millis(600);
 
 /// How long after a read the loop keeps publishing.
@@ -102,9 +103,10 @@ impl Board {
         self.read_with(false)
     }
 
-    /// As [`read`](Self::read), but waits (at most [`FRESH_WAIT`]) for a snapshot taken
-    /// after the call, so that it reflects everything the server did before it: for a
-    /// scraper that checks what it has just seen happen.
+    /// A snapshot taken after the call, so that it reflects everything the server did
+    /// before it: for a scraper that checks what it has just seen happen. Waits at most
+    /// [`FRESH_WAIT`]; `None` if the loop has published none by then (a busy machine; ask
+    /// again), never an older one.
     pub fn read_fresh(&self) -> Option<Arc<Snapshot>> {
         self.read_with(true)
     }
@@ -122,6 +124,9 @@ impl Board {
             .fresh
             .wait_timeout_while(pinned, FRESH_WAIT, |p| p.generation == seen)
             .unwrap_or_else(|e| e.into_inner());
+        if fresh && pinned.generation == seen {
+            return None;
+        }
         pinned.latest.clone()
     }
 }
@@ -238,6 +243,9 @@ mod tests {
         // Not due again within PUBLISH_INTERVAL.
         publisher.tick(&service, Timestamp::from_millis(30));
         assert_eq!(board.pinned().generation, 1);
+        // A fresh read wants one taken after it: none comes (no loop runs here), so it
+        // gets none rather than the older one.
+        assert!(board.read_fresh().is_none());
     }
 
     #[test]

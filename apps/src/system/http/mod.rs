@@ -216,7 +216,12 @@ fn route(method: &str, path: &str, board: &Board) -> Reply {
                 board.read()
             };
             let Some(snapshot) = snapshot else {
-                return Reply::text("503 Service Unavailable", "no snapshot yet\n");
+                let why = if fresh {
+                    "no snapshot newer than the request yet; ask again\n"
+                } else {
+                    "no snapshot yet\n"
+                };
+                return Reply::text("503 Service Unavailable", why);
             };
             if path == "/metrics" {
                 Reply {
