@@ -1,12 +1,12 @@
 //! [`Replica`]: one member of the Raft group, as a sans-IO state machine around raft-rs's
 //! [`RawNode`] and the [`ReplicatedState`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use core::fmt;
 
 use raft::eraftpb::{Entry, EntryType, Message, Snapshot};
-use raft::{RawNode, StateRole, Storage};
+use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
 use super::command::Command;
 use super::disk::{Disk, DiskOp};
@@ -111,6 +111,8 @@ pub struct ReplicaStats {
     pub bad_entries: u64,
     /// Snapshots taken.
     pub snapshots: u64,
+    /// Snapshots sent to a follower and reported failed for want of an acknowledgement.
+    pub snapshots_retried: u64,
 }
 
 /// One replica. Inputs: [`Replica::tick`], [`Replica::step`], [`Replica::propose`]; outputs:
@@ -120,6 +122,10 @@ pub struct Replica {
     state: ReplicatedState,
     effects: VecDeque<ReplicaEffect>,
     snapshot_every: u64,
+    /// Leader only: ticks each follower has spent waiting for a snapshot.
+    snapshot_wait: BTreeMap<u64, usize>,
+    /// Ticks after which a snapshot not acknowledged is reported failed.
+    snapshot_patience: usize,
     stats: ReplicaStats,
 }
 
@@ -166,6 +172,8 @@ impl Replica {
             state,
             effects: VecDeque::new(),
             snapshot_every: config.snapshot_every.max(1),
+            snapshot_wait: BTreeMap::new(),
+            snapshot_patience: config.election_tick.max(1),
             stats: ReplicaStats::default(),
         })
     }
@@ -173,7 +181,37 @@ impl Replica {
     /// One tick of the replica's clock (the driver calls it every epoch).
     pub fn tick(&mut self) {
         self.node.tick();
+        self.retry_snapshots();
         self.drive();
+    }
+
+    /// raft-rs leaves a follower in the snapshot state until the application reports the
+    /// snapshot's fate; a lost snapshot message would stall that follower for ever. The
+    /// transport cannot tell, so a snapshot not acknowledged within `election_tick` ticks
+    /// is reported failed, and raft-rs probes the follower and sends it again.
+    fn retry_snapshots(&mut self) {
+        if !self.is_leader() {
+            self.snapshot_wait.clear();
+            return;
+        }
+        let waiting: Vec<u64> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == ProgressState::Snapshot)
+            .map(|(&id, _)| id)
+            .collect();
+        self.snapshot_wait.retain(|id, _| waiting.contains(id));
+        for id in waiting {
+            let ticks = self.snapshot_wait.entry(id).or_insert(0);
+            *ticks += 1;
+            if *ticks > self.snapshot_patience {
+                self.snapshot_wait.remove(&id);
+                self.stats.snapshots_retried += 1;
+                self.node.report_snapshot(id, SnapshotStatus::Failure);
+            }
+        }
     }
 
     /// A raft message from a peer. One raft-rs refuses is counted and dropped.

@@ -135,6 +135,8 @@ struct Group {
     disks: BTreeMap<u64, Disk>,
     config: BTreeMap<u64, ReplicaConfig>,
     applied: BTreeMap<u64, Vec<(u64, Command)>>,
+    /// Snapshot messages still to lose.
+    lose_snapshots: u32,
 }
 
 impl Group {
@@ -145,6 +147,7 @@ impl Group {
             disks: BTreeMap::new(),
             config: BTreeMap::new(),
             applied: BTreeMap::new(),
+            lose_snapshots: 0,
         };
         for id in 1..=n {
             let config = ReplicaConfig {
@@ -187,6 +190,12 @@ impl Group {
                 return;
             }
             for m in messages {
+                if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot
+                    && self.lose_snapshots > 0
+                {
+                    self.lose_snapshots -= 1;
+                    continue;
+                }
                 if let Some(to) = self.replicas.get_mut(&m.to) {
                     to.step(m);
                 }
@@ -294,4 +303,30 @@ fn raft_messages_round_trip_on_the_wire_and_garbage_is_an_error() {
     }
     assert!(seen > 0);
     assert!(decode_message(&[0xff, 0xff, 0xff]).is_err());
+}
+
+#[test]
+fn a_lost_snapshot_is_sent_again() {
+    let mut g = Group::new(3, 5);
+    let leader = g.tick_until_leader();
+    g.replicas.remove(&3);
+    for id in 0..12 {
+        g.replicas
+            .get_mut(&leader)
+            .unwrap()
+            .propose(&accept(id, 0, id))
+            .unwrap();
+        g.settle();
+    }
+    g.lose_snapshots = 2;
+    g.start(3);
+    for _ in 0..100 {
+        for r in g.replicas.values_mut() {
+            r.tick();
+        }
+        g.settle();
+    }
+    assert_eq!(g.lose_snapshots, 0, "two snapshots were lost");
+    assert_eq!(g.replicas[&leader].stats().snapshots_retried, 2);
+    assert_eq!(g.replicas[&3].state().unanswered().count(), 12);
 }
