@@ -45,6 +45,7 @@
 
 mod pool;
 mod progress;
+mod restore;
 
 pub use progress::PROGRESS_INTERVAL;
 

@@ -15,6 +15,9 @@
 #![forbid(unsafe_code)]
 
 mod command;
+mod coordinator;
+#[cfg(test)]
+mod coordinator_tests;
 mod disk;
 mod node;
 mod state;
@@ -22,6 +25,7 @@ mod state;
 mod tests;
 
 pub use command::{Command, CommandError, Mode, RequestKey};
+pub use coordinator::{Coordinator, CoordinatorEffect, CoordinatorStats, Port};
 pub use disk::{Disk, DiskOp};
 pub use node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError, ReplicaStats};
 pub use raft::eraftpb::Message as RaftMessage;

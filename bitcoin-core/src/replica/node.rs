@@ -61,6 +61,8 @@ pub enum ReplicaError {
     Raft(raft::Error),
     /// The disk's snapshot does not decode.
     BadSnapshot(super::command::CommandError),
+    /// The leader's scheduler configuration is invalid.
+    Config(crate::scheduler::ConfigError),
     /// Only the leader takes proposals; this replica believes `leader` is (0: unknown).
     NotLeader {
         /// The leader this replica knows of, or 0.
@@ -73,6 +75,7 @@ impl fmt::Display for ReplicaError {
         match self {
             ReplicaError::Raft(e) => write!(f, "raft: {e}"),
             ReplicaError::BadSnapshot(e) => write!(f, "snapshot: {e}"),
+            ReplicaError::Config(e) => write!(f, "scheduler configuration: {e}"),
             ReplicaError::NotLeader { leader } => write!(f, "not the leader (leader: {leader})"),
         }
     }

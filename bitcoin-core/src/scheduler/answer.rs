@@ -3,7 +3,7 @@
 
 use super::state::{ChunkId, Miner};
 use super::verify;
-use super::{Effect, Misbehaviour, Scheduler};
+use super::{Covered, Effect, Misbehaviour, Scheduler};
 use crate::accounting::PoolEventKind;
 use std::sync::Arc;
 
@@ -109,6 +109,9 @@ impl<K: Ord + Copy> Scheduler<K> {
         };
         r.chunks.remove(&chunk);
         r.remaining -= c.range.len();
+        if let Some(covered) = self.covered.as_mut() {
+            covered.push_back(Covered::new(r.client, c.range, hash, nonce));
+        }
         r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
         if r.remaining > 0 {
             return;

@@ -118,6 +118,7 @@ mod properties;
 mod range;
 mod rate;
 mod report;
+mod restore;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -129,6 +130,7 @@ pub use config::{
     Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION, MAX_LEASE_FACTOR,
 };
 pub use effect::{Effect, RequestError, RequestId, Stats};
+pub use restore::Covered;
 pub use verify::{HashFn, Misbehaviour, SPOT_CHECKS};
 
 use std::cmp::Reverse;
@@ -169,6 +171,8 @@ pub struct Scheduler<K> {
     hash: HashFn,
     /// What each miner and request did, and the events telling it.
     accounting: Accounting<K>,
+    /// Answered chunks, for a replicated coordinator ([`restore`]); `None` when not asked.
+    covered: Option<VecDeque<Covered<K>>>,
 }
 
 /// [`crate::hash::hash`] as a [`HashFn`].
@@ -211,6 +215,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             stats: Stats::default(),
             hash,
             accounting: Accounting::new(Timestamp::ZERO),
+            covered: None,
         })
     }
 
