@@ -20,7 +20,9 @@ use clap::{ArgAction, CommandFactory, Parser};
 #[derive(Parser, Debug)]
 #[command(name = "client", version)]
 struct Cli {
-    /// The server's address, HOST:PORT.
+    /// The server's address, HOST:PORT; or a replicated server's addresses,
+    /// comma-separated: the request then carries an "Id" and goes to the next address
+    /// whenever the server is lost (docs/replication.md).
     server: String,
     /// The message to search.
     message: String,
@@ -69,6 +71,17 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
     let params = cli.lsp.params()?;
+    if cli.server.contains(',') {
+        let servers = cli
+            .server
+            .split(',')
+            .map(resolve)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (msg, lower, upper) = (&cli.message, cli.lower, cli.max_nonce);
+        return Ok(client::request_replicated(
+            &servers, params, msg, lower, upper, 10, log,
+        ));
+    }
     let server = resolve(&cli.server)?;
     client::request(server, params, &cli.message, cli.lower, cli.max_nonce, log)
         .map_err(|e| format!("cannot connect to {server}: {e}"))

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apps::system::args::{LimitsArgs, LspArgs};
+use apps::system::args::{resolve, LimitsArgs, LspArgs};
 use apps::system::events::EventLog;
 use apps::system::log::Log;
-use apps::system::serve;
+use apps::system::{replicated, serve};
 use bitcoin_core::scheduler::Config;
 use clap::{ArgAction, Parser};
 use lsp_mio::Server;
@@ -50,6 +50,18 @@ struct Cli {
     /// dropped and counted in an `events_dropped` line of the event log itself.
     #[arg(long, value_name = "FILE")]
     events: Option<String>,
+    /// Keep the requests, searched ranges and answers in DIR (a redb file), synced before
+    /// anything depends on them: killed and restarted, the server resumes its unanswered
+    /// requests. See docs/replication.md.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Run as one replica of a Raft group: every replica's HOST:PORT, comma-separated, in id
+    /// order (needs --id and --data-dir). Only the leader serves clients and miners.
+    #[arg(long, value_name = "LIST", requires_all = ["id", "data_dir"])]
+    cluster: Option<String>,
+    /// This replica's entry in --cluster, 1-based.
+    #[arg(long, requires = "cluster")]
+    id: Option<u64>,
     #[command(flatten)]
     lsp: LspArgs,
     #[command(flatten)]
@@ -93,6 +105,26 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
     };
     log.at(0, format_args!("listening on {}", server.local_addr()));
+    if let Some(dir) = &cli.data_dir {
+        let cluster = match (&cli.cluster, cli.id) {
+            (Some(list), Some(id)) => {
+                let peers = list
+                    .split(',')
+                    .map(resolve)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if id == 0 || id as usize > peers.len() {
+                    return Err(format!(
+                        "--id {id} is not an entry of --cluster ({} entries)",
+                        peers.len()
+                    ));
+                }
+                Some(replicated::Cluster { id, peers })
+            }
+            _ => None,
+        };
+        return replicated::serve_replicated(Arc::new(server), config, params, log, dir, cluster)
+            .map_err(|e| e.to_string());
+    }
     let summary =
         serve::serve_with(Arc::new(server), config, log, events).map_err(|e| e.to_string())?;
     if summary.events_dropped > 0 {

@@ -11,5 +11,7 @@ pub mod local;
 pub mod log;
 pub mod miner;
 pub mod narrate;
+pub mod replicated;
 pub mod search;
 pub mod serve;
+pub mod store;

@@ -41,6 +41,25 @@ impl Disk {
         disk
     }
 
+    /// A disk read back from durable storage: `entries` must follow `snapshot`'s index
+    /// contiguously (those that do not are dropped).
+    #[must_use]
+    pub fn from_parts(hard_state: HardState, snapshot: Snapshot, entries: Vec<Entry>) -> Self {
+        let mut disk = Disk {
+            hard_state,
+            snapshot,
+            entries: Vec::new(),
+        };
+        let first = disk.first();
+        disk.entries = entries
+            .into_iter()
+            .zip(first..)
+            .take_while(|(entry, index)| entry.index == *index)
+            .map(|(entry, _)| entry)
+            .collect();
+        disk
+    }
+
     /// Applies one op. Ops out of order (a gap in the log, a stale snapshot) are ignored,
     /// as raft-rs never produces them.
     pub fn apply(&mut self, op: &DiskOp) {

@@ -28,7 +28,7 @@ pub use command::{Command, CommandError, Mode, RequestKey};
 pub use coordinator::{Coordinator, CoordinatorEffect, CoordinatorStats, Port};
 pub use disk::{Disk, DiskOp};
 pub use node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError, ReplicaStats};
-pub use raft::eraftpb::Message as RaftMessage;
+pub use raft::eraftpb::{Entry, HardState, Message as RaftMessage, Snapshot};
 pub use state::{Applied, ReplicatedState, Request};
 
 /// A raft message as bytes for the wire (protobuf, as raft-rs defines it).
