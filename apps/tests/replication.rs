@@ -23,7 +23,7 @@ fn data_dir(name: &str) -> std::path::PathBuf {
 fn replica(port: u16, dir: &std::path::Path, cluster: Option<(&str, u64)>) -> Proc {
     let port = port.to_string();
     let dir = dir.to_string_lossy().into_owned();
-    let mut args = vec![port.as_str(), "-v", "--data-dir", &dir];
+    let mut args = vec![port.as_str(), "-vv", "--data-dir", &dir];
     args.extend_from_slice(&FAST);
     let id;
     if let Some((list, n)) = cluster {
@@ -111,6 +111,44 @@ fn three_replicas_survive_the_leaders_death_mid_request() {
     }
     let working = killed.elapsed();
     eprintln!("failover: new leader after {elected:?}, miners working again after {working:?}");
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+    replicas.clear();
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn without_a_majority_nothing_is_answered_and_a_returning_replica_restores_progress() {
+    let ports = [free_port(), free_port(), free_port()];
+    let list = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let dirs: Vec<_> = (1..=3).map(|i| data_dir(&format!("q{i}"))).collect();
+    let mut replicas: Vec<Proc> = (0..3)
+        .map(|i| replica(ports[i], &dirs[i], Some((&list, i as u64 + 1))))
+        .collect();
+    let leader = first_to_log(&replicas.iter().collect::<Vec<_>>(), ": leader");
+    let slow = ["--threads", "1", "--max-rate", "500000"];
+    let miners = [miner(&list, &slow), miner(&list, &slow)];
+    let v = million_nonce_vector();
+    let mut c = client(&list, &v.msg, v.lower, v.upper);
+    miners[0].wait_stderr_count("job ", 2);
+    assert!(!c.has_exited(), "answered before the followers died");
+    // Both followers die: the leader loses its quorum and steps down.
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        replicas[i].kill();
+    }
+    replicas[leader].wait_stderr(": follower");
+    assert!(!c.has_exited(), "answered without a majority");
+    // One returns from its disk: a majority again, and the request is answered rightly.
+    let back = followers[0];
+    replicas[back] = replica(ports[back], &dirs[back], Some((&list, back as u64 + 1)));
     let (status, stdout) = c.wait_exit();
     assert!(status.success());
     assert_eq!(stdout, v.expected);

@@ -4,12 +4,13 @@
 //! - **Durability.** Every `Persist` effect is committed to the [`Store`] (redb, fsync)
 //!   before the next effect is acted on, so no raft message that depends on it is sent and
 //!   no answer is written before it is on disk.
-//! - **Peers over LSP.** Raft messages travel as LSP payloads `R` + protobuf bytes, on one
-//!   LSP connection per pair of replicas: the replica with the lower id connects (a
+//! - **Peers over LSP.** Raft messages travel as LSP payloads, fragmented to fit one LSP
+//!   payload each ([`bitcoin_core::replica::frames`]), on one LSP connection per pair of
+//!   replicas: the replica with the lower id connects (a
 //!   `lsp_mio::Client`, re-connected after a loss) to the higher one's server port, and the
 //!   higher one answers on that same connection, learning which peer it is from the
-//!   messages' `from` field. Clients and miners never send payloads starting with `R`
-//!   (theirs are JSON objects).
+//!   messages' `from` field. Clients and miners never send payloads starting with `F` or
+//!   `R` (theirs are JSON objects).
 //! - **Ticks** every quarter of an epoch, so an election takes 2.5 to 4 epochs
 //!   ([`bitcoin_core::replica::ReplicaConfig::for_id`]), less than LSP's loss detection.
 //!
@@ -24,10 +25,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use bitcoin_core::replica::{
-    decode_message, encode_message, Coordinator, CoordinatorEffect, Disk, RaftMessage,
-    ReplicaConfig,
-};
+use bitcoin_core::replica::frames::{self, Reassembler};
+use bitcoin_core::replica::{Coordinator, CoordinatorEffect, Disk, RaftMessage, ReplicaConfig};
 use bitcoin_core::scheduler::Config;
 use lsp_core::Params;
 use lsp_mio::{Client, ConnId, Server, ServerReadError};
@@ -36,9 +35,6 @@ use super::clock::Clock;
 use super::log::Log;
 use super::serve::ServeError;
 use super::store::Store;
-
-/// The tag of a raft payload between replicas.
-const RAFT_TAG: u8 = b'R';
 
 /// This replica's place in its group.
 #[derive(Clone, Debug)]
@@ -103,6 +99,7 @@ pub fn serve_replicated(
     }
     drop(inputs);
     let mut peer_conns: BTreeMap<u64, ConnId> = BTreeMap::new();
+    let mut incoming: BTreeMap<ConnId, Reassembler> = BTreeMap::new();
     let mut next_tick = clock.now() + tick;
     log.info(format_args!(
         "replica {} of {}, data in {}",
@@ -111,6 +108,7 @@ pub fn serve_replicated(
         data_dir.display()
     ));
     let mut was_leader = false;
+    let mut last_commit = 0;
     loop {
         let deadline = node.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
         let input = match inbox.recv_timeout(clock.until(deadline)) {
@@ -123,21 +121,29 @@ pub fn serve_replicated(
             None => {}
             Some(Input::Peer(message)) => node.step_raft(now, message),
             Some(Input::Lsp(Ok((conn, payload)))) => {
-                if payload.first() == Some(&RAFT_TAG) {
-                    match decode_message(&payload[1..]) {
-                        Ok(message) => {
+                if frames::is_fragment(&payload) {
+                    match incoming.entry(conn).or_default().push(&payload) {
+                        None => {}
+                        Some(Ok(message)) => {
                             peer_conns.insert(message.from, conn);
                             node.step_raft(now, message);
                         }
-                        Err(e) => log.info(format_args!("conn {conn}: bad raft message: {e}")),
+                        Some(Err(e)) => log.info(format_args!("conn {conn}: {e}")),
                     }
                 } else {
+                    if log.enabled(2) {
+                        log.debug(format_args!(
+                            "conn {conn}: received {}",
+                            String::from_utf8_lossy(&payload)
+                        ));
+                    }
                     node.handle_payload(now, conn, &payload);
                 }
             }
             Some(Input::Lsp(Err(ServerReadError::ConnectionLost(conn))))
             | Some(Input::Lsp(Err(ServerReadError::ConnectionClosed(conn)))) => {
                 peer_conns.retain(|_, c| *c != conn);
+                incoming.remove(&conn);
                 node.handle_connection_gone(now, conn);
             }
             Some(Input::Lsp(Err(ServerReadError::Closed))) => break,
@@ -161,28 +167,52 @@ pub fn serve_replicated(
                         .map_err(|e| ServeError::Io(e.to_string()))?;
                 }
                 CoordinatorEffect::SendRaft(message) => {
-                    let mut payload = vec![RAFT_TAG];
-                    payload.extend(encode_message(&message));
+                    // A message lost here (no connection yet, or it broke) is resent by
+                    // raft-rs: appends are retried, snapshots reported failed (Replica).
+                    let payloads = frames::fragment(&message, lsp_core::MAX_GUARANTEED_PAYLOAD);
                     let to = message.to;
                     if let Some(slot) = dialed.get(&to) {
                         let client = slot.lock().ok().and_then(|c| c.clone());
                         if let Some(client) = client {
-                            let _ = client.write(payload);
+                            for payload in payloads {
+                                if client.write(payload).is_err() {
+                                    break;
+                                }
+                            }
                         }
                     } else if let Some(&conn) = peer_conns.get(&to) {
-                        let _ = server.write(conn, payload);
+                        for payload in payloads {
+                            if server.write(conn, payload).is_err() {
+                                break;
+                            }
+                        }
                     }
                 }
                 CoordinatorEffect::Write(conn, payload) => {
+                    if log.enabled(2) {
+                        log.debug(format_args!(
+                            "conn {conn}: sent {}",
+                            String::from_utf8_lossy(&payload)
+                        ));
+                    }
                     if let Err(e) = server.write(conn, payload) {
                         log.info(format_args!("conn {conn}: write failed: {e}"));
                     }
                 }
                 CoordinatorEffect::Close(conn) => {
+                    log.info(format_args!("conn {conn}: closed"));
                     let _ = server.close_conn(conn);
                 }
                 _ => {}
             }
+        }
+        let commit = node.replica().disk().hard_state().commit;
+        if commit != last_commit && log.enabled(2) {
+            last_commit = commit;
+            log.debug(format_args!(
+                "commit index {commit}, applied {}",
+                node.replica().state().applied_index()
+            ));
         }
         let leader = node.replica().is_leader();
         if leader != was_leader {
@@ -222,11 +252,9 @@ fn dial(
                         *s = Some(Arc::clone(&client));
                     }
                     log.info(format_args!("peer {peer} ({addr}): connected"));
+                    let mut reassembler = Reassembler::default();
                     while let Ok(payload) = client.read() {
-                        if payload.first() != Some(&RAFT_TAG) {
-                            continue;
-                        }
-                        if let Ok(message) = decode_message(&payload[1..]) {
+                        if let Some(Ok(message)) = reassembler.push(&payload) {
                             if inputs.send(Input::Peer(message)).is_err() {
                                 return;
                             }

@@ -242,3 +242,42 @@ fn a_leader_that_steps_down_closes_its_connections() {
     closed.sort_unstable();
     assert_eq!(closed, [7, 100]);
 }
+
+#[test]
+fn work_done_without_a_majority_is_not_lost_when_a_majority_returns() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    c.send(leader, 100, &Message::Join.encode());
+    c.send(leader, 7, &request_with_id("quorum", 0, 59_999, 5));
+    c.mine(leader, &[100], 1);
+    // Both followers die; the leader goes on for a while (its RangeDones cannot commit).
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    for f in &followers {
+        c.nodes.remove(f);
+    }
+    c.mine(leader, &[100], 2);
+    for _ in 0..60 {
+        c.tick();
+    }
+    assert!(
+        !c.nodes[&leader].replica().is_leader(),
+        "no quorum, no leader"
+    );
+    assert!(c.results_to(leader, 7).is_empty());
+    // One follower returns from its disk: the old leader (longest log) leads again.
+    c.start(followers[0]);
+    c.writes.clear();
+    let now_leader = c.leader();
+    c.send(now_leader, 101, &Message::Join.encode());
+    c.send(now_leader, 8, &request_with_id("quorum", 0, 59_999, 5));
+    c.mine(now_leader, &[101], 1_000);
+    for _ in 0..5 {
+        c.tick();
+        c.mine(now_leader, &[101], 1_000);
+    }
+    let (hash, nonce) = scan("quorum", 0, 59_999);
+    assert_eq!(
+        c.results_to(now_leader, 8),
+        [Message::Result { hash, nonce }]
+    );
+}

@@ -19,6 +19,7 @@ mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
 mod disk;
+pub mod frames;
 mod node;
 mod state;
 #[cfg(test)]
