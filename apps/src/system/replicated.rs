@@ -1,9 +1,11 @@
 //! The replicated server's loop (`server --data-dir DIR [--cluster LIST --id N]`): LSP
 //! events and peers' raft messages in, [`Coordinator`] effects out (docs/replication.md).
 //!
-//! - **Durability.** Every `Persist` effect is committed to the [`Store`] (redb, fsync)
-//!   before the next effect is acted on, so no raft message that depends on it is sent and
-//!   no answer is written before it is on disk.
+//! - **Durability.** The `Persist` effects of a round (up to [`BATCH`] inputs already
+//!   waiting) are committed to the [`Store`] (redb, fsync) in one transaction before any
+//!   other effect of the round is acted on, so no raft message that depends on them is
+//!   sent and no answer is written before they are on disk (group commit: one fsync per
+//!   round, not per effect).
 //! - **Peers over LSP.** Raft messages travel as LSP payloads, fragmented to fit one LSP
 //!   payload each ([`bitcoin_core::replica::frames`]), on one LSP connection per pair of
 //!   replicas: the replica with the lower id connects (a
@@ -35,6 +37,9 @@ use super::clock::Clock;
 use super::log::Log;
 use super::serve::ServeError;
 use super::store::Store;
+
+/// Inputs handled together before one durable write (group commit).
+const BATCH: usize = 64;
 
 /// This replica's place in its group.
 #[derive(Clone, Debug)]
@@ -109,46 +114,56 @@ pub fn serve_replicated(
     ));
     let mut was_leader = false;
     let mut last_commit = 0;
-    loop {
+    'serve: loop {
         let deadline = node.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
-        let input = match inbox.recv_timeout(clock.until(deadline)) {
-            Ok(input) => Some(input),
-            Err(RecvTimeoutError::Timeout) => None,
+        // Group commit: every input already waiting is handled before the effects, so
+        // that one durable write (one fsync) covers them all.
+        let mut batch = Vec::new();
+        match inbox.recv_timeout(clock.until(deadline)) {
+            Ok(input) => batch.push(input),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
-        };
+        }
+        while !batch.is_empty() && batch.len() < BATCH {
+            match inbox.try_recv() {
+                Ok(input) => batch.push(input),
+                Err(_) => break,
+            }
+        }
         let now = clock.now();
-        match input {
-            None => {}
-            Some(Input::Peer(message)) => node.step_raft(now, message),
-            Some(Input::Lsp(Ok((conn, payload)))) => {
-                if frames::is_fragment(&payload) {
-                    match incoming.entry(conn).or_default().push(&payload) {
-                        None => {}
-                        Some(Ok(message)) => {
-                            peer_conns.insert(message.from, conn);
-                            node.step_raft(now, message);
+        for input in batch {
+            match input {
+                Input::Peer(message) => node.step_raft(now, message),
+                Input::Lsp(Ok((conn, payload))) => {
+                    if frames::is_fragment(&payload) {
+                        match incoming.entry(conn).or_default().push(&payload) {
+                            None => {}
+                            Some(Ok(message)) => {
+                                peer_conns.insert(message.from, conn);
+                                node.step_raft(now, message);
+                            }
+                            Some(Err(e)) => log.info(format_args!("conn {conn}: {e}")),
                         }
-                        Some(Err(e)) => log.info(format_args!("conn {conn}: {e}")),
+                    } else {
+                        if log.enabled(2) {
+                            log.debug(format_args!(
+                                "conn {conn}: received {}",
+                                String::from_utf8_lossy(&payload)
+                            ));
+                        }
+                        node.handle_payload(now, conn, &payload);
                     }
-                } else {
-                    if log.enabled(2) {
-                        log.debug(format_args!(
-                            "conn {conn}: received {}",
-                            String::from_utf8_lossy(&payload)
-                        ));
-                    }
-                    node.handle_payload(now, conn, &payload);
                 }
-            }
-            Some(Input::Lsp(Err(ServerReadError::ConnectionLost(conn))))
-            | Some(Input::Lsp(Err(ServerReadError::ConnectionClosed(conn)))) => {
-                peer_conns.retain(|_, c| *c != conn);
-                incoming.remove(&conn);
-                node.handle_connection_gone(now, conn);
-            }
-            Some(Input::Lsp(Err(ServerReadError::Closed))) => break,
-            Some(Input::Lsp(Err(ServerReadError::Io(e)))) => {
-                return Err(ServeError::Io(e.to_string()))
+                Input::Lsp(Err(ServerReadError::ConnectionLost(conn)))
+                | Input::Lsp(Err(ServerReadError::ConnectionClosed(conn))) => {
+                    peer_conns.retain(|_, c| *c != conn);
+                    incoming.remove(&conn);
+                    node.handle_connection_gone(now, conn);
+                }
+                Input::Lsp(Err(ServerReadError::Closed)) => break 'serve,
+                Input::Lsp(Err(ServerReadError::Io(e))) => {
+                    return Err(ServeError::Io(e.to_string()))
+                }
             }
         }
         if now >= next_tick {
@@ -158,14 +173,26 @@ pub fn serve_replicated(
         if node.poll_timeout().is_some_and(|t| t <= now) {
             node.handle_timeout(now);
         }
-        while let Some(effect) = node.poll_effect() {
+        // Every Persist of this round in one transaction, before any other effect: making
+        // something durable earlier, or sending later, never breaks raft-rs's contract.
+        let effects: Vec<_> = std::iter::from_fn(|| node.poll_effect()).collect();
+        let ops: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                CoordinatorEffect::Persist(ops) => Some(ops.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !ops.is_empty() {
+            // On failure, stop rather than send what the disk does not hold.
+            store
+                .apply(&ops)
+                .map_err(|e| ServeError::Io(e.to_string()))?;
+        }
+        for effect in effects {
             match effect {
-                CoordinatorEffect::Persist(ops) => {
-                    // Durable before anything after it: on failure, stop rather than lie.
-                    store
-                        .apply(&ops)
-                        .map_err(|e| ServeError::Io(e.to_string()))?;
-                }
+                CoordinatorEffect::Persist(_) => {}
                 CoordinatorEffect::SendRaft(message) => {
                     // A message lost here (no connection yet, or it broke) is resent by
                     // raft-rs: appends are retried, snapshots reported failed (Replica).
