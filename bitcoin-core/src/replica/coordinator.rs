@@ -71,6 +71,9 @@ pub struct CoordinatorStats {
     pub restored: u64,
     /// Proposals refused by raft-rs (leadership lost meanwhile).
     pub proposals_dropped: u64,
+    /// Requests refused because the log already holds `Config::max_requests` unanswered
+    /// ones (their connections are closed).
+    pub refused: u64,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +241,14 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         upper: u64,
     ) {
         if lower > upper || crate::request_size::check(&data, upper).is_err() {
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+            return;
+        }
+        let known = self.replica.state().request(&key).is_some();
+        if !known && self.replica.state().unanswered().count() >= self.config.max_requests {
+            // The log holds as many unanswered requests as the scheduler may: refused, so
+            // that no client can grow the replicated state without a bound.
+            self.stats.refused += 1;
             self.effects.push_back(CoordinatorEffect::Close(conn));
             return;
         }

@@ -52,7 +52,12 @@ impl Cluster {
 
     fn start(&mut self, id: u64) {
         let config = ReplicaConfig::for_id(id, (1..=self.n).collect());
-        let node = Coordinator::new(&config, self.disks[&id].clone(), Config::default()).unwrap();
+        let scheduler = Config {
+            max_requests: 4,
+            max_requests_per_client: 1,
+            ..Config::default()
+        };
+        let node = Coordinator::new(&config, self.disks[&id].clone(), scheduler).unwrap();
         self.nodes.insert(id, node);
     }
 
@@ -280,4 +285,26 @@ fn work_done_without_a_majority_is_not_lost_when_a_majority_returns() {
         c.results_to(now_leader, 8),
         [Message::Result { hash, nonce }]
     );
+}
+
+#[test]
+fn the_log_holds_no_more_unanswered_requests_than_the_scheduler_may() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    for id in 0..6u32 {
+        c.send(
+            leader,
+            10 + id,
+            &request_with_id("flood", 0, 10, u64::from(id)),
+        );
+    }
+    let unanswered = c.nodes[&leader].replica().state().unanswered().count();
+    assert_eq!(unanswered, 4, "max_requests");
+    assert_eq!(c.nodes[&leader].stats().refused, 2);
+    let mut closed: Vec<u32> = c.closed.iter().map(|(_, k)| *k).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [14, 15]);
+    // A resubmission of a request already in the log is still taken.
+    c.send(leader, 30, &request_with_id("flood", 0, 10, 0));
+    assert_eq!(c.nodes[&leader].stats().refused, 2);
 }
