@@ -173,9 +173,26 @@ pub fn serve_replicated(
         if node.poll_timeout().is_some_and(|t| t <= now) {
             node.handle_timeout(now);
         }
-        // Every Persist of this round in one transaction, before any other effect: making
-        // something durable earlier, or sending later, never breaks raft-rs's contract.
-        let effects: Vec<_> = std::iter::from_fn(|| node.poll_effect()).collect();
+        // Every Persist of this round in one transaction, before any other effect but the
+        // miners' jobs (which depend on nothing durable, so they need not wait for the
+        // fsync): making something durable earlier, or sending later, never breaks
+        // raft-rs's contract.
+        let mut effects: Vec<_> = std::iter::from_fn(|| node.poll_effect()).collect();
+        effects.retain(|effect| match effect {
+            CoordinatorEffect::Write(conn, payload) => {
+                if log.enabled(2) {
+                    log.debug(format_args!(
+                        "conn {conn}: sent {}",
+                        String::from_utf8_lossy(payload)
+                    ));
+                }
+                if let Err(e) = server.write(*conn, payload.clone()) {
+                    log.info(format_args!("conn {conn}: write failed: {e}"));
+                }
+                false
+            }
+            _ => true,
+        });
         let ops: Vec<_> = effects
             .iter()
             .filter_map(|e| match e {
@@ -215,7 +232,8 @@ pub fn serve_replicated(
                         }
                     }
                 }
-                CoordinatorEffect::Write(conn, payload) => {
+                CoordinatorEffect::Write(conn, payload)
+                | CoordinatorEffect::Answer(conn, payload) => {
                     if log.enabled(2) {
                         log.debug(format_args!(
                             "conn {conn}: sent {}",

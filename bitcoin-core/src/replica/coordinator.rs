@@ -56,8 +56,12 @@ pub enum CoordinatorEffect<K> {
     Persist(Vec<DiskOp>),
     /// Send this raft message to replica `to`.
     SendRaft(RaftMessage),
-    /// Write this payload to connection `K`.
+    /// Write this payload (a job, to a miner) to connection `K`. It depends on nothing
+    /// durable: the driver may write it before the `Persist` effects queued ahead of it.
     Write(K, Vec<u8>),
+    /// Write this Result to client connection `K`. It depends on the log: only once every
+    /// `Persist` queued ahead of it is durable.
+    Answer(K, Vec<u8>),
     /// Close connection `K` (a follower's client or miner, or a refused request).
     Close(K),
 }
@@ -281,7 +285,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         let payload = Message::Result { hash, nonce }.encode();
         for conn in self.waiters.remove(key).unwrap_or_default() {
             self.effects
-                .push_back(CoordinatorEffect::Write(conn, payload.clone()));
+                .push_back(CoordinatorEffect::Answer(conn, payload.clone()));
         }
     }
 

@@ -71,7 +71,8 @@ impl Cluster {
                             ops.iter().for_each(|op| disk.apply(op));
                         }
                         CoordinatorEffect::SendRaft(m) => self.raft.push_back(m),
-                        CoordinatorEffect::Write(conn, bytes) => {
+                        CoordinatorEffect::Write(conn, bytes)
+                        | CoordinatorEffect::Answer(conn, bytes) => {
                             self.writes
                                 .push((id, conn, Message::decode(&bytes).unwrap()));
                         }
