@@ -10,6 +10,7 @@ pub mod hash;
 pub mod kernel;
 pub mod message;
 pub mod miner;
+pub mod replica;
 pub mod request_size;
 pub mod scheduler;
 pub mod service;

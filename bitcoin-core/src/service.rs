@@ -49,6 +49,7 @@
 
 mod pool;
 mod progress;
+mod restore;
 mod wire;
 
 pub use progress::PROGRESS_INTERVAL;

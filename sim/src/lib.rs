@@ -27,6 +27,7 @@ pub mod digest;
 mod heartbeat;
 pub mod mining;
 pub mod net;
+pub mod replica;
 pub mod rng;
 pub mod scenario;
 pub mod shrink;

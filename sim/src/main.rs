@@ -10,6 +10,9 @@
 //!   clients) on a faulty network, each seed twice to compare trace digests;
 //! - `sim replay-miner --seed S [-v]`: one whole-system seed again, with its parameters and,
 //!   with `-v`, its event trace.
+//! - `sim sweep-raft --seeds N [--start S]`: replicated coordinators (raft-rs) with
+//!   crashes, partitions, loss and reordering, each seed twice to compare trace digests;
+//! - `sim replay-raft --seed S [-v]`: one replicated-coordinator seed again.
 //!
 //! The last line printed is always `N passed, M failed`; the exit code is non-zero if
 //! anything failed.
@@ -21,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 use sim::conformance;
 use sim::mining::{self, MinerCase};
+use sim::replica::{self, ReplicaCase};
 use sim::scenario::SCENARIOS;
 use sim::shrink::minimize;
 use sim::sweep::{check_seed, run_case, Case};
@@ -100,6 +104,27 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Replicated coordinators: crashes, restarts from disk, partitions, loss; each seed twice.
+    SweepRaft {
+        /// Number of seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Stop after this many failures.
+        #[arg(long, default_value_t = 10)]
+        max_failures: u64,
+    },
+    /// Re-runs one replicated-coordinator seed, printing its parameters (and with -v its trace).
+    ReplayRaft {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Print the event trace.
+        #[arg(short, long)]
+        verbose: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -129,6 +154,12 @@ fn main() -> ExitCode {
             max_failures,
         } => sweep_miner(start, seeds, max_failures),
         Command::ReplayMiner { seed, verbose } => replay_miner(seed, verbose),
+        Command::SweepRaft {
+            seeds,
+            start,
+            max_failures,
+        } => sweep_raft(start, seeds, max_failures),
+        Command::ReplayRaft { seed, verbose } => replay_raft(seed, verbose),
     };
     println!("{passed} passed, {failed} failed");
     if failed == 0 && passed > 0 {
@@ -330,6 +361,64 @@ fn replay_miner(seed: u64, verbose: bool) -> (u64, u64) {
                 o.jobs,
                 o.backups,
                 o.requeued
+            );
+            (1, 0)
+        }
+        Err(failure) => {
+            println!("FAILED {failure}");
+            (0, 1)
+        }
+    }
+}
+
+fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut total = replica::Outcome::default();
+    for seed in start..start.saturating_add(seeds) {
+        match replica::check_seed(seed) {
+            Ok(o) => {
+                passed += 1;
+                total.ms += o.ms;
+                total.answered += o.answered;
+                total.crashes += o.crashes;
+                total.terms += o.terms;
+                total.snapshots_installed += o.snapshots_installed;
+            }
+            Err(failure) => {
+                failed += 1;
+                println!("FAIL seed {seed}: {failure}");
+                print!("{}", ReplicaCase::generate(seed));
+                println!("  replay: cargo run --release -p sim -- replay-raft --seed {seed} -v");
+                if failed >= max_failures {
+                    println!("stopping after {failed} failures");
+                    break;
+                }
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} crashes, {} terms, {} snapshots installed",
+        passed + failed,
+        total.ms as f64 / 1000.0,
+        total.answered,
+        total.crashes,
+        total.terms,
+        total.snapshots_installed
+    );
+    (passed, failed)
+}
+
+fn replay_raft(seed: u64, verbose: bool) -> (u64, u64) {
+    let case = ReplicaCase::generate(seed);
+    println!("seed {seed}:");
+    print!("{case}");
+    match replica::run_case(&case, verbose) {
+        Ok(o) => {
+            println!(
+                "passed: {} ms virtual, digest {:016x}; {} answered, {} crashes, {} terms, {} snapshots installed",
+                o.ms, o.digest, o.answered, o.crashes, o.terms, o.snapshots_installed
             );
             (1, 0)
         }

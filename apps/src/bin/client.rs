@@ -25,7 +25,9 @@ use clap::{ArgAction, CommandFactory, Parser};
 #[derive(Parser, Debug)]
 #[command(name = "client", version)]
 struct Cli {
-    /// The server's address, HOST:PORT.
+    /// The server's address, HOST:PORT; or a replicated server's addresses,
+    /// comma-separated: the request then carries an "Id" and goes to the next address
+    /// whenever the server is lost (docs/replication.md).
     server: String,
     /// The message to search.
     message: String,
@@ -81,6 +83,17 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
     let params = cli.lsp.params()?;
+    if cli.server.contains(',') {
+        let servers = cli
+            .server
+            .split(',')
+            .map(resolve)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (msg, lower, upper) = (&cli.message, cli.lower, cli.max_nonce);
+        return Ok(client::request_replicated(
+            &servers, params, msg, lower, upper, 10, log,
+        ));
+    }
     let server = resolve(&cli.server)?;
     let request = encode_request(&cli.message, cli.lower, cli.max_nonce, cli.mode.mode());
     let view = cli.progress.then(ProgressView::stderr);

@@ -22,7 +22,9 @@ use clap::{ArgAction, Parser};
 #[derive(Parser, Debug)]
 #[command(name = "miner", version)]
 struct Cli {
-    /// The server's address, HOST:PORT.
+    /// The server's address, HOST:PORT; or a replicated server's addresses,
+    /// comma-separated: the miner then moves to the next address whenever its server is
+    /// lost or is not the leader, and exits once none could be reached for 10 rounds.
     server: String,
     /// Search threads (default: one per core).
     #[arg(long)]
@@ -52,7 +54,11 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, log: Log) -> Result<(), String> {
     let params = cli.lsp.params()?;
-    let server = resolve(&cli.server)?;
+    let servers = cli
+        .server
+        .split(',')
+        .map(resolve)
+        .collect::<Result<Vec<_>, _>>()?;
     let kernel = match cli.kernel {
         Some(path) => Kernel::new(path).map_err(|e| e.to_string())?,
         None => Kernel::best(),
@@ -74,8 +80,24 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
         searcher,
         log,
     };
-    // The miner exits normally once it has lost the server.
-    smol::block_on(miner.run(server))
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    if let [server] = servers[..] {
+        // The miner exits normally once it has lost the server.
+        return smol::block_on(miner.run(server))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    let mut unreachable = 0;
+    for server in servers.iter().cycle() {
+        match smol::block_on(miner.run(*server)) {
+            Ok(_) => unreachable = 0,
+            Err(e) => {
+                miner.log.info(format_args!("{server}: {e}"));
+                unreachable += 1;
+                if unreachable >= 10 * servers.len() {
+                    return Err(e.to_string());
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apps::system::args::{LimitsArgs, LspArgs};
+use apps::system::args::{resolve, LimitsArgs, LspArgs};
 use apps::system::events::EventLog;
 use apps::system::http::board::Board;
 use apps::system::http::HttpServer;
 use apps::system::log::Log;
-use apps::system::serve;
+use apps::system::{replicated, serve};
 use bitcoin_core::scheduler::Config;
 use clap::{ArgAction, Parser};
 use lsp_mio::Server;
@@ -57,6 +57,19 @@ struct Cli {
     /// live dashboard). A few worker threads, never in the server's way.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// Keep the requests, searched ranges and answers in DIR (a redb file), synced before
+    /// anything depends on them: killed and restarted, the server resumes its unanswered
+    /// requests. See docs/replication.md.
+    /// (`--events` and `--http` do not observe a durable or replicated server yet.)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["events", "http"])]
+    data_dir: Option<std::path::PathBuf>,
+    /// Run as one replica of a Raft group: every replica's HOST:PORT, comma-separated, in id
+    /// order (needs --id and --data-dir). Only the leader serves clients and miners.
+    #[arg(long, value_name = "LIST", requires_all = ["id", "data_dir"])]
+    cluster: Option<String>,
+    /// This replica's entry in --cluster, 1-based.
+    #[arg(long, requires = "cluster")]
+    id: Option<u64>,
     #[command(flatten)]
     lsp: LspArgs,
     #[command(flatten)]
@@ -100,6 +113,26 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
     };
     log.at(0, format_args!("listening on {}", server.local_addr()));
+    if let Some(dir) = &cli.data_dir {
+        let cluster = match (&cli.cluster, cli.id) {
+            (Some(list), Some(id)) => {
+                let peers = list
+                    .split(',')
+                    .map(resolve)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if id == 0 || id as usize > peers.len() {
+                    return Err(format!(
+                        "--id {id} is not an entry of --cluster ({} entries)",
+                        peers.len()
+                    ));
+                }
+                Some(replicated::Cluster { id, peers })
+            }
+            _ => None,
+        };
+        return replicated::serve_replicated(Arc::new(server), config, params, log, dir, cluster)
+            .map_err(|e| e.to_string());
+    }
     let board = match cli.http {
         Some(addr) => {
             let board = Board::new();

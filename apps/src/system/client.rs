@@ -129,3 +129,79 @@ pub fn request_encoded(
     }
     Ok(outcome)
 }
+
+/// Like [`request`], against a replicated server given as several addresses (see
+/// docs/replication.md): the request carries an `"Id"` drawn at start (an extension the
+/// reference never sends), and whenever the server is lost or cannot be reached the same
+/// request, same id, goes to the next address, round robin, until an answer comes. The
+/// group answers an id at most once, one way. Gives up (`Disconnected`) after `rounds`
+/// rounds in which no address could be reached.
+pub fn request_replicated(
+    servers: &[SocketAddr],
+    params: Params,
+    msg: &str,
+    lower: u64,
+    upper: u64,
+    rounds: usize,
+    log: &Log,
+) -> Outcome {
+    let id = request_id();
+    let mut payload = Message::Request {
+        data: msg.to_string(),
+        lower,
+        upper,
+    }
+    .encode();
+    // The encoding is one JSON object: add the key before its closing brace.
+    payload.pop();
+    payload.extend_from_slice(format!(r#","Id":{id}}}"#).as_bytes());
+    let mut unreachable = 0;
+    for server in servers.iter().cycle() {
+        if unreachable >= rounds.saturating_mul(servers.len()) {
+            break;
+        }
+        let client = match Client::connect(*server, 0, params) {
+            Ok(client) => client,
+            Err(e) => {
+                log.info(format_args!("cannot connect to {server}: {e}"));
+                unreachable += 1;
+                continue;
+            }
+        };
+        unreachable = 0;
+        log.info(format_args!("connected to {server}; request id {id}"));
+        if client.write(payload.clone()).is_err() {
+            client.abort();
+            continue;
+        }
+        loop {
+            match client.read() {
+                Ok(reply) => {
+                    if let Ok(Message::Result { hash, nonce }) = Message::decode(&reply) {
+                        let _ = client.close();
+                        return Outcome::Answer { hash, nonce };
+                    }
+                }
+                Err(e) => {
+                    log.info(format_args!("{server} lost: {e}; trying the next"));
+                    client.abort();
+                    break;
+                }
+            }
+        }
+    }
+    Outcome::Disconnected
+}
+
+/// A request id unlikely to collide with another client's: the process id, the time and
+/// std's per-process random hasher keys, mixed.
+fn request_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(t.as_nanos());
+    }
+    // Kept below 2^53 so that any JSON reader holds it exactly.
+    hasher.finish() >> 11
+}

@@ -15,5 +15,7 @@ pub mod miner;
 pub mod mode_args;
 pub mod narrate;
 pub mod progress;
+pub mod replicated;
 pub mod search;
 pub mod serve;
+pub mod store;

@@ -3,7 +3,7 @@
 
 use super::state::{ChunkId, Miner};
 use super::verify;
-use super::{Effect, Misbehaviour, RequestId, Scheduler};
+use super::{Covered, Effect, Misbehaviour, RequestId, Scheduler};
 use crate::accounting::PoolEventKind;
 use std::sync::Arc;
 
@@ -124,12 +124,15 @@ impl<K: Ord + Copy> Scheduler<K> {
         let Some(c) = self.chunks.get(&chunk) else {
             return;
         };
-        let (request, len) = (c.request, c.range.len());
+        let (request, range, len) = (c.request, c.range, c.range.len());
         self.drop_chunk(chunk, Some(miner));
         let Some(r) = self.requests.get_mut(&request) else {
             return;
         };
         r.remaining -= len;
+        if let Some(covered) = self.covered.as_mut() {
+            covered.push_back(Covered::new(r.client, range, hash, nonce));
+        }
         r.best = Some(r.best.map_or((hash, nonce), |best| best.min((hash, nonce))));
         if r.remaining == 0 {
             self.answer(request);

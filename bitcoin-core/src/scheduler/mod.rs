@@ -123,6 +123,7 @@ mod properties;
 mod range;
 mod rate;
 mod report;
+mod restore;
 mod state;
 mod target;
 #[cfg(test)]
@@ -137,6 +138,7 @@ pub use config::{
     Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION, MAX_LEASE_FACTOR,
 };
 pub use effect::{Effect, RequestError, RequestId, Stats};
+pub use restore::Covered;
 pub use verify::{HashFn, Misbehaviour, SPOT_CHECKS};
 
 use std::cmp::Reverse;
@@ -178,6 +180,8 @@ pub struct Scheduler<K> {
     hash: HashFn,
     /// What each miner and request did, and the events telling it.
     accounting: Accounting<K>,
+    /// Answered chunks, for a replicated coordinator ([`restore`]); `None` when not asked.
+    covered: Option<VecDeque<Covered<K>>>,
 }
 
 /// [`crate::hash::hash`] as a [`HashFn`].
@@ -220,6 +224,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             stats: Stats::default(),
             hash,
             accounting: Accounting::new(Timestamp::ZERO),
+            covered: None,
         })
     }
 

@@ -85,6 +85,16 @@ impl RangeQueue {
         }
     }
 
+    /// A queue holding `ranges`, in that order (ascending and disjoint, as the caller
+    /// guarantees).
+    pub(crate) fn from_ranges(ranges: Vec<NonceRange>) -> Self {
+        let len = ranges.iter().map(|r| r.len()).sum();
+        RangeQueue {
+            ranges: ranges.into(),
+            len,
+        }
+    }
+
     /// The number of nonces in the queue.
     pub(crate) fn len(&self) -> u128 {
         self.len

@@ -1,0 +1,319 @@
+//! The replicated server's loop (`server --data-dir DIR [--cluster LIST --id N]`): LSP
+//! events and peers' raft messages in, [`Coordinator`] effects out (docs/replication.md).
+//!
+//! - **Durability.** The `Persist` effects of a round (up to [`BATCH`] inputs already
+//!   waiting) are committed to the [`Store`] (redb, fsync) in one transaction before any
+//!   other effect of the round is acted on, so no raft message that depends on them is
+//!   sent and no answer is written before they are on disk (group commit: one fsync per
+//!   round, not per effect).
+//! - **Peers over LSP.** Raft messages travel as LSP payloads, fragmented to fit one LSP
+//!   payload each ([`bitcoin_core::replica::frames`]), on one LSP connection per pair of
+//!   replicas: the replica with the lower id connects (a
+//!   `lsp_mio::Client`, re-connected after a loss) to the higher one's server port, and the
+//!   higher one answers on that same connection, learning which peer it is from the
+//!   messages' `from` field. Clients and miners never send payloads starting with `F` or
+//!   `R` (theirs are JSON objects).
+//! - **Ticks** every quarter of an epoch, so an election takes 2.5 to 4 epochs
+//!   ([`bitcoin_core::replica::ReplicaConfig::for_id`]), less than LSP's loss detection.
+//!
+//! Only the leader serves clients and miners; a follower closes their connections at
+//! their first payload (they then try the next address of their list).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use bitcoin_core::replica::frames::{self, Reassembler};
+use bitcoin_core::replica::{Coordinator, CoordinatorEffect, Disk, RaftMessage, ReplicaConfig};
+use bitcoin_core::scheduler::Config;
+use lsp_core::Params;
+use lsp_mio::{Client, ConnId, Server, ServerReadError};
+
+use super::clock::Clock;
+use super::log::Log;
+use super::serve::ServeError;
+use super::store::Store;
+
+/// Inputs handled together before one durable write (group commit).
+const BATCH: usize = 64;
+
+/// This replica's place in its group.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// This replica's id, 1-based.
+    pub id: u64,
+    /// Every replica's address, in id order (this one's included).
+    pub peers: Vec<SocketAddr>,
+}
+
+enum Input {
+    Lsp(Result<(ConnId, Vec<u8>), ServerReadError>),
+    Peer(RaftMessage),
+}
+
+/// Serves as replica `cluster.id` (a group of one without `cluster`), keeping its state in
+/// `data_dir`, until the server is closed.
+pub fn serve_replicated(
+    server: Arc<Server>,
+    config: Config,
+    params: Params,
+    log: Log,
+    data_dir: &Path,
+    cluster: Option<Cluster>,
+) -> Result<(), ServeError> {
+    let cluster = cluster.unwrap_or(Cluster {
+        id: 1,
+        peers: vec![server.local_addr()],
+    });
+    let voters: Vec<u64> = (1..=cluster.peers.len() as u64).collect();
+    let store = Store::open(data_dir).map_err(|e| ServeError::Io(e.to_string()))?;
+    let disk = store
+        .load(&Disk::fresh(&voters))
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    let replica = ReplicaConfig::for_id(cluster.id, voters);
+    let mut node = Coordinator::<ConnId>::new(&replica, disk, config)
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    let clock = Clock::start();
+    let tick = Duration::from_millis((params.epoch_millis / 4).max(1));
+    let (inputs, inbox) = mpsc::sync_channel(super::serve::FORWARD_CAPACITY);
+    let reader = Arc::clone(&server);
+    let forward = inputs.clone();
+    thread::Builder::new()
+        .name("server-reader".into())
+        .spawn(move || loop {
+            let event = reader.read();
+            let last = matches!(event, Err(ServerReadError::Closed | ServerReadError::Io(_)));
+            if forward.send(Input::Lsp(event)).is_err() || last {
+                return;
+            }
+        })
+        .map_err(ServeError::Spawn)?;
+    // Outgoing connections to the peers with a higher id.
+    let mut dialed: BTreeMap<u64, Arc<std::sync::Mutex<Option<Arc<Client>>>>> = BTreeMap::new();
+    for (i, &addr) in cluster.peers.iter().enumerate() {
+        let peer = i as u64 + 1;
+        if peer > cluster.id {
+            let slot = Arc::new(std::sync::Mutex::new(None));
+            dial(peer, addr, params, Arc::clone(&slot), inputs.clone(), log)?;
+            dialed.insert(peer, slot);
+        }
+    }
+    drop(inputs);
+    let mut peer_conns: BTreeMap<u64, ConnId> = BTreeMap::new();
+    let mut incoming: BTreeMap<ConnId, Reassembler> = BTreeMap::new();
+    let mut next_tick = clock.now() + tick;
+    log.info(format_args!(
+        "replica {} of {}, data in {}",
+        cluster.id,
+        cluster.peers.len(),
+        data_dir.display()
+    ));
+    let mut was_leader = false;
+    let mut last_commit = 0;
+    'serve: loop {
+        let deadline = node.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
+        // Group commit: every input already waiting is handled before the effects, so
+        // that one durable write (one fsync) covers them all.
+        let mut batch = Vec::new();
+        match inbox.recv_timeout(clock.until(deadline)) {
+            Ok(input) => batch.push(input),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while !batch.is_empty() && batch.len() < BATCH {
+            match inbox.try_recv() {
+                Ok(input) => batch.push(input),
+                Err(_) => break,
+            }
+        }
+        let now = clock.now();
+        for input in batch {
+            match input {
+                Input::Peer(message) => node.step_raft(now, message),
+                Input::Lsp(Ok((conn, payload))) => {
+                    if frames::is_fragment(&payload) {
+                        match incoming.entry(conn).or_default().push(&payload) {
+                            None => {}
+                            Some(Ok(message)) => {
+                                peer_conns.insert(message.from, conn);
+                                node.step_raft(now, message);
+                            }
+                            Some(Err(e)) => log.info(format_args!("conn {conn}: {e}")),
+                        }
+                    } else {
+                        if log.enabled(2) {
+                            log.debug(format_args!(
+                                "conn {conn}: received {}",
+                                String::from_utf8_lossy(&payload)
+                            ));
+                        }
+                        node.handle_payload(now, conn, &payload);
+                    }
+                }
+                Input::Lsp(Err(ServerReadError::ConnectionLost(conn)))
+                | Input::Lsp(Err(ServerReadError::ConnectionClosed(conn))) => {
+                    peer_conns.retain(|_, c| *c != conn);
+                    incoming.remove(&conn);
+                    node.handle_connection_gone(now, conn);
+                }
+                Input::Lsp(Err(ServerReadError::Closed)) => break 'serve,
+                Input::Lsp(Err(ServerReadError::Io(e))) => {
+                    return Err(ServeError::Io(e.to_string()))
+                }
+            }
+        }
+        if now >= next_tick {
+            node.tick(now);
+            next_tick = now + tick;
+        }
+        if node.poll_timeout().is_some_and(|t| t <= now) {
+            node.handle_timeout(now);
+        }
+        // Every Persist of this round in one transaction, before any other effect but the
+        // miners' jobs (which depend on nothing durable, so they need not wait for the
+        // fsync): making something durable earlier, or sending later, never breaks
+        // raft-rs's contract.
+        let mut effects: Vec<_> = std::iter::from_fn(|| node.poll_effect()).collect();
+        effects.retain(|effect| match effect {
+            CoordinatorEffect::Write(conn, payload) => {
+                if log.enabled(2) {
+                    log.debug(format_args!(
+                        "conn {conn}: sent {}",
+                        String::from_utf8_lossy(payload)
+                    ));
+                }
+                if let Err(e) = server.write(*conn, payload.clone()) {
+                    log.info(format_args!("conn {conn}: write failed: {e}"));
+                }
+                false
+            }
+            _ => true,
+        });
+        let ops: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                CoordinatorEffect::Persist(ops) => Some(ops.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !ops.is_empty() {
+            // On failure, stop rather than send what the disk does not hold.
+            store
+                .apply(&ops)
+                .map_err(|e| ServeError::Io(e.to_string()))?;
+        }
+        for effect in effects {
+            match effect {
+                CoordinatorEffect::Persist(_) => {}
+                CoordinatorEffect::SendRaft(message) => {
+                    // A message lost here (no connection yet, or it broke) is resent by
+                    // raft-rs: appends are retried, snapshots reported failed (Replica).
+                    let payloads = frames::fragment(&message, lsp_core::MAX_GUARANTEED_PAYLOAD);
+                    let to = message.to;
+                    if let Some(slot) = dialed.get(&to) {
+                        let client = slot.lock().ok().and_then(|c| c.clone());
+                        if let Some(client) = client {
+                            for payload in payloads {
+                                if client.write(payload).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    } else if let Some(&conn) = peer_conns.get(&to) {
+                        for payload in payloads {
+                            if server.write(conn, payload).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                CoordinatorEffect::Write(conn, payload)
+                | CoordinatorEffect::Answer(conn, payload) => {
+                    if log.enabled(2) {
+                        log.debug(format_args!(
+                            "conn {conn}: sent {}",
+                            String::from_utf8_lossy(&payload)
+                        ));
+                    }
+                    if let Err(e) = server.write(conn, payload) {
+                        log.info(format_args!("conn {conn}: write failed: {e}"));
+                    }
+                }
+                CoordinatorEffect::Close(conn) => {
+                    log.info(format_args!("conn {conn}: closed"));
+                    let _ = server.close_conn(conn);
+                }
+                _ => {}
+            }
+        }
+        let commit = node.replica().disk().hard_state().commit;
+        if commit != last_commit && log.enabled(2) {
+            last_commit = commit;
+            log.debug(format_args!(
+                "commit index {commit}, applied {}",
+                node.replica().state().applied_index()
+            ));
+        }
+        let leader = node.replica().is_leader();
+        if leader != was_leader {
+            was_leader = leader;
+            log.at(
+                0,
+                format_args!(
+                    "replica {}: {} (term {})",
+                    cluster.id,
+                    if leader { "leader" } else { "follower" },
+                    node.replica().term()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a connection to peer `peer` at `addr` in `slot`, forwarding its raft messages,
+/// re-connecting an epoch after each loss or failed attempt.
+fn dial(
+    peer: u64,
+    addr: SocketAddr,
+    params: Params,
+    slot: Arc<std::sync::Mutex<Option<Arc<Client>>>>,
+    inputs: SyncSender<Input>,
+    log: Log,
+) -> Result<(), ServeError> {
+    let pause = Duration::from_millis(params.epoch_millis.max(1));
+    thread::Builder::new()
+        .name(format!("peer-{peer}"))
+        .spawn(move || loop {
+            match Client::connect(addr, 0, params) {
+                Ok(client) => {
+                    let client = Arc::new(client);
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(Arc::clone(&client));
+                    }
+                    log.info(format_args!("peer {peer} ({addr}): connected"));
+                    let mut reassembler = Reassembler::default();
+                    while let Ok(payload) = client.read() {
+                        if let Some(Ok(message)) = reassembler.push(&payload) {
+                            if inputs.send(Input::Peer(message)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    if let Ok(mut s) = slot.lock() {
+                        *s = None;
+                    }
+                    client.abort();
+                    log.info(format_args!("peer {peer} ({addr}): lost"));
+                }
+                Err(_) => thread::sleep(pause),
+            }
+        })
+        .map(|_| ())
+        .map_err(ServeError::Spawn)
+}

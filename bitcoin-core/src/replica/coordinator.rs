@@ -1,0 +1,480 @@
+//! [`Coordinator`]: the miner server of one replica. The leader runs the ordinary
+//! [`MinerService`] and [`crate::scheduler::Scheduler`]; what must survive its death goes
+//! through the log first:
+//!
+//! - a client's Request is proposed as [`Command::Accept`], and handed to the scheduler
+//!   only once applied;
+//! - each chunk the scheduler verifies is proposed as [`Command::RangeDone`];
+//! - a Result the scheduler would write is proposed as [`Command::Answered`] and written
+//!   only once applied — so a request is answered one way, even across leaders.
+//!
+//! A new leader rebuilds its scheduler from the replicated state: every unanswered request
+//! is restored with the nonces still uncovered and the best answer so far
+//! ([`MinerService::restore_request`]); miners, jobs and rates are soft state that starts
+//! afresh as miners join it. A replica that is not the leader serves no one: it closes
+//! every client or miner connection that sends it anything, and on losing leadership it
+//! closes all of them, so they look for the leader.
+//!
+//! Requests are named by [`RequestKey`]: a Request carrying `"Id": N` (an extension the
+//! reference never sends) is `id:N`, so a client that resubmits it to the next leader is
+//! answered once, from the log if need be; one without is named by the leader, the term
+//! and the connection, and is answered only on that connection.
+//!
+//! Sans-IO like the rest: inputs take `now`; outputs are [`CoordinatorEffect`]s, in the
+//! order the driver must honour (persist before sending what depends on it).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+use lsp_core::Timestamp;
+use serde::Deserialize;
+
+use super::command::{Command, Mode, RequestKey};
+use super::disk::{Disk, DiskOp};
+use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
+use super::state::Applied;
+use super::RaftMessage;
+use crate::message::{Message, Mode as MessageMode};
+use crate::scheduler::Config;
+use crate::service::MinerService;
+
+/// The service's connection key under a coordinator: a real connection (a miner's), or
+/// the slot of one replicated request (its Result is proposed instead of written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Port<K> {
+    /// A connection of the driver.
+    Conn(K),
+    /// One replicated request.
+    Slot(u64),
+}
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum CoordinatorEffect<K> {
+    /// Make these durable before acting on any later effect.
+    Persist(Vec<DiskOp>),
+    /// Send this raft message to replica `to`.
+    SendRaft(RaftMessage),
+    /// Write this payload (a job, to a miner) to connection `K`. It depends on nothing
+    /// durable: the driver may write it before the `Persist` effects queued ahead of it.
+    Write(K, Vec<u8>),
+    /// Write this Result to client connection `K`. It depends on the log: only once every
+    /// `Persist` queued ahead of it is durable.
+    Answer(K, Vec<u8>),
+    /// Close connection `K` (a follower's client or miner, or a refused request).
+    Close(K),
+}
+
+/// Counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Connections closed because this replica does not lead.
+    pub not_leader: u64,
+    /// Requests restored by this replica on becoming leader.
+    pub restored: u64,
+    /// Proposals refused by raft-rs (leadership lost meanwhile).
+    pub proposals_dropped: u64,
+    /// Requests refused because the log already holds `Config::max_requests` unanswered
+    /// ones (their connections are closed).
+    pub refused: u64,
+    /// Requests refused because they ask for target mode, which the log does not hold
+    /// yet (their connections are closed).
+    pub unsupported_mode: u64,
+}
+
+#[derive(Deserialize)]
+struct IdField {
+    #[serde(rename = "Id")]
+    id: Option<u64>,
+}
+
+/// One replica's miner server. See the [module documentation](self).
+pub struct Coordinator<K> {
+    replica: Replica,
+    config: Config,
+    service: Option<MinerService<Port<K>>>,
+    slots: BTreeMap<u64, RequestKey>,
+    slot_of: BTreeMap<RequestKey, u64>,
+    next_slot: u64,
+    waiters: BTreeMap<RequestKey, BTreeSet<K>>,
+    conns: BTreeSet<K>,
+    requests_on: BTreeMap<K, u64>,
+    effects: VecDeque<CoordinatorEffect<K>>,
+    stats: CoordinatorStats,
+}
+
+impl<K> fmt::Debug for Coordinator<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("replica", &self.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
+    /// A coordinator over a replica starting from `disk`, whose leader schedules with
+    /// `config`.
+    pub fn new(replica: &ReplicaConfig, disk: Disk, config: Config) -> Result<Self, ReplicaError> {
+        // Checked now, so that becoming leader cannot fail later.
+        if let Err(e) = MinerService::<Port<K>>::new(config.clone()) {
+            return Err(ReplicaError::Config(e));
+        }
+        Ok(Coordinator {
+            replica: Replica::new(replica, disk)?,
+            config,
+            service: None,
+            slots: BTreeMap::new(),
+            slot_of: BTreeMap::new(),
+            next_slot: 0,
+            waiters: BTreeMap::new(),
+            conns: BTreeSet::new(),
+            requests_on: BTreeMap::new(),
+            effects: VecDeque::new(),
+            stats: CoordinatorStats::default(),
+        })
+    }
+
+    /// One epoch: ticks the replica.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.replica.tick();
+        self.pump(now);
+    }
+
+    /// A raft message from a peer replica.
+    pub fn step_raft(&mut self, now: Timestamp, message: RaftMessage) {
+        self.replica.step(message);
+        self.pump(now);
+    }
+
+    /// A payload from a client or miner connection.
+    pub fn handle_payload(&mut self, now: Timestamp, conn: K, payload: &[u8]) {
+        if !self.replica.is_leader() {
+            self.stats.not_leader += 1;
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+            return;
+        }
+        self.conns.insert(conn);
+        match Message::decode_full(payload).map(|d| (d.message, d.ext.mode)) {
+            Ok((Message::Request { data, lower, upper }, Ok(MessageMode::Minimum))) => {
+                let key = self.key_of(conn, payload);
+                self.request(now, conn, key, data, lower, upper);
+            }
+            Ok((Message::Request { .. }, _)) => {
+                // Target mode (or a bad Zeros/Algo) is not replicated yet (the log's
+                // `Mode` has only minimum): refused rather than answered as a minimum.
+                self.stats.unsupported_mode += 1;
+                self.effects.push_back(CoordinatorEffect::Close(conn));
+            }
+            _ => {
+                if let Some(service) = self.service.as_mut() {
+                    service.handle_payload(now, Port::Conn(conn), payload);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Connection `conn` is gone. Its requests stay in the log (it may resubmit them to
+    /// another replica); if it was a miner, its jobs go back.
+    pub fn handle_connection_gone(&mut self, now: Timestamp, conn: K) {
+        self.conns.remove(&conn);
+        self.requests_on.remove(&conn);
+        for waiting in self.waiters.values_mut() {
+            waiting.remove(&conn);
+        }
+        if let Some(service) = self.service.as_mut() {
+            service.handle_connection_gone(now, Port::Conn(conn));
+        }
+        self.pump(now);
+    }
+
+    /// The time named by [`Coordinator::poll_timeout`] has come.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if let Some(service) = self.service.as_mut() {
+            service.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    /// When [`Coordinator::handle_timeout`] is next due (the leader's service's timeout).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.service.as_ref().and_then(MinerService::poll_timeout)
+    }
+
+    /// The next effect, oldest first.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<CoordinatorEffect<K>> {
+        self.effects.pop_front()
+    }
+
+    /// The replica underneath.
+    #[must_use]
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// The leader's service, while this replica leads.
+    #[must_use]
+    pub fn service(&self) -> Option<&MinerService<Port<K>>> {
+        self.service.as_ref()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &CoordinatorStats {
+        &self.stats
+    }
+
+    fn key_of(&mut self, conn: K, payload: &[u8]) -> RequestKey {
+        match serde_json::from_slice::<IdField>(payload) {
+            Ok(IdField { id: Some(id) }) => RequestKey {
+                client: "id".into(),
+                id,
+            },
+            _ => {
+                let seq = self.requests_on.entry(conn).or_insert(0);
+                *seq += 1;
+                RequestKey {
+                    client: format!("{}.{}.{conn:?}", self.replica.id(), self.replica.term()),
+                    id: *seq,
+                }
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        now: Timestamp,
+        conn: K,
+        key: RequestKey,
+        data: String,
+        lower: u64,
+        upper: u64,
+    ) {
+        if lower > upper || crate::request_size::check(&data, upper).is_err() {
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+            return;
+        }
+        let known = self.replica.state().request(&key).is_some();
+        if !known && self.replica.state().unanswered().count() >= self.config.max_requests {
+            // The log holds as many unanswered requests as the scheduler may: refused, so
+            // that no client can grow the replicated state without a bound.
+            self.stats.refused += 1;
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+            return;
+        }
+        self.waiters.entry(key.clone()).or_default().insert(conn);
+        match self.replica.state().request(&key).map(|r| r.answer) {
+            Some(Some((hash, nonce))) => self.answer(&key, hash, nonce),
+            Some(None) => {}
+            None => {
+                let accept = Command::Accept {
+                    key,
+                    message: data,
+                    lower,
+                    upper,
+                    mode: Mode::Minimum,
+                };
+                self.propose(&accept);
+            }
+        }
+        let _ = now;
+    }
+
+    fn propose(&mut self, command: &Command) {
+        if self.replica.propose(command).is_err() {
+            self.stats.proposals_dropped += 1;
+        }
+    }
+
+    /// Writes the answer of `key` to every connection waiting for it.
+    fn answer(&mut self, key: &RequestKey, hash: u64, nonce: u64) {
+        let payload = Message::Result { hash, nonce }.encode();
+        for conn in self.waiters.remove(key).unwrap_or_default() {
+            self.effects
+                .push_back(CoordinatorEffect::Answer(conn, payload.clone()));
+        }
+    }
+
+    /// Hands request `key` (unanswered in the log) to the scheduler, with what is left.
+    fn schedule(&mut self, now: Timestamp, key: &RequestKey) {
+        if self.slot_of.contains_key(key) {
+            return;
+        }
+        let Some(request) = self.replica.state().request(key).cloned() else {
+            return;
+        };
+        if request.answer.is_some() {
+            return;
+        }
+        if request.complete() {
+            if let Some((hash, nonce)) = request.best {
+                let answered = Command::Answered {
+                    key: key.clone(),
+                    hash,
+                    nonce,
+                };
+                self.propose(&answered);
+            }
+            return;
+        }
+        let Some(service) = self.service.as_mut() else {
+            return;
+        };
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let gaps = request.gaps();
+        let restored = service.restore_request(
+            now,
+            Port::Slot(slot),
+            &request.message,
+            request.lower,
+            request.upper,
+            &gaps,
+            request.best,
+        );
+        match restored {
+            Ok(()) => {
+                self.slots.insert(slot, key.clone());
+                self.slot_of.insert(key.clone(), slot);
+            }
+            Err(_) => {
+                for conn in self.waiters.remove(key).unwrap_or_default() {
+                    self.effects.push_back(CoordinatorEffect::Close(conn));
+                }
+            }
+        }
+    }
+
+    fn become_leader(&mut self, now: Timestamp) {
+        let Ok(mut service) = MinerService::new(self.config.clone()) else {
+            return;
+        };
+        service.report_coverage();
+        self.service = Some(service);
+        let keys: Vec<RequestKey> = self
+            .replica
+            .state()
+            .unanswered()
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.stats.restored += 1;
+            self.schedule(now, &key);
+        }
+    }
+
+    fn step_down(&mut self) {
+        self.service = None;
+        self.slots.clear();
+        self.slot_of.clear();
+        self.waiters.clear();
+        self.requests_on.clear();
+        for conn in std::mem::take(&mut self.conns) {
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+        }
+    }
+
+    /// Moves outputs along until nothing moves: the replica's effects (applying what was
+    /// committed), then the service's coverage reports, writes and closes.
+    fn pump(&mut self, now: Timestamp) {
+        loop {
+            let mut moved = false;
+            if self.replica.is_leader() && self.service.is_none() {
+                self.become_leader(now);
+            } else if !self.replica.is_leader() && self.service.is_some() {
+                self.step_down();
+            }
+            while let Some(effect) = self.replica.poll_effect() {
+                moved = true;
+                match effect {
+                    ReplicaEffect::Persist(ops) => {
+                        self.effects.push_back(CoordinatorEffect::Persist(ops));
+                    }
+                    ReplicaEffect::Send(m) => {
+                        self.effects.push_back(CoordinatorEffect::SendRaft(m))
+                    }
+                    ReplicaEffect::Applied {
+                        command, outcome, ..
+                    } => self.applied(now, &command, outcome),
+                    _ => {}
+                }
+            }
+            let mut covered = Vec::new();
+            let mut writes = Vec::new();
+            let mut closes = Vec::new();
+            if let Some(service) = self.service.as_mut() {
+                covered.extend(std::iter::from_fn(|| service.poll_covered()));
+                writes.extend(std::iter::from_fn(|| service.poll_write()));
+                closes.extend(std::iter::from_fn(|| service.poll_close()));
+            }
+            moved |= !(covered.is_empty() && writes.is_empty() && closes.is_empty());
+            for c in covered {
+                if let Port::Slot(slot) = c.client {
+                    if let Some(key) = self.slots.get(&slot).cloned() {
+                        let done = Command::RangeDone {
+                            key,
+                            lower: c.lower,
+                            upper: c.upper,
+                            hash: c.hash,
+                            nonce: c.nonce,
+                        };
+                        self.propose(&done);
+                    }
+                }
+            }
+            for (to, payload) in writes {
+                match to {
+                    Port::Conn(conn) => self
+                        .effects
+                        .push_back(CoordinatorEffect::Write(conn, payload)),
+                    Port::Slot(slot) => {
+                        // The scheduler answered (and forgot) the request: log the answer.
+                        let Some(key) = self.slots.remove(&slot) else {
+                            continue;
+                        };
+                        self.slot_of.remove(&key);
+                        if let Ok(Message::Result { hash, nonce }) = Message::decode(&payload) {
+                            self.propose(&Command::Answered { key, hash, nonce });
+                        }
+                    }
+                }
+            }
+            for (conn, _) in closes {
+                if let Port::Conn(conn) = conn {
+                    self.conns.remove(&conn);
+                    self.effects.push_back(CoordinatorEffect::Close(conn));
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn applied(&mut self, now: Timestamp, command: &Command, outcome: Applied) {
+        let leader = self.replica.is_leader() && self.service.is_some();
+        match outcome {
+            Applied::Accepted { key, .. } if leader => {
+                if let Some(Some((hash, nonce))) =
+                    self.replica.state().request(&key).map(|r| r.answer)
+                {
+                    self.answer(&key, hash, nonce);
+                } else {
+                    self.schedule(now, &key);
+                }
+            }
+            Applied::Answered { key, hash, nonce } if leader => self.answer(&key, hash, nonce),
+            Applied::Ignored(_) if leader => {
+                // An answer the log refused (a RangeDone of it was lost with an earlier
+                // leadership): search what the log still lacks.
+                if let Command::Answered { key, .. } = command {
+                    self.schedule(now, key);
+                }
+            }
+            _ => {}
+        }
+    }
+}

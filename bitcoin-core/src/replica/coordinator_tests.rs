@@ -1,0 +1,311 @@
+use std::collections::{BTreeMap, VecDeque};
+
+use lsp_core::Timestamp;
+
+use super::*;
+use crate::hash::hash;
+use crate::message::Message;
+use crate::scheduler::Config;
+
+fn scan(msg: &str, lower: u64, upper: u64) -> (u64, u64) {
+    (lower..=upper).map(|n| (hash(msg, n), n)).min().unwrap()
+}
+
+fn request_with_id(data: &str, lower: u64, upper: u64, id: u64) -> Vec<u8> {
+    format!(r#"{{"Type":1,"Data":"{data}","Lower":{lower},"Upper":{upper},"Hash":0,"Nonce":0,"Id":{id}}}"#)
+        .into_bytes()
+}
+
+/// Coordinators on a perfect network, each with its durable disk; what they write to
+/// client and miner connections is collected.
+struct Cluster {
+    nodes: BTreeMap<u64, Coordinator<u32>>,
+    disks: BTreeMap<u64, Disk>,
+    n: u64,
+    now: u64,
+    raft: VecDeque<RaftMessage>,
+    writes: Vec<(u64, u32, Message)>,
+    closed: Vec<(u64, u32)>,
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let voters: Vec<u64> = (1..=n).collect();
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            disks: voters.iter().map(|&v| (v, Disk::fresh(&voters))).collect(),
+            n,
+            now: 0,
+            raft: VecDeque::new(),
+            writes: Vec::new(),
+            closed: Vec::new(),
+        };
+        for id in 1..=n {
+            c.start(id);
+        }
+        c
+    }
+
+    fn at(&self) -> Timestamp {
+        Timestamp::from_millis(self.now)
+    }
+
+    fn start(&mut self, id: u64) {
+        let config = ReplicaConfig::for_id(id, (1..=self.n).collect());
+        let scheduler = Config {
+            max_requests: 4,
+            max_requests_per_client: 1,
+            ..Config::default()
+        };
+        let node = Coordinator::new(&config, self.disks[&id].clone(), scheduler).unwrap();
+        self.nodes.insert(id, node);
+    }
+
+    fn drain(&mut self) {
+        loop {
+            for (&id, node) in &mut self.nodes {
+                while let Some(effect) = node.poll_effect() {
+                    match effect {
+                        CoordinatorEffect::Persist(ops) => {
+                            let disk = self.disks.get_mut(&id).unwrap();
+                            ops.iter().for_each(|op| disk.apply(op));
+                        }
+                        CoordinatorEffect::SendRaft(m) => self.raft.push_back(m),
+                        CoordinatorEffect::Write(conn, bytes)
+                        | CoordinatorEffect::Answer(conn, bytes) => {
+                            self.writes
+                                .push((id, conn, Message::decode(&bytes).unwrap()));
+                        }
+                        CoordinatorEffect::Close(conn) => self.closed.push((id, conn)),
+                    }
+                }
+            }
+            let Some(m) = self.raft.pop_front() else {
+                return;
+            };
+            let now = self.at();
+            if let Some(node) = self.nodes.get_mut(&m.to) {
+                node.step_raft(now, m);
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        self.now += 10;
+        let now = self.at();
+        for node in self.nodes.values_mut() {
+            node.tick(now);
+            if node.poll_timeout().is_some_and(|t| t <= now) {
+                node.handle_timeout(now);
+            }
+        }
+        self.drain();
+    }
+
+    fn leader(&mut self) -> u64 {
+        for _ in 0..100 {
+            if let Some((&id, _)) = self.nodes.iter().find(|(_, n)| n.replica().is_leader()) {
+                return id;
+            }
+            self.tick();
+        }
+        panic!("no leader");
+    }
+
+    fn send(&mut self, node: u64, conn: u32, payload: &[u8]) {
+        let now = self.at();
+        self.nodes
+            .get_mut(&node)
+            .unwrap()
+            .handle_payload(now, conn, payload);
+        self.drain();
+    }
+
+    /// Answers up to `max` jobs written to `node`'s miners, truly; returns the nonces.
+    fn mine(&mut self, node: u64, miners: &[u32], max: usize) -> u64 {
+        let mut nonces = 0;
+        for _ in 0..max {
+            let job = self.writes.iter().position(|(n, conn, m)| {
+                *n == node && miners.contains(conn) && matches!(m, Message::Request { .. })
+            });
+            let Some(i) = job else { break };
+            let (_, miner, message) = self.writes.remove(i);
+            let Message::Request { data, lower, upper } = message else {
+                unreachable!()
+            };
+            nonces += upper - lower + 1;
+            let (hash, nonce) = scan(&data, lower, upper);
+            self.send(node, miner, &Message::Result { hash, nonce }.encode());
+        }
+        nonces
+    }
+
+    fn results_to(&self, node: u64, conn: u32) -> Vec<Message> {
+        self.writes
+            .iter()
+            .filter(|(n, c, m)| *n == node && *c == conn && matches!(m, Message::Result { .. }))
+            .map(|(_, _, m)| m.clone())
+            .collect()
+    }
+}
+
+#[test]
+fn the_leader_answers_through_the_log_and_followers_serve_no_one() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    let follower = leader % 3 + 1;
+    c.send(follower, 5, &Message::Join.encode());
+    assert_eq!(c.closed, [(follower, 5)], "a follower closes whoever comes");
+    c.send(leader, 100, &Message::Join.encode());
+    c.send(leader, 7, &request_with_id("log", 0, 29_999, 42));
+    assert_eq!(c.mine(leader, &[100], 1_000), 30_000);
+    let (hash, nonce) = scan("log", 0, 29_999);
+    assert_eq!(c.results_to(leader, 7), [Message::Result { hash, nonce }]);
+    let key = RequestKey {
+        client: "id".into(),
+        id: 42,
+    };
+    for node in c.nodes.values() {
+        let answer = node.replica().state().request(&key).and_then(|r| r.answer);
+        assert_eq!(
+            answer,
+            Some((hash, nonce)),
+            "replica {}",
+            node.replica().id()
+        );
+    }
+    // A resubmission is answered from the log, the same way, with no new work.
+    c.send(leader, 8, &request_with_id("log", 0, 29_999, 42));
+    assert_eq!(c.results_to(leader, 8), [Message::Result { hash, nonce }]);
+    assert_eq!(c.mine(leader, &[100], 10), 0);
+}
+
+#[test]
+fn a_new_leader_resumes_a_request_from_the_log_and_answers_it_once() {
+    let mut c = Cluster::new(3);
+    let old = c.leader();
+    c.send(old, 100, &Message::Join.encode());
+    c.send(old, 101, &Message::Join.encode());
+    c.send(old, 7, &request_with_id("failover", 0, 59_999, 9));
+    let before = c.mine(old, &[100, 101], 3);
+    assert!(before > 0 && before < 60_000);
+    // The leader dies; its disk survives. Someone else takes over.
+    c.nodes.remove(&old);
+    c.writes.clear();
+    let new = c.leader();
+    assert_ne!(new, old);
+    assert_eq!(c.nodes[&new].stats().restored, 1);
+    c.send(new, 200, &Message::Join.encode());
+    c.send(new, 8, &request_with_id("failover", 0, 59_999, 9));
+    let after = c.mine(new, &[200], 1_000);
+    let (hash, nonce) = scan("failover", 0, 59_999);
+    assert_eq!(c.results_to(new, 8), [Message::Result { hash, nonce }]);
+    assert_eq!(
+        before + after,
+        60_000,
+        "what the old leader logged is not searched again"
+    );
+    // The old leader comes back from its disk and learns the answer.
+    c.start(old);
+    for _ in 0..5 {
+        c.tick();
+    }
+    let key = RequestKey {
+        client: "id".into(),
+        id: 9,
+    };
+    let answer = c.nodes[&old]
+        .replica()
+        .state()
+        .request(&key)
+        .and_then(|r| r.answer);
+    assert_eq!(answer, Some((hash, nonce)));
+    assert!(!c.nodes[&old].replica().is_leader());
+}
+
+#[test]
+fn a_leader_that_steps_down_closes_its_connections() {
+    let mut c = Cluster::new(3);
+    let old = c.leader();
+    c.send(old, 100, &Message::Join.encode());
+    c.send(old, 7, &request_with_id("down", 0, 9, 1));
+    // Cut the leader off: its peers elect another, and it loses its quorum.
+    let others: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let isolated = c.nodes.remove(&old).unwrap();
+    let new = c.leader();
+    assert!(others.contains(&new));
+    c.nodes.insert(old, isolated);
+    for _ in 0..40 {
+        c.tick();
+    }
+    assert!(!c.nodes[&old].replica().is_leader());
+    let mut closed: Vec<u32> = c
+        .closed
+        .iter()
+        .filter(|(n, _)| *n == old)
+        .map(|(_, k)| *k)
+        .collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [7, 100]);
+}
+
+#[test]
+fn work_done_without_a_majority_is_not_lost_when_a_majority_returns() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    c.send(leader, 100, &Message::Join.encode());
+    c.send(leader, 7, &request_with_id("quorum", 0, 59_999, 5));
+    c.mine(leader, &[100], 1);
+    // Both followers die; the leader goes on for a while (its RangeDones cannot commit).
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    for f in &followers {
+        c.nodes.remove(f);
+    }
+    c.mine(leader, &[100], 2);
+    for _ in 0..60 {
+        c.tick();
+    }
+    assert!(
+        !c.nodes[&leader].replica().is_leader(),
+        "no quorum, no leader"
+    );
+    assert!(c.results_to(leader, 7).is_empty());
+    // One follower returns from its disk: the old leader (longest log) leads again.
+    c.start(followers[0]);
+    c.writes.clear();
+    let now_leader = c.leader();
+    c.send(now_leader, 101, &Message::Join.encode());
+    c.send(now_leader, 8, &request_with_id("quorum", 0, 59_999, 5));
+    c.mine(now_leader, &[101], 1_000);
+    for _ in 0..5 {
+        c.tick();
+        c.mine(now_leader, &[101], 1_000);
+    }
+    let (hash, nonce) = scan("quorum", 0, 59_999);
+    assert_eq!(
+        c.results_to(now_leader, 8),
+        [Message::Result { hash, nonce }]
+    );
+}
+
+#[test]
+fn the_log_holds_no_more_unanswered_requests_than_the_scheduler_may() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    for id in 0..6u32 {
+        c.send(
+            leader,
+            10 + id,
+            &request_with_id("flood", 0, 10, u64::from(id)),
+        );
+    }
+    let unanswered = c.nodes[&leader].replica().state().unanswered().count();
+    assert_eq!(unanswered, 4, "max_requests");
+    assert_eq!(c.nodes[&leader].stats().refused, 2);
+    let mut closed: Vec<u32> = c.closed.iter().map(|(_, k)| *k).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [14, 15]);
+    // A resubmission of a request already in the log is still taken.
+    c.send(leader, 30, &request_with_id("flood", 0, 10, 0));
+    assert_eq!(c.nodes[&leader].stats().refused, 2);
+}

@@ -1,0 +1,387 @@
+//! [`Replica`]: one member of the Raft group, as a sans-IO state machine around raft-rs's
+//! [`RawNode`] and the [`ReplicatedState`].
+
+use std::collections::{BTreeMap, VecDeque};
+
+use core::fmt;
+
+use raft::eraftpb::{Entry, EntryType, Message, Snapshot};
+use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
+
+use super::command::Command;
+use super::disk::{Disk, DiskOp};
+use super::state::{Applied, ReplicatedState};
+
+/// A replica's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// This replica's id (1-based, unique in the group).
+    pub id: u64,
+    /// Every voter's id, this one included.
+    pub voters: Vec<u64>,
+    /// Ticks without hearing a leader before this replica stands for election.
+    ///
+    /// **Determinism.** raft-rs draws each election timeout from an ambient RNG
+    /// (`rand::thread_rng`) in `[min_election_tick, max_election_tick)`. The replica sets
+    /// `min = election_tick` and `max = election_tick + 1`, so the draw always yields
+    /// `election_tick`: no randomness is left. Split votes are avoided instead by giving
+    /// each replica a *distinct* `election_tick` — drawn from the seed in the simulator,
+    /// derived from the replica id in the programs ([`ReplicaConfig::for_id`]).
+    pub election_tick: usize,
+    /// Ticks between the leader's heartbeats (less than `election_tick`).
+    pub heartbeat_tick: usize,
+    /// A snapshot is taken, and the log compacted, every this many applied entries.
+    pub snapshot_every: u64,
+    /// Answered requests remembered (to answer resubmissions the same way).
+    pub max_answered: usize,
+}
+
+impl ReplicaConfig {
+    /// The programs' configuration for replica `id` of `voters`: heartbeat every tick,
+    /// election after `10 + 3 × (id − 1)` ticks (distinct per replica, so elections rarely
+    /// split), snapshots every 1,000 entries.
+    #[must_use]
+    pub fn for_id(id: u64, voters: Vec<u64>) -> Self {
+        ReplicaConfig {
+            id,
+            voters,
+            election_tick: 10 + 3 * (id.saturating_sub(1) as usize % 64),
+            heartbeat_tick: 1,
+            snapshot_every: 1_000,
+            max_answered: 100_000,
+        }
+    }
+}
+
+/// Why a replica could not be built, or a proposal was not taken.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    /// raft-rs refused the configuration or the disk.
+    Raft(raft::Error),
+    /// The disk's snapshot does not decode.
+    BadSnapshot(super::command::CommandError),
+    /// The leader's scheduler configuration is invalid.
+    Config(crate::scheduler::ConfigError),
+    /// Only the leader takes proposals; this replica believes `leader` is (0: unknown).
+    NotLeader {
+        /// The leader this replica knows of, or 0.
+        leader: u64,
+    },
+}
+
+impl fmt::Display for ReplicaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplicaError::Raft(e) => write!(f, "raft: {e}"),
+            ReplicaError::BadSnapshot(e) => write!(f, "snapshot: {e}"),
+            ReplicaError::Config(e) => write!(f, "scheduler configuration: {e}"),
+            ReplicaError::NotLeader { leader } => write!(f, "not the leader (leader: {leader})"),
+        }
+    }
+}
+
+impl std::error::Error for ReplicaError {}
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ReplicaEffect {
+    /// Make these changes durable (in order) before acting on any later effect.
+    Persist(Vec<DiskOp>),
+    /// Send this raft message to replica `msg.to`.
+    Send(Message),
+    /// Log entry `index` was committed and applied to the state: what it did.
+    Applied {
+        /// The entry's index.
+        index: u64,
+        /// The command.
+        command: Command,
+        /// Its outcome.
+        outcome: Applied,
+    },
+    /// A snapshot from the leader replaced the state (the driver must rebuild whatever it
+    /// derived from it).
+    Restored,
+}
+
+/// Counters of what went wrong, harmlessly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Raft messages raft-rs refused.
+    pub bad_messages: u64,
+    /// Committed entries that did not decode as commands.
+    pub bad_entries: u64,
+    /// Snapshots taken.
+    pub snapshots: u64,
+    /// Snapshots sent to a follower and reported failed for want of an acknowledgement.
+    pub snapshots_retried: u64,
+}
+
+/// One replica. Inputs: [`Replica::tick`], [`Replica::step`], [`Replica::propose`]; outputs:
+/// [`Replica::poll_effect`], drained after every input.
+pub struct Replica {
+    node: RawNode<Disk>,
+    state: ReplicatedState,
+    effects: VecDeque<ReplicaEffect>,
+    snapshot_every: u64,
+    /// Leader only: ticks each follower has spent waiting for a snapshot.
+    snapshot_wait: BTreeMap<u64, usize>,
+    /// Ticks after which a snapshot not acknowledged is reported failed.
+    snapshot_patience: usize,
+    stats: ReplicaStats,
+}
+
+impl fmt::Debug for Replica {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.node.raft.id)
+            .field("term", &self.term())
+            .field("leader", &self.leader())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// A replica starting from `disk`: [`Disk::fresh`] the first time, the driver's
+    /// durable copy after a restart. Its state is the disk's snapshot; committed entries
+    /// after it are applied again (and reported as [`ReplicaEffect::Applied`]) as raft-rs
+    /// hands them out.
+    pub fn new(config: &ReplicaConfig, disk: Disk) -> Result<Self, ReplicaError> {
+        let snapshot = disk.snapshot_ref();
+        let state = if snapshot.data.is_empty() {
+            ReplicatedState::new(config.max_answered)
+        } else {
+            ReplicatedState::restore(&snapshot.data).map_err(ReplicaError::BadSnapshot)?
+        };
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            // See ReplicaConfig::election_tick: a range of one value, so no randomness.
+            min_election_tick: config.election_tick,
+            max_election_tick: config.election_tick + 1,
+            applied: snapshot.get_metadata().index,
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..raft::Config::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&raft_config, disk, &logger).map_err(ReplicaError::Raft)?;
+        Ok(Replica {
+            node,
+            state,
+            effects: VecDeque::new(),
+            snapshot_every: config.snapshot_every.max(1),
+            snapshot_wait: BTreeMap::new(),
+            snapshot_patience: config.election_tick.max(1),
+            stats: ReplicaStats::default(),
+        })
+    }
+
+    /// One tick of the replica's clock (the driver calls it every epoch).
+    pub fn tick(&mut self) {
+        self.node.tick();
+        self.retry_snapshots();
+        self.drive();
+    }
+
+    /// raft-rs leaves a follower in the snapshot state until the application reports the
+    /// snapshot's fate; a lost snapshot message would stall that follower for ever. The
+    /// transport cannot tell, so a snapshot not acknowledged within `election_tick` ticks
+    /// is reported failed, and raft-rs probes the follower and sends it again.
+    fn retry_snapshots(&mut self) {
+        if !self.is_leader() {
+            self.snapshot_wait.clear();
+            return;
+        }
+        let waiting: Vec<u64> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == ProgressState::Snapshot)
+            .map(|(&id, _)| id)
+            .collect();
+        self.snapshot_wait.retain(|id, _| waiting.contains(id));
+        for id in waiting {
+            let ticks = self.snapshot_wait.entry(id).or_insert(0);
+            *ticks += 1;
+            if *ticks > self.snapshot_patience {
+                self.snapshot_wait.remove(&id);
+                self.stats.snapshots_retried += 1;
+                self.node.report_snapshot(id, SnapshotStatus::Failure);
+            }
+        }
+    }
+
+    /// A raft message from a peer. One raft-rs refuses is counted and dropped.
+    pub fn step(&mut self, message: Message) {
+        if self.node.step(message).is_err() {
+            self.stats.bad_messages += 1;
+        }
+        self.drive();
+    }
+
+    /// Proposes `command` to the log. Only the leader takes proposals; it is applied (and
+    /// reported) once committed, which may never happen if leadership is lost meanwhile.
+    pub fn propose(&mut self, command: &Command) -> Result<(), ReplicaError> {
+        if !self.is_leader() {
+            return Err(ReplicaError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let result = self.node.propose(Vec::new(), command.encode());
+        self.drive();
+        result.map_err(ReplicaError::Raft)
+    }
+
+    /// The next effect, oldest first.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<ReplicaEffect> {
+        self.effects.pop_front()
+    }
+
+    /// Whether this replica is the leader of its current term.
+    #[must_use]
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of (0: none).
+    #[must_use]
+    pub fn leader(&self) -> u64 {
+        self.node.raft.leader_id
+    }
+
+    /// The current term.
+    #[must_use]
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// This replica's id.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
+    }
+
+    /// The replicated state as applied here.
+    #[must_use]
+    pub fn state(&self) -> &ReplicatedState {
+        &self.state
+    }
+
+    /// The replica's in-memory copy of its disk.
+    #[must_use]
+    pub fn disk(&self) -> &Disk {
+        self.node.store()
+    }
+
+    /// Harmless failures counted.
+    #[must_use]
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// Handles every Ready raft-rs has, per its contract: persist the snapshot, entries and
+    /// hard state, then send, then apply what is committed, then advance.
+    fn drive(&mut self) {
+        while self.node.has_ready() {
+            let mut ready = self.node.ready();
+            let mut ops = Vec::new();
+            let mut sends = ready.take_messages();
+            if !ready.snapshot().is_empty() {
+                let snapshot = ready.snapshot().clone();
+                self.install(&snapshot);
+                ops.push(DiskOp::InstallSnapshot(snapshot));
+            }
+            let committed = ready.take_committed_entries();
+            if !ready.entries().is_empty() {
+                ops.push(DiskOp::Append(ready.entries().clone()));
+            }
+            if let Some(hs) = ready.hs() {
+                ops.push(DiskOp::HardState(hs.clone()));
+            }
+            sends.extend(ready.take_persisted_messages());
+            self.persist(ops);
+            self.effects
+                .extend(sends.into_iter().map(ReplicaEffect::Send));
+            self.apply(committed);
+            let mut light = self.node.advance(ready);
+            if let Some(commit) = light.commit_index() {
+                let mut hs = self.node.store().hard_state().clone();
+                hs.commit = commit;
+                self.persist(vec![DiskOp::HardState(hs)]);
+            }
+            let sends = light.take_messages();
+            self.effects
+                .extend(sends.into_iter().map(ReplicaEffect::Send));
+            self.apply(light.take_committed_entries());
+            self.node.advance_apply();
+            self.maybe_compact();
+        }
+    }
+
+    fn persist(&mut self, ops: Vec<DiskOp>) {
+        if ops.is_empty() {
+            return;
+        }
+        for op in &ops {
+            self.node.mut_store().apply(op);
+        }
+        self.effects.push_back(ReplicaEffect::Persist(ops));
+    }
+
+    fn install(&mut self, snapshot: &Snapshot) {
+        match ReplicatedState::restore(&snapshot.data) {
+            Ok(state) => {
+                self.state = state;
+                self.effects.push_back(ReplicaEffect::Restored);
+            }
+            Err(_) => self.stats.bad_entries += 1,
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+                continue;
+            }
+            match Command::decode(&entry.data) {
+                Ok(command) => {
+                    let outcome = self.state.apply(entry.index, &command);
+                    self.effects.push_back(ReplicaEffect::Applied {
+                        index: entry.index,
+                        command,
+                        outcome,
+                    });
+                }
+                Err(_) => self.stats.bad_entries += 1,
+            }
+        }
+    }
+
+    /// Every `snapshot_every` applied entries: snapshot the state at the applied index and
+    /// drop the log up to it.
+    fn maybe_compact(&mut self) {
+        let applied = self.node.raft.raft_log.applied;
+        let store = self.node.store();
+        let last_snapshot = store.snapshot_ref().get_metadata().index;
+        if applied < last_snapshot + self.snapshot_every {
+            return;
+        }
+        let Ok(term) = store.term(applied) else {
+            return;
+        };
+        let mut snapshot = store.snapshot_ref().clone();
+        snapshot.data = self.state.snapshot().into();
+        let meta = snapshot.mut_metadata();
+        meta.index = applied;
+        meta.term = term;
+        self.stats.snapshots += 1;
+        self.persist(vec![DiskOp::Compact(snapshot)]);
+    }
+}

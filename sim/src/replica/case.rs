@@ -1,0 +1,187 @@
+//! One replicated-coordinator run's parameters, all drawn from its seed.
+
+use std::fmt;
+
+use crate::rng::{Prob, Rng};
+
+/// Milliseconds between two ticks of every replica (the epoch).
+pub const TICK_MS: u64 = 10;
+
+/// A deliberate bug, to show that the checkers catch it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sabotage {
+    /// None: the real system.
+    #[default]
+    None,
+    /// The leader reports a chunk's first nonce as its answer without searching it.
+    LazyLeader,
+    /// A restarted replica forgets its disk (votes and log), breaking Raft's durability
+    /// assumption.
+    ForgetDisk,
+}
+
+/// A minority of replicas cut off from the rest between two instants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionPlan {
+    /// When it starts, in ms.
+    pub from_ms: u64,
+    /// When it heals, in ms.
+    pub until_ms: u64,
+    /// The replicas on the cut-off side.
+    pub cut: Vec<u64>,
+}
+
+/// One client request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestPlan {
+    /// The client's name.
+    pub client: String,
+    /// The request's id.
+    pub id: u64,
+    /// The text.
+    pub message: String,
+    /// First nonce.
+    pub lower: u64,
+    /// Last nonce.
+    pub upper: u64,
+    /// When the client first sends it, in ms.
+    pub at_ms: u64,
+}
+
+/// A run's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaCase {
+    /// The seed everything was drawn from (and the run's own randomness).
+    pub seed: u64,
+    /// Replicas in the group (3 or 5).
+    pub replicas: u64,
+    /// Each replica's election timeout in ticks: distinct, drawn from the seed (see
+    /// `bitcoin_core::replica::ReplicaConfig::election_tick`).
+    pub election_ticks: Vec<usize>,
+    /// Snapshot and compaction interval, in applied entries.
+    pub snapshot_every: u64,
+    /// Chance that a raft message is lost.
+    pub loss: Prob,
+    /// Extra delay of a raft message, uniform in `0..=jitter_ms` (reordering).
+    pub jitter_ms: u64,
+    /// Chance per tick that a running replica crashes (before the heal).
+    pub crash: Prob,
+    /// How long a crashed replica stays down, in ms (at most).
+    pub down_ms: u64,
+    /// Partitions before the heal.
+    pub partitions: Vec<PartitionPlan>,
+    /// The requests.
+    pub requests: Vec<RequestPlan>,
+    /// When the network heals and crashed replicas return (all but `stay_down`).
+    pub heal_ms: u64,
+    /// A replica that stays down after the heal (a minority).
+    pub stay_down: Option<u64>,
+    /// Planted bug.
+    pub sabotage: Sabotage,
+}
+
+impl ReplicaCase {
+    /// The case of seed `seed`.
+    #[must_use]
+    pub fn generate(seed: u64) -> ReplicaCase {
+        let mut rng = Rng::new(seed ^ 0x0052_af70_5eed);
+        let replicas = if rng.below(3) == 0 { 5 } else { 3 };
+        // Distinct election ticks: a shuffled sample of 8..=8+3n in steps of 2+.
+        let mut election_ticks: Vec<usize> = Vec::new();
+        while election_ticks.len() < replicas as usize {
+            let t = rng.range(6, 30) as usize;
+            if !election_ticks.contains(&t) {
+                election_ticks.push(t);
+            }
+        }
+        let heal_ms = rng.range(1_000, 6_000);
+        let mut partitions = Vec::new();
+        for _ in 0..rng.below(4) {
+            let from_ms = rng.below(heal_ms);
+            let until_ms = (from_ms + rng.range(100, 2_000)).min(heal_ms);
+            let size = rng.range(1, (replicas - 1) / 2);
+            let mut cut = Vec::new();
+            while (cut.len() as u64) < size {
+                let r = rng.range(1, replicas);
+                if !cut.contains(&r) {
+                    cut.push(r);
+                }
+            }
+            cut.sort_unstable();
+            partitions.push(PartitionPlan {
+                from_ms,
+                until_ms,
+                cut,
+            });
+        }
+        let mut requests = Vec::new();
+        for c in 0..rng.range(1, 4) {
+            for id in 0..rng.range(1, 3) {
+                let lower = rng.below(1_000);
+                requests.push(RequestPlan {
+                    client: format!("client{c}"),
+                    id,
+                    message: format!("raft-{seed}-{c}-{id}"),
+                    lower,
+                    upper: lower + rng.below(1_500),
+                    at_ms: rng.below(heal_ms),
+                });
+            }
+        }
+        ReplicaCase {
+            seed,
+            replicas,
+            election_ticks,
+            snapshot_every: rng.range(2, 20),
+            loss: rng.maybe(20),
+            jitter_ms: rng.below(3) * rng.range(1, 15),
+            crash: rng.maybe(2),
+            down_ms: rng.range(50, 1_500),
+            partitions,
+            requests,
+            heal_ms,
+            stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
+            sabotage: Sabotage::None,
+        }
+    }
+
+    /// The same case with a planted bug.
+    #[must_use]
+    pub fn with_sabotage(mut self, sabotage: Sabotage) -> ReplicaCase {
+        self.sabotage = sabotage;
+        self
+    }
+}
+
+impl fmt::Display for ReplicaCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries",
+            self.replicas, self.election_ticks, self.snapshot_every
+        )?;
+        writeln!(
+            f,
+            "  loss {}, jitter {} ms, crash {} per tick, down up to {} ms, heal at {} ms, stay down {:?}",
+            self.loss, self.jitter_ms, self.crash, self.down_ms, self.heal_ms, self.stay_down
+        )?;
+        for p in &self.partitions {
+            writeln!(
+                f,
+                "  partition {:?} from {} to {} ms",
+                p.cut, p.from_ms, p.until_ms
+            )?;
+        }
+        for r in &self.requests {
+            writeln!(
+                f,
+                "  request {}#{} {:?} {}..={} at {} ms",
+                r.client, r.id, r.message, r.lower, r.upper, r.at_ms
+            )?;
+        }
+        if self.sabotage != Sabotage::None {
+            writeln!(f, "  sabotage {:?}", self.sabotage)?;
+        }
+        Ok(())
+    }
+}
