@@ -209,7 +209,10 @@ struct Request {
     lower: u64,
     upper: u64,
     total: u64,
+    zeros: Option<u32>,
+    algo: String,
     covered: u64,
+    searched: u64,
     progress: f64,
     rate: f64,
     eta_ms: Option<u64>,
@@ -273,6 +276,11 @@ fn status_follows_its_schema_and_tells_miners_requests_and_events() {
     );
     assert_eq!(r.total, upper - lower + 1);
     assert!(r.covered <= r.total);
+    // A minimum request: no zeros, sha256, and everything covered was searched.
+    assert_eq!(
+        (r.zeros, r.algo.as_str(), r.searched),
+        (None, "sha256", r.covered)
+    );
     assert!((r.progress - r.covered as f64 / r.total as f64).abs() < 1e-9);
     assert!(r.rate > 0.0 && r.eta_ms.is_some() && r.active_since_ms.is_some());
     assert_eq!(s.totals.nonces, m.nonces);

@@ -400,6 +400,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             msg: Arc::clone(&msg),
             lower,
             upper,
+            mode,
         };
         self.accounting.record(self.now, accepted);
         let waiting = Waiting {
@@ -460,6 +461,7 @@ impl<K: Ord + Copy> Scheduler<K> {
                 remaining: w.range.len(),
                 chunks: BTreeSet::new(),
                 best: None,
+                searched: 0,
                 mode: w.mode,
             },
         );

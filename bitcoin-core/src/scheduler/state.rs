@@ -182,6 +182,9 @@ pub(crate) struct Request<K> {
     /// The best `(hash, nonce)` answered so far (in target mode: the qualifying hash with
     /// the smallest nonce).
     pub(crate) best: Option<(u64, u64)>,
+    /// Nonces its answers (the first answer of each job) say were searched: a job's
+    /// range, or for a target job with a hit, up to the hit.
+    pub(crate) searched: u128,
     /// What it asks for.
     pub(crate) mode: Mode,
 }

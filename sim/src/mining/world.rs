@@ -857,7 +857,8 @@ impl MiningWorld {
                     let nonces = Some(u128::from(job.upper - job.lower) + 1);
                     if job.mode.is_target() {
                         // The first hit: checked against the scan when the client is told.
-                        return (false, None, nonces);
+                        // The search stopped there, and the miner is credited that far.
+                        return (false, None, Some(u128::from(nonce - job.lower) + 1));
                     }
                     if (h, nonce) != self.compute(&job) {
                         return (false, Some(job.data), nonces);
