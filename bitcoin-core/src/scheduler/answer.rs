@@ -61,7 +61,6 @@ impl<K: Ord + Copy> Scheduler<K> {
         let Some(job) = m.jobs.remove(index) else {
             return;
         };
-        m.observe(&job, self.now);
         // A target job's search stops at its first hit: the nonces above it were not
         // searched (the spot check vouches for those below).
         let searched = match hit {
@@ -70,6 +69,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             }
             _ => job.range.len(),
         };
+        m.observe(&job, searched, self.now);
         let chunk = self.chunks.get(&job.chunk);
         let fresh = chunk.is_some();
         if let Some(r) = chunk.and_then(|c| self.requests.get_mut(&c.request)) {

@@ -377,3 +377,38 @@ fn target_lies_are_caught() {
     ));
     assert_eq!(s.scheduler_stats().lazy_results, 1);
 }
+
+#[test]
+fn a_hit_early_in_a_job_does_not_make_its_miner_look_faster() {
+    // One zero bit: the first job (of the initial size) has a hit in its first nonces.
+    let mode = target(1, Algo::Sha256);
+    let initial = Config::default().initial_job_nonces;
+    let mut s = service();
+    s.handle_payload(at(0), 1, &encode_join(Caps::ALL));
+    request(&mut s, at(0), 9, "early", 1_000_000, mode);
+    let jobs = writes(&mut s);
+    let Message::Request { lower, upper, .. } = jobs[0].message else {
+        panic!("{jobs:?}");
+    };
+    assert_eq!(u128::from(upper - lower) + 1, u128::from(initial));
+    let hit = scan("early", lower, upper, mode).expect("a hit");
+    assert!(hit.1 - lower < 100, "{hit:?}");
+    // Answered 1 ms later: the whole job in 1 ms would be a very fast miner, but it searched
+    // only up to its hit.
+    s.handle_payload(at(1), 1, &answer("early", lower, upper, mode));
+    assert!(writes(&mut s).iter().any(|o| o.to == 9));
+    s.handle_payload(
+        at(1),
+        10,
+        &encode_request("next", 0, 1_000_000_000, Mode::Minimum),
+    );
+    let next = writes(&mut s);
+    let Message::Request { lower, upper, .. } = next[0].message else {
+        panic!("{next:?}");
+    };
+    assert_eq!(
+        u128::from(upper - lower) + 1,
+        u128::from(initial),
+        "the next job is sized for the speed measured up to the hit: {next:?}"
+    );
+}
