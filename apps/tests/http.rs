@@ -222,7 +222,10 @@ struct Request {
     lower: u64,
     upper: u64,
     total: u64,
+    zeros: Option<u32>,
+    algo: String,
     covered: u64,
+    searched: u64,
     progress: f64,
     rate: f64,
     eta_ms: Option<u64>,
@@ -286,6 +289,11 @@ fn status_follows_its_schema_and_tells_miners_requests_and_events() {
     );
     assert_eq!(r.total, upper - lower + 1);
     assert!(r.covered <= r.total);
+    // A minimum request: no zeros, sha256, and everything covered was searched.
+    assert_eq!(
+        (r.zeros, r.algo.as_str(), r.searched),
+        (None, "sha256", r.covered)
+    );
     assert!((r.progress - r.covered as f64 / r.total as f64).abs() < 1e-9);
     assert!(r.rate > 0.0 && r.eta_ms.is_some() && r.active_since_ms.is_some());
     assert_eq!(s.totals.nonces, m.nonces);
@@ -302,6 +310,50 @@ fn status_follows_its_schema_and_tells_miners_requests_and_events() {
         s.events
     );
     assert_eq!(s.events[0]["addr"], m.addr.as_deref().unwrap_or(""));
+}
+
+#[test]
+fn status_tells_a_target_request_s_mode_and_the_nonces_searched() {
+    let (server, addr, http) = http_server();
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
+    server.wait_stderr("miner joined");
+    // 64 zero bits: no nonce qualifies, so the search runs through the range.
+    let mut args = vec![
+        addr.as_str(),
+        "tgt",
+        "50000000",
+        "--zeros",
+        "64",
+        "--algo",
+        "sha256d",
+    ];
+    args.extend_from_slice(&FAST);
+    let _client = Proc::spawn(env!("CARGO_BIN_EXE_client"), &args);
+    server.wait_stderr("target z=64 sha256d accepted");
+    let s = status_when(http, |s| s.requests.first().is_some_and(|r| r.covered > 0));
+    let r = &s.requests[0];
+    assert_eq!(
+        (r.message.as_str(), r.zeros, r.algo.as_str()),
+        ("tgt", Some(64), "sha256d")
+    );
+    // Without a hit, what is covered was searched; the rate is over it.
+    assert_eq!(r.searched, r.covered);
+    assert!(
+        r.covered < r.total && r.rate > 0.0 && r.eta_ms.is_some(),
+        "{r:?}"
+    );
+    let accepted = s
+        .events
+        .iter()
+        .find(|e| e["event"] == "request_accepted")
+        .unwrap_or_else(|| panic!("no request_accepted in {:?}", s.events));
+    assert_eq!(
+        (&accepted["zeros"], &accepted["algo"]),
+        (&64.into(), &"sha256d".into())
+    );
+    // The miner's credit is what its answers searched.
+    assert_eq!(s.totals.nonces, s.miners[0].nonces);
+    assert!(s.totals.nonces >= r.searched, "{s:?}");
 }
 
 /// Where test artifacts go: `target/artifacts/` beside the test binaries.
@@ -385,6 +437,12 @@ fn the_dashboard_renders_live_miners_and_progress_in_headless_chromium() {
         s.requests.first().is_some_and(|r| r.covered > 0) && s.miners[0].hash_rate > 0.0
     });
     let miner_id = s.miners[0].id;
+    // A target request beside it: the table names each request's mode.
+    let mut args = vec![addr.as_str(), "dash-target", "100000000", "--zeros", "64"];
+    args.extend_from_slice(&["--algo", "sha256d"]);
+    args.extend_from_slice(&FAST);
+    let _target = Proc::spawn(env!("CARGO_BIN_EXE_client"), &args);
+    server.wait_stderr("target z=64 sha256d accepted");
     let url = format!("http://{http}/");
     let budget = "--virtual-time-budget=4000".to_string();
     let dom = chromium(chrome, &[budget.clone(), "--dump-dom".into(), url.clone()]);
@@ -414,6 +472,12 @@ fn the_dashboard_renders_live_miners_and_progress_in_headless_chromium() {
         "{dom}"
     );
     assert!(dom.contains("miner_joined") && dom.contains("request_accepted"));
+    for mode in ["minimum", "target z=64 sha256d"] {
+        assert!(
+            dom.contains(&format!("<td class=\"l mode\">{mode}</td>")),
+            "no {mode} request in {dom}"
+        );
+    }
 
     let shot = artifacts().join("dashboard.png");
     let _ = std::fs::remove_file(&shot);

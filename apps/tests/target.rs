@@ -39,15 +39,16 @@ fn target_client(addr: &str, msg: &str, upper: u64, zeros: u32, algo: &str) -> P
 
 #[test]
 fn target_mode_answers_the_smallest_qualifying_nonce_of_an_independent_scan() {
-    let (server, addr) = server(&[]);
+    let (server, addr) = server(&["--events", "-"]);
     let _a = miner(&addr, &["--threads", "1"]);
     let _b = miner(&addr, &["--threads", "1"]);
     server.wait_stderr_count("miner joined", 2);
-    for (msg, upper, zeros, algo) in [
+    let cases = [
         ("sha256d vector", 3_000_000, 17, "sha256d"),
         ("sha256 vector", 3_000_000, 16, "sha256"),
         ("nothing here", 200_000, 40, "sha256d"),
-    ] {
+    ];
+    for (i, (msg, upper, zeros, algo)) in cases.into_iter().enumerate() {
         let want = expected(msg, upper, zeros, algo == "sha256d");
         let (status, stdout) = target_client(&addr, msg, upper, zeros, algo).wait_exit();
         assert!(status.success(), "{msg}: {status:?}");
@@ -55,6 +56,40 @@ fn target_mode_answers_the_smallest_qualifying_nonce_of_an_independent_scan() {
             stdout, want,
             "{msg} over 0..={upper}, {zeros} zeros, {algo}"
         );
+        // The -v line says what the client was told, and the mode.
+        let told = format!("{upper} target z={zeros} {algo} answered: {want} in ");
+        server.wait_stderr(&told);
+        // The event log too: `found`, and the hash and nonce only if found.
+        let line = server.wait_stderr_count(r#""event":"request_answered""#, i + 1);
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(
+            (&event["data"], &event["zeros"], &event["algo"]),
+            (&msg.into(), &zeros.into(), &algo.into()),
+            "{event}"
+        );
+        let searched = event["nonces"].as_u64().expect("nonces");
+        match want
+            .strip_prefix("Result ")
+            .map(|r| r.split(' ').collect::<Vec<_>>())
+        {
+            Some(hit) => {
+                assert_eq!(event["found"], true, "{event}");
+                assert_eq!(event["hash"].to_string(), hit[0], "{event}");
+                assert_eq!(event["nonce"].to_string(), hit[1], "{event}");
+                // Every nonce up to the hit was searched; at most the range.
+                let nonce: u64 = hit[1].parse().expect("nonce");
+                assert!(searched > nonce && searched <= upper + 1, "{event}");
+            }
+            None => {
+                assert_eq!(event["found"], false, "{event}");
+                assert!(
+                    event.get("hash").is_none() && event.get("nonce").is_none(),
+                    "{event}"
+                );
+                assert_eq!(searched, upper + 1, "{event}");
+            }
+        }
     }
     assert_eq!(expected("nothing here", 200_000, 40, true), "NotFound");
 }

@@ -98,6 +98,8 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
         local.kernel = Kernel::new(path).map_err(|e| e.to_string())?;
     }
     let total = u128::from(cli.max_nonce - cli.lower) + 1;
+    // In target mode the search stops at the first hit: a share of the range says nothing.
+    let of = (!local.mode.is_target()).then_some(total);
     let tty = std::io::stderr().is_terminal();
     let show = !cli.quiet;
     if show {
@@ -120,7 +122,7 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
             Duration::from_secs(1),
             |searched, elapsed| {
                 if show {
-                    progress(searched, total, elapsed, tty);
+                    progress(&progress_line(searched, of, elapsed), tty);
                 }
             },
         )
@@ -139,18 +141,45 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
-/// One progress report on stderr: rewritten in place on a terminal, a line otherwise.
-fn progress(searched: u64, total: u128, elapsed: Duration, tty: bool) {
-    let percent = (u128::from(searched) * 100 / total.max(1)).min(100);
+/// One progress report: the nonces the miners searched in `elapsed`, their rate, and the
+/// share of the range's `total` nonces they are (`None`: target mode, where the search
+/// stops at the first hit and has no share to tell).
+fn progress_line(searched: u64, total: Option<u128>, elapsed: Duration) -> String {
     let rate = searched as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
-    let line = format!(
-        "mine: {percent:3}% searched ({searched} nonces) in {:.0?}, {rate:.1} M nonces/s",
-        elapsed
-    );
+    let share = match total {
+        Some(total) => {
+            let percent = (u128::from(searched) * 100 / total.max(1)).min(100);
+            format!("{percent:3}% searched ({searched} nonces)")
+        }
+        None => format!("{searched} nonces searched"),
+    };
+    format!("mine: {share} in {elapsed:.0?}, {rate:.1} M nonces/s")
+}
+
+/// Shows `line` on stderr: rewritten in place on a terminal, a line otherwise.
+fn progress(line: &str, tty: bool) {
     let mut stderr = std::io::stderr().lock();
     let _ = if tty {
         write!(stderr, "\r\x1b[K{line}").and_then(|()| stderr.flush())
     } else {
         writeln!(stderr, "{line}")
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_tells_a_share_of_the_range_only_in_minimum_mode() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            progress_line(25_000_000, Some(100_000_001), second),
+            "mine:  24% searched (25000000 nonces) in 1s, 25.0 M nonces/s"
+        );
+        assert_eq!(
+            progress_line(25_000_000, None, second),
+            "mine: 25000000 nonces searched in 1s, 25.0 M nonces/s"
+        );
+    }
 }

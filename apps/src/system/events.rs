@@ -15,16 +15,19 @@
 //! | `miner_joined` | `conn`, `addr` |
 //! | `miner_lost` | `conn`, `jobs_returned`, `nonces`, `valid`, `stale`, `reissued_away`, `connected_ms` |
 //! | `miner_rejected` | `conn`, `kind` (`out_of_range`, `wrong_hash`, `lazy`), `reason`, `nonces`, `valid`, `stale`, `reissued_away`, `connected_ms` |
-//! | `request_accepted` | `conn`, `addr`, `request`, `data`, `lower`, `upper` |
+//! | `request_accepted` | `conn`, `addr`, `request`, `data`, `lower`, `upper`, and for a target request `zeros`, `algo` |
 //! | `request_refused` | `conn`, `reason` |
-//! | `request_answered` | `conn`, `request`, `data`, `lower`, `upper`, `hash`, `nonce`, `nonces`, `duration_ms`, `nonces_per_sec` |
+//! | `request_answered` | `conn`, `request`, `data`, `lower`, `upper`, (`zeros`, `algo`), `found`, `hash` and `nonce` (only if `found`), `nonces`, `duration_ms`, `nonces_per_sec` |
 //! | `job_reissued` | `request`, `from`, `to`, `lower`, `upper` |
 //! | `client_lost` | `conn`, `dropped` |
 //! | `events_dropped` | `count` (since the previous such line), `total` |
 //!
 //! `addr` is the connection's UDP address (`ip:port`), present when the server knows it.
 //! `request` is the server's request number (0 for the first); `nonces` a miner's nonces
-//! covered by valid answers, or a request's size; `duration_ms` from acceptance to answer.
+//! covered by valid answers, or the nonces a request's answers searched (its size, except
+//! that a target job with a hit searched only up to it); `duration_ms` from acceptance to
+//! answer. `found` is false only for a target request that no nonce met (`"Found":
+//! false`), which has no `hash` or `nonce`.
 //!
 //! # Never blocking
 //!
@@ -44,6 +47,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin_core::accounting::{PoolEvent, PoolEventKind};
+use bitcoin_core::message::Mode;
 use bitcoin_core::scheduler::Misbehaviour;
 use lsp_core::ConnId;
 use serde::Serialize;
@@ -85,6 +89,8 @@ enum Line<'a> {
         data: &'a str,
         lower: u64,
         upper: u64,
+        #[serde(flatten)]
+        target: Option<Target>,
     },
     RequestRefused {
         ts: u64,
@@ -98,8 +104,13 @@ enum Line<'a> {
         data: &'a str,
         lower: u64,
         upper: u64,
-        hash: u64,
-        nonce: u64,
+        #[serde(flatten)]
+        target: Option<Target>,
+        found: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hash: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<u64>,
         nonces: u128,
         duration_ms: f64,
         nonces_per_sec: f64,
@@ -122,6 +133,26 @@ enum Line<'a> {
         count: u64,
         total: u64,
     },
+}
+
+/// A target request's keys: the difficulty and the hash.
+#[derive(Serialize)]
+struct Target {
+    zeros: u32,
+    algo: &'static str,
+}
+
+impl Target {
+    /// `mode`'s keys, `None` in minimum mode.
+    fn of(mode: Mode) -> Option<Target> {
+        match mode {
+            Mode::Target { zeros, algo } => Some(Target {
+                zeros: zeros.get(),
+                algo: algo.name(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A miner's counts, as its departure lines give them.
@@ -227,6 +258,8 @@ fn line<'a>(ts: u64, event: &'a PoolEvent<ConnId>, addr: Option<&'a str>) -> Opt
             msg,
             lower,
             upper,
+            mode,
+            ..
         } => Line::RequestAccepted {
             ts,
             conn: client.0,
@@ -235,6 +268,7 @@ fn line<'a>(ts: u64, event: &'a PoolEvent<ConnId>, addr: Option<&'a str>) -> Opt
             data: msg,
             lower: *lower,
             upper: *upper,
+            target: Target::of(*mode),
         },
         PoolEventKind::RequestRefused { client, reason } => Line::RequestRefused {
             ts,
@@ -247,10 +281,11 @@ fn line<'a>(ts: u64, event: &'a PoolEvent<ConnId>, addr: Option<&'a str>) -> Opt
             msg,
             lower,
             upper,
-            hash,
-            nonce,
+            mode,
+            answer,
             nonces,
             took,
+            ..
         } => Line::RequestAnswered {
             ts,
             conn: client.0,
@@ -258,8 +293,10 @@ fn line<'a>(ts: u64, event: &'a PoolEvent<ConnId>, addr: Option<&'a str>) -> Opt
             data: msg,
             lower: *lower,
             upper: *upper,
-            hash: *hash,
-            nonce: *nonce,
+            target: Target::of(*mode),
+            found: answer.is_some(),
+            hash: answer.map(|(hash, _)| hash),
+            nonce: answer.map(|(_, nonce)| nonce),
             nonces: *nonces,
             duration_ms: took.as_secs_f64() * 1000.0,
             nonces_per_sec: *nonces as f64 / took.as_secs_f64().max(1e-6),
@@ -409,127 +446,4 @@ fn write_line(out: &mut dyn Write, line: &str) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Condvar, Mutex};
-
-    use bitcoin_core::accounting::MinerTotals;
-    use lsp_core::Timestamp;
-
-    fn event(ms: u64, kind: PoolEventKind<ConnId>) -> PoolEvent<ConnId> {
-        PoolEvent {
-            at: Timestamp::from_millis(ms),
-            kind,
-        }
-    }
-
-    /// Whether the gate is open, and what was written through it.
-    type GateState = Mutex<(bool, Vec<u8>)>;
-
-    /// A sink that holds every write until it is opened, then keeps what it got.
-    #[derive(Clone, Default)]
-    struct Gate {
-        state: Arc<(GateState, Condvar)>,
-    }
-
-    impl Gate {
-        fn open(&self) {
-            self.state.0.lock().unwrap().0 = true;
-            self.state.1.notify_all();
-        }
-        fn text(&self) -> String {
-            String::from_utf8(self.state.0.lock().unwrap().1.clone()).unwrap()
-        }
-    }
-
-    impl Write for Gate {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let (lock, cvar) = &*self.state;
-            let mut s = cvar.wait_while(lock.lock().unwrap(), |s| !s.0).unwrap();
-            s.1.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn each_event_is_one_json_line_to_a_file() {
-        let path = std::env::temp_dir().join(format!("events-{}.jsonl", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let log = EventLog::start(EventLog::sink(path.to_str().unwrap()).unwrap()).unwrap();
-        let origin = log.origin();
-        log.record_from(
-            event(1500, PoolEventKind::MinerJoined { miner: ConnId(3) }),
-            Some("127.0.0.1:4000".into()),
-        );
-        let totals = MinerTotals {
-            joined: Timestamp::from_millis(1500),
-            nonces: 1 << 64,
-            valid: 2,
-            ..MinerTotals::default()
-        };
-        log.record(event(
-            2500,
-            PoolEventKind::MinerLost {
-                miner: ConnId(3),
-                jobs_returned: 1,
-                totals,
-            },
-        ));
-        assert_eq!(log.finish(), 0);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert_eq!(lines[0]["event"], "miner_joined");
-        assert_eq!(lines[0]["ts"], origin + 1500);
-        assert_eq!(lines[0]["conn"], 3);
-        assert_eq!(lines[0]["addr"], "127.0.0.1:4000");
-        assert!(lines[1].get("addr").is_none(), "{text}");
-        assert_eq!(lines[1]["event"], "miner_lost");
-        assert_eq!(lines[1]["connected_ms"], 1000);
-        assert_eq!(lines[1]["valid"], 2);
-        // Exact in the text (a parser without big numbers reads it as a float).
-        assert!(text.contains(r#""nonces":18446744073709551616,"#), "{text}");
-    }
-
-    #[test]
-    fn a_stuck_writer_never_blocks_and_drops_are_counted_and_logged() {
-        let gate = Gate::default();
-        let log = EventLog::start(Box::new(gate.clone())).unwrap();
-        let total = EVENT_LOG_CAPACITY + 100;
-        for i in 0..total {
-            let conn = ConnId(i as i64);
-            log.record(event(i as u64, PoolEventKind::MinerJoined { miner: conn }));
-        }
-        // The writer holds one event at most, the channel the capacity: the rest dropped.
-        let dropped = log.dropped();
-        assert!(
-            (99..=100).contains(&dropped),
-            "{dropped} dropped of {total}"
-        );
-        gate.open();
-        assert_eq!(log.finish(), dropped);
-        let text = gate.text();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let written = lines
-            .iter()
-            .filter(|l| l["event"] == "miner_joined")
-            .count();
-        assert_eq!(written as u64 + dropped, total as u64);
-        let reported: u64 = lines
-            .iter()
-            .filter(|l| l["event"] == "events_dropped")
-            .map(|l| l["count"].as_u64().unwrap())
-            .sum();
-        assert_eq!(reported, dropped);
-    }
-}
+mod tests;

@@ -11,9 +11,34 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bitcoin_core::accounting::{PoolEvent, PoolEventKind};
+use bitcoin_core::message::Mode;
 use lsp_core::ConnId;
 
 use super::log::Log;
+
+/// ` target z=Z ALGO` for a target request, nothing for a minimum one.
+fn mode_text(mode: Mode) -> String {
+    match mode {
+        Mode::Target { zeros, algo } => format!(" target z={zeros} {algo}"),
+        _ => String::new(),
+    }
+}
+
+/// What a `-v` line says of an answer: `Result <hash> <nonce>` or `NotFound` (as the
+/// client prints it), the time from acceptance, and the rate over the `nonces` searched
+/// (said when they are not the whole range, that is in target mode).
+fn answered_text(mode: Mode, answer: Option<(u64, u64)>, nonces: u128, took: Duration) -> String {
+    let what = answer.map_or("NotFound".to_string(), |(hash, nonce)| {
+        format!("Result {hash} {nonce}")
+    });
+    let rate = nonces as f64 / took.max(Duration::from_micros(1)).as_secs_f64() / 1e6;
+    let searched = if mode.is_target() {
+        format!("{nonces} nonces searched, ")
+    } else {
+        String::new()
+    };
+    format!("{what} in {took:.2?} ({searched}{rate:.1} M nonces/s)")
+}
 
 /// A connection whose end is being reported: its id, and how it ended (`lost` or
 /// `closed`).
@@ -69,26 +94,28 @@ impl Narrator {
                 msg,
                 lower,
                 upper,
+                mode,
                 ..
             } => log.info(format_args!(
-                "conn {client}: request {msg:?} {lower}..={upper} accepted{from}"
+                "conn {client}: request {msg:?} {lower}..={upper}{} accepted{from}",
+                mode_text(*mode)
             )),
             PoolEventKind::RequestAnswered {
                 client,
                 msg,
                 lower,
                 upper,
-                hash,
-                nonce,
+                mode,
+                answer,
                 nonces,
                 took,
                 ..
             } => {
                 *self.answered.entry(*client).or_default() += 1;
-                let rate = *nonces as f64 / took.max(&Duration::from_micros(1)).as_secs_f64() / 1e6;
                 log.info(format_args!(
-                    "conn {client}: request {msg:?} {lower}..={upper} answered: Result {hash} \
-                     {nonce} in {took:.2?} ({rate:.1} M nonces/s)"
+                    "conn {client}: request {msg:?} {lower}..={upper}{} answered: {}",
+                    mode_text(*mode),
+                    answered_text(*mode, *answer, *nonces, *took)
                 ));
             }
             PoolEventKind::JobReissued {
@@ -134,5 +161,34 @@ impl Narrator {
             Some(n) => log.info(format_args!("conn {conn}: client left after {n} answer(s)")),
             None => log.info(format_args!("conn {conn}: {how}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin_core::hash::{Algo, Zeros};
+
+    #[test]
+    fn an_answer_says_result_or_not_found_and_a_target_its_mode_and_nonces_searched() {
+        let target = Mode::Target {
+            zeros: Zeros::new(20).unwrap(),
+            algo: Algo::Sha256d,
+        };
+        assert_eq!(mode_text(target), " target z=20 sha256d");
+        assert_eq!(mode_text(Mode::Minimum), "");
+        let took = Duration::from_millis(500);
+        assert_eq!(
+            answered_text(target, None, 2_000_000, took),
+            "NotFound in 500.00ms (2000000 nonces searched, 4.0 M nonces/s)"
+        );
+        assert_eq!(
+            answered_text(target, Some((17, 41)), 42, took),
+            "Result 17 41 in 500.00ms (42 nonces searched, 0.0 M nonces/s)"
+        );
+        assert_eq!(
+            answered_text(Mode::Minimum, Some((17, 41)), 1_000_000, took),
+            "Result 17 41 in 500.00ms (2.0 M nonces/s)"
+        );
     }
 }

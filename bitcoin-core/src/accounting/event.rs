@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lsp_core::Timestamp;
 
+use crate::message::Mode;
 use crate::scheduler::{Misbehaviour, RequestId};
 use crate::service::CloseReason;
 
@@ -57,6 +58,8 @@ pub enum PoolEventKind<K> {
         lower: u64,
         /// Its last nonce (inclusive).
         upper: u64,
+        /// What it asks for: the minimum, or the first hit of a target.
+        mode: Mode,
     },
     /// A client's request was refused and its connection is being closed.
     RequestRefused {
@@ -77,11 +80,15 @@ pub enum PoolEventKind<K> {
         lower: u64,
         /// Its last nonce (inclusive).
         upper: u64,
-        /// The minimum hash over its range.
-        hash: u64,
-        /// The nonce giving it.
-        nonce: u64,
-        /// Its number of nonces.
+        /// What it asks for.
+        mode: Mode,
+        /// The answer sent, `(hash, nonce)`: the minimum hash over the range and its nonce,
+        /// or in target mode the smallest qualifying nonce and its hash. `None`: a target
+        /// request that no nonce of its range met (`"Found": false`).
+        answer: Option<(u64, u64)>,
+        /// The nonces its answers say were searched: each answered job's whole range,
+        /// except that a target job that found a hit searched only up to it. Its size in
+        /// minimum mode and for `"Found": false`; at most its size.
         nonces: u128,
         /// From acceptance to answer.
         took: Duration,

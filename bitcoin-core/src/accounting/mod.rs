@@ -11,12 +11,16 @@
 //!
 //! - A miner's *nonces* are the sizes of the jobs it answered validly (verified and
 //!   spot-checked), stale answers included (a job a backup answered first was searched
-//!   all the same). Its *rate* is an exponentially weighted moving average of those
+//!   all the same); a target job answered with a hit counts its nonces up to the hit, where
+//!   the search stopped. Its *rate* is an exponentially weighted moving average of those
 //!   credits over time ([`RATE_TAU`] 10 s, corrected for a miner younger than that), and
 //!   its *history* the nonces credited in each of the last [`HISTORY_MINUTES`] minutes.
-//! - A request's *covered* nonces are those of its jobs answered so far; they never
-//!   decrease. Its *rate* is covered nonces over the time since it became active, and its
-//!   *ETA* the nonces left at that rate (none until a job is answered).
+//! - A request's *covered* nonces are those of its jobs answered so far (in target mode,
+//!   with those above its smallest hit); they never decrease. Its *searched* nonces are
+//!   those its answers searched (as a miner's nonces, counting each job once): equal to
+//!   covered in minimum mode. Its *rate* is searched nonces over the time since it became
+//!   active, and its *ETA* the nonces not covered at that rate (none until a job is
+//!   answered; in target mode an upper bound, as a hit ends the search).
 //! - The pool's nonces, rate and history are those of every credit of every miner, the
 //!   departed ones included.
 //!
@@ -39,6 +43,7 @@ use std::time::Duration;
 
 use lsp_core::Timestamp;
 
+use crate::message::Mode;
 use crate::scheduler::RequestId;
 use meter::Meter;
 
@@ -149,13 +154,21 @@ pub struct RequestReport<K> {
     pub upper: u64,
     /// Its number of nonces.
     pub total: u128,
-    /// Nonces of its jobs answered so far: never decreasing, at most `total`.
+    /// What it asks for.
+    pub mode: Mode,
+    /// Nonces of its jobs answered so far: never decreasing, at most `total`. In target
+    /// mode, the nonces above its smallest hit count as covered once the hit is in (they
+    /// need no search).
     pub covered: u128,
+    /// Nonces its answers say were searched (see
+    /// [`PoolEventKind::RequestAnswered::nonces`]): `covered` in minimum mode, at most
+    /// `covered` in target mode.
+    pub searched: u128,
     /// When it was accepted.
     pub accepted: Timestamp,
     /// When it became active (`None` while it waits behind its client's earlier ones).
     pub active_since: Option<Timestamp>,
-    /// Covered nonces per second since it became active (zero before).
+    /// Searched nonces per second since it became active (zero before).
     pub rate: f64,
     /// How long the nonces left take at that rate (saturating at [`Duration::MAX`]); `None`
     /// until the rate is known (a job answered, and time gone by since activation).
@@ -168,8 +181,8 @@ impl<K> RequestReport<K> {
         let elapsed = self
             .active_since
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        if !elapsed.is_zero() && self.covered > 0 {
-            self.rate = self.covered as f64 / elapsed.as_secs_f64();
+        if !elapsed.is_zero() && self.searched > 0 {
+            self.rate = self.searched as f64 / elapsed.as_secs_f64();
             let left = (self.total - self.covered.min(self.total)) as f64;
             // Saturates (a whole-u64 range at one nonce per hour outlasts `Duration`).
             self.eta = Some(Duration::try_from_secs_f64(left / self.rate).unwrap_or(Duration::MAX));

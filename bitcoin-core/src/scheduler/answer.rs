@@ -61,10 +61,21 @@ impl<K: Ord + Copy> Scheduler<K> {
         let Some(job) = m.jobs.remove(index) else {
             return;
         };
-        m.observe(&job, self.now);
-        let fresh = self.chunks.contains_key(&job.chunk);
-        self.accounting
-            .credited(self.now, miner, job.range.len(), !fresh);
+        // A target job's search stops at its first hit: the nonces above it were not
+        // searched (the spot check vouches for those below).
+        let searched = match hit {
+            Some((_, nonce)) if job.mode.is_target() => {
+                u128::from(nonce.saturating_sub(job.range.first())) + 1
+            }
+            _ => job.range.len(),
+        };
+        m.observe(&job, searched, self.now);
+        let chunk = self.chunks.get(&job.chunk);
+        let fresh = chunk.is_some();
+        if let Some(r) = chunk.and_then(|c| self.requests.get_mut(&c.request)) {
+            r.searched += searched;
+        }
+        self.accounting.credited(self.now, miner, searched, !fresh);
         if !fresh {
             self.stats.stale_results += 1;
         } else if job.mode.is_target() {
@@ -149,16 +160,15 @@ impl<K: Ord + Copy> Scheduler<K> {
             self.chunks.remove(chunk);
         }
         self.stats.results_sent += 1;
-        let (hash, nonce) = done.best.unwrap_or((0, 0));
         let answered = PoolEventKind::RequestAnswered {
             client: done.client,
             request,
             msg: Arc::clone(&done.msg),
             lower: done.range.first(),
             upper: done.range.last(),
-            hash,
-            nonce,
-            nonces: done.size,
+            mode: done.mode,
+            answer: done.best,
+            nonces: done.searched,
             took: self.now.saturating_duration_since(done.accepted),
         };
         self.accounting.record(self.now, answered);

@@ -113,7 +113,8 @@ impl Miner {
         self.free_at(now).max(now + self.round_trip.get())
     }
 
-    /// Learns from `job`, answered at `now`.
+    /// Learns from `job`, answered at `now` after searching `nonces` of it (its whole
+    /// range, or for a target job with a hit, up to the hit).
     ///
     /// The computing time is measured from when the miner could start the job, on the clock
     /// of its answers: a round trip after it was sent, and not before the previous answer.
@@ -121,10 +122,9 @@ impl Miner {
     /// not wait behind another job, and `start - sent` is a sample of the round trip.
     /// Nothing is learnt about the round trip from the first answer, while the rate is
     /// still a guess.
-    pub(crate) fn observe(&mut self, job: &Assignment, now: Timestamp) {
+    pub(crate) fn observe(&mut self, job: &Assignment, nonces: u128, now: Timestamp) {
         let reached = job.sent + self.round_trip.get();
         let could_start = self.last_result.map_or(reached, |t| t.max(reached));
-        let nonces = job.range.len();
         self.rate
             .observe(nonces, now.saturating_duration_since(could_start));
         if let Some(previous) = self.last_result {
@@ -182,6 +182,9 @@ pub(crate) struct Request<K> {
     /// The best `(hash, nonce)` answered so far (in target mode: the qualifying hash with
     /// the smallest nonce).
     pub(crate) best: Option<(u64, u64)>,
+    /// Nonces its answers (the first answer of each job) say were searched: a job's
+    /// range, or for a target job with a hit, up to the hit.
+    pub(crate) searched: u128,
     /// What it asks for.
     pub(crate) mode: Mode,
 }

@@ -3,6 +3,7 @@
 
 use lsp_core::Timestamp;
 
+use crate::accounting::PoolEventKind;
 use crate::hash::{Algo, Zeros};
 use crate::message::ext::{encode_join, encode_request, encode_target_result};
 use crate::message::{Caps, Message, Mode};
@@ -92,6 +93,24 @@ fn run(s: &mut MinerService<u32>, now: Timestamp) -> Vec<Out> {
         };
         s.handle_payload(now, miner, &answer(&data, lower, upper, mode));
     }
+}
+
+/// The `(mode, answer, nonces)` of the one `request_answered` event among the service's
+/// events so far.
+fn answer_event(s: &mut MinerService<u32>) -> (Mode, Option<(u64, u64)>, u128) {
+    let answered: Vec<_> = std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e.kind {
+            PoolEventKind::RequestAnswered {
+                mode,
+                answer,
+                nonces,
+                ..
+            } => Some((mode, answer, nonces)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    answered[0]
 }
 
 fn service() -> MinerService<u32> {
@@ -189,6 +208,11 @@ fn jobs_above_a_hit_are_cancelled_and_the_answer_waits_for_the_jobs_below() {
     assert!(all
         .iter()
         .all(|o| !matches!(o.message, Message::Request { lower, .. } if lower > truth.1)));
+    // Searched: every job below the hit's, and the hit's job up to the hit; the jobs
+    // above were cancelled unanswered. The miners are credited as much.
+    let searched = u128::from(truth.1) + 1;
+    assert_eq!(answer_event(&mut s), (mode, Some(truth), searched));
+    assert_eq!(s.pool(at(2)).totals.nonces, searched);
 }
 
 #[test]
@@ -208,6 +232,8 @@ fn no_qualifying_nonce_is_found_false() {
         "{answer:?}"
     );
     assert_eq!(s.scheduler_stats().not_found_sent, 1);
+    // The event says so, and the whole range was searched.
+    assert_eq!(answer_event(&mut s), (mode, None, 30_001));
 }
 
 #[test]
@@ -350,4 +376,39 @@ fn target_lies_are_caught() {
         ))
     ));
     assert_eq!(s.scheduler_stats().lazy_results, 1);
+}
+
+#[test]
+fn a_hit_early_in_a_job_does_not_make_its_miner_look_faster() {
+    // One zero bit: the first job (of the initial size) has a hit in its first nonces.
+    let mode = target(1, Algo::Sha256);
+    let initial = Config::default().initial_job_nonces;
+    let mut s = service();
+    s.handle_payload(at(0), 1, &encode_join(Caps::ALL));
+    request(&mut s, at(0), 9, "early", 1_000_000, mode);
+    let jobs = writes(&mut s);
+    let Message::Request { lower, upper, .. } = jobs[0].message else {
+        panic!("{jobs:?}");
+    };
+    assert_eq!(u128::from(upper - lower) + 1, u128::from(initial));
+    let hit = scan("early", lower, upper, mode).expect("a hit");
+    assert!(hit.1 - lower < 100, "{hit:?}");
+    // Answered 1 ms later: the whole job in 1 ms would be a very fast miner, but it searched
+    // only up to its hit.
+    s.handle_payload(at(1), 1, &answer("early", lower, upper, mode));
+    assert!(writes(&mut s).iter().any(|o| o.to == 9));
+    s.handle_payload(
+        at(1),
+        10,
+        &encode_request("next", 0, 1_000_000_000, Mode::Minimum),
+    );
+    let next = writes(&mut s);
+    let Message::Request { lower, upper, .. } = next[0].message else {
+        panic!("{next:?}");
+    };
+    assert_eq!(
+        u128::from(upper - lower) + 1,
+        u128::from(initial),
+        "the next job is sized for the speed measured up to the hit: {next:?}"
+    );
 }

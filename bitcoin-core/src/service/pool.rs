@@ -182,8 +182,8 @@ mod tests {
         assert!(
             matches!(
                 events[2..],
-                [PoolEventKind::RequestAnswered { client: 7, hash: h, nonce: n, nonces: 100_000, took, .. }]
-                    if (h, n) == (hash, nonce) && took == std::time::Duration::from_secs(2)
+                [PoolEventKind::RequestAnswered { client: 7, answer: Some(found), nonces: 100_000, took, .. }]
+                    if found == (hash, nonce) && took == std::time::Duration::from_secs(2)
             ),
             "{events:?}"
         );

@@ -2,6 +2,8 @@
 //! worker's thread. The schema is docs/miner.md §7.3's; times are Unix milliseconds, rates
 //! nonces per second.
 
+use bitcoin_core::hash::Algo;
+use bitcoin_core::message::Mode;
 use serde::Serialize;
 
 use super::board::Snapshot;
@@ -113,13 +115,21 @@ pub struct Request<'a> {
     pub upper: u64,
     /// Its nonces.
     pub total: u128,
-    /// Nonces of its jobs answered so far.
+    /// In target mode the leading zero bits asked for; `null` for a minimum request.
+    pub zeros: Option<u32>,
+    /// The hash: `sha256`, or `sha256d` (target mode only).
+    pub algo: &'static str,
+    /// Nonces of its jobs answered so far (in target mode, with those above its smallest
+    /// hit, which need no search).
     pub covered: u128,
+    /// Nonces its answers searched: `covered` in minimum mode.
+    pub searched: u128,
     /// `covered / total`, 0 to 1.
     pub progress: f64,
-    /// Covered nonces per second since it became active.
+    /// Searched nonces per second since it became active.
     pub rate: f64,
-    /// Milliseconds left at that rate; `null` until known.
+    /// Milliseconds left at that rate for the nonces not covered (in target mode an upper
+    /// bound: a hit ends the search); `null` until known.
     pub eta_ms: Option<u64>,
     /// When it was accepted.
     pub accepted_ms: u64,
@@ -190,7 +200,16 @@ pub fn of(snapshot: &Snapshot) -> Status<'_> {
                 lower: r.lower,
                 upper: r.upper,
                 total: r.total,
+                zeros: match r.mode {
+                    Mode::Target { zeros, .. } => Some(zeros.get()),
+                    _ => None,
+                },
+                algo: match r.mode {
+                    Mode::Target { algo, .. } => algo.name(),
+                    _ => Algo::Sha256.name(),
+                },
                 covered: r.covered,
+                searched: r.searched,
                 progress: if r.total == 0 {
                     0.0
                 } else {

@@ -4,7 +4,8 @@
 //! After every step in which the service was called (runs without sabotage):
 //! - each joined miner's nonces in [`MinerService::pool`] are the sizes of the jobs it
 //!   answered with a result that verifies and that the service used (not from a closed
-//!   connection, not a lie), and the pool's nonces their sum over every miner, departed
+//!   connection, not a lie), a target job with a hit counting up to its hit, and the
+//!   pool's nonces their sum over every miner, departed
 //!   ones included (Σ per-miner nonces = nonces covered by answered jobs);
 //! - every miner the report lists is joined, with the address the simulator described;
 //! - each request's covered nonces never decrease, never exceed its size, and never exceed
