@@ -87,9 +87,29 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             .map_err(|e| e.to_string());
     }
     let mut unreachable = 0;
-    for server in servers.iter().cycle() {
-        match smol::block_on(miner.run(*server)) {
-            Ok(_) => unreachable = 0,
+    let mut redirects = 0;
+    let mut next = 0;
+    loop {
+        let server = servers[next % servers.len()];
+        next = next % servers.len() + 1;
+        match smol::block_on(miner.run_replicated(server)) {
+            Ok(report) => {
+                unreachable = 0;
+                match report.leader {
+                    // A follower named the leader: go there at once (ids are 1-based
+                    // positions in the list, which is the servers' --cluster order).
+                    Some(leader) if (1..=servers.len() as u64).contains(&leader) => {
+                        next = leader as usize - 1;
+                        redirects += 1;
+                        if redirects >= servers.len() {
+                            // Replicas disagreeing while a new leader settles: slow down.
+                            std::thread::sleep(Duration::from_millis(miner.params.epoch_millis));
+                            redirects = 0;
+                        }
+                    }
+                    _ => redirects = 0,
+                }
+            }
             Err(e) => {
                 miner.log.info(format_args!("{server}: {e}"));
                 unreachable += 1;
@@ -99,5 +119,4 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             }
         }
     }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use lsp_core::Params;
 use lsp_mio::{Client, StartError};
@@ -9,6 +10,7 @@ use lsp_mio::{Client, StartError};
 use super::log::Log;
 use bitcoin_core::message::ext::encode_request;
 use bitcoin_core::message::{Message, Mode};
+use bitcoin_core::replica;
 
 /// How a request ended, once connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,10 +158,16 @@ pub fn request_replicated(
     payload.pop();
     payload.extend_from_slice(format!(r#","Id":{id}}}"#).as_bytes());
     let mut unreachable = 0;
-    for server in servers.iter().cycle() {
+    let mut redirects = 0;
+    let mut next = 0;
+    loop {
         if unreachable >= rounds.saturating_mul(servers.len()) {
             break;
         }
+        let Some(server) = servers.get(next % servers.len().max(1)) else {
+            break;
+        };
+        next = next % servers.len() + 1;
         let client = match Client::connect(*server, 0, params) {
             Ok(client) => client,
             Err(e) => {
@@ -181,10 +189,29 @@ pub fn request_replicated(
                         let _ = client.close();
                         return Outcome::Answer { hash, nonce };
                     }
+                    // A follower naming the leader (docs/replication.md): go there at
+                    // once rather than wait for the loss of this connection. Ids are
+                    // 1-based positions in the list, the servers' --cluster order.
+                    let hint = replica::redirect::decode_not_leader(&reply);
+                    if let Some(leader) = hint.filter(|l| (1..=servers.len() as u64).contains(l)) {
+                        log.info(format_args!(
+                            "{server} does not lead: replica {leader} does"
+                        ));
+                        client.abort();
+                        next = leader as usize - 1;
+                        redirects += 1;
+                        if redirects >= servers.len() {
+                            // Replicas disagreeing while a new leader settles: slow down.
+                            std::thread::sleep(Duration::from_millis(params.epoch_millis));
+                            redirects = 0;
+                        }
+                        break;
+                    }
                 }
                 Err(e) => {
                     log.info(format_args!("{server} lost: {e}; trying the next"));
                     client.abort();
+                    redirects = 0;
                     break;
                 }
             }

@@ -20,6 +20,7 @@ use bitcoin_core::hash::Algo;
 use bitcoin_core::kernel::{Kernel, MinHash, Prepared};
 use bitcoin_core::message::ext::{encode_join, encode_target_result};
 use bitcoin_core::message::{Caps, Mode};
+use bitcoin_core::replica;
 use lsp_core::Params;
 use lsp_smol::{ApiError, Client, ClientReadError, StartError};
 
@@ -60,6 +61,9 @@ pub struct MinerReport {
     pub nonces: u128,
     /// Payloads that were not Requests; ignored.
     pub ignored: u64,
+    /// With [`Miner::run_replicated`]: the replica a follower named as the leader when it
+    /// turned the miner away (a NotLeader message, docs/replication.md). `None` otherwise.
+    pub leader: Option<u64>,
 }
 
 /// The miner's settings.
@@ -89,6 +93,23 @@ impl Miner {
         server: SocketAddr,
         caps: Caps,
     ) -> Result<MinerReport, MinerError> {
+        self.run_inner(server, caps, false).await
+    }
+
+    /// [`Miner::run`] against one replica of a replicated server: the Join also carries
+    /// `"Redirect": true`, and a follower's NotLeader message ends the run at once, with
+    /// the leader it names in [`MinerReport::leader`], instead of after the loss detection
+    /// that its closing the connection would otherwise cost.
+    pub async fn run_replicated(&self, server: SocketAddr) -> Result<MinerReport, MinerError> {
+        self.run_inner(server, Caps::ALL, true).await
+    }
+
+    async fn run_inner(
+        &self,
+        server: SocketAddr,
+        caps: Caps,
+        redirect: bool,
+    ) -> Result<MinerReport, MinerError> {
         let client = Client::connect(server, 0, self.params)
             .await
             .map_err(MinerError::Connect)?;
@@ -100,9 +121,11 @@ impl Miner {
             while let Some(action) = core.poll_action() {
                 match action {
                     Action::Send(Message::Join) | Action::Announce(_) => {
-                        client
-                            .write(encode_join(core.caps()))
-                            .map_err(MinerError::Join)?;
+                        let mut join = encode_join(core.caps());
+                        if redirect {
+                            join = replica::redirect::with_redirect(join);
+                        }
+                        client.write(join).map_err(MinerError::Join)?;
                         self.log.info(format_args!(
                             "joined {server} as conn {} ({} threads, {} kernel)",
                             client.conn_id(),
@@ -167,6 +190,7 @@ impl Miner {
                             jobs: stats.jobs,
                             nonces: stats.nonces,
                             ignored: stats.ignored,
+                            leader: None,
                         });
                     }
                 }
@@ -198,6 +222,24 @@ impl Miner {
                 }
                 Step::Answer(None) => return Err(MinerError::Search),
                 Step::Read(Ok(payload)) => {
+                    let hint = redirect
+                        .then(|| replica::redirect::decode_not_leader(&payload))
+                        .flatten();
+                    if let Some(leader) = hint {
+                        self.log.info(format_args!(
+                            "{server} does not lead: replica {leader} does"
+                        ));
+                        if let Some(search) = running.take() {
+                            search.cancel();
+                        }
+                        let stats = core.stats();
+                        return Ok(MinerReport {
+                            jobs: stats.jobs,
+                            nonces: stats.nonces,
+                            ignored: stats.ignored,
+                            leader: Some(leader),
+                        });
+                    }
                     let ignored = core.stats().ignored;
                     core.handle_payload(&payload);
                     if core.stats().ignored > ignored {

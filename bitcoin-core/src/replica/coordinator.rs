@@ -12,8 +12,9 @@
 //! is restored with the nonces still uncovered and the best answer so far
 //! ([`MinerService::restore_request`]); miners, jobs and rates are soft state that starts
 //! afresh as miners join it. A replica that is not the leader serves no one: it closes
-//! every client or miner connection that sends it anything, and on losing leadership it
-//! closes all of them, so they look for the leader.
+//! every client or miner connection that sends it anything (after a NotLeader naming the
+//! leader, to a peer that announced it: [`redirect`](super::redirect)), and on losing
+//! leadership it closes all of them, so they look for the leader.
 //!
 //! Requests are named by [`RequestKey`]: a Request carrying `"Id": N` (an extension the
 //! reference never sends) is `id:N`, so a client that resubmits it to the next leader is
@@ -32,6 +33,7 @@ use serde::Deserialize;
 use super::command::{Command, Mode, RequestKey};
 use super::disk::{Disk, DiskOp};
 use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
+use super::redirect;
 use super::state::Applied;
 use super::RaftMessage;
 use crate::message::{Message, Mode as MessageMode};
@@ -71,6 +73,9 @@ pub enum CoordinatorEffect<K> {
 pub struct CoordinatorStats {
     /// Connections closed because this replica does not lead.
     pub not_leader: u64,
+    /// Of those, the ones first told which replica leads (a NotLeader message, see
+    /// [`redirect`](super::redirect)).
+    pub redirected: u64,
     /// Requests restored by this replica on becoming leader.
     pub restored: u64,
     /// Proposals refused by raft-rs (leadership lost meanwhile).
@@ -151,6 +156,14 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     pub fn handle_payload(&mut self, now: Timestamp, conn: K, payload: &[u8]) {
         if !self.replica.is_leader() {
             self.stats.not_leader += 1;
+            let leader = self.replica.leader();
+            if leader != 0 && leader != self.replica.id() && redirect::announces(payload) {
+                // Written before the close, so it is delivered: the peer moves on at once
+                // instead of waiting for its loss detection.
+                self.stats.redirected += 1;
+                let hint = redirect::encode_not_leader(leader);
+                self.effects.push_back(CoordinatorEffect::Write(conn, hint));
+            }
             self.effects.push_back(CoordinatorEffect::Close(conn));
             return;
         }

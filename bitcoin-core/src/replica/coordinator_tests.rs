@@ -26,6 +26,8 @@ struct Cluster {
     raft: VecDeque<RaftMessage>,
     writes: Vec<(u64, u32, Message)>,
     closed: Vec<(u64, u32)>,
+    /// NotLeader messages written: (node, conn, the leader named).
+    hints: Vec<(u64, u32, u64)>,
 }
 
 impl Cluster {
@@ -39,6 +41,7 @@ impl Cluster {
             raft: VecDeque::new(),
             writes: Vec::new(),
             closed: Vec::new(),
+            hints: Vec::new(),
         };
         for id in 1..=n {
             c.start(id);
@@ -73,6 +76,11 @@ impl Cluster {
                         CoordinatorEffect::SendRaft(m) => self.raft.push_back(m),
                         CoordinatorEffect::Write(conn, bytes)
                         | CoordinatorEffect::Answer(conn, bytes) => {
+                            if let Some(leader) = redirect::decode_not_leader(&bytes) {
+                                assert!(!self.closed.contains(&(id, conn)), "after the close");
+                                self.hints.push((id, conn, leader));
+                                continue;
+                            }
                             self.writes
                                 .push((id, conn, Message::decode(&bytes).unwrap()));
                         }
@@ -156,6 +164,21 @@ fn the_leader_answers_through_the_log_and_followers_serve_no_one() {
     let follower = leader % 3 + 1;
     c.send(follower, 5, &Message::Join.encode());
     assert_eq!(c.closed, [(follower, 5)], "a follower closes whoever comes");
+    assert!(
+        c.hints.is_empty(),
+        "a reference miner is never sent a NotLeader"
+    );
+    // A miner or client that announced it is told where the leader is, then closed.
+    c.send(
+        follower,
+        6,
+        &redirect::with_redirect(Message::Join.encode()),
+    );
+    c.send(follower, 9, &request_with_id("log", 0, 9, 1));
+    assert_eq!(c.hints, [(follower, 6, leader), (follower, 9, leader)]);
+    assert_eq!(c.closed, [(follower, 5), (follower, 6), (follower, 9)]);
+    assert_eq!(c.nodes[&follower].stats().redirected, 2);
+    assert_eq!(c.nodes[&follower].stats().not_leader, 3);
     c.send(leader, 100, &Message::Join.encode());
     c.send(leader, 7, &request_with_id("log", 0, 29_999, 42));
     assert_eq!(c.mine(leader, &[100], 1_000), 30_000);

@@ -21,6 +21,7 @@ mod coordinator_tests;
 mod disk;
 pub mod frames;
 mod node;
+pub mod redirect;
 mod state;
 #[cfg(test)]
 mod tests;
