@@ -1,13 +1,14 @@
 //! The replicated server as real processes (docs/replication.md): a durable server killed
 //! and restarted mid-request, and a leader of three replicas killed mid-request; the
-//! client, given every address, still prints the right Result.
+//! client, given every address, still prints the right Result. The killed leader, restarted,
+//! catches up by a snapshot and is then needed for a majority.
 
 mod support;
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use support::{million_nonce_vector, miner, Proc, FAST, PATIENCE};
+use support::{million_nonce_vector, min_hash_vectors, miner, Proc, FAST, PATIENCE};
 
 fn free_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
@@ -21,10 +22,20 @@ fn data_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn replica(port: u16, dir: &std::path::Path, cluster: Option<(&str, u64)>) -> Proc {
+    replica_with(port, dir, cluster, &[])
+}
+
+fn replica_with(
+    port: u16,
+    dir: &std::path::Path,
+    cluster: Option<(&str, u64)>,
+    extra: &[&str],
+) -> Proc {
     let port = port.to_string();
     let dir = dir.to_string_lossy().into_owned();
     let mut args = vec![port.as_str(), "-vv", "--data-dir", &dir];
     args.extend_from_slice(&FAST);
+    args.extend_from_slice(extra);
     let id;
     if let Some((list, n)) = cluster {
         id = n.to_string();
@@ -75,8 +86,15 @@ fn a_durable_server_killed_mid_request_answers_after_its_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The leader compacts its log every `SNAPSHOT_EVERY` applied entries. At 2, once the new
+/// leader has applied the Answered entry (index `a`), its log starts after index `a − 1` at
+/// the latest, which is at or after the empty entry it appended on its election. The killed
+/// leader never had that entry, so it cannot be caught up from the log: it must install a
+/// snapshot.
+const SNAPSHOT_EVERY: [&str; 2] = ["--snapshot-every", "2"];
+
 #[test]
-fn three_replicas_survive_the_leaders_death_mid_request() {
+fn three_replicas_survive_the_leaders_death_mid_request_and_it_catches_up_on_restart() {
     let ports = [free_port(), free_port(), free_port()];
     let list = ports
         .iter()
@@ -85,7 +103,14 @@ fn three_replicas_survive_the_leaders_death_mid_request() {
         .join(",");
     let dirs: Vec<_> = (1..=3).map(|i| data_dir(&format!("r{i}"))).collect();
     let mut replicas: Vec<Proc> = (0..3)
-        .map(|i| replica(ports[i], &dirs[i], Some((&list, i as u64 + 1))))
+        .map(|i| {
+            replica_with(
+                ports[i],
+                &dirs[i],
+                Some((&list, i as u64 + 1)),
+                &SNAPSHOT_EVERY,
+            )
+        })
         .collect();
     let leader = first_to_log(&replicas.iter().collect::<Vec<_>>(), ": leader");
     let slow = ["--threads", "1", "--max-rate", "500000"];
@@ -101,7 +126,8 @@ fn three_replicas_survive_the_leaders_death_mid_request() {
         .filter(|&i| i != leader)
         .map(|i| &replicas[i])
         .collect();
-    first_to_log(&others, ": leader");
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let new_leader = survivors[first_to_log(&others, ": leader")];
     let elected = killed.elapsed();
     // Miners find the new leader and work again.
     let start = Instant::now();
@@ -114,6 +140,30 @@ fn three_replicas_survive_the_leaders_death_mid_request() {
     let (status, stdout) = c.wait_exit();
     assert!(status.success());
     assert_eq!(stdout, v.expected);
+    // The killed leader returns from its data dir and is caught up by a snapshot (its log
+    // lacks entries the new leader has compacted away; see SNAPSHOT_EVERY).
+    replicas[leader] = replica_with(
+        ports[leader],
+        &dirs[leader],
+        Some((&list, leader as u64 + 1)),
+        &SNAPSHOT_EVERY,
+    );
+    replicas[leader].wait_stderr("installed a snapshot from the leader");
+    // The other survivor dies: the new leader can commit only with the restarted replica,
+    // and a new request (a new "Id") is answered rightly.
+    let other = survivors
+        .into_iter()
+        .find(|&i| i != new_leader)
+        .expect("two survivors");
+    replicas[other].kill();
+    let w = min_hash_vectors()
+        .into_iter()
+        .find(|w| w.msg != v.msg && w.upper - w.lower >= 100_000)
+        .expect("a second vector");
+    let mut second = client(&list, &w.msg, w.lower, w.upper);
+    let (status, stdout) = second.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, w.expected);
     replicas.clear();
     for dir in dirs {
         let _ = std::fs::remove_dir_all(&dir);

@@ -70,6 +70,10 @@ struct Cli {
     /// This replica's entry in --cluster, 1-based.
     #[arg(long, requires = "cluster")]
     id: Option<u64>,
+    /// Testing: snapshot and compact the log every N applied entries (default 1,000), so
+    /// that tests can make a lagging replica be caught up by a snapshot.
+    #[arg(long, hide = true, value_name = "N", requires = "data_dir")]
+    snapshot_every: Option<u64>,
     #[command(flatten)]
     lsp: LspArgs,
     #[command(flatten)]
@@ -130,8 +134,16 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             }
             _ => None,
         };
-        return replicated::serve_replicated(Arc::new(server), config, params, log, dir, cluster)
-            .map_err(|e| e.to_string());
+        return replicated::serve_replicated(
+            Arc::new(server),
+            config,
+            params,
+            log,
+            dir,
+            cluster,
+            cli.snapshot_every,
+        )
+        .map_err(|e| e.to_string());
     }
     let board = match cli.http {
         Some(addr) => {

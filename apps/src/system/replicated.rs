@@ -56,7 +56,9 @@ enum Input {
 }
 
 /// Serves as replica `cluster.id` (a group of one without `cluster`), keeping its state in
-/// `data_dir`, until the server is closed.
+/// `data_dir`, until the server is closed. `snapshot_every` overrides
+/// [`ReplicaConfig::for_id`]'s compaction interval (tests make it small, so that a lagging
+/// replica is caught up by a snapshot).
 pub fn serve_replicated(
     server: Arc<Server>,
     config: Config,
@@ -64,6 +66,7 @@ pub fn serve_replicated(
     log: Log,
     data_dir: &Path,
     cluster: Option<Cluster>,
+    snapshot_every: Option<u64>,
 ) -> Result<(), ServeError> {
     let cluster = cluster.unwrap_or(Cluster {
         id: 1,
@@ -74,7 +77,10 @@ pub fn serve_replicated(
     let disk = store
         .load(&Disk::fresh(&voters))
         .map_err(|e| ServeError::Io(e.to_string()))?;
-    let replica = ReplicaConfig::for_id(cluster.id, voters);
+    let mut replica = ReplicaConfig::for_id(cluster.id, voters);
+    if let Some(every) = snapshot_every {
+        replica.snapshot_every = every.max(1);
+    }
     let mut node = Coordinator::<ConnId>::new(&replica, disk, config)
         .map_err(|e| ServeError::Io(e.to_string()))?;
     let clock = Clock::start();
@@ -114,6 +120,7 @@ pub fn serve_replicated(
     ));
     let mut was_leader = false;
     let mut last_commit = 0;
+    let mut installed = 0;
     'serve: loop {
         let deadline = node.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
         // Group commit: every input already waiting is handled before the effects, so
@@ -257,6 +264,14 @@ pub fn serve_replicated(
             log.debug(format_args!(
                 "commit index {commit}, applied {}",
                 node.replica().state().applied_index()
+            ));
+        }
+        let stats = node.replica().stats();
+        if stats.snapshots_installed != installed {
+            installed = stats.snapshots_installed;
+            log.info(format_args!(
+                "installed a snapshot from the leader (index {})",
+                node.replica().disk().snapshot_ref().get_metadata().index
             ));
         }
         let leader = node.replica().is_leader();

@@ -116,6 +116,9 @@ pub struct ReplicaStats {
     pub snapshots: u64,
     /// Snapshots sent to a follower and reported failed for want of an acknowledgement.
     pub snapshots_retried: u64,
+    /// Snapshots received from the leader and installed (this replica lagged behind the
+    /// leader's compacted log).
+    pub snapshots_installed: u64,
 }
 
 /// One replica. Inputs: [`Replica::tick`], [`Replica::step`], [`Replica::propose`]; outputs:
@@ -339,6 +342,7 @@ impl Replica {
         match ReplicatedState::restore(&snapshot.data) {
             Ok(state) => {
                 self.state = state;
+                self.stats.snapshots_installed += 1;
                 self.effects.push_back(ReplicaEffect::Restored);
             }
             Err(_) => self.stats.bad_entries += 1,
