@@ -73,7 +73,8 @@ pub enum CoordinatorEffect<K> {
 pub struct CoordinatorStats {
     /// Connections closed because this replica does not lead.
     pub not_leader: u64,
-    /// Of those, the ones first told which replica leads (a NotLeader message, see
+    /// Connections told which replica leads before being closed, by a follower or by a
+    /// leader stepping down (a NotLeader message, see
     /// [`redirect`](super::redirect)).
     pub redirected: u64,
     /// Requests restored by this replica on becoming leader.
@@ -104,6 +105,8 @@ pub struct Coordinator<K> {
     next_slot: u64,
     waiters: BTreeMap<RequestKey, BTreeSet<K>>,
     conns: BTreeSet<K>,
+    /// Of `conns`, those whose payloads announced they understand a NotLeader.
+    announced: BTreeSet<K>,
     requests_on: BTreeMap<K, u64>,
     effects: VecDeque<CoordinatorEffect<K>>,
     stats: CoordinatorStats,
@@ -134,6 +137,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             next_slot: 0,
             waiters: BTreeMap::new(),
             conns: BTreeSet::new(),
+            announced: BTreeSet::new(),
             requests_on: BTreeMap::new(),
             effects: VecDeque::new(),
             stats: CoordinatorStats::default(),
@@ -168,6 +172,9 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             return;
         }
         self.conns.insert(conn);
+        if redirect::announces(payload) {
+            self.announced.insert(conn);
+        }
         match Message::decode_full(payload).map(|d| (d.message, d.ext.mode)) {
             Ok((Message::Request { data, lower, upper }, Ok(MessageMode::Minimum))) => {
                 let key = self.key_of(conn, payload);
@@ -192,6 +199,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// another replica); if it was a miner, its jobs go back.
     pub fn handle_connection_gone(&mut self, now: Timestamp, conn: K) {
         self.conns.remove(&conn);
+        self.announced.remove(&conn);
         self.requests_on.remove(&conn);
         for waiting in self.waiters.values_mut() {
             waiting.remove(&conn);
@@ -379,13 +387,24 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         }
     }
 
+    /// Leadership lost: every connection is closed, after a NotLeader naming the new
+    /// leader to those that announced they understand it, if this replica knows it
+    /// (stepping down on hearing it, not on losing its quorum).
     fn step_down(&mut self) {
         self.service = None;
         self.slots.clear();
         self.slot_of.clear();
         self.waiters.clear();
         self.requests_on.clear();
+        let announced = std::mem::take(&mut self.announced);
+        let leader = self.replica.leader();
+        let known = leader != 0 && leader != self.replica.id();
         for conn in std::mem::take(&mut self.conns) {
+            if known && announced.contains(&conn) {
+                self.stats.redirected += 1;
+                let hint = redirect::encode_not_leader(leader);
+                self.effects.push_back(CoordinatorEffect::Write(conn, hint));
+            }
             self.effects.push_back(CoordinatorEffect::Close(conn));
         }
     }
@@ -458,6 +477,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             for (conn, _) in closes {
                 if let Port::Conn(conn) = conn {
                     self.conns.remove(&conn);
+                    self.announced.remove(&conn);
                     self.effects.push_back(CoordinatorEffect::Close(conn));
                 }
             }

@@ -273,6 +273,55 @@ fn a_leader_that_steps_down_closes_its_connections() {
 }
 
 #[test]
+fn a_leader_stepping_down_names_the_new_leader_to_peers_that_announced_it() {
+    let mut c = Cluster::new(3);
+    let old = c.leader();
+    let join = Message::Join.encode();
+    c.send(old, 100, &redirect::with_redirect(join.clone()));
+    c.send(old, 101, &join);
+    c.send(old, 7, &request_with_id("down", 0, 9, 1));
+    c.send(
+        old,
+        8,
+        &Message::Request {
+            data: "plain".into(),
+            lower: 0,
+            upper: 9,
+        }
+        .encode(),
+    );
+    assert!(c.hints.is_empty());
+    // Cut off, the old leader misses an election; back, it hears the new leader's higher
+    // term and steps down knowing who leads.
+    let isolated = c.nodes.remove(&old).unwrap();
+    let new = c.leader();
+    assert_ne!(new, old);
+    c.nodes.insert(old, isolated);
+    for _ in 0..40 {
+        c.tick();
+    }
+    assert!(!c.nodes[&old].replica().is_leader());
+    assert_eq!(c.nodes[&old].replica().leader(), new);
+    let mut hinted: Vec<(u32, u64)> = c
+        .hints
+        .iter()
+        .filter(|(n, _, _)| *n == old)
+        .map(|&(_, k, l)| (k, l))
+        .collect();
+    hinted.sort_unstable();
+    assert_eq!(hinted, [(7, new), (100, new)]);
+    let mut closed: Vec<u32> = c
+        .closed
+        .iter()
+        .filter(|(n, _)| *n == old)
+        .map(|(_, k)| *k)
+        .collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [7, 8, 100, 101]);
+    assert_eq!(c.nodes[&old].stats().redirected, 2);
+}
+
+#[test]
 fn work_done_without_a_majority_is_not_lost_when_a_majority_returns() {
     let mut c = Cluster::new(3);
     let leader = c.leader();
