@@ -103,6 +103,12 @@ struct Received {
 /// A miner speaking the reference's protocol: a plain Join (no `Caps`), every Request
 /// answered with its true minimum, every payload recorded. Runs until the server is lost.
 fn reference_miner(addr: &str) -> Arc<Mutex<Received>> {
+    reference_miner_silent_for(addr, None)
+}
+
+/// [`reference_miner`], that never answers the Requests whose `Data` is `silent` (it holds
+/// those jobs).
+fn reference_miner_silent_for(addr: &str, silent: Option<&'static str>) -> Arc<Mutex<Received>> {
     let received = Arc::new(Mutex::new(Received::default()));
     let params = lsp_core::Params {
         epoch_millis: 100,
@@ -120,6 +126,9 @@ fn reference_miner(addr: &str) -> Arc<Mutex<Received>> {
                 .payloads
                 .push(String::from_utf8_lossy(&payload).into_owned());
             if let Ok(Message::Request { data, lower, upper }) = Message::decode(&payload) {
+                if Some(data.as_str()) == silent {
+                    continue;
+                }
                 let (hash, nonce) = (lower..=upper)
                     .map(|n| (hash(&data, n, false), n))
                     .min()
@@ -160,6 +169,37 @@ fn a_reference_style_miner_never_receives_a_target_job() {
     assert!(payloads
         .iter()
         .all(|p| !p.contains("Zeros") && p.starts_with(r#"{"Type":1,"#)));
+}
+
+#[test]
+fn a_reference_style_miner_holding_a_lost_client_s_jobs_never_receives_a_cancel() {
+    let (server, addr) = server(&[]);
+    let received = reference_miner_silent_for(&addr, Some("doomed"));
+    server.wait_stderr("miner joined");
+    // The reference-style miner is the only miner: it holds the doomed client's jobs.
+    let mut doomed = client(&addr, "doomed", 0, 1_000_000_000);
+    server.wait_stderr(r#"sent {"Type":1,"Data":"doomed""#);
+    doomed.kill();
+    server.wait_stderr("client lost");
+    // A capable miner (it would be sent Cancels) and a later request, served to its end:
+    // any Cancel the loss caused was written before this request was even read.
+    let _capable = miner(&addr, &["--threads", "1"]);
+    let (status, stdout) = client(&addr, "after", 0, 999).wait_exit();
+    assert!(status.success());
+    assert!(stdout.starts_with("Result "), "{stdout}");
+    let log = server.stderr_text();
+    assert!(!log.contains(r#"sent {"Type":3,"#), "{log}");
+    let payloads = received.lock().expect("not poisoned").payloads.clone();
+    assert!(
+        payloads.iter().any(|p| p.contains(r#""Data":"doomed""#)),
+        "it held the lost client's jobs: {payloads:#?}"
+    );
+    assert!(
+        payloads
+            .iter()
+            .all(|p| p.starts_with(r#"{"Type":1,"#) && !p.contains("Job")),
+        "only the reference's Requests: {payloads:#?}"
+    );
 }
 
 /// The `L..=U` ranges of a miner's `-vv` lines that start with `what` (`job`, `answer`,

@@ -216,6 +216,7 @@ impl Message {
             caps: fields.caps.as_deref().map_or(Caps::NONE, Caps::from_json),
             mode: ext::mode_from_json(fields.zeros.as_deref(), fields.algo.as_deref()),
             found: fields.found.as_deref() != Some("false"),
+            job: fields.job.as_deref().and_then(parse_uint),
         };
         Ok(Decoded {
             message,

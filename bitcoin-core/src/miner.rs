@@ -26,6 +26,12 @@
 //! A Cancel naming a queued job drops it; one naming the running job makes the core emit
 //! [`Action::Stop`] (the driver stops that search and forgets its answer) and start the next
 //! job. A cancelled job is never answered. A Cancel naming no job is counted and ignored.
+//!
+//! **Job ids.** A core that announced `cancel` keeps the `"Job"` id of each Request
+//! ([`Job::id`]), matches a Cancel carrying an id by that id alone, and echoes the id in
+//! its answer to that job, in both modes: every answer to a job with an id is an
+//! [`Action::SendTarget`] ([`Job::encode_answer`]), so the server can tell an answer that
+//! crossed a Cancel from an answer to a later job over the same nonces.
 
 #![forbid(unsafe_code)]
 
@@ -49,6 +55,9 @@ pub struct Job {
     /// What to search for: the minimum (the reference's jobs) or the first qualifying
     /// nonce.
     pub mode: Mode,
+    /// The server's `"Job"` id for it, kept only by a core that announced `cancel`; echoed
+    /// in its answer.
+    pub id: Option<u64>,
 }
 
 impl Job {
@@ -59,6 +68,15 @@ impl Job {
         } else {
             u128::from(self.upper - self.lower) + 1
         }
+    }
+
+    /// The Result answering it: `hit` is its `(hash, nonce)` (the minimum, or the first
+    /// qualifying nonce), `None` for a target job's `"Found": false`; the job's range is
+    /// echoed, and its id if it has one
+    /// ([`crate::message::ext::encode_target_result`], [`crate::message::ext::with_job`]).
+    pub fn encode_answer(&self, hit: Option<(u64, u64)>) -> Vec<u8> {
+        use crate::message::ext::{encode_target_result, with_job};
+        with_job(encode_target_result(hit, (self.lower, self.upper)), self.id)
     }
 }
 
@@ -73,7 +91,8 @@ pub enum Action {
     /// [`MinerCore::with_caps`].
     Announce(Caps),
     /// Write the answer to the target job `job`: its smallest qualifying `(hash, nonce)`,
-    /// or none ([`crate::message::ext::encode_target_result`], with the job's range).
+    /// or none; also the answer (its minimum) to a minimum-mode job with a [`Job::id`].
+    /// Written with [`Job::encode_answer`] (the job's range and id echoed).
     SendTarget {
         /// The job answered.
         job: Job,
@@ -177,8 +196,9 @@ impl MinerCore {
             return;
         }
         let decoded = Message::decode_full(payload);
-        match decoded.map(|d| (d.message, d.ext.mode)) {
-            Ok((Message::Request { data, lower, upper }, Ok(mode)))
+        let cancels = self.caps.has(crate::message::Cap::Cancel);
+        match decoded.map(|d| (d.message, d.ext.mode, d.ext.job)) {
+            Ok((Message::Request { data, lower, upper }, Ok(mode), id))
                 if self.caps.covers(mode.needs()) =>
             {
                 let job = Job {
@@ -186,6 +206,7 @@ impl MinerCore {
                     lower,
                     upper,
                     mode,
+                    id: id.filter(|_| cancels),
                 };
                 if self.queue.len() >= MAX_QUEUED {
                     self.stats.dropped += 1;
@@ -194,20 +215,21 @@ impl MinerCore {
                 }
                 self.start_next();
             }
-            Ok((Message::Request { .. }, _)) => self.stats.unsupported += 1,
-            Ok((Message::Cancel { data, lower, upper }, _))
-                if self.caps.has(crate::message::Cap::Cancel) =>
-            {
-                self.cancel(&data, lower, upper);
+            Ok((Message::Request { .. }, _, _)) => self.stats.unsupported += 1,
+            Ok((Message::Cancel { data, lower, upper }, _, id)) if cancels => {
+                self.cancel(&data, lower, upper, id);
             }
             Ok(_) | Err(_) => self.stats.ignored += 1,
         }
     }
 
-    /// The server cancelled the job `data`, `lower ..= upper`: drop it from the queue, or
-    /// stop it if it runs.
-    fn cancel(&mut self, data: &str, lower: u64, upper: u64) {
-        let is = |j: &Job| (&*j.data, j.lower, j.upper) == (data, lower, upper);
+    /// The server cancelled the job with id `id`, or without one the job `data`,
+    /// `lower ..= upper`: drop it from the queue, or stop it if it runs.
+    fn cancel(&mut self, data: &str, lower: u64, upper: u64, id: Option<u64>) {
+        let is = |j: &Job| match id {
+            Some(id) => j.id == Some(id),
+            None => (&*j.data, j.lower, j.upper) == (data, lower, upper),
+        };
         if let Some(i) = self.queue.iter().position(is) {
             self.queue.remove(i);
             self.stats.cancelled += 1;
@@ -251,8 +273,9 @@ impl MinerCore {
         };
         self.stats.jobs += 1;
         self.stats.nonces += job.nonces();
-        if job.mode.is_target() {
-            // A driver reporting a target job's hit this way: it is the hit.
+        if job.mode.is_target() || job.id.is_some() {
+            // A driver reporting a target job's hit this way: it is the hit. A job with an
+            // id is answered with its id echoed.
             self.actions.push_back(Action::SendTarget {
                 job,
                 hit: Some((hash, nonce)),
@@ -336,6 +359,7 @@ mod tests {
             lower,
             upper,
             mode: Mode::Minimum,
+            id: None,
         }
     }
 
@@ -423,6 +447,7 @@ mod target_tests {
             lower,
             upper,
             mode,
+            id: None,
         }
     }
 
@@ -496,6 +521,47 @@ mod target_tests {
             (stats.cancelled, stats.unknown_cancels, stats.jobs),
             (3, 1, 0)
         );
+    }
+
+    #[test]
+    fn a_cancel_core_matches_cancels_by_job_id_and_echoes_it_in_both_modes() {
+        use crate::message::ext::with_job;
+        let mut core = MinerCore::new(JobOrder::Arrival).with_caps(Caps::ALL);
+        core.handle_connected();
+        // The same range twice (as after a Cancel that crossed an answer): ids tell them
+        // apart.
+        core.handle_payload(&with_job(encode_request("m", 0, 9, Mode::Minimum), Some(7)));
+        core.handle_payload(&with_job(encode_request("m", 0, 9, Mode::Minimum), Some(8)));
+        actions(&mut core);
+        let cancel8 = with_job(cancel(0, 9), Some(8));
+        core.handle_payload(&cancel8);
+        assert_eq!(
+            core.queued(),
+            0,
+            "the queued job 8 is cancelled, not the running 7"
+        );
+        core.handle_search_finished(5, 3);
+        let Some(Action::SendTarget { job, hit }) = core.poll_action() else {
+            panic!("an answer with the id echoed");
+        };
+        assert_eq!((job.id, hit), (Some(7), Some((5, 3))));
+        let d = Message::decode_full(&job.encode_answer(hit)).unwrap();
+        assert_eq!(
+            (d.message, d.range, d.ext.job, d.ext.found),
+            (Message::Result { hash: 5, nonce: 3 }, (0, 9), Some(7), true)
+        );
+        core.handle_payload(&with_job(encode_request("m", 0, 9, target()), Some(9)));
+        actions(&mut core);
+        core.handle_target_finished(None);
+        let Some(Action::SendTarget { job, hit: None }) = core.poll_action() else {
+            panic!("a Found: false");
+        };
+        let d = Message::decode_full(&job.encode_answer(None)).unwrap();
+        assert_eq!((d.ext.job, d.ext.found), (Some(9), false));
+        // A core without `cancel` keeps no id: its answers are the reference's.
+        let mut plain = MinerCore::new(JobOrder::Arrival);
+        plain.handle_payload(&with_job(encode_request("m", 0, 9, Mode::Minimum), Some(1)));
+        assert_eq!(plain.running().map(|j| j.id), Some(None));
     }
 
     #[test]

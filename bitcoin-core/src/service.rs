@@ -190,6 +190,13 @@ impl<K: Ord + Copy> MinerService<K> {
                     Ok(_) => {}
                 }
             }
+            Ok((Message::Result { hash, nonce }, range, _)) if ext.job.is_some() => {
+                self.stats.results += 1;
+                let hit = ext.found.then_some((hash, nonce));
+                let job = ext.job.unwrap_or_default();
+                self.scheduler
+                    .handle_job_answer(now, conn, job, hit, Some(range));
+            }
             Ok((Message::Result { .. }, range, _)) if !ext.found => {
                 self.stats.results += 1;
                 self.scheduler.handle_not_found(now, conn, Some(range));

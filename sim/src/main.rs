@@ -312,6 +312,8 @@ fn sweep_miner(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
                 total.cancels += o.cancels;
                 total.target_lazy_answers += o.target_lazy_answers;
                 total.target_lazy_caught += o.target_lazy_caught;
+                total.crossed_answers += o.crossed_answers;
+                total.crossed_misleading += o.crossed_misleading;
             }
             Err(failure) => {
                 failed += 1;
@@ -340,6 +342,11 @@ fn sweep_miner(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
         "target mode: {} clients answered with the first hit (or none); {} Cancels sent; \
          {} lazy Found:false on jobs with a hit, {} caught",
         total.target_answered, total.cancels, total.target_lazy_answers, total.target_lazy_caught
+    );
+    println!(
+        "answers that crossed their Cancel (matched by job id, stale): {}, of which {} \
+         would have matched another job held by content",
+        total.crossed_answers, total.crossed_misleading
     );
     (passed, failed)
 }

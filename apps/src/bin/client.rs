@@ -3,7 +3,10 @@
 //!
 //! Prints exactly one line on stdout, `Result <hash> <nonce>`, `NotFound` (target mode, no
 //! nonce qualifies) or `Disconnected`, and exits
-//! 0; if it cannot connect at all it prints `Disconnected` and exits 1. A bad command line —
+//! 0; if it cannot connect at all it prints `Disconnected` and exits 1. With `--zeros`, an
+//! answer whose hash is not the nonce's hash under the algorithm or lacks the zeros (a
+//! server that ignores `Zeros`, such as the reference) is still printed, but said so on
+//! stderr, with exit code 3. A bad command line —
 //! among them a message too long for one LSP message (see
 //! [`bitcoin_core::request_size`]) — is refused before connecting, with the reason on
 //! stderr and exit code 2. Logs go to stderr.
@@ -64,13 +67,17 @@ fn main() -> ExitCode {
         Cli::command().error(ErrorKind::ValueValidation, e).exit();
     }
     let log = Log::new("client", cli.verbose);
-    let (outcome, code) = match run(&cli, &log) {
+    let (outcome, mut code) = match run(&cli, &log) {
         Ok(outcome) => (outcome, ExitCode::SUCCESS),
         Err(message) => {
             log.error(format_args!("{message}"));
             (Outcome::Disconnected, ExitCode::FAILURE)
         }
     };
+    if let Some(why) = client::not_a_target_answer(&cli.message, cli.mode.mode(), &outcome) {
+        log.error(format_args!("{why}"));
+        code = ExitCode::from(3);
+    }
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{outcome}")
         .and_then(|()| stdout.flush())

@@ -232,3 +232,61 @@ fn request_id() -> u64 {
     // Kept below 2^53 so that any JSON reader holds it exactly.
     hasher.finish() >> 11
 }
+
+/// Why `outcome` is not an answer to a target-mode request for `msg` in `mode`, if it is
+/// not: its hash is not the nonce's hash under the mode's algorithm, or lacks the zeros
+/// asked for. A server that ignores `Zeros` (the reference) answers with the minimum-mode
+/// Result, which this tells apart. `None` for anything else (minimum mode, `NotFound`,
+/// `Disconnected`).
+pub fn not_a_target_answer(msg: &str, mode: Mode, outcome: &Outcome) -> Option<String> {
+    let (Mode::Target { zeros, algo }, Outcome::Answer { hash, nonce }) = (mode, outcome) else {
+        return None;
+    };
+    let actual = algo.hash(msg, *nonce);
+    if actual != *hash {
+        return Some(format!(
+            "the answer is not a target-mode answer: {algo}({msg:?}, {nonce}) is {actual}, \
+             not {hash} (the server may not support target mode, e.g. the reference)"
+        ));
+    }
+    (!zeros.accepts(*hash)).then(|| {
+        format!(
+            "the answer is not a target-mode answer: hash {hash} has {} leading zero bits, \
+             fewer than {zeros} (the server may not support target mode, e.g. the reference)",
+            hash.leading_zeros()
+        )
+    })
+}
+
+#[cfg(test)]
+mod target_answer_tests {
+    use super::*;
+    use bitcoin_core::hash::{Algo, Zeros};
+
+    #[test]
+    fn a_minimum_mode_answer_is_not_taken_for_a_target_answer() {
+        let mode = |z| Mode::Target {
+            zeros: Zeros::new(z).unwrap(),
+            algo: Algo::Sha256d,
+        };
+        let first = |z| {
+            (0..)
+                .map(|n| (Algo::Sha256d.hash("m", n), n))
+                .find(|(h, _)| Zeros::new(z).unwrap().accepts(*h))
+                .unwrap()
+        };
+        let (hash, nonce) = first(6);
+        let hit = Outcome::Answer { hash, nonce };
+        assert_eq!(not_a_target_answer("m", mode(6), &hit), None);
+        assert!(not_a_target_answer("m", mode(hash.leading_zeros() + 1), &hit).is_some());
+        // The reference's answer: the sha256 minimum, not a sha256d hash.
+        let (hash, nonce) = (0..1000u64)
+            .map(|n| (bitcoin_core::hash::hash("m", n), n))
+            .min()
+            .unwrap();
+        let minimum = Outcome::Answer { hash, nonce };
+        assert!(not_a_target_answer("m", mode(1), &minimum).is_some());
+        assert_eq!(not_a_target_answer("m", Mode::Minimum, &minimum), None);
+        assert_eq!(not_a_target_answer("m", mode(6), &Outcome::NotFound), None);
+    }
+}

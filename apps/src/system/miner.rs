@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bitcoin_core::hash::Algo;
 use bitcoin_core::kernel::{Kernel, MinHash, Prepared};
-use bitcoin_core::message::ext::{encode_join, encode_target_result};
+use bitcoin_core::message::ext::encode_join;
 use bitcoin_core::message::{Caps, Mode};
 use bitcoin_core::replica;
 use lsp_core::Params;
@@ -145,7 +145,7 @@ impl Miner {
                             "answer {}..={}: {hit:?}",
                             job.lower, job.upper
                         ));
-                        let bytes = encode_target_result(hit, (job.lower, job.upper));
+                        let bytes = job.encode_answer(hit);
                         if let Err(e) = client.write(bytes) {
                             self.log.info(format_args!("cannot answer: {e}"));
                         }

@@ -12,6 +12,12 @@
 //!   nonce. Any other value (or none) is a found answer, as the reference's Results are.
 //! - **Cancel** (`Type` 3, [`super::Message::Cancel`]): server → miner, stop that job and
 //!   answer nothing for it; sent only to miners whose Join listed `"cancel"`.
+//! - **Job** (`"Job": n`, an unsigned integer): the server's name for one assignment, on
+//!   every Request and Cancel it sends to a miner whose Join listed `"cancel"` (never to
+//!   others). Such a miner echoes it in its Result for that job (found or `"Found": false`),
+//!   and the server matches a Result carrying `Job` to that assignment only: an answer that
+//!   crossed a Cancel on the wire is recognised as stale even if the miner already holds
+//!   another job its content would verify against ([`with_job`]).
 //!
 //! The encoders below write the reference's six keys exactly as [`super::Message::encode`]
 //! does, then the extension keys, and write nothing extra when there is nothing to say: a
@@ -230,6 +236,9 @@ pub struct Extensions {
     pub mode: Result<Mode, ModeError>,
     /// `false` only for `"Found": false`: a Result saying that no nonce qualifies.
     pub found: bool,
+    /// The `Job` id of a Request, Cancel or Result (`None` when absent, `null` or not an
+    /// unsigned 64-bit integer).
+    pub job: Option<u64>,
 }
 
 impl Default for Extensions {
@@ -238,6 +247,7 @@ impl Default for Extensions {
             caps: Caps::NONE,
             mode: Ok(Mode::Minimum),
             found: true,
+            job: None,
         }
     }
 }
@@ -251,6 +261,19 @@ fn with_keys(message: &Message, extra: &[u8]) -> Vec<u8> {
         out.push(b'}');
     }
     out
+}
+
+/// `encoded` (a JSON object from the encoders here or [`Message::encode`]) with
+/// `"Job": job` appended before its closing brace; unchanged for `None`.
+pub fn with_job(mut encoded: Vec<u8>, job: Option<u64>) -> Vec<u8> {
+    if let (Some(job), Some(b'}')) = (job, encoded.last()) {
+        let mut digits = [0u8; MAX_DIGITS];
+        encoded.pop();
+        encoded.extend_from_slice(b",\"Job\":");
+        encoded.extend_from_slice(decimal(job, &mut digits));
+        encoded.push(b'}');
+    }
+    encoded
 }
 
 /// A Join announcing `caps`: the reference's Join when `caps` is empty.
@@ -405,6 +428,26 @@ mod tests {
         let bytes = br#"{"Type":3,"Data":"m","Lower":5,"Upper":9,"Hash":0,"Nonce":0}"#;
         assert_eq!(cancel.encode(), bytes);
         assert_eq!(Message::decode(bytes), Ok(cancel));
+    }
+
+    #[test]
+    fn job_ids_ride_in_their_own_key() {
+        let r = with_job(encode_request("m", 5, 9, Mode::Minimum), Some(42));
+        assert_eq!(
+            r,
+            br#"{"Type":1,"Data":"m","Lower":5,"Upper":9,"Hash":0,"Nonce":0,"Job":42}"#
+        );
+        assert_eq!(Message::decode_full(&r).unwrap().ext.job, Some(42));
+        let plain = encode_request("m", 5, 9, Mode::Minimum);
+        assert_eq!(with_job(plain.clone(), None), plain);
+        assert_eq!(Message::decode_full(&plain).unwrap().ext.job, None);
+        let none = with_job(encode_target_result(None, (5, 9)), Some(u64::MAX));
+        let d = Message::decode_full(&none).unwrap();
+        assert_eq!((d.ext.job, d.ext.found), (Some(u64::MAX), false));
+        for bad in ["null", "-1", "\"7\"", "1.5", "18446744073709551616"] {
+            let text = format!(r#"{{"Type":2,"Job":{bad}}}"#);
+            assert_eq!(Message::decode_full(text.as_bytes()).unwrap().ext.job, None);
+        }
     }
 
     #[test]

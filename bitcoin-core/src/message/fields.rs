@@ -67,12 +67,13 @@ pub(super) struct Fields {
     pub(super) nonce: u64,
     /// The extension key `Progress` was `true`.
     pub(super) progress: bool,
-    /// The raw values of the extension keys `Caps`, `Zeros`, `Algo` and `Found` (the last
+    /// The raw values of the extension keys `Caps`, `Zeros`, `Algo`, `Found` and `Job` (the last
     /// one of each; `None` when absent or `null`). Bounded by the payload's size.
     pub(super) caps: Option<Box<str>>,
     pub(super) zeros: Option<Box<str>>,
     pub(super) algo: Option<Box<str>>,
     pub(super) found: Option<Box<str>>,
+    pub(super) job: Option<Box<str>>,
 }
 
 impl Fields {
@@ -128,6 +129,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                     ExtKey::Zeros => fields.zeros = value,
                     ExtKey::Algo => fields.algo = value,
                     ExtKey::Found => fields.found = value,
+                    ExtKey::Job => fields.job = value,
                 }
             }
         }
@@ -150,15 +152,17 @@ enum ExtKey {
     Zeros,
     Algo,
     Found,
+    Job,
 }
 
 impl ExtKey {
-    const ALL: [(ExtKey, &'static str); 5] = [
+    const ALL: [(ExtKey, &'static str); 6] = [
         (ExtKey::Progress, "Progress"),
         (ExtKey::Caps, "Caps"),
         (ExtKey::Zeros, "Zeros"),
         (ExtKey::Algo, "Algo"),
         (ExtKey::Found, "Found"),
+        (ExtKey::Job, "Job"),
     ];
 
     fn from_key(key: &str) -> Option<ExtKey> {

@@ -105,17 +105,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             }
             let h = self.hash_for(a.mode);
             if verify::verifies(h, &a.msg, a.range, hash, nonce) {
-                if let crate::message::Mode::Target { zeros, .. } = a.mode {
-                    return self.target_verdict(i, a, hash, nonce, zeros);
-                }
-                return match verify::spot_check(self.hash, &a.msg, a.range, hash) {
-                    None => Verdict::Answers(i),
-                    Some((nonce, better)) => Verdict::Lie(Misbehaviour::Lazy {
-                        claimed: hash,
-                        nonce,
-                        hash: better,
-                    }),
-                };
+                return self.checked_verdict(i, a, hash, nonce);
             }
             holder.get_or_insert(i);
         }
@@ -127,6 +117,28 @@ impl<K: Ord + Copy> Scheduler<K> {
             },
             None => Misbehaviour::OutOfRange { nonce },
         })
+    }
+
+    /// The verdict on `(hash, nonce)`, which verifies against `a` (the job at index `i`):
+    /// spot-checked as its mode asks.
+    pub(super) fn checked_verdict(
+        &self,
+        i: usize,
+        a: &super::state::Assignment,
+        hash: u64,
+        nonce: u64,
+    ) -> Verdict {
+        if let crate::message::Mode::Target { zeros, .. } = a.mode {
+            return self.target_verdict(i, a, hash, nonce, zeros);
+        }
+        match verify::spot_check(self.hash, &a.msg, a.range, hash) {
+            None => Verdict::Answers(i),
+            Some((nonce, better)) => Verdict::Lie(Misbehaviour::Lazy {
+                claimed: hash,
+                nonce,
+                hash: better,
+            }),
+        }
     }
 
     /// `chunk` was answered with `(hash, nonce)` by `miner`; its other copy is withdrawn

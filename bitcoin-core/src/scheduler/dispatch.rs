@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::range::NonceRange;
 use super::state::{Assignment, Chunk, ChunkId, Miner, Request};
 use super::{Effect, Order, Priority, RequestId, Scheduler};
-use crate::message::Mode;
+use crate::message::{Cap, Mode};
 
 /// What became of an attempt to hand out new work.
 enum Fresh {
@@ -175,9 +175,11 @@ impl<K: Ord + Copy> Scheduler<K> {
             .requests
             .get(&request)
             .map_or(Mode::Minimum, |r| r.mode);
+        let job = self.next_job;
         let Some(m) = self.miners.get_mut(&miner) else {
             return;
         };
+        self.next_job += 1;
         let expected_start = m.expected_start(now);
         let expected_finish = expected_start + m.rate.time_for(range.len());
         let lease = now.saturating_add(
@@ -197,6 +199,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             lease,
             expired: false,
             mode,
+            job,
         });
         self.stats.jobs_sent += 1;
         self.effects.push_back(Effect::SendJob {
@@ -206,6 +209,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             lower: range.first(),
             upper: range.last(),
             mode,
+            job: m.caps.has(Cap::Cancel).then_some(job),
         });
     }
 

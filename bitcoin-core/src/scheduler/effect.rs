@@ -44,6 +44,10 @@ pub enum Effect<K> {
         /// What the job asks for: [`Mode::Minimum`] (the reference's Request) or a target
         /// search (sent only to miners that announced its caps).
         mode: Mode,
+        /// The assignment's id, unique for the scheduler's lifetime, for a miner that
+        /// announced `cancel` (sent as the `"Job"` key, to be echoed in its answer); `None`
+        /// for other miners, whose Request is the reference's bytes.
+        job: Option<u64>,
     },
     /// Send `miner` a Cancel for its job `msg`, `lower ..= upper`: it is no longer
     /// needed (its request was answered or dropped, or it lies above a target request's
@@ -60,6 +64,8 @@ pub enum Effect<K> {
         lower: u64,
         /// Last nonce of the job (inclusive).
         upper: u64,
+        /// The id its [`Effect::SendJob`] carried (sent as the `"Job"` key).
+        job: Option<u64>,
     },
     /// Send `client` a Result with `"Found": false`: no nonce of its target request's
     /// range qualifies. The request is then forgotten.

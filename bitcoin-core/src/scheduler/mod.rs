@@ -118,6 +118,9 @@ mod backup;
 mod config;
 mod dispatch;
 mod effect;
+mod job_id;
+#[cfg(test)]
+mod job_id_tests;
 mod lease;
 #[cfg(test)]
 mod properties;
@@ -173,6 +176,8 @@ pub struct Scheduler<K> {
     effects: VecDeque<Effect<K>>,
     next_request: u64,
     next_chunk: u64,
+    /// The id of the next assignment ([`Effect::SendJob`]'s `job`).
+    next_job: u64,
     timeout: Option<Timestamp>,
     stats: Stats,
     /// The hash answers are verified with.
@@ -209,6 +214,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             effects: VecDeque::new(),
             next_request: 0,
             next_chunk: 0,
+            next_job: 0,
             timeout: None,
             stats: Stats::default(),
             hash,

@@ -48,6 +48,9 @@ pub(crate) struct Assignment {
     pub(crate) expired: bool,
     /// What its request asks for.
     pub(crate) mode: Mode,
+    /// Its id, unique for the scheduler's lifetime; sent to (and echoed by) miners that
+    /// announced `cancel`.
+    pub(crate) job: u64,
 }
 
 /// A joined miner.

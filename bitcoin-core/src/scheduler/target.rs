@@ -30,7 +30,9 @@
 //! the other copy of a job answered first by its backup or re-issue. A withdrawn job no
 //! longer occupies its miner, which gets new work at once. Each miner remembers its last
 //! [`CANCELLED_KEPT`] withdrawn jobs, so an answer that crossed the Cancel on the wire is
-//! counted as stale instead of taken for a lie.
+//! counted as stale instead of taken for a lie: by its job id when it echoes one (see
+//! [`super::job_id`]; the only airtight way, as the miner may already hold a new job its
+//! content verifies against), else by content, only while no job it holds matches it.
 
 use std::sync::Arc;
 
@@ -151,7 +153,12 @@ impl<K: Ord + Copy> Scheduler<K> {
                 .position(|a| is_target(a) && (a.range.first(), a.range.last()) == (lower, upper))
         });
         let i = hinted.or_else(|| m.jobs.iter().position(is_target))?;
-        let a = &m.jobs[i];
+        self.not_found_verdict_on(i, &m.jobs[i])
+    }
+
+    /// The verdict on a `"Found": false` for `a` (index `i`), or `None` if it is not a
+    /// target job.
+    pub(super) fn not_found_verdict_on(&self, i: usize, a: &Assignment) -> Option<Verdict> {
         let Mode::Target { zeros, .. } = a.mode else {
             return None;
         };
@@ -218,6 +225,7 @@ impl<K: Ord + Copy> Scheduler<K> {
             msg: Arc::clone(&job.msg),
             lower: job.range.first(),
             upper: job.range.last(),
+            job: Some(job.job),
         });
         if m.cancelled.len() >= CANCELLED_KEPT {
             m.cancelled.pop_front();

@@ -2,7 +2,7 @@
 //! everything the reference knows, the target-mode extension ([`crate::message::ext`]) for
 //! target jobs, not-found answers and Cancels.
 
-use crate::message::ext::{encode_request, encode_target_result};
+use crate::message::ext::{encode_request, encode_target_result, with_job};
 use crate::message::Message;
 use crate::scheduler::{Effect, Misbehaviour};
 
@@ -23,8 +23,12 @@ pub(super) fn encode<K>(effect: Effect<K>) -> Encoded<K> {
             lower,
             upper,
             mode,
+            job,
             ..
-        } => Encoded::Write(miner, encode_request(&msg, lower, upper, mode)),
+        } => Encoded::Write(
+            miner,
+            with_job(encode_request(&msg, lower, upper, mode), job),
+        ),
         Effect::SendResult {
             client,
             hash,
@@ -39,10 +43,12 @@ pub(super) fn encode<K>(effect: Effect<K>) -> Encoded<K> {
             msg,
             lower,
             upper,
+            job,
             ..
         } => {
             let data = msg.to_string();
-            Encoded::Write(miner, Message::Cancel { data, lower, upper }.encode())
+            let cancel = Message::Cancel { data, lower, upper }.encode();
+            Encoded::Write(miner, with_job(cancel, job))
         }
         Effect::Disconnect { miner, reason } => Encoded::Close(miner, reason),
     }

@@ -92,6 +92,8 @@ struct Job {
     lower: u64,
     upper: u64,
     mode: Mode,
+    /// Its `"Job"` id (sent only to miners that announced `cancel`).
+    id: Option<u64>,
 }
 
 /// The server's record of one connection, kept by the simulator (not the service) to
@@ -151,7 +153,7 @@ struct MinerNode {
     /// It hangs: never computes again, never reconnects.
     stalled: bool,
     /// Results an out-of-order miner holds back, to send newest first.
-    held: Vec<Message>,
+    held: Vec<Vec<u8>>,
     /// Searches stopped by a Cancel: a search's end is ignored unless this is unchanged
     /// since it started.
     search: u32,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bitcoin_core::message::ext::{encode_join, encode_target_result};
+use bitcoin_core::message::ext::encode_join;
 use bitcoin_core::message::Message;
 use bitcoin_core::miner::{self, Action, JobOrder, MinerCore};
 use lsp_core::ClientEndpoint;
@@ -120,19 +120,17 @@ impl MiningWorld {
                 Action::Send(message @ Message::Result { .. })
                     if self.case.miners[miner].behaviour == Behaviour::OutOfOrder =>
                 {
-                    // Results go out in pairs, newest first: one is held back while
-                    // the next job runs.
-                    let node = &mut self.miners[miner];
-                    node.held.push(message);
-                    if node.held.len() >= 2 || node.core.running().is_none() {
-                        self.miner_flush(miner);
-                    }
+                    self.miner_hold(miner, message.encode());
+                }
+                Action::SendTarget { job, hit }
+                    if self.case.miners[miner].behaviour == Behaviour::OutOfOrder =>
+                {
+                    self.miner_hold(miner, job.encode_answer(hit));
                 }
                 Action::Send(message) => self.miner_write(miner, message),
                 Action::Announce(caps) => self.miner_write_bytes(miner, encode_join(caps)),
                 Action::SendTarget { job, hit } => {
-                    let bytes = encode_target_result(hit, (job.lower, job.upper));
-                    self.miner_write_bytes(miner, bytes);
+                    self.miner_write_bytes(miner, job.encode_answer(hit));
                 }
                 // The search's MinerDone event is told apart by its generation.
                 Action::Stop(_) => self.miners[miner].search += 1,
@@ -151,11 +149,21 @@ impl MiningWorld {
         }
     }
 
+    /// An out-of-order miner's answer: results go out in pairs, newest first (one is held
+    /// back while the next job runs).
+    fn miner_hold(&mut self, miner: usize, bytes: Vec<u8>) {
+        let node = &mut self.miners[miner];
+        node.held.push(bytes);
+        if node.held.len() >= 2 || node.core.running().is_none() {
+            self.miner_flush(miner);
+        }
+    }
+
     /// Sends the results an out-of-order miner holds, newest first.
     pub(super) fn miner_flush(&mut self, miner: usize) {
         let held = std::mem::take(&mut self.miners[miner].held);
-        for message in held.into_iter().rev() {
-            self.miner_write(miner, message);
+        for bytes in held.into_iter().rev() {
+            self.miner_write_bytes(miner, bytes);
         }
     }
 
@@ -214,6 +222,7 @@ impl MiningWorld {
             lower: job.lower,
             upper: job.upper,
             mode: job.mode,
+            id: job.id,
         };
         self.digest.u64(0xD0E ^ miner as u64);
         if job.mode.is_target() {

@@ -55,6 +55,13 @@ pub struct Outcome {
     pub target_lazy_answers: u64,
     /// Of those, caught.
     pub target_lazy_caught: u64,
+    /// Answers carrying the `"Job"` id of a job already withdrawn from their miner (they
+    /// crossed its Cancel): stale, never matched to another job.
+    pub crossed_answers: u64,
+    /// Of those, how many verify against (or, for `"Found": false`, name the range of) a
+    /// job the miner holds at that moment: matching them by content would have taken them
+    /// for that job's answer.
+    pub crossed_misleading: u64,
 }
 
 /// How a client's run ended, if it has.

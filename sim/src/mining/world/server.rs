@@ -157,6 +157,57 @@ impl MiningWorld {
         conn: ConnId,
         payload: &[u8],
     ) -> (bool, Option<String>, Option<u128>) {
+        let Ok(d) = Message::decode_full(payload) else {
+            return self.record_by_content(conn, payload);
+        };
+        let (Message::Result { hash: h, nonce }, Some(id)) = (d.message, d.ext.job) else {
+            return self.record_by_content(conn, payload);
+        };
+        let Some(record) = self.server.conns.get_mut(&conn) else {
+            return self.record_by_content(conn, payload);
+        };
+        if !record.caps.has(Cap::Cancel) {
+            return self.record_by_content(conn, payload);
+        }
+        // Matched by its job id only, as the service does.
+        let Some(index) = record.jobs.iter().position(|j| j.id == Some(id)) else {
+            let misleading = record.jobs.iter().any(|j| match (d.ext.found, j.mode) {
+                (false, mode) => mode.is_target() && (j.lower, j.upper) == d.range,
+                (true, Mode::Minimum) => {
+                    (j.lower..=j.upper).contains(&nonce) && hash(&j.data, nonce) == h
+                }
+                (true, Mode::Target { zeros, algo }) => {
+                    (j.lower..=j.upper).contains(&nonce)
+                        && algo.hash(&j.data, nonce) == h
+                        && zeros.accepts(h)
+                }
+            });
+            self.trace(|| format!("server <- {conn}: answer to withdrawn job {id} (stale)"));
+            self.tally.crossed_answers += 1;
+            self.tally.crossed_misleading += u64::from(misleading);
+            return (false, None, None);
+        };
+        // The content checks below, against that job alone.
+        let all = std::mem::take(&mut record.jobs);
+        record.jobs.push_back(all[index].clone());
+        let out = self.record_by_content(conn, payload);
+        if let Some(record) = self.server.conns.get_mut(&conn) {
+            let answered = record.jobs.is_empty();
+            record.jobs = all;
+            if answered {
+                record.jobs.remove(index);
+                self.tally.out_of_order_answers += u64::from(index > 0);
+            }
+        }
+        out
+    }
+
+    /// [`Self::record_payload`] for a payload matched by content (no job id).
+    fn record_by_content(
+        &mut self,
+        conn: ConnId,
+        payload: &[u8],
+    ) -> (bool, Option<String>, Option<u128>) {
         let decoded = Message::decode_full(payload);
         let ext = decoded.as_ref().map(|d| d.ext.clone()).unwrap_or_default();
         let hint = decoded.as_ref().map_or((0, 0), |d| d.range);
@@ -286,6 +337,12 @@ impl MiningWorld {
                          request, or lies above its hit"
                     )),
                 }
+                if ext.job.is_some() != caps.has(Cap::Cancel) {
+                    self.fail(format!(
+                        "job id {:?} sent to {conn}, whose caps are {caps}",
+                        ext.job
+                    ));
+                }
                 self.tally.nonces_sent += u128::from(upper.saturating_sub(lower)) + 1;
                 if let Some(record) = self.server.conns.get_mut(&conn) {
                     record.jobs.push_back(Job {
@@ -293,11 +350,12 @@ impl MiningWorld {
                         lower,
                         upper,
                         mode,
+                        id: ext.job,
                     });
                 }
             }
             Ok(Message::Cancel { data, lower, upper }) => {
-                self.on_cancel_written(conn, caps, &data, lower, upper);
+                self.on_cancel_written(conn, caps, &data, lower, upper, ext.job);
             }
             Ok(Message::Result { hash, nonce }) => {
                 let found = ext.found;

@@ -29,16 +29,19 @@ impl MiningWorld {
         data: &str,
         lower: u64,
         upper: u64,
+        id: Option<u64>,
     ) {
-        if !caps.has(Cap::Cancel) {
-            self.fail(format!("Cancel sent to {conn}, whose caps are {caps}"));
+        if !caps.has(Cap::Cancel) || id.is_none() {
+            self.fail(format!(
+                "Cancel sent to {conn} (caps {caps}) with job id {id:?}"
+            ));
         }
         let record = self.server.conns.get_mut(&conn);
         let held = record.and_then(|r| {
             let i = r
                 .jobs
                 .iter()
-                .position(|j| (&*j.data, j.lower, j.upper) == (data, lower, upper))?;
+                .position(|j| (&*j.data, j.lower, j.upper, j.id) == (data, lower, upper, id))?;
             r.jobs.remove(i)
         });
         if held.is_none() {
