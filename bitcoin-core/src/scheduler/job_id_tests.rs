@@ -59,9 +59,19 @@ fn solve(data: &str, lower: u64, upper: u64, mode: Mode) -> Option<(u64, u64)> {
 
 /// A cancel-capable miner's answer to `job`, echoing its range and id.
 fn answer(job: &Sent) -> Vec<u8> {
-    let (_, data, lower, upper, mode, id) = job;
+    answer_echoing(job, true)
+}
+
+/// A cancel-capable miner's answer to `job`, echoing its range, and its id if `id`.
+fn answer_echoing(job: &Sent, id: bool) -> Vec<u8> {
+    let (_, data, lower, upper, mode, job_id) = job;
     let hit = solve(data, *lower, *upper, *mode);
-    with_job(encode_target_result(hit, (*lower, *upper)), *id)
+    let encoded = encode_target_result(hit, (*lower, *upper));
+    if id {
+        with_job(encoded, *job_id)
+    } else {
+        encoded
+    }
 }
 
 /// Client 10 asks for `first`, is lost (its jobs on miner 1 are cancelled), client 11 asks
@@ -70,6 +80,17 @@ fn answer(job: &Sent) -> Vec<u8> {
 /// the second request and what client 11 was answered, after asserting that it is `want`,
 /// that nobody was called a liar and that the crossed answer counted as stale.
 fn crossing(first: (&str, u64, u64, Mode), second: (&str, u64, u64, Mode)) -> (Sent, Vec<Sent>) {
+    crossing_echoing(first, second, true)
+}
+
+/// [`crossing`], the miner echoing job ids in its answers only if `ids` (a third-party
+/// miner that announced `cancel` but does not echo them gets the content matching of
+/// [`Scheduler::answers_cancelled`](super::Scheduler), which must be just as safe).
+fn crossing_echoing(
+    first: (&str, u64, u64, Mode),
+    second: (&str, u64, u64, Mode),
+    ids: bool,
+) -> (Sent, Vec<Sent>) {
     let mut s = MinerService::new(Config {
         backup_jobs: false,
         ..Config::default()
@@ -91,11 +112,11 @@ fn crossing(first: (&str, u64, u64, Mode), second: (&str, u64, u64, Mode)) -> (S
         "each Cancel names its job's id"
     );
     let new = w.jobs;
-    s.handle_payload(at(2), 1, &answer(&old[0]));
+    s.handle_payload(at(2), 1, &answer_echoing(&old[0], ids));
     let mut pending = new.clone();
     let mut answers = Vec::new();
     while let Some(job) = pending.pop() {
-        s.handle_payload(at(3), 1, &answer(&job));
+        s.handle_payload(at(3), 1, &answer_echoing(&job, ids));
         let w = writes(&mut s);
         pending.retain(|j| !w.cancels.contains(&j.5));
         pending.extend(w.jobs);
@@ -179,4 +200,31 @@ fn a_reference_miner_gets_the_reference_s_bytes_and_unknown_ids_are_ignored() {
     assert_eq!(s.scheduler_stats().unexpected_results, 1);
     assert_eq!(s.poll_close(), None);
     assert!(writes(&mut s).answers.is_empty(), "not taken for the job");
+}
+
+#[test]
+fn without_ids_a_crossed_answer_is_stale_too_never_a_wrong_answer_or_a_lie() {
+    // The same two crossings as above, from a miner that announced `cancel` but does not
+    // echo `"Job"`: the crossed answer fits the withdrawn job, so it is stale even where it
+    // also fits a held job; the held jobs' own answers then count.
+    for i in 0..40 {
+        let data = format!("y{i}");
+        crossing_echoing(
+            (&data, 0, 999, Mode::Minimum),
+            (&data, 500, 1499, Mode::Minimum),
+            false,
+        );
+    }
+    let never = Mode::Target {
+        zeros: Zeros::new(40).unwrap(),
+        algo: Algo::Sha256d,
+    };
+    let easy = Mode::Target {
+        zeros: Zeros::new(7).unwrap(),
+        algo: Algo::Sha256d,
+    };
+    for i in 0..20 {
+        let data = format!("b{i}");
+        crossing_echoing(("a", 0, 999, never), (&data, 0, 999, easy), false);
+    }
 }

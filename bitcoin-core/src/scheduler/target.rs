@@ -174,8 +174,15 @@ impl<K: Ord + Copy> Scheduler<K> {
         )
     }
 
-    /// Whether `miner`'s answer (`hit`, or `"Found": false` with the echoed `hint`)
-    /// answers a job withdrawn from it rather than one it holds; then it is counted stale.
+    /// Whether `miner`'s answer without a `"Job"` id (`hit`, or `"Found": false` with the
+    /// echoed `hint`) may answer a job withdrawn from it; then it is counted stale and that
+    /// withdrawn job forgotten (a job is answered at most once).
+    ///
+    /// Deliberately conservative: such an answer is stale whenever it fits a withdrawn job
+    /// (a hit verifying against it, or a `"Found": false` echoing its bounds), even if it
+    /// also fits a job the miner holds. Without an id nothing tells the two apart, and
+    /// crediting the held job could hand its client a wrong answer; taking an honest
+    /// answer for stale only delays that job until its lease re-issues it.
     pub(super) fn answers_cancelled(
         &mut self,
         miner: K,
@@ -186,22 +193,20 @@ impl<K: Ord + Copy> Scheduler<K> {
             return false;
         };
         let bounds = |a: &Assignment| (a.range.first(), a.range.last());
-        let stale = match hit {
-            None => {
-                let named = |a: &Assignment| Some(bounds(a)) == hint;
-                !m.jobs.iter().any(named) && m.cancelled.iter().any(named)
-            }
-            Some((hash, nonce)) => {
-                !m.jobs.iter().any(|a| a.range.contains(nonce))
-                    && m.cancelled.iter().any(|a| {
-                        verify::verifies(self.hash_for(a.mode), &a.msg, a.range, hash, nonce)
-                    })
-            }
+        let withdrawn = match hit {
+            None => m.cancelled.iter().position(|a| Some(bounds(a)) == hint),
+            Some((hash, nonce)) => m.cancelled.iter().position(|a| {
+                verify::verifies(self.hash_for(a.mode), &a.msg, a.range, hash, nonce)
+            }),
         };
-        if stale {
-            self.stats.stale_results += 1;
+        let Some(i) = withdrawn else {
+            return false;
+        };
+        if let Some(m) = self.miners.get_mut(&miner) {
+            m.cancelled.remove(i);
         }
-        stale
+        self.stats.stale_results += 1;
+        true
     }
 
     /// Withdraws `chunk` of `request` from `miner` if it announced `cancel` and holds it:
