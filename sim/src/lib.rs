@@ -32,6 +32,7 @@ pub mod rng;
 pub mod scenario;
 pub mod shrink;
 pub mod sweep;
+mod twice;
 pub mod view;
 pub mod world;
 

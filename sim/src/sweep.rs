@@ -329,35 +329,24 @@ impl fmt::Display for CaseFailure {
 pub fn run_case(case: &Case, verbose: bool) -> Result<RunStats, CaseFailure> {
     match catch_unwind(AssertUnwindSafe(|| play(case, verbose))) {
         Ok(r) => r,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_string());
-            Err(CaseFailure {
-                at: Timestamp::ZERO,
-                what: format!("panic: {msg}"),
-            })
-        }
+        Err(panic) => Err(CaseFailure {
+            at: Timestamp::ZERO,
+            what: format!("panic: {}", crate::twice::panic_message(&*panic)),
+        }),
     }
 }
 
 /// Runs sweep seed `seed` twice: fails if either run fails or the digests differ.
 pub fn check_seed(seed: u64) -> Result<RunStats, CaseFailure> {
     let case = Case::generate(seed);
-    let first = run_case(&case, false)?;
-    let second = run_case(&case, false)?;
-    if first.digest != second.digest {
-        return Err(CaseFailure {
+    crate::twice::twice(
+        || run_case(&case, false),
+        |o| o.digest,
+        |what| CaseFailure {
             at: Timestamp::ZERO,
-            what: format!(
-                "non-deterministic: trace digests {:016x} and {:016x}",
-                first.digest, second.digest
-            ),
-        });
-    }
-    Ok(first)
+            what,
+        },
+    )
 }
 
 fn fail(world: &World, what: String) -> CaseFailure {

@@ -43,39 +43,18 @@
 mod case;
 mod world;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 pub use case::{Behaviour, ClientPlan, MinerCase, MinerPlan, Node, Outage, Sabotage, MAX_NONCES};
 pub use world::{ClientEnd, MiningWorld, Outcome};
 
 /// Plays `case` to its end; `Err` names the first broken invariant (or a panic).
 pub fn run_case(case: &MinerCase, verbose: bool) -> Result<Outcome, String> {
-    let run = || MiningWorld::new(case.clone(), verbose)?.run();
-    match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(result) => result,
-        Err(panic) => Err(format!(
-            "panic: {}",
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into())
-        )),
-    }
+    crate::twice::catching(|| MiningWorld::new(case.clone(), verbose)?.run())
 }
 
 /// Runs `sweep-miner` seed `seed` twice: fails if either run fails or the digests differ.
 pub fn check_seed(seed: u64) -> Result<Outcome, String> {
     let case = MinerCase::generate(seed);
-    let first = run_case(&case, false)?;
-    let second = run_case(&case, false)?;
-    if first.digest != second.digest {
-        return Err(format!(
-            "non-deterministic: trace digests {:016x} and {:016x}",
-            first.digest, second.digest
-        ));
-    }
-    Ok(first)
+    crate::twice::twice(|| run_case(&case, false), |o| o.digest, |e| e)
 }
 
 #[cfg(test)]

@@ -19,37 +19,16 @@
 mod case;
 mod world;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 pub use case::{PartitionPlan, ReplicaCase, RequestPlan, Sabotage, TICK_MS};
 pub use world::{Outcome, ReplicaWorld};
 
 /// Plays `case` to its end; `Err` names the first broken invariant (or a panic).
 pub fn run_case(case: &ReplicaCase, verbose: bool) -> Result<Outcome, String> {
-    let run = || ReplicaWorld::new(case.clone(), verbose)?.run();
-    match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(result) => result,
-        Err(panic) => Err(format!(
-            "panic: {}",
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into())
-        )),
-    }
+    crate::twice::catching(|| ReplicaWorld::new(case.clone(), verbose)?.run())
 }
 
 /// Runs `sweep-raft` seed `seed` twice: fails if either run fails or the digests differ.
 pub fn check_seed(seed: u64) -> Result<Outcome, String> {
     let case = ReplicaCase::generate(seed);
-    let first = run_case(&case, false)?;
-    let second = run_case(&case, false)?;
-    if first.digest != second.digest {
-        return Err(format!(
-            "non-deterministic: trace digests {:016x} and {:016x}",
-            first.digest, second.digest
-        ));
-    }
-    Ok(first)
+    crate::twice::twice(|| run_case(&case, false), |o| o.digest, |e| e)
 }
