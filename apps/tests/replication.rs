@@ -44,6 +44,19 @@ fn replica_with(
     Proc::spawn(env!("CARGO_BIN_EXE_server"), &args)
 }
 
+/// Three free loopback ports, their `--cluster` list, and a fresh data dir for each
+/// (named `<tag>1` .. `<tag>3`).
+fn three_replicas(tag: &str) -> ([u16; 3], String, Vec<std::path::PathBuf>) {
+    let ports = [free_port(), free_port(), free_port()];
+    let list = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let dirs = (1..=3).map(|i| data_dir(&format!("{tag}{i}"))).collect();
+    (ports, list, dirs)
+}
+
 fn client(list: &str, msg: &str, lower: u64, upper: u64) -> Proc {
     let (lower, upper) = (lower.to_string(), upper.to_string());
     let mut args = vec![list, msg, &upper, "--lower", &lower, "-v"];
@@ -95,13 +108,7 @@ const SNAPSHOT_EVERY: [&str; 2] = ["--snapshot-every", "2"];
 
 #[test]
 fn three_replicas_survive_the_leaders_death_mid_request_and_it_catches_up_on_restart() {
-    let ports = [free_port(), free_port(), free_port()];
-    let list = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let dirs: Vec<_> = (1..=3).map(|i| data_dir(&format!("r{i}"))).collect();
+    let (ports, list, dirs) = three_replicas("r");
     let mut replicas: Vec<Proc> = (0..3)
         .map(|i| {
             replica_with(
@@ -172,13 +179,7 @@ fn three_replicas_survive_the_leaders_death_mid_request_and_it_catches_up_on_res
 
 #[test]
 fn without_a_majority_nothing_is_answered_and_a_returning_replica_restores_progress() {
-    let ports = [free_port(), free_port(), free_port()];
-    let list = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let dirs: Vec<_> = (1..=3).map(|i| data_dir(&format!("q{i}"))).collect();
+    let (ports, list, dirs) = three_replicas("q");
     let mut replicas: Vec<Proc> = (0..3)
         .map(|i| replica(ports[i], &dirs[i], Some((&list, i as u64 + 1))))
         .collect();
