@@ -71,8 +71,8 @@ pub struct PoolReport<K> {
     pub requests: Vec<RequestReport<K>>,
 }
 
-/// The pool's totals.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The pool's totals. Serialized (field names as here) by the server's `/status`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct PoolTotals {
     /// Miners joined now.
     pub miners: usize,

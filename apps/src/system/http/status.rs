@@ -2,6 +2,7 @@
 //! worker's thread. The schema is docs/miner.md §7.3's; times are Unix milliseconds, rates
 //! nonces per second.
 
+use bitcoin_core::accounting::PoolTotals;
 use bitcoin_core::hash::Algo;
 use bitcoin_core::message::Mode;
 use serde::Serialize;
@@ -16,7 +17,7 @@ pub struct Status<'a> {
     /// When the server started serving.
     pub started_ms: u64,
     /// The pool's totals.
-    pub totals: Totals,
+    pub totals: &'a PoolTotals,
     /// The pool's nonces per minute over the last hour, oldest first.
     pub history: Vec<Minute>,
     /// Every joined miner, by connection id.
@@ -25,41 +26,6 @@ pub struct Status<'a> {
     pub requests: Vec<Request<'a>>,
     /// The last events (at most 100), oldest first, as the event log writes them.
     pub events: &'a [serde_json::Value],
-}
-
-/// The pool's totals (docs/miner.md §7.1 `PoolTotals`).
-#[derive(Serialize)]
-pub struct Totals {
-    /// Miners joined now.
-    pub miners: usize,
-    /// The pool's moving average.
-    pub hash_rate: f64,
-    /// Nonces covered by valid answers.
-    pub nonces: u128,
-    /// Valid answers.
-    pub valid_results: u64,
-    /// Lies.
-    pub invalid_results: u64,
-    /// Requests accepted and not yet answered or dropped.
-    pub requests_active: usize,
-    /// Requests accepted.
-    pub requests_accepted: u64,
-    /// Requests answered.
-    pub requests_answered: u64,
-    /// Requests dropped with their client.
-    pub requests_dropped: u64,
-    /// Requests refused.
-    pub requests_refused: u64,
-    /// Jobs sent.
-    pub jobs_sent: u64,
-    /// Jobs re-issued because a lease ended.
-    pub jobs_reissued: u64,
-    /// Connections known now.
-    pub connections: usize,
-    /// Connections known since the start.
-    pub connections_total: u64,
-    /// Events dropped undrained.
-    pub events_dropped: u64,
 }
 
 /// One minute of history.
@@ -140,28 +106,11 @@ pub struct Request<'a> {
 /// The document for `snapshot`.
 pub fn of(snapshot: &Snapshot) -> Status<'_> {
     let report = &snapshot.report;
-    let t = &report.totals;
     let ms = |at| snapshot.unix_ms(at);
     Status {
         at_ms: ms(report.at),
         started_ms: snapshot.origin_ms,
-        totals: Totals {
-            miners: t.miners,
-            hash_rate: t.hash_rate,
-            nonces: t.nonces,
-            valid_results: t.valid_results,
-            invalid_results: t.invalid_results,
-            requests_active: t.requests_active,
-            requests_accepted: t.requests_accepted,
-            requests_answered: t.requests_answered,
-            requests_dropped: t.requests_dropped,
-            requests_refused: t.requests_refused,
-            jobs_sent: t.jobs_sent,
-            jobs_reissued: t.jobs_reissued,
-            connections: t.connections,
-            connections_total: t.connections_total,
-            events_dropped: t.events_dropped,
-        },
+        totals: &report.totals,
         history: report
             .history
             .iter()
