@@ -113,8 +113,13 @@ fn close_conn_discards_unread_messages_and_reports_once() {
         }
         seen_a.push(payload);
     }
-    // Give a's remaining messages time to be queued, then close it.
-    thread::sleep(Duration::from_millis(50));
+    // Wait until all four messages were delivered to the server's queue (a's unread ones
+    // included), so the close below has unread data to discard; then close a.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().messages_delivered < 4 {
+        assert!(Instant::now() < deadline, "a's messages never arrived");
+        thread::yield_now();
+    }
     server.close_conn(a.conn_id()).unwrap();
     assert!(matches!(
         server.close_conn(a.conn_id()),

@@ -119,7 +119,13 @@ fn close_conn_discards_unread_messages_and_reports_once() {
                 break;
             }
         }
-        Timer::after(Duration::from_millis(50)).await;
+        // Wait until all four messages were delivered to the server's queue (a's unread
+        // ones included), so the close below has unread data to discard.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.stats().messages_delivered < 4 {
+            assert!(Instant::now() < deadline, "a's messages never arrived");
+            smol::future::yield_now().await;
+        }
         server.close_conn(a.conn_id()).unwrap();
         assert!(matches!(
             server.close_conn(a.conn_id()),
