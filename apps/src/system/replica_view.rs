@@ -336,3 +336,162 @@ impl View {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin_core::hash::hash;
+    use bitcoin_core::message::Message;
+    use bitcoin_core::replica::{CoordinatorEffect, Disk, DiskOp, ReplicaConfig};
+    use bitcoin_core::scheduler::Config;
+
+    use super::*;
+
+    const MINER: ConnId = ConnId(1);
+    const CLIENT: ConnId = ConnId(5);
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    /// A replica alone in its group, from `disk`, ticked until it leads; the ops it
+    /// persists are applied to `disk`.
+    fn leader(disk: &mut Disk) -> Node {
+        let config = ReplicaConfig::for_id(1, vec![1]);
+        let mut node = Node::new(&config, disk.clone(), Config::default()).expect("valid");
+        for t in 0..100 {
+            node.tick(at(t));
+            drain(&mut node, disk);
+            if node.replica().is_leader() {
+                return node;
+            }
+        }
+        panic!("never led");
+    }
+
+    /// Drains `node`'s effects, applying its persisted ops to `disk`; returns the jobs
+    /// written to [`MINER`] and the Results written to [`CLIENT`].
+    fn drain(node: &mut Node, disk: &mut Disk) -> (Vec<Message>, Vec<Message>) {
+        let (mut jobs, mut results) = (Vec::new(), Vec::new());
+        while let Some(effect) = node.poll_effect() {
+            match effect {
+                CoordinatorEffect::Persist(ops) => {
+                    ops.iter().for_each(|op: &DiskOp| disk.apply(op))
+                }
+                CoordinatorEffect::Write(conn, bytes) | CoordinatorEffect::Answer(conn, bytes) => {
+                    let message = Message::decode(&bytes).expect("a message");
+                    match conn {
+                        MINER => jobs.push(message),
+                        _ => results.push(message),
+                    }
+                }
+                _ => {}
+            }
+        }
+        (jobs, results)
+    }
+
+    fn events(node: &mut Node, view: &mut View) -> Vec<PoolEvent<ConnId>> {
+        let mut told = Vec::new();
+        while let Some(event) = node.poll_event() {
+            told.extend(view.event(node, event));
+        }
+        told
+    }
+
+    fn request(id: u64) -> Vec<u8> {
+        format!(r#"{{"Type":1,"Data":"view","Lower":0,"Upper":999,"Hash":0,"Nonce":0,"Id":{id}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_request_is_told_under_its_client_from_acceptance_to_answer_and_in_the_report() {
+        let mut disk = Disk::fresh(&[1]);
+        let mut node = leader(&mut disk);
+        let mut view = View::new(1);
+        node.handle_payload(at(200), MINER, &Message::Join.encode());
+        node.handle_payload(at(200), CLIENT, &request(7));
+        let (mut jobs, _) = drain(&mut node, &mut disk);
+        let told = events(&mut node, &mut view);
+        assert!(matches!(
+            told[0].kind,
+            PoolEventKind::MinerJoined { miner: MINER }
+        ));
+        assert!(
+            matches!(
+                told[1].kind,
+                PoolEventKind::RequestAccepted { client: CLIENT, .. }
+            ),
+            "{told:?}"
+        );
+        let report = view.report(&node, at(300), &|_| Some("10.0.0.1:9".into()));
+        assert_eq!(report.requests[0].client, CLIENT);
+        assert_eq!(report.miners[0].address.as_deref(), Some("10.0.0.1:9"));
+        let mut answered = Vec::new();
+        let mut results = Vec::new();
+        while results.is_empty() {
+            let Some(Message::Request { data, lower, upper }) = jobs.pop() else {
+                panic!("no job left and no answer");
+            };
+            let (hash, nonce) = (lower..=upper).map(|n| (hash(&data, n), n)).min().unwrap();
+            node.handle_payload(at(400), MINER, &Message::Result { hash, nonce }.encode());
+            let (more, res) = drain(&mut node, &mut disk);
+            jobs.extend(more);
+            results.extend(res);
+            answered.extend(events(&mut node, &mut view));
+        }
+        // Told after the coordinator let go of the slot: still the client's.
+        assert!(
+            answered.iter().any(|e| matches!(
+                e.kind,
+                PoolEventKind::RequestAnswered { client: CLIENT, .. }
+            )),
+            "{answered:?}"
+        );
+        let r = view.replication(&node);
+        assert_eq!((r.id, r.role, r.leader, r.replicas), (1, "leader", 1, 1));
+        assert!(r.applied_index >= 3, "accepted, searched, answered: {r:?}");
+        // The role is told once, then nothing until something changes.
+        let first = view.replica_events(&node, at(500));
+        assert!(matches!(
+            first[0].kind,
+            ReplicaEventKind::ReplicaRole { role: "leader", .. }
+        ));
+        assert!(view.replica_events(&node, at(600)).is_empty());
+    }
+
+    #[test]
+    fn a_restored_request_has_no_connection_until_its_client_resubmits_it() {
+        let mut disk = Disk::fresh(&[1]);
+        let mut node = leader(&mut disk);
+        node.handle_payload(at(200), CLIENT, &request(9));
+        drain(&mut node, &mut disk);
+        // Restarted from its disk: the request is restored before anyone waits for it.
+        let mut node = leader(&mut disk);
+        let mut view = View::new(1);
+        let told = events(&mut node, &mut view);
+        assert!(
+            matches!(
+                told[0].kind,
+                PoolEventKind::RequestAccepted {
+                    client: NO_CONN,
+                    ..
+                }
+            ),
+            "{told:?}"
+        );
+        let restored = view.replica_events(&node, at(300));
+        assert!(restored
+            .iter()
+            .any(|e| e.kind == ReplicaEventKind::RequestsRestored { term: 2, count: 1 }));
+        let resubmitter = ConnId(8);
+        node.handle_payload(at(300), resubmitter, &request(9));
+        drain(&mut node, &mut disk);
+        view.refresh(&node);
+        assert_eq!(
+            view.slots.values().copied().collect::<Vec<_>>(),
+            [Some(resubmitter)]
+        );
+        let report = view.report(&node, at(400), &|_| None);
+        assert_eq!(report.requests[0].client, resubmitter);
+    }
+}
