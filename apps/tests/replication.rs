@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::http::{get_fresh, http_addr};
-use support::{million_nonce_vector, min_hash_vectors, miner, Proc, FAST, PATIENCE};
+use support::{
+    million_nonce_vector, min_hash_vectors, miner, progress_client, progress_shares, Proc, FAST,
+    PATIENCE,
+};
 
 fn free_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
@@ -278,6 +281,16 @@ fn every_replica_tells_its_role_term_and_leader_over_http_and_in_its_events() {
             s["replication"]["not_leader"].as_u64() >= Some(1)
         });
     }
+    // A client given the list asks for Progress and is shown it; the leader's event log
+    // has the request answered.
+    let _miner = miner(&list, &["--threads", "1", "--max-rate", "300000"]);
+    let v = million_nonce_vector();
+    let mut c = progress_client(&list, &v, &[]);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+    progress_shares(&c);
+    replicas[leader].wait_stderr("\"request_answered\"");
     for dir in dirs {
         let _ = std::fs::remove_dir_all(dir);
     }
