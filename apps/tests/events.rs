@@ -172,37 +172,11 @@ fn client_progress_shows_progress_on_stderr_and_stdout_stays_the_result() {
     let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
     server.wait_stderr("miner joined");
     let v = million_nonce_vector();
-    let (lower, upper) = (v.lower.to_string(), v.upper.to_string());
-    let mut args = vec![
-        addr.as_str(),
-        &v.msg,
-        &upper,
-        "--lower",
-        &lower,
-        "--progress",
-    ];
-    args.extend_from_slice(&FAST);
-    let mut c = Proc::spawn(env!("CARGO_BIN_EXE_client"), &args);
+    let mut c = progress_client(&addr, &v, &[]);
     let (status, stdout) = c.wait_exit();
     assert!(status.success());
     assert_eq!(stdout, v.expected, "stdout is the result line alone");
-    let stderr = c.stderr_text();
-    let shares: Vec<f64> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("progress "))
-        .map(|l| {
-            assert!(l.contains(" nonces, ") && l.contains("H/s, ETA "), "{l}");
-            l.split('%')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or_else(|| panic!("no share in {l:?}"))
-        })
-        .collect();
-    assert!(!shares.is_empty(), "no progress line on stderr:\n{stderr}");
-    assert!(
-        shares.windows(2).all(|w| w[0] <= w[1]) && shares.iter().all(|&s| s <= 100.0),
-        "{shares:?}"
-    );
+    progress_shares(&c);
 }
 
 #[test]

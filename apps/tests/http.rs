@@ -1,57 +1,32 @@
 //! `server --http`: `/metrics` parsed by a Prometheus text-format parser during and after a
 //! known request, `/status` against its documented schema (docs/miner.md §7.3), and the
-//! dashboard rendered by headless Chromium (skipped, saying so, when it is not installed).
+//! dashboard rendered by headless Chromium (skipped, saying so, when it is not installed);
+//! and a durable server (`--data-dir`) observed the same way, saying that it leads.
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use support::http::{get, get_fresh, http_addr};
 use support::*;
 
 /// A server with `--http 127.0.0.1:0`; returns it, its LSP address and its HTTP address.
 fn http_server() -> (Proc, String, SocketAddr) {
-    let (server, addr) = server(&["--http", "127.0.0.1:0"]);
-    let line = server.wait_stderr("http on ");
-    let http = line
-        .rsplit("http on ")
-        .next()
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    http_server_with(&[])
+}
+
+/// As [`http_server`], with `extra` flags.
+fn http_server_with(extra: &[&str]) -> (Proc, String, SocketAddr) {
+    let mut args = vec!["--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let (server, addr) = server(&args);
+    let http = http_addr(&server);
     (server, addr, http)
-}
-
-/// `GET path` over a fresh connection: the status code, the headers' text and the body.
-fn get(http: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(http).expect("connects");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("request sent");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("answer read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (code, head.to_string(), body.to_string())
-}
-
-/// `GET path?fresh`: a snapshot taken after the request. Asked again while the server
-/// answers `503` (its loop published none within the wait, as on a busy machine); panics
-/// after [`PATIENCE`].
-fn get_fresh(http: SocketAddr, path: &str) -> (u16, String, String) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (code, head, body) = get(http, &format!("{path}?fresh"));
-        if code != 503 || Instant::now() > deadline {
-            return (code, head, body);
-        }
-    }
 }
 
 /// One scrape of `/metrics?fresh` (a snapshot taken after the request), parsed.
@@ -163,6 +138,29 @@ struct Status {
     miners: Vec<Miner>,
     requests: Vec<Request>,
     events: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// A replicated or durable server's only.
+    #[serde(default)]
+    replication: Option<Replication>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Replication {
+    id: u64,
+    replicas: usize,
+    role: String,
+    term: u64,
+    leader: u64,
+    commit_index: u64,
+    applied_index: u64,
+    raft_sent: u64,
+    raft_received: u64,
+    persisted_batches: u64,
+    redirected: u64,
+    not_leader: u64,
+    restored: u64,
+    snapshots_installed: u64,
 }
 
 #[derive(Deserialize, Debug)]
@@ -271,6 +269,7 @@ fn status_follows_its_schema_and_tells_miners_requests_and_events() {
     server.wait_stderr("accepted");
     let s = status_when(http, |s| s.requests.first().is_some_and(|r| r.covered > 0));
     assert!(s.at_ms >= s.started_ms && s.started_ms > 1_600_000_000_000);
+    assert!(s.replication.is_none(), "a plain server has no group");
     assert_eq!(s.totals.miners, 1);
     assert_eq!(s.miners.len(), 1);
     let m = &s.miners[0];
@@ -488,4 +487,78 @@ fn the_dashboard_renders_live_miners_and_progress_in_headless_chromium() {
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     println!("dashboard screenshot: {}", shot.display());
+}
+
+/// The JSON event lines (`--events -`) `server` has written to its stderr so far.
+fn event_lines(server: &Proc) -> Vec<serde_json::Value> {
+    let text = server.stderr_text();
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect()
+}
+
+#[test]
+fn a_durable_server_is_observed_like_a_plain_one_and_says_it_leads() {
+    let dir = std::env::temp_dir().join(format!("http-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_string_lossy().into_owned();
+    let (server, addr, http) = http_server_with(&["--data-dir", &data, "--events", "-"]);
+    server.wait_stderr(": leader");
+    let s = status_when(http, |s| {
+        s.replication.as_ref().is_some_and(|r| r.role == "leader")
+    });
+    let r = s.replication.expect("a durable server's group");
+    assert_eq!((r.id, r.replicas, r.leader), (1, 1, 1));
+    assert!(
+        r.term >= 1 && r.commit_index >= 1 && r.persisted_batches >= 1,
+        "{r:?}"
+    );
+    let _miner = miner(&addr, &["--threads", "1", "--max-rate", "300000"]);
+    server.wait_stderr("miner joined");
+    let v = million_nonce_vector();
+    let mut client = progress_client(&addr, &v, &["-v"]);
+    let conn = conn_of(&client);
+    // The request is told under its client's connection, not the coordinator's slot.
+    let s = status_when(http, |s| s.requests.first().is_some_and(|r| r.covered > 0));
+    assert_eq!(s.requests[0].client.to_string(), conn);
+    assert_eq!(s.requests[0].message, v.msg);
+    // The client asked for Progress and is told it, through the log's slot.
+    client.wait_stderr("progress ");
+    let (status, stdout) = client.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+    progress_shares(&client);
+    // The request's lifecycle in the event log, under the client's connection.
+    server.wait_stderr("\"request_answered\"");
+    let events = event_lines(&server);
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == kind).collect()
+    };
+    assert!(of("replica_role")
+        .iter()
+        .any(|e| e["role"] == "leader" && e["leader"] == 1));
+    assert_eq!(of("miner_joined").len(), 1);
+    let accepted = of("request_accepted");
+    assert_eq!(accepted.len(), 1, "{events:?}");
+    assert_eq!(accepted[0]["conn"].to_string(), conn);
+    assert_eq!(accepted[0]["data"], v.msg.as_str());
+    let answered = of("request_answered");
+    assert_eq!(answered.len(), 1, "{events:?}");
+    assert_eq!(answered[0]["conn"].to_string(), conn);
+    let told = format!("Result {} {}", answered[0]["hash"], answered[0]["nonce"]);
+    assert_eq!(told, v.expected.trim());
+    // And in /metrics, with the replica's place in its group.
+    let m = scrape(http);
+    assert_eq!(one(&m, "miner_replica_role", &[("role", "leader")]), 1.0);
+    assert_eq!(one(&m, "miner_replica_role", &[("role", "follower")]), 0.0);
+    assert_eq!(one(&m, "miner_replica_leader", &[]), 1.0);
+    assert!(one(&m, "miner_replica_term", &[]) >= 1.0);
+    let commit = one(&m, "miner_replica_commit_index", &[]);
+    assert!(
+        commit >= r.commit_index as f64 + 2.0,
+        "accepted and answered"
+    );
+    assert!(one(&m, "miner_replica_persisted_batches_total", &[]) >= 1.0);
+    assert_eq!(one(&m, "miner_pool_requests_answered_total", &[]), 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

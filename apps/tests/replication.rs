@@ -1,14 +1,20 @@
 //! The replicated server as real processes (docs/replication.md): a durable server killed
 //! and restarted mid-request, and a leader of three replicas killed mid-request; the
 //! client, given every address, still prints the right Result. The killed leader, restarted,
-//! catches up by a snapshot and is then needed for a majority.
+//! catches up by a snapshot and is then needed for a majority. Every replica, follower or
+//! leader, tells its role, term and leader over `--http` and in its `--events`.
 
 mod support;
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use support::{million_nonce_vector, min_hash_vectors, miner, Proc, FAST, PATIENCE};
+use serde_json::Value;
+use support::http::{get_fresh, http_addr};
+use support::{
+    million_nonce_vector, min_hash_vectors, miner, progress_client, progress_shares, Proc, FAST,
+    PATIENCE,
+};
 
 fn free_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
@@ -206,5 +212,86 @@ fn without_a_majority_nothing_is_answered_and_a_returning_replica_restores_progr
     replicas.clear();
     for dir in dirs {
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `GET /status?fresh` of the server at `http`, as JSON, once `ready` holds of it.
+fn status_when(http: SocketAddr, ready: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (code, _, body) = get_fresh(http, "/status");
+        let status: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if code == 200 && ready(&status) {
+            return status;
+        }
+        assert!(start.elapsed() < PATIENCE, "never ready: {code} {body}");
+    }
+}
+
+#[test]
+fn every_replica_tells_its_role_term_and_leader_over_http_and_in_its_events() {
+    let (ports, list, dirs) = three_replicas("o");
+    let extra = ["--http", "127.0.0.1:0", "--events", "-"];
+    let replicas: Vec<Proc> = (0..3)
+        .map(|i| replica_with(ports[i], &dirs[i], Some((&list, i as u64 + 1)), &extra))
+        .collect();
+    let https: Vec<SocketAddr> = replicas.iter().map(http_addr).collect();
+    let leader = first_to_log(&replicas.iter().collect::<Vec<_>>(), ": leader");
+    let id = leader as u64 + 1;
+    let s = status_when(https[leader], |s| {
+        s["replication"]["role"] == "leader" && s["replication"]["raft_received"].as_u64() > Some(0)
+    });
+    let r = &s["replication"];
+    assert_eq!(
+        (r["id"].as_u64(), r["replicas"].as_u64()),
+        (Some(id), Some(3))
+    );
+    assert!(r["raft_sent"].as_u64() > Some(0), "{r}");
+    let term = r["term"].as_u64().expect("a term");
+    for f in (0..3).filter(|&i| i != leader) {
+        // A follower answers too: no pool, its role, the leader's id and term.
+        let s = status_when(https[f], |s| {
+            s["replication"]["leader"].as_u64() == Some(id)
+        });
+        let r = &s["replication"];
+        assert_eq!(r["role"], "follower", "{r}");
+        assert_eq!(r["term"].as_u64(), Some(term));
+        assert_eq!(s["requests"].as_array().map(Vec::len), Some(0));
+        let (code, _, text) = get_fresh(https[f], "/metrics");
+        assert_eq!(code, 200);
+        assert!(
+            text.lines()
+                .any(|l| l == "miner_replica_role{role=\"follower\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == format!("miner_replica_leader {id}")),
+            "{text}"
+        );
+        // Its event log says so.
+        let line = replicas[f].wait_stderr("\"role\":\"follower\"");
+        let event: Value = serde_json::from_str(line.trim()).expect("a JSON line");
+        assert_eq!(event["event"], "replica_role");
+        let told = format!("\"leader\":{id}");
+        replicas[f].wait_stderr(&told);
+        // A reference client (no Id) sent to it is closed, and counted.
+        let _plain = client(&format!("127.0.0.1:{}", ports[f]), "x", 0, 10);
+        status_when(https[f], |s| {
+            s["replication"]["not_leader"].as_u64() >= Some(1)
+        });
+    }
+    // A client given the list asks for Progress and is shown it; the leader's event log
+    // has the request answered.
+    let _miner = miner(&list, &["--threads", "1", "--max-rate", "300000"]);
+    let v = million_nonce_vector();
+    let mut c = progress_client(&list, &v, &[]);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+    progress_shares(&c);
+    replicas[leader].wait_stderr("\"request_answered\"");
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

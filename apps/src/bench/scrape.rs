@@ -168,6 +168,7 @@ fn in_process(n: usize, rounds: usize) {
         origin_ms: 0,
         events: Vec::new(),
         taken: Instant::now(),
+        replication: None,
     };
     let text = median(
         (0..rounds)

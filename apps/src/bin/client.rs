@@ -20,6 +20,7 @@ use apps::system::log::Log;
 use apps::system::mode_args::ModeArgs;
 use apps::system::progress::{asking_progress, ProgressView};
 use bitcoin_core::message::ext::encode_request;
+use bitcoin_core::message::Mode;
 use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
@@ -90,32 +91,49 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
     let params = cli.lsp.params()?;
-    if cli.server.contains(',') {
-        let servers = cli
-            .server
-            .split(',')
-            .map(resolve)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (msg, lower, upper) = (&cli.message, cli.lower, cli.max_nonce);
-        return Ok(client::request_replicated(
-            &servers, params, msg, lower, upper, 10, log,
-        ));
-    }
-    let server = resolve(&cli.server)?;
-    let request = encode_request(&cli.message, cli.lower, cli.max_nonce, cli.mode.mode());
     let view = cli.progress.then(ProgressView::stderr);
     let mut show = |covered, total, rate| {
         if let Some(view) = &view {
             view.show(covered, total, rate);
         }
     };
-    let (request, progress): (_, Option<&mut client::ShowProgress<'_>>) = match view {
-        Some(_) => (asking_progress(request), Some(&mut show)),
-        None => (request, None),
+    let asking = |request| match view {
+        Some(_) => asking_progress(request),
+        None => request,
     };
-    let outcome = client::request_encoded(server, params, request, log, progress);
+    let progress: Option<&mut client::ShowProgress<'_>> = match view {
+        Some(_) => Some(&mut show),
+        None => None,
+    };
+    let outcome = if cli.server.contains(',') {
+        let servers = cli
+            .server
+            .split(',')
+            .map(resolve)
+            .collect::<Result<Vec<_>, _>>()?;
+        // A replicated group holds minimum requests only (docs/replication.md).
+        let request = asking(encode_request(
+            &cli.message,
+            cli.lower,
+            cli.max_nonce,
+            Mode::Minimum,
+        ));
+        Ok(client::request_replicated_with(
+            &servers, params, request, 10, log, progress,
+        ))
+    } else {
+        let server = resolve(&cli.server)?;
+        let request = asking(encode_request(
+            &cli.message,
+            cli.lower,
+            cli.max_nonce,
+            cli.mode.mode(),
+        ));
+        client::request_encoded(server, params, request, log, progress)
+            .map_err(|e| format!("cannot connect to {server}: {e}"))
+    };
     if let Some(view) = &view {
         view.finish();
     }
-    outcome.map_err(|e| format!("cannot connect to {server}: {e}"))
+    outcome
 }

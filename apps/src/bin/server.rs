@@ -59,9 +59,9 @@ struct Cli {
     http: Option<SocketAddr>,
     /// Keep the requests, searched ranges and answers in DIR (a redb file), synced before
     /// anything depends on them: killed and restarted, the server resumes its unanswered
-    /// requests. See docs/replication.md.
-    /// (`--events` and `--http` do not observe a durable or replicated server yet.)
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["events", "http"])]
+    /// requests. See docs/replication.md. `--events` and `--http` observe it as they do a
+    /// plain server, and tell its place in its group.
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
     /// Run as one replica of a Raft group: every replica's HOST:PORT, comma-separated, in id
     /// order (needs --id and --data-dir). Only the leader serves clients and miners.
@@ -117,6 +117,16 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on port {}: {e}", cli.port))?,
     };
     log.at(0, format_args!("listening on {}", server.local_addr()));
+    let board = match cli.http {
+        Some(addr) => {
+            let board = Board::new();
+            let http = HttpServer::start(addr, Arc::clone(&board))
+                .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?;
+            log.at(0, format_args!("http on {}", http.local_addr()));
+            Some(board)
+        }
+        None => None,
+    };
     if let Some(dir) = &cli.data_dir {
         let cluster = match (&cli.cluster, cli.id) {
             (Some(list), Some(id)) => {
@@ -134,35 +144,36 @@ fn run(cli: &Cli, log: Log) -> Result<(), String> {
             }
             _ => None,
         };
-        return replicated::serve_replicated(
+        let durable = replicated::Durable {
+            data_dir: dir.clone(),
+            cluster,
+            snapshot_every: cli.snapshot_every,
+        };
+        let dropped = replicated::serve_replicated(
             Arc::new(server),
             config,
             params,
             log,
-            dir,
-            cluster,
-            cli.snapshot_every,
+            &durable,
+            events,
+            board,
         )
-        .map_err(|e| e.to_string());
+        .map_err(|e| e.to_string())?;
+        report_dropped(log, dropped);
+        return Ok(());
     }
-    let board = match cli.http {
-        Some(addr) => {
-            let board = Board::new();
-            let http = HttpServer::start(addr, Arc::clone(&board))
-                .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?;
-            log.at(0, format_args!("http on {}", http.local_addr()));
-            Some(board)
-        }
-        None => None,
-    };
     let summary = serve::serve_observed(Arc::new(server), config, log, events, board)
         .map_err(|e| e.to_string())?;
-    if summary.events_dropped > 0 {
-        log.error(format_args!(
-            "event log: {} event(s) dropped (the writer fell behind)",
-            summary.events_dropped
-        ));
-    }
+    report_dropped(log, summary.events_dropped);
     log.info(format_args!("closed: {summary:?}"));
     Ok(())
+}
+
+/// Says how many events the event log dropped, if any.
+fn report_dropped(log: Log, dropped: u64) {
+    if dropped > 0 {
+        log.error(format_args!(
+            "event log: {dropped} event(s) dropped (the writer fell behind)"
+        ));
+    }
 }

@@ -147,13 +147,23 @@ pub fn request_replicated(
     rounds: usize,
     log: &Log,
 ) -> Outcome {
+    let request = encode_request(msg, lower, upper, Mode::Minimum);
+    request_replicated_with(servers, params, request, rounds, log, None)
+}
+
+/// As [`request_replicated`], for the encoded Request `request` (perhaps
+/// [`super::progress::asking_progress`]); with `progress`, each Progress message received
+/// is handed to it as `(covered, total, rate)`, as [`request_encoded`] does.
+pub fn request_replicated_with(
+    servers: &[SocketAddr],
+    params: Params,
+    request: Vec<u8>,
+    rounds: usize,
+    log: &Log,
+    mut progress: Option<&mut ShowProgress<'_>>,
+) -> Outcome {
     let id = request_id();
-    let mut payload = Message::Request {
-        data: msg.to_string(),
-        lower,
-        upper,
-    }
-    .encode();
+    let mut payload = request;
     // The encoding is one JSON object: add the key before its closing brace.
     payload.pop();
     payload.extend_from_slice(format!(r#","Id":{id}}}"#).as_bytes());
@@ -185,9 +195,22 @@ pub fn request_replicated(
         loop {
             match client.read() {
                 Ok(reply) => {
-                    if let Ok(Message::Result { hash, nonce }) = Message::decode(&reply) {
-                        let _ = client.close();
-                        return Outcome::Answer { hash, nonce };
+                    match Message::decode(&reply) {
+                        Ok(Message::Result { hash, nonce }) => {
+                            let _ = client.close();
+                            return Outcome::Answer { hash, nonce };
+                        }
+                        Ok(Message::Progress {
+                            covered,
+                            total,
+                            rate,
+                        }) => {
+                            if let Some(show) = progress.as_mut() {
+                                show(covered, total, rate);
+                            }
+                            continue;
+                        }
+                        _ => {}
                     }
                     // A follower naming the leader (docs/replication.md): go there at
                     // once rather than wait for the loss of this connection. Ids are

@@ -22,6 +22,9 @@
 //! | `client_lost` | `conn`, `dropped` |
 //! | `events_dropped` | `count` (since the previous such line), `total` |
 //!
+//! A replicated or durable server (`--data-dir`) writes these, its leader's pool events,
+//! and its replica's own ([`super::replica_events`]).
+//!
 //! `addr` is the connection's UDP address (`ip:port`), present when the server knows it.
 //! `request` is the server's request number (0 for the first); `nonces` a miner's nonces
 //! covered by valid answers, or the nonces a request's answers searched (its size, except
@@ -51,6 +54,8 @@ use bitcoin_core::message::Mode;
 use bitcoin_core::scheduler::Misbehaviour;
 use lsp_core::ConnId;
 use serde::Serialize;
+
+use super::replica_events::ReplicaEvent;
 
 /// How many events may wait for the writer; more are dropped and counted.
 pub const EVENT_LOG_CAPACITY: usize = 4096;
@@ -188,11 +193,24 @@ fn kind_of(m: &Misbehaviour) -> &'static str {
     }
 }
 
-/// An event on its way to the writer, with the address of the connection it is about.
+/// An event on its way to the writer: the pool's, with the address of the connection it
+/// is about, or a replica's ([`super::replica_events`]).
 #[derive(Debug)]
-struct Entry {
-    event: PoolEvent<ConnId>,
-    addr: Option<String>,
+enum Entry {
+    Pool {
+        event: PoolEvent<ConnId>,
+        addr: Option<String>,
+    },
+    Replica(ReplicaEvent),
+}
+
+impl Entry {
+    fn at(&self) -> lsp_core::Timestamp {
+        match self {
+            Entry::Pool { event, .. } => event.at,
+            Entry::Replica(event) => event.at,
+        }
+    }
 }
 
 /// The connection whose address an event's line tells (joins and accepted requests: the
@@ -207,8 +225,12 @@ pub fn subject(event: &PoolEvent<ConnId>) -> Option<ConnId> {
 
 /// `event` as one JSON line (without the newline), stamped `ts`.
 fn render(ts: u64, entry: &Entry) -> Option<String> {
-    let line = line(ts, &entry.event, entry.addr.as_deref())?;
-    serde_json::to_string(&line).ok()
+    match entry {
+        Entry::Pool { event, addr } => {
+            serde_json::to_string(&line(ts, event, addr.as_deref())?).ok()
+        }
+        Entry::Replica(event) => serde_json::to_string(&event.to_json(ts)).ok(),
+    }
 }
 
 /// `event` as the JSON object its event-log line holds, stamped `ts` (Unix milliseconds),
@@ -379,7 +401,7 @@ impl EventLog {
                     Ok(())
                 };
                 for entry in receiver.iter() {
-                    let ts = origin.saturating_add(entry.event.at.as_micros() / 1000);
+                    let ts = origin.saturating_add(entry.at().as_micros() / 1000);
                     let written = render(ts, &entry).map_or(Ok(()), |l| write_line(&mut out, &l));
                     if written.and_then(|()| report(&mut out, ts)).is_err() {
                         return;
@@ -404,10 +426,19 @@ impl EventLog {
     /// As [`record`](Self::record), with the address (`ip:port`) of the event's
     /// [`subject`], which its line then tells as `addr`.
     pub fn record_from(&self, event: PoolEvent<ConnId>, addr: Option<String>) {
+        self.send(Entry::Pool { event, addr });
+    }
+
+    /// As [`record`](Self::record), for a replica's event.
+    pub fn record_replica(&self, event: ReplicaEvent) {
+        self.send(Entry::Replica(event));
+    }
+
+    fn send(&self, entry: Entry) {
         let Some(sender) = &self.sender else {
             return;
         };
-        match sender.try_send(Entry { event, addr }) {
+        match sender.try_send(entry) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -18,10 +18,17 @@
 //!
 //! Only the leader serves clients and miners; a follower closes their connections at
 //! their first payload (they then try the next address of their list).
+//!
+//! Observed like the plain server ([`super::observe`]): the leader's pool events, and this
+//! replica's own ([`super::replica_events`]), go to the `-v` narration, the event log and
+//! the HTTP board, requests told under the connection waiting for them
+//! ([`super::replica_view`]); `/status` and `/metrics` also tell the replica's role, term
+//! and log indexes, on a follower too.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -34,7 +41,11 @@ use lsp_core::Params;
 use lsp_mio::{Client, ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
+use super::http::board::Board;
 use super::log::Log;
+use super::narrate::Departure;
+use super::observe::{peer_address, Observers};
+use super::replica_view::View;
 use super::serve::ServeError;
 use super::store::Store;
 
@@ -50,25 +61,38 @@ pub struct Cluster {
     pub peers: Vec<SocketAddr>,
 }
 
+/// Where and how a replica keeps its state.
+#[derive(Clone, Debug)]
+pub struct Durable {
+    /// The directory of its redb file.
+    pub data_dir: PathBuf,
+    /// Its group; `None`: a group of one (a durable single server).
+    pub cluster: Option<Cluster>,
+    /// Overrides [`ReplicaConfig::for_id`]'s compaction interval (tests make it small, so
+    /// that a lagging replica is caught up by a snapshot).
+    pub snapshot_every: Option<u64>,
+}
+
 enum Input {
     Lsp(Result<(ConnId, Vec<u8>), ServerReadError>),
     Peer(RaftMessage),
 }
 
-/// Serves as replica `cluster.id` (a group of one without `cluster`), keeping its state in
-/// `data_dir`, until the server is closed. `snapshot_every` overrides
-/// [`ReplicaConfig::for_id`]'s compaction interval (tests make it small, so that a lagging
-/// replica is caught up by a snapshot).
+/// Serves as the replica `durable` describes until the server is closed, writing events to
+/// `events` and publishing on `board` if given (as [`super::serve::serve_observed`]).
+/// Returns how many events the event log dropped.
 pub fn serve_replicated(
     server: Arc<Server>,
     config: Config,
     params: Params,
     log: Log,
-    data_dir: &Path,
-    cluster: Option<Cluster>,
-    snapshot_every: Option<u64>,
-) -> Result<(), ServeError> {
-    let cluster = cluster.unwrap_or(Cluster {
+    durable: &Durable,
+    events: Option<Box<dyn Write + Send>>,
+    board: Option<Arc<Board>>,
+) -> Result<u64, ServeError> {
+    let data_dir = durable.data_dir.as_path();
+    let snapshot_every = durable.snapshot_every;
+    let cluster = durable.cluster.clone().unwrap_or(Cluster {
         id: 1,
         peers: vec![server.local_addr()],
     });
@@ -84,6 +108,8 @@ pub fn serve_replicated(
     let mut node = Coordinator::<ConnId>::new(&replica, disk, config)
         .map_err(|e| ServeError::Io(e.to_string()))?;
     let clock = Clock::start();
+    let mut observers = Observers::start(log, events, board).map_err(ServeError::Spawn)?;
+    let mut view = View::new(cluster.peers.len());
     let tick = Duration::from_millis((params.epoch_millis / 4).max(1));
     let (inputs, inbox) = mpsc::sync_channel(super::serve::FORWARD_CAPACITY);
     let reader = Arc::clone(&server);
@@ -120,13 +146,15 @@ pub fn serve_replicated(
     ));
     let mut was_leader = false;
     let mut last_commit = 0;
-    let mut installed = 0;
     'serve: loop {
         let deadline = node.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
+        let wait = observers
+            .cap(Some(clock.until(deadline)))
+            .unwrap_or_default();
         // Group commit: every input already waiting is handled before the effects, so
         // that one durable write (one fsync) covers them all.
         let mut batch = Vec::new();
-        match inbox.recv_timeout(clock.until(deadline)) {
+        match inbox.recv_timeout(wait) {
             Ok(input) => batch.push(input),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -139,13 +167,18 @@ pub fn serve_replicated(
         }
         let now = clock.now();
         for input in batch {
+            let mut departure: Option<Departure<'_>> = None;
             match input {
-                Input::Peer(message) => node.step_raft(now, message),
+                Input::Peer(message) => {
+                    view.counters.raft_received += 1;
+                    node.step_raft(now, message);
+                }
                 Input::Lsp(Ok((conn, payload))) => {
                     if frames::is_fragment(&payload) {
                         match incoming.entry(conn).or_default().push(&payload) {
                             None => {}
                             Some(Ok(message)) => {
+                                view.counters.raft_received += 1;
                                 peer_conns.insert(message.from, conn);
                                 node.step_raft(now, message);
                             }
@@ -161,10 +194,20 @@ pub fn serve_replicated(
                         node.handle_payload(now, conn, &payload);
                     }
                 }
-                Input::Lsp(Err(ServerReadError::ConnectionLost(conn)))
-                | Input::Lsp(Err(ServerReadError::ConnectionClosed(conn))) => {
+                Input::Lsp(Err(
+                    e @ (ServerReadError::ConnectionLost(conn)
+                    | ServerReadError::ConnectionClosed(conn)),
+                )) => {
+                    let peer = peer_conns.values().any(|c| *c == conn);
                     peer_conns.retain(|_, c| *c != conn);
                     incoming.remove(&conn);
+                    if !peer {
+                        let how = match e {
+                            ServerReadError::ConnectionLost(_) => "lost",
+                            _ => "closed",
+                        };
+                        departure = Some((conn, how));
+                    }
                     node.handle_connection_gone(now, conn);
                 }
                 Input::Lsp(Err(ServerReadError::Closed)) => break 'serve,
@@ -172,6 +215,7 @@ pub fn serve_replicated(
                     return Err(ServeError::Io(e.to_string()))
                 }
             }
+            observe(&mut node, &mut view, &mut observers, &server, departure);
         }
         if now >= next_tick {
             node.tick(now);
@@ -180,6 +224,7 @@ pub fn serve_replicated(
         if node.poll_timeout().is_some_and(|t| t <= now) {
             node.handle_timeout(now);
         }
+        observe(&mut node, &mut view, &mut observers, &server, None);
         // Every Persist of this round in one transaction, before any other effect but the
         // miners' jobs (which depend on nothing durable, so they need not wait for the
         // fsync): making something durable earlier, or sending later, never breaks
@@ -213,6 +258,7 @@ pub fn serve_replicated(
             store
                 .apply(&ops)
                 .map_err(|e| ServeError::Io(e.to_string()))?;
+            view.counters.persisted_batches += 1;
         }
         for effect in effects {
             match effect {
@@ -225,6 +271,7 @@ pub fn serve_replicated(
                     if let Some(slot) = dialed.get(&to) {
                         let client = slot.lock().ok().and_then(|c| c.clone());
                         if let Some(client) = client {
+                            view.counters.raft_sent += 1;
                             for payload in payloads {
                                 if client.write(payload).is_err() {
                                     break;
@@ -232,6 +279,7 @@ pub fn serve_replicated(
                             }
                         }
                     } else if let Some(&conn) = peer_conns.get(&to) {
+                        view.counters.raft_sent += 1;
                         for payload in payloads {
                             if server.write(conn, payload).is_err() {
                                 break;
@@ -266,14 +314,18 @@ pub fn serve_replicated(
                 node.replica().state().applied_index()
             ));
         }
-        let stats = node.replica().stats();
-        if stats.snapshots_installed != installed {
-            installed = stats.snapshots_installed;
-            log.info(format_args!(
-                "installed a snapshot from the leader (index {})",
-                node.replica().disk().snapshot_ref().get_metadata().index
-            ));
+        view.refresh(&node);
+        for event in view.replica_events(&node, now) {
+            observers.replica_event(event);
         }
+        observers.publish(|| {
+            let now = clock.now();
+            let addr = |conn| peer_address(&server, conn);
+            (
+                view.report(&node, now, &addr),
+                Some(view.replication(&node)),
+            )
+        });
         let leader = node.replica().is_leader();
         if leader != was_leader {
             was_leader = leader;
@@ -288,7 +340,29 @@ pub fn serve_replicated(
             );
         }
     }
-    Ok(())
+    Ok(observers.finish())
+}
+
+/// Tells what the leader's service reported after one input (`departure`: the
+/// connection whose end it was, if any).
+fn observe(
+    node: &mut Coordinator<ConnId>,
+    view: &mut View,
+    observers: &mut Observers,
+    server: &Server,
+    departure: Option<Departure<'_>>,
+) {
+    let mut told = false;
+    while let Some(event) = node.poll_event() {
+        let Some(event) = view.event(node, event) else {
+            continue;
+        };
+        let addr = super::events::subject(&event).and_then(|conn| peer_address(server, conn));
+        told |= observers.pool_event(event, departure, addr.as_deref());
+    }
+    if let Some(departure) = departure {
+        observers.gone(departure, told);
+    }
 }
 
 /// Keeps a connection to peer `peer` at `addr` in `slot`, forwarding its raft messages,

@@ -13,7 +13,6 @@
 
 use std::fmt;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
@@ -25,10 +24,10 @@ use lsp_core::Params;
 use lsp_mio::{ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
-use super::events::EventLog;
-use super::http::board::{Board, Publisher};
+use super::http::board::Board;
 use super::log::Log;
-use super::narrate::{Departure, Narrator};
+use super::narrate::Departure;
+use super::observe::{peer_address, Observers};
 
 /// A lease's allowance for network trouble ([`Config::lease_slack`]): two epochs of the
 /// server's LSP parameters, at most [`MAX_JOB_DURATION`].
@@ -100,14 +99,9 @@ pub fn serve_observed(
     events: Option<Box<dyn Write + Send>>,
     board: Option<Arc<Board>>,
 ) -> Result<Summary, ServeError> {
-    let mut publisher = board.map(Publisher::new);
     let mut service = MinerService::<ConnId>::new(config).map_err(ServeError::Config)?;
     let clock = Clock::start();
-    let event_log = events
-        .map(EventLog::start)
-        .transpose()
-        .map_err(ServeError::Spawn)?;
-    let mut narrator = Narrator::new();
+    let mut observers = Observers::start(log, events, board).map_err(ServeError::Spawn)?;
     let (events, inbox) = mpsc::sync_channel(FORWARD_CAPACITY);
     let reader = Arc::clone(&server);
     thread::Builder::new()
@@ -122,8 +116,7 @@ pub fn serve_observed(
         .map_err(ServeError::Spawn)?;
     loop {
         let deadline = service.poll_timeout();
-        let wait = deadline.map(|deadline| clock.until(deadline));
-        let wait = publisher.as_ref().map_or(wait, |p| Some(p.cap(wait)));
+        let wait = observers.cap(deadline.map(|deadline| clock.until(deadline)));
         let event = match wait {
             Some(wait) => match inbox.recv_timeout(wait) {
                 Ok(event) => Some(event),
@@ -143,10 +136,8 @@ pub fn serve_observed(
             None => service.handle_timeout(now),
             Some(Ok((conn, payload))) => {
                 if service.address(conn).is_none() {
-                    if let Some(addr) = server.peer_addr(conn) {
-                        // An IPv4 peer of a dual-stack socket, as IPv4 (127.0.0.1:port).
-                        let ip = addr.ip().to_canonical();
-                        service.describe(conn, SocketAddr::new(ip, addr.port()).to_string());
+                    if let Some(addr) = peer_address(&server, conn) {
+                        service.describe(conn, addr);
                     }
                 }
                 let before = service.stats().clone();
@@ -167,17 +158,11 @@ pub fn serve_observed(
         let mut told = false;
         while let Some(event) = service.poll_event() {
             let addr = super::events::subject(&event).and_then(|conn| service.address(conn));
-            told |= narrator.event(&log, &event, departure, addr);
-            if let Some(publisher) = &publisher {
-                publisher.record(&event, addr);
-            }
-            if let Some(events) = &event_log {
-                let addr = addr.map(str::to_owned);
-                events.record_from(event, addr);
-            }
+            let addr = addr.map(str::to_owned);
+            told |= observers.pool_event(event, departure, addr.as_deref());
         }
         if let Some(departure) = departure {
-            narrator.gone(&log, departure, told);
+            observers.gone(departure, told);
         }
         while let Some((conn, payload)) = service.poll_write() {
             if log.enabled(2) {
@@ -199,14 +184,12 @@ pub fn serve_observed(
                 log.info(format_args!("conn {conn}: close failed: {e}"));
             }
         }
-        if let Some(publisher) = &mut publisher {
-            publisher.tick(&service, clock.now());
-        }
+        observers.publish(|| (service.pool(clock.now()), None));
     }
     Ok(Summary {
         service: service.stats().clone(),
         scheduler: service.scheduler_stats().clone(),
-        events_dropped: event_log.map_or(0, EventLog::finish),
+        events_dropped: observers.finish(),
     })
 }
 

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -224,6 +226,40 @@ pub fn client(addr: &str, msg: &str, lower: u64, upper: u64) -> Proc {
     let mut args = vec![addr, msg, &upper, "--lower", &lower, "-v"];
     args.extend_from_slice(&FAST);
     Proc::spawn(env!("CARGO_BIN_EXE_client"), &args)
+}
+
+/// A client of `addr` asking for `v` with `--progress` (and `extra` flags), with fast loss
+/// detection.
+pub fn progress_client(addr: &str, v: &Vector, extra: &[&str]) -> Proc {
+    let (lower, upper) = (v.lower.to_string(), v.upper.to_string());
+    let mut args = vec![addr, &v.msg, &upper, "--lower", &lower, "--progress"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&FAST);
+    Proc::spawn(env!("CARGO_BIN_EXE_client"), &args)
+}
+
+/// The shares (percent) of the `progress …` lines `client --progress` wrote to its stderr
+/// (not a terminal), checking each line's form; panics if there are none, or if they
+/// decrease or exceed 100.
+pub fn progress_shares(client: &Proc) -> Vec<f64> {
+    let stderr = client.stderr_text();
+    let shares: Vec<f64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("progress "))
+        .map(|l| {
+            assert!(l.contains(" nonces, ") && l.contains("H/s, ETA "), "{l}");
+            l.split('%')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no share in {l:?}"))
+        })
+        .collect();
+    assert!(!shares.is_empty(), "no progress line on stderr:\n{stderr}");
+    assert!(
+        shares.windows(2).all(|w| w[0] <= w[1]) && shares.iter().all(|&s| s <= 100.0),
+        "{shares:?}"
+    );
+    shares
 }
 
 /// One answer of the reference vectors.

@@ -107,6 +107,9 @@ pub struct Coordinator<K> {
     conns: BTreeSet<K>,
     /// Of `conns`, those whose payloads announced they understand a NotLeader.
     announced: BTreeSet<K>,
+    /// Of `conns`, those whose Request asked for Progress messages (`"Progress": true`, as
+    /// the plain server decides): the only ones a slot's Progress is forwarded to.
+    progress: BTreeSet<K>,
     requests_on: BTreeMap<K, u64>,
     effects: VecDeque<CoordinatorEffect<K>>,
     stats: CoordinatorStats,
@@ -138,6 +141,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             waiters: BTreeMap::new(),
             conns: BTreeSet::new(),
             announced: BTreeSet::new(),
+            progress: BTreeSet::new(),
             requests_on: BTreeMap::new(),
             effects: VecDeque::new(),
             stats: CoordinatorStats::default(),
@@ -175,7 +179,11 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         if redirect::announces(payload) {
             self.announced.insert(conn);
         }
-        match Message::decode_full(payload).map(|d| (d.message, d.ext.mode)) {
+        let decoded = Message::decode_full(payload);
+        if decoded.as_ref().is_ok_and(|d| d.progress) {
+            self.progress.insert(conn);
+        }
+        match decoded.map(|d| (d.message, d.ext.mode)) {
             Ok((Message::Request { data, lower, upper }, Ok(MessageMode::Minimum))) => {
                 let key = self.key_of(conn, payload);
                 self.request(now, conn, key, data, lower, upper);
@@ -200,6 +208,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     pub fn handle_connection_gone(&mut self, now: Timestamp, conn: K) {
         self.conns.remove(&conn);
         self.announced.remove(&conn);
+        self.progress.remove(&conn);
         self.requests_on.remove(&conn);
         for waiting in self.waiters.values_mut() {
             waiting.remove(&conn);
@@ -248,6 +257,23 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         &self.stats
     }
 
+    /// The leader's service's next event ([`MinerService::poll_event`]); `None` on a
+    /// follower. A request's client in them is its [`Port::Slot`]: see
+    /// [`Coordinator::slot_clients`].
+    pub fn poll_event(&mut self) -> Option<crate::accounting::PoolEvent<Port<K>>> {
+        self.service.as_mut()?.poll_event()
+    }
+
+    /// The connections waiting for the request in `slot` (none once it is answered, or
+    /// while its client has not resubmitted it to this leader).
+    pub fn slot_clients(&self, slot: u64) -> impl Iterator<Item = K> + '_ {
+        let key = self.slots.get(&slot);
+        key.and_then(|key| self.waiters.get(key))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
     fn key_of(&mut self, conn: K, payload: &[u8]) -> RequestKey {
         match serde_json::from_slice::<IdField>(payload) {
             Ok(IdField { id: Some(id) }) => RequestKey {
@@ -287,6 +313,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             return;
         }
         self.waiters.entry(key.clone()).or_default().insert(conn);
+        self.want_progress(now, &key);
         match self.replica.state().request(&key).map(|r| r.answer) {
             Some(Some((hash, nonce))) => self.answer(&key, hash, nonce),
             Some(None) => {}
@@ -360,12 +387,37 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             Ok(()) => {
                 self.slots.insert(slot, key.clone());
                 self.slot_of.insert(key.clone(), slot);
+                self.want_progress(now, key);
             }
             Err(_) => {
                 for conn in self.waiters.remove(key).unwrap_or_default() {
                     self.effects.push_back(CoordinatorEffect::Close(conn));
                 }
             }
+        }
+    }
+
+    /// Asks the service for Progress on `key`'s slot if a connection waiting for it asked
+    /// for Progress messages (see `progress`).
+    fn want_progress(&mut self, now: Timestamp, key: &RequestKey) {
+        let (Some(&slot), Some(service)) = (self.slot_of.get(key), self.service.as_mut()) else {
+            return;
+        };
+        let mut waiting = self.waiters.get(key).into_iter().flatten();
+        if waiting.any(|c| self.progress.contains(c)) {
+            service.want_progress(now, Port::Slot(slot));
+        }
+    }
+
+    /// Forwards a Progress the service wrote to `slot`, bytes unchanged, to the waiting
+    /// connections that asked for Progress messages.
+    fn forward_progress(&mut self, slot: u64, payload: &[u8]) {
+        let Some(waiting) = self.slots.get(&slot).and_then(|k| self.waiters.get(k)) else {
+            return;
+        };
+        for &conn in waiting.intersection(&self.progress) {
+            self.effects
+                .push_back(CoordinatorEffect::Write(conn, payload.to_vec()));
         }
     }
 
@@ -397,6 +449,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         self.waiters.clear();
         self.requests_on.clear();
         let announced = std::mem::take(&mut self.announced);
+        self.progress.clear();
         let leader = self.replica.leader();
         let known = leader != 0 && leader != self.replica.id();
         for conn in std::mem::take(&mut self.conns) {
@@ -462,6 +515,11 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                     Port::Conn(conn) => self
                         .effects
                         .push_back(CoordinatorEffect::Write(conn, payload)),
+                    Port::Slot(slot)
+                        if matches!(Message::decode(&payload), Ok(Message::Progress { .. })) =>
+                    {
+                        self.forward_progress(slot, &payload);
+                    }
                     Port::Slot(slot) => {
                         // The scheduler answered (and forgot) the request: log the answer.
                         let Some(key) = self.slots.remove(&slot) else {
@@ -478,6 +536,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                 if let Port::Conn(conn) = conn {
                     self.conns.remove(&conn);
                     self.announced.remove(&conn);
+                    self.progress.remove(&conn);
                     self.effects.push_back(CoordinatorEffect::Close(conn));
                 }
             }

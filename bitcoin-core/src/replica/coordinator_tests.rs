@@ -381,3 +381,52 @@ fn the_log_holds_no_more_unanswered_requests_than_the_scheduler_may() {
     c.send(leader, 30, &request_with_id("flood", 0, 10, 0));
     assert_eq!(c.nodes[&leader].stats().refused, 2);
 }
+
+#[test]
+fn progress_goes_to_the_waiting_connections_that_asked_for_it_and_no_other() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    c.send(leader, 100, &Message::Join.encode());
+    let plain = request_with_id("slow", 0, 59_999, 3);
+    // The same request (same id) from a client that asks for Progress and one that does
+    // not.
+    let mut asking = plain.clone();
+    asking.pop();
+    asking.extend_from_slice(br#","Progress":true}"#);
+    c.send(leader, 7, &asking);
+    c.send(leader, 8, &plain);
+    // One job answered a second, until the answer.
+    for _ in 0..100 {
+        if !c.results_to(leader, 7).is_empty() {
+            break;
+        }
+        c.mine(leader, &[100], 1);
+        c.now += 990;
+        c.tick();
+    }
+    let progress = |conn: u32| -> Vec<(u64, u64)> {
+        c.writes
+            .iter()
+            .filter_map(|(n, k, m)| match m {
+                Message::Progress { covered, total, .. } if *n == leader && *k == conn => {
+                    Some((*covered, *total))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let told = progress(7);
+    assert!(told.len() >= 2, "{told:?}");
+    assert!(told.iter().all(|&(_, total)| total == 60_000), "{told:?}");
+    assert!(told.windows(2).all(|w| w[0].0 <= w[1].0), "{told:?}");
+    assert!(told.iter().any(|&(covered, _)| covered > 0), "{told:?}");
+    assert!(progress(8).is_empty(), "never to a peer that did not ask");
+    let (hash, nonce) = scan("slow", 0, 59_999);
+    for conn in [7, 8] {
+        assert_eq!(
+            c.results_to(leader, conn),
+            [Message::Result { hash, nonce }],
+            "conn {conn}: a Progress does not end the request"
+        );
+    }
+}

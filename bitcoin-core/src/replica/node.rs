@@ -253,6 +253,18 @@ impl Replica {
         self.node.raft.state == StateRole::Leader
     }
 
+    /// This replica's role now: `"leader"`, `"candidate"`, `"pre_candidate"` (asking
+    /// whether it could win an election, raft-rs's pre-vote) or `"follower"`.
+    #[must_use]
+    pub fn role(&self) -> &'static str {
+        match self.node.raft.state {
+            StateRole::Leader => "leader",
+            StateRole::Candidate => "candidate",
+            StateRole::PreCandidate => "pre_candidate",
+            StateRole::Follower => "follower",
+        }
+    }
+
     /// The leader this replica knows of (0: none).
     #[must_use]
     pub fn leader(&self) -> u64 {

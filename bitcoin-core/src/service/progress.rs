@@ -12,8 +12,9 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl<K: Ord + Copy> MinerService<K> {
     /// `client` asked, in a Request accepted at `now`, for Progress messages: the first is
-    /// due one interval later.
-    pub(super) fn want_progress(&mut self, now: Timestamp, client: K) {
+    /// due one interval later, then one every [`PROGRESS_INTERVAL`] while it has a request
+    /// (a replicated coordinator asks it for a restored request's slot).
+    pub fn want_progress(&mut self, now: Timestamp, client: K) {
         self.progress
             .entry(client)
             .or_insert(now.saturating_add(PROGRESS_INTERVAL));

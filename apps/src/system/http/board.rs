@@ -22,6 +22,7 @@ use bitcoin_core::service::MinerService;
 use lsp_core::{ConnId, Timestamp};
 use serde_json::Value;
 
+use super::replication::Replication;
 use crate::system::events;
 
 /// The most often the loop publishes a snapshot, and so how stale one may be.
@@ -49,6 +50,8 @@ pub struct Snapshot {
     pub events: Vec<Value>,
     /// When it was published.
     pub taken: Instant,
+    /// A replicated or durable server's place in its group; `None` for a plain server.
+    pub replication: Option<Replication>,
 }
 
 impl Snapshot {
@@ -152,13 +155,18 @@ impl Publisher {
 
     /// Keeps `event` among the recent ones, with its subject's address.
     pub fn record(&self, event: &PoolEvent<ConnId>, addr: Option<&str>) {
-        let ts = self
-            .board
-            .origin_ms
-            .saturating_add(event.at.as_micros() / 1000);
-        let Some(json) = events::to_json(ts, event, addr) else {
-            return;
-        };
+        if let Some(json) = events::to_json(self.unix_ms(event.at), event, addr) {
+            self.record_json(json);
+        }
+    }
+
+    /// The Unix milliseconds of service time `at`.
+    pub fn unix_ms(&self, at: Timestamp) -> u64 {
+        self.board.origin_ms.saturating_add(at.as_micros() / 1000)
+    }
+
+    /// Keeps `json` (an event-log object) among the recent events.
+    pub fn record_json(&self, json: Value) {
         let mut recent = self.board.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == RECENT_EVENTS {
             recent.pop_front();
@@ -169,6 +177,12 @@ impl Publisher {
     /// Publishes a snapshot of `service` at `now` if the board is watched (read within
     /// [`WATCH_WINDOW`]) and the last one is at least [`PUBLISH_INTERVAL`] old.
     pub fn tick(&mut self, service: &MinerService<ConnId>, now: Timestamp) {
+        self.tick_with(|| (service.pool(now), None));
+    }
+
+    /// As [`tick`](Self::tick), with the report (and a replica's place in its group) that
+    /// `take` makes, called only if a snapshot is due.
+    pub fn tick_with(&mut self, take: impl FnOnce() -> (PoolReport<ConnId>, Option<Replication>)) {
         let due = self.last.is_none_or(|t| t.elapsed() >= PUBLISH_INTERVAL);
         if !due {
             return;
@@ -183,11 +197,13 @@ impl Publisher {
             let recent = self.board.recent.lock().unwrap_or_else(|e| e.into_inner());
             recent.iter().cloned().collect()
         };
+        let (report, replication) = take();
         let snapshot = Arc::new(Snapshot {
-            report: service.pool(now),
+            report,
             origin_ms: self.board.origin_ms,
             events,
             taken,
+            replication,
         });
         let mut pinned = self.board.pinned();
         pinned.generation += 1;

@@ -43,13 +43,16 @@ struct StatusLabels {
 /// A gauge or counter holding an `f64`.
 type GaugeF = Gauge<f64, AtomicU64>;
 
-fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+/// Registers a gauge `name` holding `value` (saturating at `i64::MAX`).
+pub(super) fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
     let g: Gauge = Gauge::default();
     g.set(i64::try_from(value).unwrap_or(i64::MAX));
     registry.register(name, help, g);
 }
 
-fn counter(registry: &mut Registry, name: &str, help: &str, value: u128) {
+/// Registers a counter `name` (exposed as `name_total`) holding `value` (saturating at
+/// `u64::MAX`).
+pub(super) fn counter(registry: &mut Registry, name: &str, help: &str, value: u128) {
     let c: Counter = Counter::default();
     c.inc_by(u64::try_from(value).unwrap_or(u64::MAX));
     registry.register(name, help, c);
@@ -178,6 +181,9 @@ pub fn render(snapshot: &Snapshot) -> String {
         "A joined miner's answers by status",
         answers,
     );
+    if let Some(replication) = &snapshot.replication {
+        super::replication::register(&mut r, replication);
+    }
     let mut text = String::with_capacity(256 + 200 * report.miners.len());
     // Writing to a String cannot fail.
     let _ = encode(&mut text, &r);
@@ -205,6 +211,7 @@ mod tests {
             origin_ms: 0,
             events: Vec::new(),
             taken: Instant::now(),
+            replication: None,
         };
         let text = render(&snapshot);
         for line in [

@@ -21,6 +21,7 @@
 
 pub mod board;
 pub mod metrics;
+pub mod replication;
 pub mod status;
 
 use std::io::{self, Read, Write};

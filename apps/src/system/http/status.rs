@@ -8,6 +8,7 @@ use bitcoin_core::message::Mode;
 use serde::Serialize;
 
 use super::board::Snapshot;
+use super::replication::Replication;
 
 /// The whole document.
 #[derive(Serialize)]
@@ -26,6 +27,10 @@ pub struct Status<'a> {
     pub requests: Vec<Request<'a>>,
     /// The last events (at most 100), oldest first, as the event log writes them.
     pub events: &'a [serde_json::Value],
+    /// A replicated or durable server's place in its group (absent from a plain server's
+    /// document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<&'a Replication>,
 }
 
 /// One minute of history.
@@ -173,6 +178,7 @@ pub fn of(snapshot: &Snapshot) -> Status<'_> {
             })
             .collect(),
         events: &snapshot.events,
+        replication: snapshot.replication.as_ref(),
     }
 }
 
