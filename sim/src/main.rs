@@ -10,7 +10,8 @@
 //!   clients) on a faulty network, each seed twice to compare trace digests;
 //! - `sim replay-miner --seed S [-v]`: one whole-system seed again, with its parameters and,
 //!   with `-v`, its event trace.
-//! - `sim sweep-raft --seeds N [--start S]`: replicated coordinators (raft-rs) with
+//! - `sim sweep-raft --seeds N [--start S]`: replicated coordinators (the real
+//!   `Coordinator` on raft-rs, with simulated miners and clients) with
 //!   crashes, partitions, loss and reordering, each seed twice to compare trace digests;
 //! - `sim replay-raft --seed S [-v]`: one replicated-coordinator seed again.
 //!
@@ -391,6 +392,9 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
                 total.crashes += o.crashes;
                 total.terms += o.terms;
                 total.snapshots_installed += o.snapshots_installed;
+                total.searches += o.searches;
+                total.redirects += o.redirects;
+                total.restored += o.restored;
             }
             Err(failure) => {
                 failed += 1;
@@ -406,13 +410,16 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} crashes, {} terms, {} snapshots installed",
+        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
         passed + failed,
         total.ms as f64 / 1000.0,
         total.answered,
         total.crashes,
         total.terms,
-        total.snapshots_installed
+        total.snapshots_installed,
+        total.searches,
+        total.redirects,
+        total.restored
     );
     (passed, failed)
 }
@@ -424,8 +431,8 @@ fn replay_raft(seed: u64, verbose: bool) -> (u64, u64) {
     match replica::run_case(&case, verbose) {
         Ok(o) => {
             println!(
-                "passed: {} ms virtual, digest {:016x}; {} answered, {} crashes, {} terms, {} snapshots installed",
-                o.ms, o.digest, o.answered, o.crashes, o.terms, o.snapshots_installed
+                "passed: {} ms virtual, digest {:016x}; {} answered, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
+                o.ms, o.digest, o.answered, o.crashes, o.terms, o.snapshots_installed, o.searches, o.redirects, o.restored
             );
             (1, 0)
         }

@@ -13,8 +13,10 @@ pub enum Sabotage {
     /// None: the real system.
     #[default]
     None,
-    /// The leader reports a chunk's first nonce as its answer without searching it.
-    LazyLeader,
+    /// Every miner searches only the first half of each job and reports that half's
+    /// minimum as the job's: the spot checks of the real scheduler catch some of these
+    /// lies, and the true-minimum checks must catch those that escape.
+    SloppyMiners,
     /// A restarted replica forgets its disk (votes and log), breaking Raft's durability
     /// assumption.
     ForgetDisk,
@@ -31,12 +33,26 @@ pub struct PartitionPlan {
     pub cut: Vec<u64>,
 }
 
-/// One client request.
+/// One simulated miner process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinerPlan {
+    /// When it first connects, in ms.
+    pub at_ms: u64,
+    /// The replica it tries first.
+    pub first: u64,
+    /// Its search speed, in nonces per virtual ms.
+    pub speed: u64,
+    /// Whether its Join announces that it understands a NotLeader (`"Redirect": true`).
+    pub redirect: bool,
+}
+
+/// One client request (each client process sends one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestPlan {
     /// The client's name.
     pub client: String,
-    /// The request's id.
+    /// The request's `"Id"`, unique in the run (the coordinator names requests by it
+    /// alone, whichever client sends it).
     pub id: u64,
     /// The text.
     pub message: String,
@@ -72,6 +88,11 @@ pub struct ReplicaCase {
     pub partitions: Vec<PartitionPlan>,
     /// The requests.
     pub requests: Vec<RequestPlan>,
+    /// The miners.
+    pub miners: Vec<MinerPlan>,
+    /// One-way latency of a client's or miner's connection, uniform in `1..=conn_ms` per
+    /// connection (the connection itself is reliable and ordered: LSP's job).
+    pub conn_ms: u64,
     /// When the network heals and crashed replicas return (all but `stay_down`).
     pub heal_ms: u64,
     /// A replica that stays down after the heal (a minority).
@@ -115,19 +136,26 @@ impl ReplicaCase {
             });
         }
         let mut requests = Vec::new();
-        for c in 0..rng.range(1, 4) {
-            for id in 0..rng.range(1, 3) {
-                let lower = rng.below(1_000);
-                requests.push(RequestPlan {
-                    client: format!("client{c}"),
-                    id,
-                    message: format!("raft-{seed}-{c}-{id}"),
-                    lower,
-                    upper: lower + rng.below(1_500),
-                    at_ms: rng.below(heal_ms),
-                });
-            }
+        for c in 0..rng.range(1, 6) {
+            let lower = rng.below(1_000);
+            requests.push(RequestPlan {
+                client: format!("client{c}"),
+                // Distinct low bits: unique in the run.
+                id: (rng.below(1 << 40) << 3) | c,
+                message: format!("raft-{seed}-{c}"),
+                lower,
+                upper: lower + rng.below(1_500),
+                at_ms: rng.below(heal_ms),
+            });
         }
+        let miners = (0..rng.range(1, 3))
+            .map(|_| MinerPlan {
+                at_ms: rng.below(heal_ms / 2),
+                first: rng.range(1, replicas),
+                speed: rng.range(5, 60),
+                redirect: rng.below(4) != 0,
+            })
+            .collect();
         ReplicaCase {
             seed,
             replicas,
@@ -139,6 +167,8 @@ impl ReplicaCase {
             down_ms: rng.range(50, 1_500),
             partitions,
             requests,
+            miners,
+            conn_ms: rng.range(1, 10),
             heal_ms,
             stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
             sabotage: Sabotage::None,
@@ -170,6 +200,14 @@ impl fmt::Display for ReplicaCase {
                 f,
                 "  partition {:?} from {} to {} ms",
                 p.cut, p.from_ms, p.until_ms
+            )?;
+        }
+        writeln!(f, "  connections: latency 1..={} ms", self.conn_ms)?;
+        for m in &self.miners {
+            writeln!(
+                f,
+                "  miner from {} ms, first to replica {}, {} nonces/ms, redirect {}",
+                m.at_ms, m.first, m.speed, m.redirect
             )?;
         }
         for r in &self.requests {
