@@ -80,8 +80,12 @@ pub struct ReplicaCase {
     pub loss: Prob,
     /// Extra delay of a raft message, uniform in `0..=jitter_ms` (reordering).
     pub jitter_ms: u64,
-    /// Chance per tick that a running replica crashes (before the heal).
+    /// Chance per tick that a running replica crashes (before the heal), and per `Persist`
+    /// that it dies before that write.
     pub crash: Prob,
+    /// Chance per tick that a miner or client drops its connection (before the heal): a
+    /// miner leaves with its jobs and rejoins elsewhere; a client resubmits elsewhere.
+    pub drop: Prob,
     /// How long a crashed replica stays down, in ms (at most).
     pub down_ms: u64,
     /// Partitions before the heal.
@@ -169,6 +173,7 @@ impl ReplicaCase {
             requests,
             miners,
             conn_ms: rng.range(1, 10),
+            drop: rng.maybe(2),
             heal_ms,
             stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
             sabotage: Sabotage::None,
@@ -202,7 +207,11 @@ impl fmt::Display for ReplicaCase {
                 p.cut, p.from_ms, p.until_ms
             )?;
         }
-        writeln!(f, "  connections: latency 1..={} ms", self.conn_ms)?;
+        writeln!(
+            f,
+            "  connections: latency 1..={} ms, dropped by their peer {} per tick",
+            self.conn_ms, self.drop
+        )?;
         for m in &self.miners {
             writeln!(
                 f,

@@ -7,7 +7,7 @@
 use bitcoin_core::message::Message;
 use bitcoin_core::replica::redirect::decode_not_leader;
 
-use super::case::RequestPlan;
+use super::case::{RequestPlan, TICK_MS};
 use super::conns::{ConnKey, Peer};
 use super::world::ReplicaWorld;
 
@@ -58,6 +58,7 @@ impl ReplicaWorld {
     /// Clients send (or resubmit) when due, and give up on a silent replica.
     pub(super) fn clients_step(&mut self) -> Result<(), String> {
         let n = self.case.replicas;
+        let drops = !self.healed() && self.now.is_multiple_of(TICK_MS);
         for i in 0..self.clients.len() {
             let plan = &self.case.requests[i];
             let c = &mut self.clients[i];
@@ -65,12 +66,13 @@ impl ReplicaWorld {
                 continue;
             }
             if let Some(k) = c.conn {
-                if self.now >= c.sent_at + NO_ANSWER_MS {
+                let dropped = drops && self.rng.chance(self.case.drop);
+                if dropped || self.now >= c.sent_at + NO_ANSWER_MS {
                     c.conn = None;
                     c.target = c.target % n + 1;
                     c.next_try = self.now;
                     self.conns.close_by_peer(self.now, k);
-                    self.trace(&format!("client {i} gives up on conn {k}"));
+                    self.trace(&format!("client {i} drops conn {k}"));
                 }
             }
             let c = &mut self.clients[i];

@@ -9,7 +9,7 @@ use bitcoin_core::message::{ext::encode_join, Message};
 use bitcoin_core::miner::{Action, JobOrder, MinerCore};
 use bitcoin_core::replica::redirect::{decode_not_leader, with_redirect};
 
-use super::case::{MinerPlan, Sabotage};
+use super::case::{MinerPlan, Sabotage, TICK_MS};
 use super::conns::{ConnKey, Peer};
 use super::world::{scan, ReplicaWorld};
 
@@ -42,7 +42,15 @@ impl Miner {
 impl ReplicaWorld {
     /// Miners connect when due and finish searches that are done.
     pub(super) fn miners_step(&mut self) -> Result<(), String> {
+        let drops = !self.healed() && self.now.is_multiple_of(TICK_MS);
         for i in 0..self.miners.len() {
+            if let Some(k) = self.miners[i].conn {
+                if drops && self.rng.chance(self.case.drop) {
+                    self.conns.close_by_peer(self.now, k);
+                    self.trace(&format!("miner {i} drops conn {k}"));
+                    self.miner_gone(i, k);
+                }
+            }
             let m = &mut self.miners[i];
             if m.conn.is_none() && m.next_connect <= self.now {
                 self.miner_connect(i);

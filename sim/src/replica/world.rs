@@ -198,6 +198,25 @@ impl ReplicaWorld {
         self.trace(&format!("replica {id} crashes"));
     }
 
+    /// Replica `id` dies before a `Persist`: that batch and what follows are lost, except
+    /// that a driver may write jobs (`Write`, which depend on nothing durable) before the
+    /// writes queued ahead of them, so some of them went out.
+    fn die_writing(&mut self, id: u64) {
+        let mut coord = self.coords.remove(&id);
+        while let Some(effect) = coord.as_mut().and_then(Coordinator::poll_effect) {
+            if let CoordinatorEffect::Write(k, payload) = effect {
+                if self.rng.below(2) == 0 {
+                    self.digest.u64(k);
+                    self.conns.send_to_peer(self.now, k, payload);
+                }
+            }
+        }
+        if let Some(coord) = coord {
+            self.coords.insert(id, coord);
+        }
+        self.crash(id);
+    }
+
     /// Honours every effect replica `id` has, in order (it may crash on a `Persist`).
     pub(super) fn drain(&mut self, id: u64) -> Result<(), String> {
         let now = self.now;
@@ -209,7 +228,7 @@ impl ReplicaWorld {
                 CoordinatorEffect::Persist(ops) => {
                     if !self.healed() && self.rng.chance(self.case.crash) {
                         self.trace(&format!("replica {id} dies before a write"));
-                        self.crash(id);
+                        self.die_writing(id);
                         return Ok(());
                     }
                     if let Some(disk) = self.disks.get_mut(&id) {
