@@ -389,6 +389,7 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
                 passed += 1;
                 total.ms += o.ms;
                 total.answered += o.answered;
+                total.disconnected += o.disconnected;
                 total.crashes += o.crashes;
                 total.terms += o.terms;
                 total.snapshots_installed += o.snapshots_installed;
@@ -410,10 +411,11 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
+        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
         passed + failed,
         total.ms as f64 / 1000.0,
         total.answered,
+        total.disconnected,
         total.crashes,
         total.terms,
         total.snapshots_installed,
@@ -431,8 +433,8 @@ fn replay_raft(seed: u64, verbose: bool) -> (u64, u64) {
     match replica::run_case(&case, verbose) {
         Ok(o) => {
             println!(
-                "passed: {} ms virtual, digest {:016x}; {} answered, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
-                o.ms, o.digest, o.answered, o.crashes, o.terms, o.snapshots_installed, o.searches, o.redirects, o.restored
+                "passed: {} ms virtual, digest {:016x}; {} answered, {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
+                o.ms, o.digest, o.answered, o.disconnected, o.crashes, o.terms, o.snapshots_installed, o.searches, o.redirects, o.restored
             );
             (1, 0)
         }

@@ -54,6 +54,10 @@ pub struct RequestPlan {
     /// The request's `"Id"`, unique in the run (the coordinator names requests by it
     /// alone, whichever client sends it).
     pub id: u64,
+    /// Whether the client sends the `"Id"` (one given several addresses). One that does
+    /// not is the reference client: it sends once, to the replica leading when it starts,
+    /// is answered on that connection or not at all, and exits when it loses it.
+    pub with_id: bool,
     /// The text.
     pub message: String,
     /// First nonce.
@@ -146,6 +150,7 @@ impl ReplicaCase {
                 client: format!("client{c}"),
                 // Distinct low bits: unique in the run.
                 id: (rng.below(1 << 40) << 3) | c,
+                with_id: rng.below(5) != 0,
                 message: format!("raft-{seed}-{c}"),
                 lower,
                 upper: lower + rng.below(1_500),
@@ -222,8 +227,14 @@ impl fmt::Display for ReplicaCase {
         for r in &self.requests {
             writeln!(
                 f,
-                "  request {}#{} {:?} {}..={} at {} ms",
-                r.client, r.id, r.message, r.lower, r.upper, r.at_ms
+                "  request {}#{}{} {:?} {}..={} at {} ms",
+                r.client,
+                r.id,
+                if r.with_id { "" } else { " (no Id)" },
+                r.message,
+                r.lower,
+                r.upper,
+                r.at_ms
             )?;
         }
         if self.sabotage != Sabotage::None {

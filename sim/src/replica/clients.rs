@@ -24,6 +24,8 @@ pub struct Client {
     next_try: u64,
     /// The answer it got, if any.
     pub answer: Option<(u64, u64)>,
+    /// A reference client (no `"Id"`) that lost its connection unanswered: it exited.
+    pub disconnected: bool,
 }
 
 impl Client {
@@ -35,11 +37,19 @@ impl Client {
             sent_at: 0,
             next_try: 0,
             answer: None,
+            disconnected: false,
         }
+    }
+
+    /// Whether it is finished: answered, or a reference client that lost its connection
+    /// (the reference prints `Disconnected` and exits).
+    pub fn done(&self) -> bool {
+        self.answer.is_some() || self.disconnected
     }
 }
 
-/// The client's Request: the reference's bytes with `"Id"` added as the last key.
+/// The client's Request: the reference's bytes, with `"Id"` added as the last key if the
+/// client sends it.
 pub fn request_payload(plan: &RequestPlan) -> Vec<u8> {
     let mut payload = Message::Request {
         data: plan.message.clone(),
@@ -47,7 +57,7 @@ pub fn request_payload(plan: &RequestPlan) -> Vec<u8> {
         upper: plan.upper,
     }
     .encode();
-    if payload.last() == Some(&b'}') {
+    if plan.with_id && payload.last() == Some(&b'}') {
         payload.pop();
         payload.extend_from_slice(format!(r#","Id":{}}}"#, plan.id).as_bytes());
     }
@@ -61,13 +71,22 @@ impl ReplicaWorld {
         let drops = !self.healed() && self.now.is_multiple_of(TICK_MS);
         for i in 0..self.clients.len() {
             let plan = &self.case.requests[i];
+            let with_id = plan.with_id;
             let c = &mut self.clients[i];
-            if c.answer.is_some() || self.now < plan.at_ms {
+            if c.done() || self.now < plan.at_ms {
                 continue;
             }
             if let Some(k) = c.conn {
                 let dropped = drops && self.rng.chance(self.case.drop);
-                if dropped || self.now >= c.sent_at + NO_ANSWER_MS {
+                if dropped && !with_id {
+                    c.conn = None;
+                    c.disconnected = true;
+                    self.outcome.disconnected += 1;
+                    self.conns.close_by_peer(self.now, k);
+                    self.trace(&format!("client {i} exits, dropping conn {k}"));
+                    continue;
+                }
+                if with_id && (dropped || self.now >= c.sent_at + NO_ANSWER_MS) {
                     c.conn = None;
                     c.target = c.target % n + 1;
                     c.next_try = self.now;
@@ -77,6 +96,15 @@ impl ReplicaWorld {
             }
             let c = &mut self.clients[i];
             if c.conn.is_none() && c.next_try <= self.now {
+                if !with_id {
+                    // The reference client is given the address of the replica leading
+                    // when it starts (or any, if none leads).
+                    c.target = self
+                        .coords
+                        .iter()
+                        .find(|(_, co)| co.replica().is_leader())
+                        .map_or(c.target, |(&id, _)| id);
+                }
                 let target = c.target;
                 let up = self.coords.contains_key(&target);
                 let latency = self.rng.range(1, self.case.conn_ms);
@@ -105,6 +133,11 @@ impl ReplicaWorld {
             return Ok(());
         }
         if let Some(leader) = decode_not_leader(payload) {
+            if !self.case.requests[i].with_id {
+                return Err(format!(
+                    "client {i} got a NotLeader it never announced it understands"
+                ));
+            }
             self.outcome.redirects += 1;
             self.conns.close_by_peer(self.now, k);
             let n = self.case.replicas;
@@ -130,14 +163,22 @@ impl ReplicaWorld {
         }
     }
 
-    /// Client `i` notices that its connection `k` ended: it resubmits to the next replica.
+    /// Client `i` notices that its connection `k` ended: it resubmits to the next replica
+    /// (a reference client exits).
     pub(super) fn client_gone(&mut self, i: usize, k: ConnKey) {
         let n = self.case.replicas;
+        let with_id = self.case.requests[i].with_id;
         let c = &mut self.clients[i];
         if c.conn != Some(k) || c.answer.is_some() {
             return;
         }
         c.conn = None;
+        if !with_id {
+            c.disconnected = true;
+            self.outcome.disconnected += 1;
+            self.trace(&format!("client {i} disconnected (conn {k})"));
+            return;
+        }
         c.target = c.target % n + 1;
         c.next_try = self.now + RETRY_MS;
         self.trace(&format!("client {i} lost conn {k}"));

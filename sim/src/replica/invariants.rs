@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use bitcoin_core::replica::{Command, RequestKey};
 
-use super::conns::ConnKey;
+use super::conns::{ConnKey, Peer};
 use super::world::ReplicaWorld;
 
 /// What the checks remember across steps.
@@ -25,8 +25,8 @@ pub struct Checks {
     checked_commit: BTreeMap<u64, u64>,
     /// Replica → applied index at its last state check.
     checked_applied: BTreeMap<u64, u64>,
-    /// Request → the answer some replica's state holds.
-    logged: BTreeMap<RequestKey, (u64, u64)>,
+    /// Request (by the case's order) → the answer some replica's state holds, and its key.
+    logged: BTreeMap<usize, ((u64, u64), RequestKey)>,
 }
 
 impl Checks {
@@ -124,11 +124,12 @@ impl ReplicaWorld {
             let Some(answer) = request.answer else {
                 continue;
             };
-            let Some(&(i, truth)) = self.truth.get(key) else {
+            let Some(i) = self.request_of(key) else {
                 return Err(format!(
                     "replica {id} holds an answer to unknown request {key}"
                 ));
             };
+            let truth = self.truth[i];
             if answer != truth {
                 return Err(format!(
                     "replica {id}'s state answers {key} {answer:?}, the true minimum is {truth:?}"
@@ -139,11 +140,11 @@ impl ReplicaWorld {
                     "replica {id}'s state answers {key} {answer:?}, its client got {got:?}"
                 ));
             }
-            match self.checks.logged.insert(key.clone(), answer) {
-                Some(other) if other != answer => {
+            match self.checks.logged.insert(i, (answer, key.clone())) {
+                Some((other, other_key)) if other != answer || other_key != *key => {
                     return Err(format!(
-                    "{key} answered {other:?} in one replica's state, {answer:?} in replica {id}'s"
-                ))
+                        "request {i} answered {other:?} as {other_key} in one replica's state, {answer:?} as {key} in replica {id}'s"
+                    ))
                 }
                 _ => {}
             }
@@ -158,31 +159,48 @@ impl ReplicaWorld {
         k: ConnKey,
         answer: (u64, u64),
     ) -> Result<(), String> {
-        let key = super::world::key_of(self.case.requests[i].id);
-        let truth = self.truth.get(&key).map(|t| t.1);
-        if truth != Some(answer) {
+        let key = self.case.requests[i].id;
+        let truth = self.truth[i];
+        if truth != answer {
             return Err(format!(
-                "client {i} ({key}) got {answer:?} on conn {k}, the true minimum is {truth:?}"
+                "client {i} (#{key}) got {answer:?} on conn {k}, the true minimum is {truth:?}"
             ));
         }
         match self.clients[i].answer {
             Some(known) if known != answer => {
                 return Err(format!(
-                    "client {i} ({key}) answered {known:?} and then {answer:?}"
+                    "client {i} (#{key}) answered {known:?} and then {answer:?}"
                 ))
             }
             Some(_) => {}
             None => {
                 self.clients[i].answer = Some(answer);
                 self.outcome.answered += 1;
-                self.trace(&format!("client {i} ({key}) answered {answer:?}"));
+                self.trace(&format!("client {i} (#{key}) answered {answer:?}"));
             }
         }
-        if let Some(logged) = self.checks.logged.get(&key).filter(|&&l| l != answer) {
-            return Err(format!(
-                "client {i} ({key}) got {answer:?}, the replicated state holds {logged:?}"
-            ));
+        match self.checks.logged.get(&i) {
+            Some((logged, _)) if *logged == answer => Ok(()),
+            logged => Err(format!(
+                "client {i} (#{key}) got {answer:?}, the replicated state holds {logged:?}"
+            )),
         }
-        Ok(())
+    }
+
+    /// The case's request a replicated request key names: `id:N` by its `"Id"`, and
+    /// `leader.term.conn` (a request without one) by the client on that connection.
+    fn request_of(&self, key: &RequestKey) -> Option<usize> {
+        if key.client == "id" {
+            return self
+                .case
+                .requests
+                .iter()
+                .position(|r| r.with_id && r.id == key.id);
+        }
+        let conn: u64 = key.client.rsplit('.').next()?.parse().ok()?;
+        match self.conns.all.get(&conn)?.peer {
+            Peer::Client(i) if !self.case.requests[i].with_id && key.id == 1 => Some(i),
+            _ => None,
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bitcoin_core::hash::hash;
-use bitcoin_core::replica::{Coordinator, CoordinatorEffect, Disk, ReplicaConfig, RequestKey};
+use bitcoin_core::replica::{Coordinator, CoordinatorEffect, Disk, ReplicaConfig};
 use bitcoin_core::scheduler::Config;
 use lsp_core::Timestamp;
 
@@ -37,6 +37,8 @@ pub struct Outcome {
     pub ms: u64,
     /// Requests answered (to their clients).
     pub answered: u64,
+    /// Reference clients (no `"Id"`) that lost their connection unanswered and exited.
+    pub disconnected: u64,
     /// Crashes.
     pub crashes: u64,
     /// Elections won (distinct terms with a leader).
@@ -66,8 +68,8 @@ pub struct ReplicaWorld {
     pub(super) conns: Conns,
     pub(super) miners: Vec<Miner>,
     pub(super) clients: Vec<Client>,
-    /// Each request's key and true minimum (hash, nonce), by the case's order.
-    pub(super) truth: BTreeMap<RequestKey, (usize, (u64, u64))>,
+    /// Each request's true minimum (hash, nonce), by the case's order.
+    pub(super) truth: Vec<(u64, u64)>,
     pub(super) checks: Checks,
     pub(super) digest: Digest,
     pub(super) outcome: Outcome,
@@ -82,14 +84,6 @@ pub fn scan(message: &str, lower: u64, upper: u64) -> (u64, u64) {
         .unwrap_or((u64::MAX, lower))
 }
 
-/// The key the coordinator gives a request carrying `"Id": id`.
-pub fn key_of(id: u64) -> RequestKey {
-    RequestKey {
-        client: "id".into(),
-        id,
-    }
-}
-
 /// The instant of virtual millisecond `ms`.
 pub fn at(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
@@ -99,12 +93,12 @@ impl ReplicaWorld {
     /// A world for `case`, every replica up with a fresh disk.
     pub fn new(case: ReplicaCase, verbose: bool) -> Result<Self, String> {
         let voters: Vec<u64> = (1..=case.replicas).collect();
-        let mut truth = BTreeMap::new();
-        for (i, r) in case.requests.iter().enumerate() {
+        let mut truth = Vec::new();
+        for r in &case.requests {
             if r.lower > r.upper {
                 return Err("empty request".into());
             }
-            truth.insert(key_of(r.id), (i, scan(&r.message, r.lower, r.upper)));
+            truth.push(scan(&r.message, r.lower, r.upper));
         }
         let miners = case.miners.iter().map(Miner::new).collect();
         let clients = case
@@ -228,6 +222,9 @@ impl ReplicaWorld {
                 CoordinatorEffect::Persist(ops) => {
                     if !self.healed() && self.rng.chance(self.case.crash) {
                         self.trace(&format!("replica {id} dies before a write"));
+                        // What it applied (committed entries) and wrote so far stands.
+                        self.check_log(id)?;
+                        self.check_state(id)?;
                         self.die_writing(id);
                         return Ok(());
                     }
@@ -260,7 +257,7 @@ impl ReplicaWorld {
         while self.now <= deadline {
             self.step()?;
             self.check_leaders()?;
-            if self.healed() && self.clients.iter().all(|c| c.answer.is_some()) {
+            if self.healed() && self.clients.iter().all(Client::done) {
                 self.outcome.ms = self.now;
                 self.outcome.terms = self.checks.terms();
                 for coord in std::mem::take(&mut self.coords).values() {
@@ -276,7 +273,7 @@ impl ReplicaWorld {
             .requests
             .iter()
             .zip(&self.clients)
-            .filter(|(_, c)| c.answer.is_none())
+            .filter(|(_, c)| !c.done())
             .map(|(r, _)| r.id)
             .collect();
         Err(format!(
