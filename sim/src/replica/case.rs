@@ -40,8 +40,10 @@ pub struct MinerPlan {
     pub at_ms: u64,
     /// The replica it tries first.
     pub first: u64,
-    /// Its search speed, in nonces per virtual ms.
+    /// Its search speed, in nonces per virtual ms (a slow one outlives its leases).
     pub speed: u64,
+    /// Whether it searches its newest job first (answers out of order).
+    pub newest_first: bool,
     /// Whether its Join announces that it understands a NotLeader (`"Redirect": true`).
     pub redirect: bool,
 }
@@ -101,6 +103,9 @@ pub struct ReplicaCase {
     /// One-way latency of a client's or miner's connection, uniform in `1..=conn_ms` per
     /// connection (the connection itself is reliable and ordered: LSP's job).
     pub conn_ms: u64,
+    /// How long a client, miner or replica takes to notice that the other end of a
+    /// connection closed or died (LSP's loss detection), in ms.
+    pub loss_ms: u64,
     /// When the network heals and crashed replicas return (all but `stay_down`).
     pub heal_ms: u64,
     /// A replica that stays down after the heal (a minority).
@@ -161,7 +166,12 @@ impl ReplicaCase {
             .map(|_| MinerPlan {
                 at_ms: rng.below(heal_ms / 2),
                 first: rng.range(1, replicas),
-                speed: rng.range(5, 60),
+                speed: if rng.below(5) == 0 {
+                    1
+                } else {
+                    rng.range(5, 60)
+                },
+                newest_first: rng.below(3) == 0,
                 redirect: rng.below(4) != 0,
             })
             .collect();
@@ -179,6 +189,7 @@ impl ReplicaCase {
             miners,
             conn_ms: rng.range(1, 10),
             drop: rng.maybe(2),
+            loss_ms: rng.range(60, 600),
             heal_ms,
             stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
             sabotage: Sabotage::None,
@@ -214,14 +225,14 @@ impl fmt::Display for ReplicaCase {
         }
         writeln!(
             f,
-            "  connections: latency 1..={} ms, dropped by their peer {} per tick",
-            self.conn_ms, self.drop
+            "  connections: latency 1..={} ms, loss detected in {} ms, dropped by their peer {} per tick",
+            self.conn_ms, self.loss_ms, self.drop
         )?;
         for m in &self.miners {
             writeln!(
                 f,
-                "  miner from {} ms, first to replica {}, {} nonces/ms, redirect {}",
-                m.at_ms, m.first, m.speed, m.redirect
+                "  miner from {} ms, first to replica {}, {} nonces/ms, newest first {}, redirect {}",
+                m.at_ms, m.first, m.speed, m.newest_first, m.redirect
             )?;
         }
         for r in &self.requests {

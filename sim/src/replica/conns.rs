@@ -1,13 +1,9 @@
 //! Connections between clients or miners and replicas: reliable, ordered channels with a
 //! latency (what LSP gives its users), that end when either side closes or the replica
 //! crashes. Nothing says goodbye on LSP: the other side learns of an end by its loss
-//! detection, [`LOSS_MS`] later.
+//! detection, [`Conns::loss_ms`] later.
 
 use std::collections::BTreeMap;
-
-/// How long a side takes to notice that the other closed or died (LSP's loss detection:
-/// `epoch_limit` 5 × a 40 ms epoch).
-pub const LOSS_MS: u64 = 200;
 
 /// A connection's key: unique in the run, never reused (the coordinator's `K`).
 pub type ConnKey = u64;
@@ -52,6 +48,9 @@ pub enum Delivery {
 /// Every connection of a run, and what is on its way.
 #[derive(Default)]
 pub struct Conns {
+    /// How long a side takes to notice that the other closed or died (LSP's loss
+    /// detection: `epoch_limit` × the epoch).
+    pub loss_ms: u64,
     next: ConnKey,
     seq: u64,
     /// Every connection ever opened.
@@ -60,13 +59,21 @@ pub struct Conns {
 }
 
 impl Conns {
+    /// No connections yet; ends notice the other's end after `loss_ms`.
+    pub fn new(loss_ms: u64) -> Conns {
+        Conns {
+            loss_ms,
+            ..Conns::default()
+        }
+    }
+
     fn push(&mut self, at: u64, delivery: Delivery) {
         self.seq += 1;
         self.queue.insert((at, self.seq), delivery);
     }
 
     /// `peer` connects to `replica` at `now` (`up`: whether that replica runs). A
-    /// connection to a replica that is down fails after [`LOSS_MS`].
+    /// connection to a replica that is down fails after [`Conns::loss_ms`].
     pub fn open(&mut self, now: u64, peer: Peer, replica: u64, up: bool, latency: u64) -> ConnKey {
         self.next += 1;
         let key = self.next;
@@ -81,7 +88,7 @@ impl Conns {
             },
         );
         if !up {
-            self.push(now + LOSS_MS, Delivery::GoneAtPeer(key));
+            self.push(now + self.loss_ms, Delivery::GoneAtPeer(key));
         }
         key
     }
@@ -107,7 +114,7 @@ impl Conns {
     pub fn close_by_replica(&mut self, now: u64, key: ConnKey) {
         if let Some(c) = self.all.get_mut(&key).filter(|c| c.replica_open) {
             c.replica_open = false;
-            let at = now + c.latency + LOSS_MS;
+            let at = now + c.latency + self.loss_ms;
             self.push(at, Delivery::GoneAtPeer(key));
         }
     }
@@ -116,7 +123,7 @@ impl Conns {
     pub fn close_by_peer(&mut self, now: u64, key: ConnKey) {
         if let Some(c) = self.all.get_mut(&key).filter(|c| c.peer_open) {
             c.peer_open = false;
-            let at = now + c.latency + LOSS_MS;
+            let at = now + c.latency + self.loss_ms;
             self.push(at, Delivery::GoneAtReplica(key));
         }
     }
@@ -134,7 +141,7 @@ impl Conns {
             if let Some(c) = self.all.get_mut(&key) {
                 c.replica_open = false;
             }
-            self.push(now + LOSS_MS, Delivery::GoneAtPeer(key));
+            self.push(now + self.loss_ms, Delivery::GoneAtPeer(key));
         }
     }
 

@@ -77,7 +77,11 @@ impl ReplicaWorld {
         let m = &mut self.miners[i];
         m.conn = Some(k);
         m.search = None;
-        m.core = MinerCore::new(JobOrder::Arrival);
+        m.core = MinerCore::new(if self.case.miners[i].newest_first {
+            JobOrder::Newest
+        } else {
+            JobOrder::Arrival
+        });
         m.core.handle_connected();
         self.trace(&format!(
             "miner {i} connects to replica {target} (conn {k})"

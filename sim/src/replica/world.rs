@@ -114,7 +114,7 @@ impl ReplicaWorld {
             disks: voters.iter().map(|&v| (v, Disk::fresh(&voters))).collect(),
             restart_at: BTreeMap::new(),
             net: RaftNet::default(),
-            conns: Conns::default(),
+            conns: Conns::new(case.loss_ms),
             miners,
             clients,
             truth,
