@@ -53,21 +53,21 @@ impl ReplicaWorld {
             }
             let m = &mut self.miners[i];
             if m.conn.is_none() && m.next_connect <= self.now {
-                self.miner_connect(i);
+                self.miner_connect(i)?;
             }
             let m = &mut self.miners[i];
             if let Some((done, (hash, nonce))) = m.search {
                 if done <= self.now {
                     m.search = None;
                     m.core.handle_search_finished(hash, nonce);
-                    self.miner_actions(i);
+                    self.miner_actions(i)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn miner_connect(&mut self, i: usize) {
+    fn miner_connect(&mut self, i: usize) -> Result<(), String> {
         let target = self.miners[i].target;
         let up = self.coords.contains_key(&target);
         let latency = self.rng.range(1, self.case.conn_ms);
@@ -86,16 +86,17 @@ impl ReplicaWorld {
         self.trace(&format!(
             "miner {i} connects to replica {target} (conn {k})"
         ));
-        self.miner_actions(i);
+        self.miner_actions(i)
     }
 
-    /// Carries out what miner `i`'s core asks for.
-    fn miner_actions(&mut self, i: usize) {
+    /// Carries out what miner `i`'s core asks for. A job must lie inside a request some
+    /// client sent (same text, nonces within its range).
+    fn miner_actions(&mut self, i: usize) -> Result<(), String> {
         let plan = self.case.miners[i].clone();
         let sloppy = self.case.sabotage == Sabotage::SloppyMiners;
         while let Some(action) = self.miners[i].core.poll_action() {
             let Some(k) = self.miners[i].conn else {
-                return;
+                return Ok(());
             };
             let payload = match action {
                 Action::Send(Message::Join) if plan.redirect => {
@@ -106,6 +107,14 @@ impl ReplicaWorld {
                 Action::Announce(caps) => encode_join(caps),
                 Action::SendTarget { job, hit } => job.encode_answer(hit),
                 Action::Search(job) => {
+                    let inside = self.case.requests.iter().any(|r| {
+                        *r.message == *job.data && r.lower <= job.lower && job.upper <= r.upper
+                    });
+                    if !inside {
+                        return Err(format!(
+                            "miner {i} got a job outside every request: {job:?} on conn {k}"
+                        ));
+                    }
                     let upper = if sloppy && job.lower < job.upper {
                         job.lower + (job.upper - job.lower) / 2
                     } else {
@@ -125,11 +134,12 @@ impl ReplicaWorld {
                 Action::Exit => {
                     self.conns.close_by_peer(self.now, k);
                     self.miners[i].conn = None;
-                    return;
+                    return Ok(());
                 }
             };
             self.conns.send_to_replica(self.now, k, payload);
         }
+        Ok(())
     }
 
     /// A payload from the replica on connection `k` of miner `i`.
@@ -164,8 +174,7 @@ impl ReplicaWorld {
             return Ok(());
         }
         self.miners[i].core.handle_payload(payload);
-        self.miner_actions(i);
-        Ok(())
+        self.miner_actions(i)
     }
 
     /// Miner `i` notices that its connection `k` ended: it tries the next replica.

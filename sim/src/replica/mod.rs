@@ -16,7 +16,9 @@
 //! - every answer in a replica's replicated state, and every answer a client gets, is the
 //!   true minimum of its range (a scalar scan); no request is answered two different ways
 //!   (across replicas' states, or to its client); what a client got is what the
-//!   replicated state holds.
+//!   replicated state holds;
+//! - every job a miner gets lies inside a request some client sent;
+//! - a NotLeader goes only to a client or miner that announced it understands it.
 //!
 //! At the end: once the network heals and every replica but at most one returns, every
 //! client is answered within 30 virtual seconds. [`check_seed`] runs a seed twice and
