@@ -82,6 +82,9 @@ pub struct ReplicaCase {
     pub election_ticks: Vec<usize>,
     /// Snapshot and compaction interval, in applied entries.
     pub snapshot_every: u64,
+    /// Answered requests each replicated state remembers (few, in one seed in four: a
+    /// resubmission may then find its answer forgotten and be searched again).
+    pub max_answered: usize,
     /// Chance that a raft message is lost.
     pub loss: Prob,
     /// Extra delay of a raft message, uniform in `0..=jitter_ms` (reordering).
@@ -188,6 +191,11 @@ impl ReplicaCase {
             requests,
             miners,
             conn_ms: rng.range(1, 10),
+            max_answered: if rng.below(4) == 0 {
+                rng.range(1, 3) as usize
+            } else {
+                100_000
+            },
             drop: rng.maybe(2),
             loss_ms: rng.range(60, 600),
             heal_ms,
@@ -208,8 +216,8 @@ impl fmt::Display for ReplicaCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries",
-            self.replicas, self.election_ticks, self.snapshot_every
+            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries, {} answers remembered",
+            self.replicas, self.election_ticks, self.snapshot_every, self.max_answered
         )?;
         writeln!(
             f,

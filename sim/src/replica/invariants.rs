@@ -181,6 +181,9 @@ impl ReplicaWorld {
         }
         match self.checks.logged.get(&i) {
             Some((logged, _)) if *logged == answer => Ok(()),
+            // Applied and forgotten within one batch of effects (a state remembering few
+            // answers): later states must agree with the client (`check_state`).
+            None if self.case.max_answered < self.case.requests.len() => Ok(()),
             logged => Err(format!(
                 "client {i} (#{key}) got {answer:?}, the replicated state holds {logged:?}"
             )),
