@@ -20,6 +20,10 @@ pub enum Sabotage {
     /// A restarted replica forgets its disk (votes and log), breaking Raft's durability
     /// assumption.
     ForgetDisk,
+    /// The driver acts on effects before the `Persist` ahead of them is durable: a
+    /// crashing replica loses its last batch of writes, though it already sent what
+    /// followed them (votes, acknowledgements).
+    ActBeforePersist,
 }
 
 /// A minority of replicas cut off from the rest between two instants.

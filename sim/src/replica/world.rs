@@ -64,6 +64,8 @@ pub struct ReplicaWorld {
     pub(super) coords: BTreeMap<u64, Coordinator<ConnKey>>,
     pub(super) disks: BTreeMap<u64, Disk>,
     restart_at: BTreeMap<u64, u64>,
+    /// Sabotage `ActBeforePersist`: each replica's disk before its last batch of writes.
+    unsynced: BTreeMap<u64, Disk>,
     net: RaftNet,
     pub(super) conns: Conns,
     pub(super) miners: Vec<Miner>,
@@ -113,6 +115,7 @@ impl ReplicaWorld {
             coords: BTreeMap::new(),
             disks: voters.iter().map(|&v| (v, Disk::fresh(&voters))).collect(),
             restart_at: BTreeMap::new(),
+            unsynced: BTreeMap::new(),
             net: RaftNet::default(),
             conns: Conns::new(case.loss_ms),
             miners,
@@ -186,6 +189,9 @@ impl ReplicaWorld {
         if let Some(coord) = self.coords.remove(&id) {
             self.count(&coord);
         }
+        if let Some(disk) = self.unsynced.remove(&id) {
+            self.disks.insert(id, disk);
+        }
         self.conns.replica_crashed(self.now, id);
         self.outcome.crashes += 1;
         let down = self.rng.range(TICK_MS, self.case.down_ms);
@@ -215,6 +221,7 @@ impl ReplicaWorld {
     /// Honours every effect replica `id` has, in order (it may crash on a `Persist`).
     pub(super) fn drain(&mut self, id: u64) -> Result<(), String> {
         let now = self.now;
+        let mut synced = false;
         loop {
             let Some(effect) = self.coords.get_mut(&id).and_then(Coordinator::poll_effect) else {
                 break;
@@ -230,6 +237,10 @@ impl ReplicaWorld {
                         return Ok(());
                     }
                     if let Some(disk) = self.disks.get_mut(&id) {
+                        if self.case.sabotage == Sabotage::ActBeforePersist && !synced {
+                            synced = true;
+                            self.unsynced.insert(id, disk.clone());
+                        }
                         ops.iter().for_each(|op| disk.apply(op));
                     }
                 }
