@@ -125,6 +125,10 @@ enum Command {
         /// Print the event trace.
         #[arg(short, long)]
         verbose: bool,
+        /// The leader's scheduler holds at most this many requests (default: the
+        /// scheduler's default), and the log as many unanswered ones.
+        #[arg(long)]
+        max_requests: Option<usize>,
     },
 }
 
@@ -160,7 +164,11 @@ fn main() -> ExitCode {
             start,
             max_failures,
         } => sweep_raft(start, seeds, max_failures),
-        Command::ReplayRaft { seed, verbose } => replay_raft(seed, verbose),
+        Command::ReplayRaft {
+            seed,
+            verbose,
+            max_requests,
+        } => replay_raft(seed, verbose, max_requests),
     };
     println!("{passed} passed, {failed} failed");
     if failed == 0 && passed > 0 {
@@ -426,8 +434,11 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     (passed, failed)
 }
 
-fn replay_raft(seed: u64, verbose: bool) -> (u64, u64) {
-    let case = ReplicaCase::generate(seed);
+fn replay_raft(seed: u64, verbose: bool, max_requests: Option<usize>) -> (u64, u64) {
+    let mut case = ReplicaCase::generate(seed);
+    if let Some(max) = max_requests {
+        case = case.with_max_requests(max);
+    }
     println!("seed {seed}:");
     print!("{case}");
     match replica::run_case(&case, verbose) {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bitcoin_core::scheduler::Config;
+
 use crate::rng::{Prob, Rng};
 
 /// Milliseconds between two ticks of every replica (the epoch).
@@ -117,6 +119,9 @@ pub struct ReplicaCase {
     pub heal_ms: u64,
     /// A replica that stays down after the heal (a minority).
     pub stay_down: Option<u64>,
+    /// Requests the leader's scheduler holds at most (`Config::max_requests`; the log
+    /// holds as many unanswered ones). The sweep keeps the default.
+    pub max_requests: usize,
     /// Planted bug.
     pub sabotage: Sabotage,
 }
@@ -204,8 +209,17 @@ impl ReplicaCase {
             loss_ms: rng.range(60, 600),
             heal_ms,
             stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
+            max_requests: Config::default().max_requests,
             sabotage: Sabotage::None,
         }
+    }
+
+    /// The same case with room for only `max` requests in the leader's scheduler (at
+    /// least 1).
+    #[must_use]
+    pub fn with_max_requests(mut self, max: usize) -> ReplicaCase {
+        self.max_requests = max.max(1);
+        self
     }
 
     /// The same case with a planted bug.
@@ -259,6 +273,9 @@ impl fmt::Display for ReplicaCase {
                 r.upper,
                 r.at_ms
             )?;
+        }
+        if self.max_requests != Config::default().max_requests {
+            writeln!(f, "  max requests {}", self.max_requests)?;
         }
         if self.sabotage != Sabotage::None {
             writeln!(f, "  sabotage {:?}", self.sabotage)?;

@@ -143,11 +143,14 @@ impl ReplicaWorld {
     }
 
     /// The leader's scheduler: small first jobs (so a request takes several, each logged
-    /// as a `RangeDone`) and short leases (so a lost miner's work moves on quickly).
-    fn scheduler_config() -> Config {
+    /// as a `RangeDone`), short leases (so a lost miner's work moves on quickly), and the
+    /// case's request limit.
+    fn scheduler_config(&self) -> Config {
         Config {
             initial_job_nonces: 64,
             lease_slack: Duration::from_millis(300),
+            max_requests: self.case.max_requests,
+            max_requests_per_client: self.case.max_requests.min(16),
             ..Config::default()
         }
     }
@@ -171,7 +174,7 @@ impl ReplicaWorld {
             self.disks.insert(id, Disk::fresh(&voters));
         }
         let disk = self.disks[&id].clone();
-        let coord = Coordinator::new(&self.config(id), disk, Self::scheduler_config())
+        let coord = Coordinator::new(&self.config(id), disk, self.scheduler_config())
             .map_err(|e| e.to_string())?;
         self.coords.insert(id, coord);
         self.checks.restarted(id);
