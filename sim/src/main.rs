@@ -10,7 +10,8 @@
 //!   clients) on a faulty network, each seed twice to compare trace digests;
 //! - `sim replay-miner --seed S [-v]`: one whole-system seed again, with its parameters and,
 //!   with `-v`, its event trace.
-//! - `sim sweep-raft --seeds N [--start S]`: replicated coordinators (raft-rs) with
+//! - `sim sweep-raft --seeds N [--start S]`: replicated coordinators (the real
+//!   `Coordinator` on raft-rs, with simulated miners and clients) with
 //!   crashes, partitions, loss and reordering, each seed twice to compare trace digests;
 //! - `sim replay-raft --seed S [-v]`: one replicated-coordinator seed again.
 //!
@@ -124,6 +125,10 @@ enum Command {
         /// Print the event trace.
         #[arg(short, long)]
         verbose: bool,
+        /// The leader's scheduler holds at most this many requests (default: the
+        /// scheduler's default), and the log as many unanswered ones.
+        #[arg(long)]
+        max_requests: Option<usize>,
     },
 }
 
@@ -159,7 +164,11 @@ fn main() -> ExitCode {
             start,
             max_failures,
         } => sweep_raft(start, seeds, max_failures),
-        Command::ReplayRaft { seed, verbose } => replay_raft(seed, verbose),
+        Command::ReplayRaft {
+            seed,
+            verbose,
+            max_requests,
+        } => replay_raft(seed, verbose, max_requests),
     };
     println!("{passed} passed, {failed} failed");
     if failed == 0 && passed > 0 {
@@ -388,9 +397,13 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
                 passed += 1;
                 total.ms += o.ms;
                 total.answered += o.answered;
+                total.disconnected += o.disconnected;
                 total.crashes += o.crashes;
                 total.terms += o.terms;
                 total.snapshots_installed += o.snapshots_installed;
+                total.searches += o.searches;
+                total.redirects += o.redirects;
+                total.restored += o.restored;
             }
             Err(failure) => {
                 failed += 1;
@@ -406,26 +419,33 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} crashes, {} terms, {} snapshots installed",
+        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
         passed + failed,
         total.ms as f64 / 1000.0,
         total.answered,
+        total.disconnected,
         total.crashes,
         total.terms,
-        total.snapshots_installed
+        total.snapshots_installed,
+        total.searches,
+        total.redirects,
+        total.restored
     );
     (passed, failed)
 }
 
-fn replay_raft(seed: u64, verbose: bool) -> (u64, u64) {
-    let case = ReplicaCase::generate(seed);
+fn replay_raft(seed: u64, verbose: bool, max_requests: Option<usize>) -> (u64, u64) {
+    let mut case = ReplicaCase::generate(seed);
+    if let Some(max) = max_requests {
+        case = case.with_max_requests(max);
+    }
     println!("seed {seed}:");
     print!("{case}");
     match replica::run_case(&case, verbose) {
         Ok(o) => {
             println!(
-                "passed: {} ms virtual, digest {:016x}; {} answered, {} crashes, {} terms, {} snapshots installed",
-                o.ms, o.digest, o.answered, o.crashes, o.terms, o.snapshots_installed
+                "passed: {} ms virtual, digest {:016x}; {} answered, {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
+                o.ms, o.digest, o.answered, o.disconnected, o.crashes, o.terms, o.snapshots_installed, o.searches, o.redirects, o.restored
             );
             (1, 0)
         }

@@ -6,12 +6,20 @@ use sim::replica::{check_seed, run_case, ReplicaCase, Sabotage};
 #[test]
 fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
     let mut answered = 0;
+    let mut disconnected = 0;
     let mut snapshots = 0;
+    let mut searches = 0;
+    let mut redirects = 0;
+    let mut restored = 0;
     for seed in 0..200 {
         match check_seed(seed) {
             Ok(o) => {
                 answered += o.answered;
+                disconnected += o.disconnected;
                 snapshots += o.snapshots_installed;
+                searches += o.searches;
+                redirects += o.redirects;
+                restored += o.restored;
             }
             Err(failure) => panic!(
                 "seed {seed}: {failure}\n{}  replay: cargo run --release -p sim -- replay-raft --seed {seed} -v",
@@ -22,8 +30,29 @@ fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
     let requests: u64 = (0..200)
         .map(|s| ReplicaCase::generate(s).requests.len() as u64)
         .sum();
-    assert_eq!(answered, requests, "every request answered exactly once");
+    let without_id: u64 = (0..200)
+        .map(|s| {
+            let case = ReplicaCase::generate(s);
+            case.requests.iter().filter(|r| !r.with_id).count() as u64
+        })
+        .sum();
+    assert_eq!(
+        answered + disconnected,
+        requests,
+        "every client answered once, or a reference client disconnected"
+    );
+    assert!(disconnected <= without_id, "only reference clients give up");
+    assert!(
+        answered > requests - without_id,
+        "some reference clients answered too"
+    );
     assert!(snapshots > 0, "some follower caught up through a snapshot");
+    assert!(searches > 0, "miners searched jobs of the real scheduler");
+    assert!(redirects > 0, "some client or miner followed a NotLeader");
+    assert!(
+        restored > 0,
+        "some new leader restored an unanswered request"
+    );
 }
 
 #[test]
@@ -36,14 +65,24 @@ fn runs_are_a_function_of_their_seed() {
 }
 
 #[test]
-fn a_lazy_leader_is_caught_by_the_true_minimum_check() {
-    let caught = (0..10)
-        .filter(|&seed| {
-            let case = ReplicaCase::generate(seed).with_sabotage(Sabotage::LazyLeader);
-            matches!(run_case(&case, false), Err(e) if e.contains("true minimum"))
+fn sloppy_miners_are_caught_and_escaped_lies_fail_the_true_minimum_checks() {
+    // Miners that search half of each job: the real scheduler's spot checks catch most
+    // lies (and then requests stay unanswered: the liveness check fails); a lie that
+    // escapes must be caught by the true-minimum checks. A run passes only if each
+    // request's minimum happened to lie in the halves searched, and the reference
+    // clients that were not answered disconnected: rarely.
+    let failures: Vec<String> = (0..20)
+        .map(|seed| {
+            let case = ReplicaCase::generate(seed).with_sabotage(Sabotage::SloppyMiners);
+            run_case(&case, false).err().unwrap_or_default()
         })
-        .count();
-    assert!(caught >= 9, "only {caught} of 10 lazy runs caught");
+        .collect();
+    let passed = failures.iter().filter(|e| e.is_empty()).count();
+    assert!(passed <= 3, "{passed} of 20 sloppy runs passed");
+    assert!(
+        failures.iter().any(|e| e.contains("true minimum")),
+        "no escaped lie caught by the true-minimum checks: {failures:?}"
+    );
 }
 
 #[test]
@@ -56,4 +95,43 @@ fn a_replica_that_forgets_its_disk_breaks_safety_and_is_caught() {
         .filter(|e| !e.starts_with("liveness"))
         .collect();
     assert!(!caught.is_empty(), "no safety violation caught in 300 runs");
+}
+
+#[test]
+fn a_driver_that_acts_before_its_writes_are_durable_is_caught() {
+    // A crash loses the last batch of writes although what followed it was sent: raft-rs
+    // trips its own assertions (a panic, caught and reported) or, worse, two replicas
+    // commit different entries at one index, which the log check must catch.
+    let failures: Vec<String> = (0..100)
+        .filter_map(|seed| {
+            let case = ReplicaCase::generate(seed).with_sabotage(Sabotage::ActBeforePersist);
+            run_case(&case, false).err()
+        })
+        .collect();
+    assert!(
+        failures.len() >= 10,
+        "only {} of 100 runs failed",
+        failures.len()
+    );
+    assert!(
+        failures.iter().any(|e| e.contains("committed")),
+        "no divergent commit caught: {failures:?}"
+    );
+}
+
+#[test]
+#[ignore = "fails: bitcoin-core's Coordinator strands a request that its scheduler refused \
+            (docs/replication.md, Not done yet); run with --ignored once it is fixed"]
+fn with_room_for_two_requests_every_request_is_still_answered() {
+    // Accepts proposed together can take the log past `max_requests`; the scheduler then
+    // refuses the extra one (its connection is closed) while the log keeps it unanswered,
+    // and the same leader never schedules it, even when it is resubmitted.
+    for seed in 0..200 {
+        let case = ReplicaCase::generate(seed).with_max_requests(2);
+        if let Err(failure) = run_case(&case, false) {
+            panic!(
+                "seed {seed}: {failure}\n{case}  replay: cargo run --release -p sim -- replay-raft --seed {seed} --max-requests 2 -v"
+            );
+        }
+    }
 }

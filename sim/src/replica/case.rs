@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bitcoin_core::scheduler::Config;
+
 use crate::rng::{Prob, Rng};
 
 /// Milliseconds between two ticks of every replica (the epoch).
@@ -13,11 +15,17 @@ pub enum Sabotage {
     /// None: the real system.
     #[default]
     None,
-    /// The leader reports a chunk's first nonce as its answer without searching it.
-    LazyLeader,
+    /// Every miner searches only the first half of each job and reports that half's
+    /// minimum as the job's: the spot checks of the real scheduler catch some of these
+    /// lies, and the true-minimum checks must catch those that escape.
+    SloppyMiners,
     /// A restarted replica forgets its disk (votes and log), breaking Raft's durability
     /// assumption.
     ForgetDisk,
+    /// The driver acts on effects before the `Persist` ahead of them is durable: a
+    /// crashing replica loses its last batch of writes, though it already sent what
+    /// followed them (votes, acknowledgements).
+    ActBeforePersist,
 }
 
 /// A minority of replicas cut off from the rest between two instants.
@@ -31,13 +39,33 @@ pub struct PartitionPlan {
     pub cut: Vec<u64>,
 }
 
-/// One client request.
+/// One simulated miner process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinerPlan {
+    /// When it first connects, in ms.
+    pub at_ms: u64,
+    /// The replica it tries first.
+    pub first: u64,
+    /// Its search speed, in nonces per virtual ms (a slow one outlives its leases).
+    pub speed: u64,
+    /// Whether it searches its newest job first (answers out of order).
+    pub newest_first: bool,
+    /// Whether its Join announces that it understands a NotLeader (`"Redirect": true`).
+    pub redirect: bool,
+}
+
+/// One client request (each client process sends one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestPlan {
     /// The client's name.
     pub client: String,
-    /// The request's id.
+    /// The request's `"Id"`, unique in the run (the coordinator names requests by it
+    /// alone, whichever client sends it).
     pub id: u64,
+    /// Whether the client sends the `"Id"` (one given several addresses). One that does
+    /// not is the reference client: it sends once, to the replica leading when it starts,
+    /// is answered on that connection or not at all, and exits when it loses it.
+    pub with_id: bool,
     /// The text.
     pub message: String,
     /// First nonce.
@@ -60,22 +88,40 @@ pub struct ReplicaCase {
     pub election_ticks: Vec<usize>,
     /// Snapshot and compaction interval, in applied entries.
     pub snapshot_every: u64,
+    /// Answered requests each replicated state remembers (few, in one seed in four: a
+    /// resubmission may then find its answer forgotten and be searched again).
+    pub max_answered: usize,
     /// Chance that a raft message is lost.
     pub loss: Prob,
     /// Extra delay of a raft message, uniform in `0..=jitter_ms` (reordering).
     pub jitter_ms: u64,
-    /// Chance per tick that a running replica crashes (before the heal).
+    /// Chance per tick that a running replica crashes (before the heal), and per `Persist`
+    /// that it dies before that write.
     pub crash: Prob,
+    /// Chance per tick that a miner or client drops its connection (before the heal): a
+    /// miner leaves with its jobs and rejoins elsewhere; a client resubmits elsewhere.
+    pub drop: Prob,
     /// How long a crashed replica stays down, in ms (at most).
     pub down_ms: u64,
     /// Partitions before the heal.
     pub partitions: Vec<PartitionPlan>,
     /// The requests.
     pub requests: Vec<RequestPlan>,
+    /// The miners.
+    pub miners: Vec<MinerPlan>,
+    /// One-way latency of a client's or miner's connection, uniform in `1..=conn_ms` per
+    /// connection (the connection itself is reliable and ordered: LSP's job).
+    pub conn_ms: u64,
+    /// How long a client, miner or replica takes to notice that the other end of a
+    /// connection closed or died (LSP's loss detection), in ms.
+    pub loss_ms: u64,
     /// When the network heals and crashed replicas return (all but `stay_down`).
     pub heal_ms: u64,
     /// A replica that stays down after the heal (a minority).
     pub stay_down: Option<u64>,
+    /// Requests the leader's scheduler holds at most (`Config::max_requests`; the log
+    /// holds as many unanswered ones). The sweep keeps the default.
+    pub max_requests: usize,
     /// Planted bug.
     pub sabotage: Sabotage,
 }
@@ -115,19 +161,32 @@ impl ReplicaCase {
             });
         }
         let mut requests = Vec::new();
-        for c in 0..rng.range(1, 4) {
-            for id in 0..rng.range(1, 3) {
-                let lower = rng.below(1_000);
-                requests.push(RequestPlan {
-                    client: format!("client{c}"),
-                    id,
-                    message: format!("raft-{seed}-{c}-{id}"),
-                    lower,
-                    upper: lower + rng.below(1_500),
-                    at_ms: rng.below(heal_ms),
-                });
-            }
+        for c in 0..rng.range(1, 6) {
+            let lower = rng.below(1_000);
+            requests.push(RequestPlan {
+                client: format!("client{c}"),
+                // Distinct low bits: unique in the run.
+                id: (rng.below(1 << 40) << 3) | c,
+                with_id: rng.below(5) != 0,
+                message: format!("raft-{seed}-{c}"),
+                lower,
+                upper: lower + rng.below(1_500),
+                at_ms: rng.below(heal_ms),
+            });
         }
+        let miners = (0..rng.range(1, 3))
+            .map(|_| MinerPlan {
+                at_ms: rng.below(heal_ms / 2),
+                first: rng.range(1, replicas),
+                speed: if rng.below(5) == 0 {
+                    1
+                } else {
+                    rng.range(5, 60)
+                },
+                newest_first: rng.below(3) == 0,
+                redirect: rng.below(4) != 0,
+            })
+            .collect();
         ReplicaCase {
             seed,
             replicas,
@@ -139,10 +198,28 @@ impl ReplicaCase {
             down_ms: rng.range(50, 1_500),
             partitions,
             requests,
+            miners,
+            conn_ms: rng.range(1, 10),
+            max_answered: if rng.below(4) == 0 {
+                rng.range(1, 3) as usize
+            } else {
+                100_000
+            },
+            drop: rng.maybe(2),
+            loss_ms: rng.range(60, 600),
             heal_ms,
             stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
+            max_requests: Config::default().max_requests,
             sabotage: Sabotage::None,
         }
+    }
+
+    /// The same case with room for only `max` requests in the leader's scheduler (at
+    /// least 1).
+    #[must_use]
+    pub fn with_max_requests(mut self, max: usize) -> ReplicaCase {
+        self.max_requests = max.max(1);
+        self
     }
 
     /// The same case with a planted bug.
@@ -157,8 +234,8 @@ impl fmt::Display for ReplicaCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries",
-            self.replicas, self.election_ticks, self.snapshot_every
+            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries, {} answers remembered",
+            self.replicas, self.election_ticks, self.snapshot_every, self.max_answered
         )?;
         writeln!(
             f,
@@ -172,12 +249,33 @@ impl fmt::Display for ReplicaCase {
                 p.cut, p.from_ms, p.until_ms
             )?;
         }
+        writeln!(
+            f,
+            "  connections: latency 1..={} ms, loss detected in {} ms, dropped by their peer {} per tick",
+            self.conn_ms, self.loss_ms, self.drop
+        )?;
+        for m in &self.miners {
+            writeln!(
+                f,
+                "  miner from {} ms, first to replica {}, {} nonces/ms, newest first {}, redirect {}",
+                m.at_ms, m.first, m.speed, m.newest_first, m.redirect
+            )?;
+        }
         for r in &self.requests {
             writeln!(
                 f,
-                "  request {}#{} {:?} {}..={} at {} ms",
-                r.client, r.id, r.message, r.lower, r.upper, r.at_ms
+                "  request {}#{}{} {:?} {}..={} at {} ms",
+                r.client,
+                r.id,
+                if r.with_id { "" } else { " (no Id)" },
+                r.message,
+                r.lower,
+                r.upper,
+                r.at_ms
             )?;
+        }
+        if self.max_requests != Config::default().max_requests {
+            writeln!(f, "  max requests {}", self.max_requests)?;
         }
         if self.sabotage != Sabotage::None {
             writeln!(f, "  sabotage {:?}", self.sabotage)?;

@@ -1,25 +1,38 @@
-//! Replicated coordinators in the simulator: 3 or 5 [`bitcoin_core::replica::Replica`]s
-//! (raft-rs underneath) with their disks, on a network that loses, delays and reorders
-//! raft messages and partitions a minority away; replicas crash and restart from their
-//! disks. A modelled leader searches requests in chunks and proposes each finished chunk
-//! (`RangeDone`) and each answer (`Answered`) to the log; clients resubmit their request,
-//! under the same id, to whichever replica leads, and are answered from the log if it was
-//! answered already. Everything is drawn from the seed ([`ReplicaCase::generate`]).
+//! Replicated coordinators in the simulator: 3 or 5 real
+//! [`bitcoin_core::replica::Coordinator`]s (the per-replica miner server: raft-rs, the
+//! replicated state, and on the leader the real `MinerService` and scheduler), each with
+//! its disk, on a network that loses, delays and reorders raft messages and partitions a
+//! minority away; replicas crash (between steps, or while writing: see `world.rs`) and
+//! restart from their disks. Simulated miners (`miners.rs`: the real `MinerCore`, scalar
+//! scans after a modelled compute time) and clients (`clients.rs`: one request each, with
+//! an `"Id"`) talk to them by payloads over reliable, ordered connections with latency
+//! (`conns.rs`), find the leader by trying the next replica or following a NotLeader, and
+//! resubmit when they lose it. Everything is drawn from the seed
+//! ([`ReplicaCase::generate`]).
 //!
-//! Checked after every step:
+//! Checked (`invariants.rs`):
 //! - at most one leader per term;
-//! - every replica applies the same command at the same log index;
-//! - every answer applied or written to a client is the true minimum of its range (a
-//!   scalar scan), and no request is answered two different ways.
+//! - every replica's disk holds the same entry at each committed index;
+//! - every answer in a replica's replicated state, and every answer a client gets, is the
+//!   true minimum of its range (a scalar scan); no request is answered two different ways
+//!   (across replicas' states, or to its client); what a client got is what the
+//!   replicated state holds;
+//! - every job a miner gets lies inside a request some client sent;
+//! - a NotLeader goes only to a client or miner that announced it understands it.
 //!
 //! At the end: once the network heals and every replica but at most one returns, every
-//! request is answered within 30 virtual seconds. [`check_seed`] runs a seed twice and
-//! compares the trace digests.
+//! client is answered within 30 virtual seconds. [`check_seed`] runs a seed twice and
+//! compares the trace digests. Planted bugs ([`Sabotage`]) show that the checks bite.
 
 mod case;
+mod clients;
+mod conns;
+mod invariants;
+mod miners;
+mod raftnet;
 mod world;
 
-pub use case::{PartitionPlan, ReplicaCase, RequestPlan, Sabotage, TICK_MS};
+pub use case::{MinerPlan, PartitionPlan, ReplicaCase, RequestPlan, Sabotage, TICK_MS};
 pub use world::{Outcome, ReplicaWorld};
 
 /// Plays `case` to its end; `Err` names the first broken invariant (or a panic).

@@ -1,26 +1,32 @@
-//! The replicated-coordinator world: replicas with their disks, a faulty network between
-//! them, a modelled leader that searches ranges, and clients that resubmit to whoever
-//! leads. See the [parent module](super) for what is checked.
+//! The replicated-coordinator world: one real [`Coordinator`] per replica with its disk,
+//! the faulty raft network between them ([`super::raftnet`]), reliable connections to
+//! simulated miners and clients ([`super::conns`], [`super::miners`], [`super::clients`]),
+//! and the checks of [`super::invariants`]. See the [parent module](super) for what is
+//! checked.
+//!
+//! Effects are honoured in the order the coordinator emits them, each `Persist` applied to
+//! the replica's disk before anything after it is acted on. A replica may crash in the
+//! middle of that: on a `Persist` it may die instead (before the heal, with the case's
+//! crash probability), so that batch and every later effect are lost, as a process killed
+//! between two writes loses them; it restarts from its disk.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bitcoin_core::hash::hash;
-use bitcoin_core::replica::{
-    Applied, Command, Disk, Mode, RaftMessage, Replica, ReplicaConfig, ReplicaEffect, RequestKey,
-};
+use bitcoin_core::replica::{Coordinator, CoordinatorEffect, Disk, ReplicaConfig};
+use bitcoin_core::scheduler::Config;
+use lsp_core::Timestamp;
 
 use super::case::{ReplicaCase, Sabotage, TICK_MS};
+use super::clients::Client;
+use super::conns::{ConnKey, Conns, Delivery, Peer};
+use super::invariants::Checks;
+use super::miners::Miner;
+use super::raftnet::RaftNet;
 use crate::digest::Digest;
 use crate::rng::Rng;
 
-/// Nonces a leader's job covers (chunks are aligned on the request's first nonce).
-const CHUNK: u64 = 256;
-/// Jobs a leader runs at once (its "miners").
-const JOBS: usize = 4;
-/// A client resubmits every this many ms until answered.
-const RETRY_MS: u64 = 40;
-/// A proposal not applied within this long is made again.
-const PROPOSAL_TIMEOUT_MS: u64 = 400;
 /// After the heal, every request must be answered within this long.
 const LIVENESS_MS: u64 = 30_000;
 
@@ -29,79 +35,93 @@ const LIVENESS_MS: u64 = 30_000;
 pub struct Outcome {
     /// Virtual milliseconds played.
     pub ms: u64,
-    /// Requests answered.
+    /// Requests answered (to their clients).
     pub answered: u64,
+    /// Reference clients (no `"Id"`) that lost their connection unanswered and exited.
+    pub disconnected: u64,
     /// Crashes.
     pub crashes: u64,
     /// Elections won (distinct terms with a leader).
     pub terms: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// Jobs the miners searched.
+    pub searches: u64,
+    /// NotLeader redirects clients and miners followed.
+    pub redirects: u64,
+    /// Unanswered requests new leaders restored from the replicated state.
+    pub restored: u64,
     /// The trace digest.
     pub digest: u64,
 }
 
-/// A leader's soft state: rebuilt from the replicated state after every change of leader.
-#[derive(Default)]
-struct Work {
-    /// Running jobs: (request, chunk start) → (chunk end, done at ms).
-    jobs: BTreeMap<(RequestKey, u64), (u64, u64)>,
-    /// Proposals not yet applied: → proposed at ms.
-    proposed: BTreeMap<(RequestKey, u64), u64>,
-}
-
-struct Client {
-    target: u64,
-    next_try: u64,
-    answer: Option<(u64, u64)>,
-}
-
 /// One run in progress.
 pub struct ReplicaWorld {
-    case: ReplicaCase,
+    pub(super) case: ReplicaCase,
     verbose: bool,
-    rng: Rng,
-    now: u64,
-    seq: u64,
-    replicas: BTreeMap<u64, Replica>,
-    disks: BTreeMap<u64, Disk>,
+    pub(super) rng: Rng,
+    pub(super) now: u64,
+    pub(super) coords: BTreeMap<u64, Coordinator<ConnKey>>,
+    pub(super) disks: BTreeMap<u64, Disk>,
     restart_at: BTreeMap<u64, u64>,
-    work: BTreeMap<u64, Work>,
-    flights: BTreeMap<(u64, u64), RaftMessage>,
-    clients: BTreeMap<RequestKey, Client>,
-    truth: BTreeMap<RequestKey, (u64, u64)>,
-    leaders: BTreeMap<u64, u64>,
-    log: BTreeMap<u64, Command>,
-    digest: Digest,
-    outcome: Outcome,
+    /// Sabotage `ActBeforePersist`: each replica's disk before its last batch of writes.
+    unsynced: BTreeMap<u64, Disk>,
+    net: RaftNet,
+    pub(super) conns: Conns,
+    pub(super) miners: Vec<Miner>,
+    pub(super) clients: Vec<Client>,
+    /// Each request's true minimum (hash, nonce), by the case's order.
+    pub(super) truth: Vec<(u64, u64)>,
+    pub(super) checks: Checks,
+    pub(super) digest: Digest,
+    pub(super) outcome: Outcome,
+}
+
+/// The minimum (hash, nonce) of `message` over `lower..=upper` (`(u64::MAX, lower)` if
+/// empty): a scalar scan, the reference's definition.
+pub fn scan(message: &str, lower: u64, upper: u64) -> (u64, u64) {
+    (lower..=upper)
+        .map(|n| (hash(message, n), n))
+        .min()
+        .unwrap_or((u64::MAX, lower))
+}
+
+/// The instant of virtual millisecond `ms`.
+pub fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
 }
 
 impl ReplicaWorld {
     /// A world for `case`, every replica up with a fresh disk.
     pub fn new(case: ReplicaCase, verbose: bool) -> Result<Self, String> {
         let voters: Vec<u64> = (1..=case.replicas).collect();
-        let mut truth = BTreeMap::new();
+        let mut truth = Vec::new();
         for r in &case.requests {
-            let best = (r.lower..=r.upper)
-                .map(|n| (hash(&r.message, n), n))
-                .min()
-                .ok_or("empty request")?;
-            truth.insert(key(&r.client, r.id), best);
+            if r.lower > r.upper {
+                return Err("empty request".into());
+            }
+            truth.push(scan(&r.message, r.lower, r.upper));
         }
+        let miners = case.miners.iter().map(Miner::new).collect();
+        let clients = case
+            .requests
+            .iter()
+            .map(|r| Client::new(1 + r.id % case.replicas))
+            .collect();
         let mut world = ReplicaWorld {
             rng: Rng::new(case.seed),
             verbose,
             now: 0,
-            seq: 0,
-            replicas: BTreeMap::new(),
+            coords: BTreeMap::new(),
             disks: voters.iter().map(|&v| (v, Disk::fresh(&voters))).collect(),
             restart_at: BTreeMap::new(),
-            work: BTreeMap::new(),
-            flights: BTreeMap::new(),
-            clients: BTreeMap::new(),
+            unsynced: BTreeMap::new(),
+            net: RaftNet::default(),
+            conns: Conns::new(case.loss_ms),
+            miners,
+            clients,
             truth,
-            leaders: BTreeMap::new(),
-            log: BTreeMap::new(),
+            checks: Checks::default(),
             digest: Digest::default(),
             outcome: Outcome::default(),
             case,
@@ -117,16 +137,35 @@ impl ReplicaWorld {
             election_tick: self.case.election_ticks[(id - 1) as usize],
             heartbeat_tick: 2,
             snapshot_every: self.case.snapshot_every,
+            max_answered: self.case.max_answered,
             ..ReplicaConfig::for_id(id, (1..=self.case.replicas).collect())
         }
     }
 
-    fn trace(&mut self, what: &str) {
+    /// The leader's scheduler: small first jobs (so a request takes several, each logged
+    /// as a `RangeDone`), short leases (so a lost miner's work moves on quickly), and the
+    /// case's request limit.
+    fn scheduler_config(&self) -> Config {
+        Config {
+            initial_job_nonces: 64,
+            lease_slack: Duration::from_millis(300),
+            max_requests: self.case.max_requests,
+            max_requests_per_client: self.case.max_requests.min(16),
+            ..Config::default()
+        }
+    }
+
+    /// Records `what` in the digest (and prints it with -v).
+    pub(super) fn trace(&mut self, what: &str) {
         self.digest.u64(self.now);
         self.digest.bytes(what.as_bytes());
         if self.verbose {
             println!("{:>7} ms  {what}", self.now);
         }
+    }
+
+    pub(super) fn healed(&self) -> bool {
+        self.now >= self.case.heal_ms
     }
 
     fn start(&mut self, id: u64) -> Result<(), String> {
@@ -135,145 +174,96 @@ impl ReplicaWorld {
             self.disks.insert(id, Disk::fresh(&voters));
         }
         let disk = self.disks[&id].clone();
-        let replica = Replica::new(&self.config(id), disk).map_err(|e| e.to_string())?;
-        self.replicas.insert(id, replica);
+        let coord = Coordinator::new(&self.config(id), disk, self.scheduler_config())
+            .map_err(|e| e.to_string())?;
+        self.coords.insert(id, coord);
+        self.checks.restarted(id);
         self.trace(&format!("replica {id} starts"));
         self.drain(id)
     }
 
+    /// Adds what a coordinator's counters say to the outcome (at its crash or the end).
+    fn count(&mut self, coord: &Coordinator<ConnKey>) {
+        self.outcome.snapshots_installed += coord.replica().stats().snapshots_installed;
+        self.outcome.restored += coord.stats().restored;
+    }
+
     fn crash(&mut self, id: u64) {
-        self.replicas.remove(&id);
-        self.work.remove(&id);
+        if let Some(coord) = self.coords.remove(&id) {
+            self.count(&coord);
+        }
+        if let Some(disk) = self.unsynced.remove(&id) {
+            self.disks.insert(id, disk);
+        }
+        self.conns.replica_crashed(self.now, id);
         self.outcome.crashes += 1;
         let down = self.rng.range(TICK_MS, self.case.down_ms);
         self.restart_at.insert(id, self.now + down);
         self.trace(&format!("replica {id} crashes"));
     }
 
-    fn healed(&self) -> bool {
-        self.now >= self.case.heal_ms
+    /// Replica `id` dies before a `Persist`: that batch and what follows are lost, except
+    /// that a driver may write jobs (`Write`, which depend on nothing durable) before the
+    /// writes queued ahead of them, so some of them went out.
+    fn die_writing(&mut self, id: u64) {
+        let mut coord = self.coords.remove(&id);
+        while let Some(effect) = coord.as_mut().and_then(Coordinator::poll_effect) {
+            if let CoordinatorEffect::Write(k, payload) = effect {
+                if self.rng.below(2) == 0 {
+                    self.digest.u64(k);
+                    self.conns.send_to_peer(self.now, k, payload);
+                }
+            }
+        }
+        if let Some(coord) = coord {
+            self.coords.insert(id, coord);
+        }
+        self.crash(id);
     }
 
-    /// Whether `a` and `b` are on the same side of every active partition.
-    fn connected(&self, a: u64, b: u64) -> bool {
-        self.healed()
-            || self.case.partitions.iter().all(|p| {
-                !(p.from_ms..p.until_ms).contains(&self.now)
-                    || p.cut.contains(&a) == p.cut.contains(&b)
-            })
-    }
-
-    /// Handles every effect replica `id` has, in order.
-    fn drain(&mut self, id: u64) -> Result<(), String> {
+    /// Honours every effect replica `id` has, in order (it may crash on a `Persist`).
+    pub(super) fn drain(&mut self, id: u64) -> Result<(), String> {
+        let now = self.now;
+        let mut synced = false;
         loop {
-            let Some(replica) = self.replicas.get_mut(&id) else {
-                return Ok(());
+            let Some(effect) = self.coords.get_mut(&id).and_then(Coordinator::poll_effect) else {
+                break;
             };
-            let Some(effect) = replica.poll_effect() else {
-                return Ok(());
-            };
-            let is_leader = replica.is_leader();
             match effect {
-                ReplicaEffect::Persist(ops) => {
+                CoordinatorEffect::Persist(ops) => {
+                    if !self.healed() && self.rng.chance(self.case.crash) {
+                        self.trace(&format!("replica {id} dies before a write"));
+                        // What it applied (committed entries) and wrote so far stands.
+                        self.check_log(id)?;
+                        self.check_state(id)?;
+                        self.die_writing(id);
+                        return Ok(());
+                    }
                     if let Some(disk) = self.disks.get_mut(&id) {
+                        if self.case.sabotage == Sabotage::ActBeforePersist && !synced {
+                            synced = true;
+                            self.unsynced.insert(id, disk.clone());
+                        }
                         ops.iter().for_each(|op| disk.apply(op));
                     }
                 }
-                ReplicaEffect::Send(message) => self.send(message),
-                ReplicaEffect::Applied {
-                    index,
-                    command,
-                    outcome,
-                } => self.applied(id, is_leader, index, command, outcome)?,
-                ReplicaEffect::Restored => {
-                    self.outcome.snapshots_installed += 1;
-                    self.trace(&format!("replica {id} restored from a snapshot"));
+                CoordinatorEffect::SendRaft(m) => {
+                    self.net
+                        .send(&self.case, &mut self.rng, &mut self.digest, now, m);
+                }
+                CoordinatorEffect::Write(k, payload) | CoordinatorEffect::Answer(k, payload) => {
+                    self.digest.u64(k);
+                    self.conns.send_to_peer(now, k, payload);
+                }
+                CoordinatorEffect::Close(k) => {
+                    self.digest.u64(k);
+                    self.conns.close_by_replica(now, k);
                 }
                 _ => {}
             }
         }
-    }
-
-    fn send(&mut self, message: RaftMessage) {
-        let (from, to) = (message.from, message.to);
-        self.digest.u64(from << 32 | to);
-        self.digest.u64(message.get_msg_type() as u64);
-        if !self.healed() && self.rng.chance(self.case.loss) {
-            return;
-        }
-        let at = self.now + 1 + self.rng.range(0, self.case.jitter_ms);
-        self.seq += 1;
-        self.flights.insert((at, self.seq), message);
-    }
-
-    fn applied(
-        &mut self,
-        id: u64,
-        is_leader: bool,
-        index: u64,
-        command: Command,
-        outcome: Applied,
-    ) -> Result<(), String> {
-        // State machine safety: one command per index, whichever replica applies it.
-        match self.log.get(&index) {
-            Some(known) if *known != command => {
-                return Err(format!(
-                    "replica {id} applied {command:?} at index {index}, another applied {known:?}"
-                ))
-            }
-            Some(_) => {}
-            None => {
-                self.log.insert(index, command.clone());
-            }
-        }
-        self.digest.u64(index);
-        if let Some(work) = self.work.get_mut(&id) {
-            if let Command::RangeDone { key, lower, .. } = &command {
-                work.proposed.remove(&(key.clone(), *lower));
-            }
-            if let Command::Answered { key, .. } = &command {
-                work.proposed.remove(&(key.clone(), u64::MAX));
-            }
-        }
-        if let Applied::Answered { key, hash, nonce } = outcome {
-            if self.truth.get(&key) != Some(&(hash, nonce)) {
-                return Err(format!(
-                    "replica {id} applied answer ({hash}, {nonce}) to {key}, the true minimum is {:?}",
-                    self.truth.get(&key)
-                ));
-            }
-            if is_leader {
-                self.deliver(id, &key, (hash, nonce))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The leader `id` writes `answer` to the client of `key`.
-    fn deliver(&mut self, id: u64, key: &RequestKey, answer: (u64, u64)) -> Result<(), String> {
-        let Some(client) = self.clients.get_mut(key) else {
-            return Ok(());
-        };
-        match client.answer {
-            Some(known) if known != answer => {
-                return Err(format!(
-                    "{key} answered {known:?} and then {answer:?} (by replica {id})"
-                ))
-            }
-            Some(_) => {}
-            None => {
-                client.answer = Some(answer);
-                self.outcome.answered += 1;
-                self.trace(&format!("replica {id} answers {key}: {answer:?}"));
-            }
-        }
-        if self.truth.get(key) != Some(&answer) {
-            return Err(format!(
-                "{key} answered {answer:?}, the true minimum is {:?}",
-                self.truth.get(key)
-            ));
-        }
-        Ok(())
+        self.check_log(id)?;
+        self.check_state(id)
     }
 
     /// Plays the case to its end.
@@ -281,251 +271,109 @@ impl ReplicaWorld {
         let deadline = self.case.heal_ms + LIVENESS_MS;
         while self.now <= deadline {
             self.step()?;
-            self.check()?;
-            if self.healed()
-                && self.clients.len() == self.truth.len()
-                && self.clients.values().all(|c| c.answer.is_some())
-            {
+            self.check_leaders()?;
+            if self.healed() && self.clients.iter().all(Client::done) {
                 self.outcome.ms = self.now;
-                self.outcome.terms = self.leaders.len() as u64;
+                self.outcome.terms = self.checks.terms();
+                for coord in std::mem::take(&mut self.coords).values() {
+                    self.count(coord);
+                }
                 self.outcome.digest = self.digest.value();
                 return Ok(self.outcome);
             }
             self.now += 1;
         }
-        let waiting: Vec<String> = self
-            .clients
+        let waiting: Vec<u64> = self
+            .case
+            .requests
             .iter()
-            .filter(|(_, c)| c.answer.is_none())
-            .map(|(k, _)| k.to_string())
+            .zip(&self.clients)
+            .filter(|(_, c)| !c.done())
+            .map(|(r, _)| r.id)
             .collect();
         Err(format!(
-            "liveness: {waiting:?} unanswered {LIVENESS_MS} ms after the heal"
+            "liveness: requests {waiting:?} unanswered {LIVENESS_MS} ms after the heal"
         ))
     }
 
     fn step(&mut self) -> Result<(), String> {
+        let now = self.now;
         // Crashes and restarts.
         let ids: Vec<u64> = (1..=self.case.replicas).collect();
         for &id in &ids {
-            let up = self.replicas.contains_key(&id);
+            let up = self.coords.contains_key(&id);
             let stays_down = self.healed() && self.case.stay_down == Some(id);
             if up && stays_down {
                 self.crash(id);
                 self.restart_at.remove(&id);
             } else if up
                 && !self.healed()
-                && self.now.is_multiple_of(TICK_MS)
+                && now.is_multiple_of(TICK_MS)
                 && self.rng.chance(self.case.crash)
             {
                 self.crash(id);
             } else if !up && !stays_down {
                 let due = self.restart_at.get(&id).copied().unwrap_or(0);
-                if due <= self.now || self.healed() {
+                if due <= now || self.healed() {
                     self.restart_at.remove(&id);
                     self.start(id)?;
                 }
             }
         }
         // Raft messages due.
-        while let Some(entry) = self.flights.first_entry() {
-            if entry.key().0 > self.now {
-                break;
-            }
-            let message = entry.remove();
-            let (from, to) = (message.from, message.to);
-            if !self.connected(from, to) {
-                continue;
-            }
-            if let Some(replica) = self.replicas.get_mut(&to) {
-                replica.step(message);
+        while let Some(message) = self.net.pop_due(&self.case, now) {
+            let to = message.to;
+            if let Some(coord) = self.coords.get_mut(&to) {
+                coord.step_raft(at(now), message);
                 self.drain(to)?;
             }
         }
-        if self.now.is_multiple_of(TICK_MS) {
-            for id in ids.iter().copied() {
-                if let Some(replica) = self.replicas.get_mut(&id) {
-                    replica.tick();
-                    self.drain(id)?;
-                }
+        // Connections' deliveries due.
+        while let Some(due) = self.conns.pop_due(now) {
+            if let Some((delivery, conn)) = due {
+                self.deliver(delivery, conn.replica, conn.peer)?;
             }
         }
-        self.clients_send()?;
-        for id in ids {
-            self.lead(id)?;
-        }
-        Ok(())
-    }
-
-    /// Clients whose time has come send (or resubmit) their request to their target.
-    fn clients_send(&mut self) -> Result<(), String> {
-        let plans: Vec<_> = self
-            .case
-            .requests
-            .iter()
-            .filter(|r| r.at_ms <= self.now)
-            .cloned()
-            .collect();
-        for plan in plans {
-            let key = key(&plan.client, plan.id);
-            let n = self.case.replicas;
-            let client = self.clients.entry(key.clone()).or_insert(Client {
-                target: 1 + plan.id % n,
-                next_try: plan.at_ms,
-                answer: None,
-            });
-            if client.answer.is_some() || client.next_try > self.now {
-                continue;
-            }
-            client.next_try = self.now + RETRY_MS;
-            let target = client.target;
-            let Some(replica) = self.replicas.get_mut(&target) else {
-                client.target = target % n + 1;
+        // Epochs and the leaders' timers.
+        for &id in &ids {
+            let tick = now.is_multiple_of(TICK_MS);
+            let Some(coord) = self.coords.get_mut(&id) else {
                 continue;
             };
-            if !replica.is_leader() {
-                let hint = replica.leader();
-                client.target = if hint != 0 && hint != target {
-                    hint
-                } else {
-                    target % n + 1
-                };
-                continue;
+            if tick {
+                coord.tick(at(now));
             }
-            match replica.state().request(&key).map(|r| r.answer) {
-                Some(Some(answer)) => self.deliver(target, &key, answer)?,
-                Some(None) => {}
-                None => {
-                    let accept = Command::Accept {
-                        key: key.clone(),
-                        message: plan.message.clone(),
-                        lower: plan.lower,
-                        upper: plan.upper,
-                        mode: Mode::Minimum,
-                    };
-                    // Not accepted if leadership is lost meanwhile: the client retries.
-                    let result = replica.propose(&accept);
-                    self.drain(target)?;
-                    self.trace(&format!("{key} sent to replica {target}: {result:?}"));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The leader's soft state: finishes due jobs (proposing their ranges), starts jobs on
-    /// uncovered chunks, and proposes answers of complete requests.
-    fn lead(&mut self, id: u64) -> Result<(), String> {
-        let Some((leads, term)) = self.replicas.get(&id).map(|r| (r.is_leader(), r.term())) else {
-            return Ok(());
-        };
-        if !leads {
-            if self.work.remove(&id).is_some() {
-                self.trace(&format!("replica {id} stops leading"));
-            }
-            return Ok(());
-        }
-        if !self.work.contains_key(&id) {
-            self.trace(&format!("replica {id} leads term {term}"));
-            self.work.insert(id, Work::default());
-        }
-        let Some(replica) = self.replicas.get(&id) else {
-            return Ok(());
-        };
-        let now = self.now;
-        let mut proposals = Vec::new();
-        let mut work = self.work.remove(&id).unwrap_or_default();
-        work.proposed
-            .retain(|_, at| now < *at + PROPOSAL_TIMEOUT_MS);
-        // Jobs done.
-        let done: Vec<_> = work
-            .jobs
-            .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|(k, (end, _))| (k.clone(), *end))
-            .collect();
-        for ((key, start), end) in done {
-            work.jobs.remove(&(key.clone(), start));
-            let Some(request) = replica.state().request(&key) else {
-                continue;
-            };
-            let (hash, nonce) = if self.case.sabotage == Sabotage::LazyLeader {
-                (hash(&request.message, start), start)
-            } else {
-                (start..=end)
-                    .map(|n| (hash(&request.message, n), n))
-                    .min()
-                    .unwrap_or((u64::MAX, start))
-            };
-            work.proposed.insert((key.clone(), start), now);
-            proposals.push(Command::RangeDone {
-                key,
-                lower: start,
-                upper: end,
-                hash,
-                nonce,
-            });
-        }
-        // New jobs and answers.
-        for (key, request) in replica.state().unanswered() {
-            if request.complete() {
-                let Some((hash, nonce)) = request.best else {
-                    continue;
-                };
-                if work.proposed.contains_key(&(key.clone(), u64::MAX)) {
-                    continue;
-                }
-                work.proposed.insert((key.clone(), u64::MAX), now);
-                proposals.push(Command::Answered {
-                    key: key.clone(),
-                    hash,
-                    nonce,
-                });
-                continue;
-            }
-            for (from, to) in request.gaps() {
-                let mut start = from;
-                while start <= to && work.jobs.len() < JOBS {
-                    let end = to.min(start + CHUNK - 1);
-                    let k = (key.clone(), start);
-                    if !work.jobs.contains_key(&k) && !work.proposed.contains_key(&k) {
-                        let at = now + self.rng.range(1, 20);
-                        work.jobs.insert(k, (end, at));
-                    }
-                    start = end + 1;
-                }
-            }
-        }
-        self.work.insert(id, work);
-        for command in proposals {
-            if let Some(replica) = self.replicas.get_mut(&id) {
-                let _ = replica.propose(&command);
+            if coord.poll_timeout().is_some_and(|t| t <= at(now)) {
+                coord.handle_timeout(at(now));
             }
             self.drain(id)?;
         }
-        Ok(())
+        self.miners_step()?;
+        self.clients_step()
     }
 
-    /// Invariants after every step.
-    fn check(&mut self) -> Result<(), String> {
-        for (&id, replica) in &self.replicas {
-            if replica.is_leader() {
-                let term = replica.term();
-                match self.leaders.insert(term, id) {
-                    Some(other) if other != id => {
-                        return Err(format!("replicas {other} and {id} both lead term {term}"))
-                    }
-                    _ => {}
+    fn deliver(&mut self, delivery: Delivery, replica: u64, peer: Peer) -> Result<(), String> {
+        let now = at(self.now);
+        match (delivery, peer) {
+            (Delivery::ToReplica(k, payload), _) => {
+                if let Some(coord) = self.coords.get_mut(&replica) {
+                    coord.handle_payload(now, k, &payload);
+                    self.drain(replica)?;
                 }
             }
+            (Delivery::GoneAtReplica(k), _) => {
+                if let Some(coord) = self.coords.get_mut(&replica) {
+                    coord.handle_connection_gone(now, k);
+                    self.drain(replica)?;
+                }
+            }
+            (Delivery::ToPeer(k, payload), Peer::Miner(i)) => self.miner_payload(i, k, &payload)?,
+            (Delivery::ToPeer(k, payload), Peer::Client(i)) => {
+                self.client_payload(i, k, &payload)?;
+            }
+            (Delivery::GoneAtPeer(k), Peer::Miner(i)) => self.miner_gone(i, k),
+            (Delivery::GoneAtPeer(k), Peer::Client(i)) => self.client_gone(i, k),
         }
         Ok(())
-    }
-}
-
-fn key(client: &str, id: u64) -> RequestKey {
-    RequestKey {
-        client: client.to_string(),
-        id,
     }
 }
