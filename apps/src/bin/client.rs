@@ -96,9 +96,9 @@ fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
             .split(',')
             .map(resolve)
             .collect::<Result<Vec<_>, _>>()?;
-        let (msg, lower, upper) = (&cli.message, cli.lower, cli.max_nonce);
-        return Ok(client::request_replicated(
-            &servers, params, msg, lower, upper, 10, log,
+        let (msg, range, mode) = (&cli.message, (cli.lower, cli.max_nonce), cli.mode.mode());
+        return Ok(client::request_replicated_in(
+            &servers, params, msg, range, mode, 10, log,
         ));
     }
     let server = resolve(&cli.server)?;

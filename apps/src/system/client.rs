@@ -147,13 +147,23 @@ pub fn request_replicated(
     rounds: usize,
     log: &Log,
 ) -> Outcome {
+    let range = (lower, upper);
+    request_replicated_in(servers, params, msg, range, Mode::Minimum, rounds, log)
+}
+
+/// [`request_replicated`] in `mode`: in target mode the Request carries `Zeros` (and
+/// `Algo`) and the answer may be [`Outcome::NotFound`], as in [`request_in`].
+pub fn request_replicated_in(
+    servers: &[SocketAddr],
+    params: Params,
+    msg: &str,
+    (lower, upper): (u64, u64),
+    mode: Mode,
+    rounds: usize,
+    log: &Log,
+) -> Outcome {
     let id = request_id();
-    let mut payload = Message::Request {
-        data: msg.to_string(),
-        lower,
-        upper,
-    }
-    .encode();
+    let mut payload = encode_request(msg, lower, upper, mode);
     // The encoding is one JSON object: add the key before its closing brace.
     payload.pop();
     payload.extend_from_slice(format!(r#","Id":{id}}}"#).as_bytes());
@@ -185,9 +195,13 @@ pub fn request_replicated(
         loop {
             match client.read() {
                 Ok(reply) => {
-                    if let Ok(Message::Result { hash, nonce }) = Message::decode(&reply) {
+                    let decoded = Message::decode_full(&reply).map(|d| (d.message, d.ext.found));
+                    if let Ok((Message::Result { hash, nonce }, found)) = decoded {
                         let _ = client.close();
-                        return Outcome::Answer { hash, nonce };
+                        return match found {
+                            true => Outcome::Answer { hash, nonce },
+                            false => Outcome::NotFound,
+                        };
                     }
                     // A follower naming the leader (docs/replication.md): go there at
                     // once rather than wait for the loss of this connection. Ids are
