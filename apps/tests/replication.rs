@@ -2,7 +2,9 @@
 //! and restarted mid-request, and a leader of three replicas killed mid-request; the
 //! client, given every address, still prints the right Result. The killed leader, restarted,
 //! catches up by a snapshot and is then needed for a majority. Every replica, follower or
-//! leader, tells its role, term and leader over `--http` and in its `--events`.
+//! leader, tells its role, term and leader over `--http` and in its `--events`. A
+//! target-mode request to a durable server killed and restarted gets the answer
+//! `mine --zeros` gives.
 
 mod support;
 
@@ -102,6 +104,43 @@ fn a_durable_server_killed_mid_request_answers_after_its_restart() {
     let (status, stdout) = c.wait_exit();
     assert!(status.success());
     assert_eq!(stdout, v.expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_durable_server_killed_mid_target_request_answers_it_in_target_mode_after_its_restart() {
+    // Target mode (miner.md §9) through the log: the restarted server must restore the
+    // request with its mode (a minimum answer would differ) and what was searched.
+    let (msg, upper, zeros) = ("durable target", "20000000", "22");
+    let mine = std::process::Command::new(env!("CARGO_BIN_EXE_mine"))
+        .args([msg, upper, "--zeros", zeros, "-q", "--miners", "1"])
+        .output()
+        .expect("mine runs");
+    assert!(mine.status.success());
+    let expected = String::from_utf8(mine.stdout).expect("utf-8");
+    let expected = expected.trim_end();
+    assert!(expected.starts_with("Result "), "{expected}");
+
+    let dir = data_dir("target");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = replica(port, &dir, None);
+    server.wait_stderr("leader");
+    let mut slow = miner(&addr, &["--threads", "1", "--max-rate", "500000"]);
+    let list = format!("{addr},{addr}");
+    let mut args = vec![list.as_str(), msg, upper, "--zeros", zeros, "-v"];
+    args.extend_from_slice(&FAST);
+    let mut c = Proc::spawn(env!("CARGO_BIN_EXE_client"), &args);
+    slow.wait_stderr_count("job ", 3);
+    server.kill();
+    slow.kill();
+    assert!(!c.has_exited(), "killed mid-request");
+    let restarted = replica(port, &dir, None);
+    restarted.wait_stderr("leader");
+    let _fast = miner(&addr, &["--threads", "1"]);
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, expected);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -20,7 +20,6 @@ use apps::system::log::Log;
 use apps::system::mode_args::ModeArgs;
 use apps::system::progress::{asking_progress, ProgressView};
 use bitcoin_core::message::ext::encode_request;
-use bitcoin_core::message::Mode;
 use bitcoin_core::request_size;
 use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
@@ -111,12 +110,11 @@ fn run(cli: &Cli, log: &Log) -> Result<Outcome, String> {
             .split(',')
             .map(resolve)
             .collect::<Result<Vec<_>, _>>()?;
-        // A replicated group holds minimum requests only (docs/replication.md).
         let request = asking(encode_request(
             &cli.message,
             cli.lower,
             cli.max_nonce,
-            Mode::Minimum,
+            cli.mode.mode(),
         ));
         Ok(client::request_replicated_with(
             &servers, params, request, 10, log, progress,

@@ -151,7 +151,8 @@ pub fn request_replicated(
     request_replicated_with(servers, params, request, rounds, log, None)
 }
 
-/// As [`request_replicated`], for the encoded Request `request` (perhaps
+/// As [`request_replicated`], for the encoded Request `request` in any mode (a target
+/// Request may be answered [`Outcome::NotFound`]), perhaps
 /// [`super::progress::asking_progress`]); with `progress`, each Progress message received
 /// is handed to it as `(covered, total, rate)`, as [`request_encoded`] does.
 pub fn request_replicated_with(
@@ -195,16 +196,23 @@ pub fn request_replicated_with(
         loop {
             match client.read() {
                 Ok(reply) => {
-                    match Message::decode(&reply) {
-                        Ok(Message::Result { hash, nonce }) => {
+                    let decoded = Message::decode_full(&reply).map(|d| (d.message, d.ext.found));
+                    match decoded {
+                        Ok((Message::Result { hash, nonce }, found)) => {
                             let _ = client.close();
-                            return Outcome::Answer { hash, nonce };
+                            return match found {
+                                true => Outcome::Answer { hash, nonce },
+                                false => Outcome::NotFound,
+                            };
                         }
-                        Ok(Message::Progress {
-                            covered,
-                            total,
-                            rate,
-                        }) => {
+                        Ok((
+                            Message::Progress {
+                                covered,
+                                total,
+                                rate,
+                            },
+                            _,
+                        )) => {
                             if let Some(show) = progress.as_mut() {
                                 show(covered, total, rate);
                             }

@@ -2,7 +2,10 @@
 
 use core::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::hash::{Algo, Zeros};
+use crate::message::Mode as MessageMode;
 
 /// Names a request across replicas and restarts: the client's key (its address, or the id
 /// it chose) and the request's id within it.
@@ -21,14 +24,82 @@ impl fmt::Display for RequestKey {
     }
 }
 
-/// What a request searches for. Only the minimum exists today; target mode (issue 13) adds
-/// a variant here.
+/// What a request searches for, as the log holds it (the wire's
+/// [`crate::message::Mode`], with a stable JSON form).
+///
+/// JSON: `"Minimum"` (every entry written before target mode existed), or
+/// `{"Target":{"zeros":Z,"algo":"sha256"|"sha256d"}}`. A `zeros` outside 1 ..= 64 or an
+/// unknown `algo` does not decode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Mode {
     /// The least hash over the range, ties to the least nonce.
     #[default]
     Minimum,
+    /// The smallest nonce of the range whose hash under `algo` has at least `zeros`
+    /// leading zero bits, or none (issue 13, `docs/miner.md` §9).
+    Target {
+        /// The difficulty.
+        #[serde(with = "zeros_json")]
+        zeros: Zeros,
+        /// The hash.
+        #[serde(with = "algo_json")]
+        algo: Algo,
+    },
+}
+
+impl Mode {
+    /// Whether this is target mode.
+    #[must_use]
+    pub fn is_target(self) -> bool {
+        matches!(self, Mode::Target { .. })
+    }
+}
+
+impl From<MessageMode> for Mode {
+    fn from(mode: MessageMode) -> Self {
+        match mode {
+            MessageMode::Minimum => Mode::Minimum,
+            MessageMode::Target { zeros, algo } => Mode::Target { zeros, algo },
+        }
+    }
+}
+
+impl From<Mode> for MessageMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Minimum => MessageMode::Minimum,
+            Mode::Target { zeros, algo } => MessageMode::Target { zeros, algo },
+        }
+    }
+}
+
+/// [`Zeros`] as a JSON integer, checked on the way in.
+mod zeros_json {
+    use super::{Deserialize, Deserializer, Serializer, Zeros};
+
+    pub(super) fn serialize<S: Serializer>(zeros: &Zeros, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(zeros.get())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Zeros, D::Error> {
+        let n = u32::deserialize(d)?;
+        Zeros::new(n).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`Algo`] as its name, checked on the way in.
+mod algo_json {
+    use super::{Algo, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(algo: &Algo, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(algo.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Algo, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One entry of the replicated log. Commands are applied in log order by every replica's
@@ -50,8 +121,8 @@ pub enum Command {
         /// What is searched for.
         mode: Mode,
     },
-    /// Nonces `lower..=upper` of the request were searched, and `(hash, nonce)` is their
-    /// answer (verified by the leader before proposing it).
+    /// Nonces `lower..=upper` of a minimum-mode request were searched, and `(hash, nonce)`
+    /// is their answer (verified by the leader before proposing it).
     RangeDone {
         /// The request's name.
         key: RequestKey,
@@ -65,7 +136,7 @@ pub enum Command {
         nonce: u64,
     },
     /// The leader is about to send this answer to the client; once applied, the request is
-    /// answered that way for ever.
+    /// answered that way for ever. In target mode, a hit: the smallest qualifying nonce.
     Answered {
         /// The request's name.
         key: RequestKey,
@@ -73,6 +144,29 @@ pub enum Command {
         hash: u64,
         /// The answer's nonce.
         nonce: u64,
+    },
+    /// A chunk `lower..=upper` of a target-mode request was searched (verified and
+    /// spot-checked by the leader). `hit: None`: no nonce of the chunk qualifies.
+    /// `hit: Some((hash, nonce))`: `nonce` is the chunk's smallest qualifying nonce (the
+    /// nonces above it were not searched; the search of a chunk stops at its first hit).
+    ///
+    /// A variant of its own rather than a field added to [`Command::RangeDone`]: a binary
+    /// from before target mode fails to decode it instead of applying it as a minimum.
+    TargetDone {
+        /// The request's name.
+        key: RequestKey,
+        /// First nonce of the chunk, inclusive.
+        lower: u64,
+        /// Last nonce of the chunk, inclusive.
+        upper: u64,
+        /// Its first hit, if any.
+        hit: Option<(u64, u64)>,
+    },
+    /// Like [`Command::Answered`], for a target-mode request of which no nonce qualifies:
+    /// the client is written a Result with `"Found": false`.
+    AnsweredNotFound {
+        /// The request's name.
+        key: RequestKey,
     },
 }
 
@@ -107,7 +201,9 @@ impl Command {
         match self {
             Command::Accept { key, .. }
             | Command::RangeDone { key, .. }
-            | Command::Answered { key, .. } => key,
+            | Command::Answered { key, .. }
+            | Command::TargetDone { key, .. }
+            | Command::AnsweredNotFound { key } => key,
         }
     }
 }

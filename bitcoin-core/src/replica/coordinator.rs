@@ -8,6 +8,11 @@
 //! - a Result the scheduler would write is proposed as [`Command::Answered`] and written
 //!   only once applied — so a request is answered one way, even across leaders.
 //!
+//! Target mode (`"Zeros"`, `"Algo"`) goes the same way: the mode rides in the `Accept`, a
+//! target chunk is logged as [`Command::TargetDone`] with its first hit or none, and a
+//! `"Found": false` answer as [`Command::AnsweredNotFound`]. The bytes written to the
+//! client are those the plain server writes for the same request.
+//!
 //! A new leader rebuilds its scheduler from the replicated state: every unanswered request
 //! is restored with the nonces still uncovered and the best answer so far
 //! ([`MinerService::restore_request`]); miners, jobs and rates are soft state that starts
@@ -34,10 +39,11 @@ use super::command::{Command, Mode, RequestKey};
 use super::disk::{Disk, DiskOp};
 use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
 use super::redirect;
-use super::state::Applied;
+use super::state::{Applied, Outcome};
 use super::RaftMessage;
-use crate::message::{Message, Mode as MessageMode};
-use crate::scheduler::Config;
+use crate::message::ext::encode_target_result;
+use crate::message::Message;
+use crate::scheduler::{Config, Covers};
 use crate::service::MinerService;
 
 /// The service's connection key under a coordinator: a real connection (a miner's), or
@@ -84,8 +90,8 @@ pub struct CoordinatorStats {
     /// Requests refused because the log already holds `Config::max_requests` unanswered
     /// ones (their connections are closed).
     pub refused: u64,
-    /// Requests refused because they ask for target mode, which the log does not hold
-    /// yet (their connections are closed).
+    /// Requests refused because their `Zeros` or `Algo` ask for no valid mode, as the
+    /// plain server refuses them (their connections are closed).
     pub unsupported_mode: u64,
 }
 
@@ -184,13 +190,12 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             self.progress.insert(conn);
         }
         match decoded.map(|d| (d.message, d.ext.mode)) {
-            Ok((Message::Request { data, lower, upper }, Ok(MessageMode::Minimum))) => {
+            Ok((Message::Request { data, lower, upper }, Ok(mode))) => {
                 let key = self.key_of(conn, payload);
-                self.request(now, conn, key, data, lower, upper);
+                self.request(now, conn, key, data, (lower, upper), mode.into());
             }
-            Ok((Message::Request { .. }, _)) => {
-                // Target mode (or a bad Zeros/Algo) is not replicated yet (the log's
-                // `Mode` has only minimum): refused rather than answered as a minimum.
+            Ok((Message::Request { .. }, Err(_))) => {
+                // A bad Zeros/Algo: refused, as the plain server refuses it.
                 self.stats.unsupported_mode += 1;
                 self.effects.push_back(CoordinatorEffect::Close(conn));
             }
@@ -297,10 +302,11 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         conn: K,
         key: RequestKey,
         data: String,
-        lower: u64,
-        upper: u64,
+        (lower, upper): (u64, u64),
+        mode: Mode,
     ) {
-        if lower > upper || crate::request_size::check(&data, upper).is_err() {
+        let fits = crate::request_size::check_mode(&data, upper, mode.into()).is_ok();
+        if lower > upper || !fits {
             self.effects.push_back(CoordinatorEffect::Close(conn));
             return;
         }
@@ -314,8 +320,8 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         }
         self.waiters.entry(key.clone()).or_default().insert(conn);
         self.want_progress(now, &key);
-        match self.replica.state().request(&key).map(|r| r.answer) {
-            Some(Some((hash, nonce))) => self.answer(&key, hash, nonce),
+        match self.replica.state().request(&key).map(|r| r.outcome()) {
+            Some(Some(outcome)) => self.answer(&key, outcome),
             Some(None) => {}
             None => {
                 let accept = Command::Accept {
@@ -323,7 +329,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                     message: data,
                     lower,
                     upper,
-                    mode: Mode::Minimum,
+                    mode,
                 };
                 self.propose(&accept);
             }
@@ -337,9 +343,13 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         }
     }
 
-    /// Writes the answer of `key` to every connection waiting for it.
-    fn answer(&mut self, key: &RequestKey, hash: u64, nonce: u64) {
-        let payload = Message::Result { hash, nonce }.encode();
+    /// Writes the answer of `key` to every connection waiting for it: the bytes the plain
+    /// server writes (a Result, or a Result with `"Found": false`).
+    fn answer(&mut self, key: &RequestKey, outcome: Outcome) {
+        let payload = match outcome {
+            Outcome::Found { hash, nonce } => Message::Result { hash, nonce }.encode(),
+            Outcome::NotFound => encode_target_result(None, (0, 0)),
+        };
         for conn in self.waiters.remove(key).unwrap_or_default() {
             self.effects
                 .push_back(CoordinatorEffect::Answer(conn, payload.clone()));
@@ -354,18 +364,11 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         let Some(request) = self.replica.state().request(key).cloned() else {
             return;
         };
-        if request.answer.is_some() {
+        if request.answered() {
             return;
         }
-        if request.complete() {
-            if let Some((hash, nonce)) = request.best {
-                let answered = Command::Answered {
-                    key: key.clone(),
-                    hash,
-                    nonce,
-                };
-                self.propose(&answered);
-            }
+        if let Some(outcome) = request.answerable() {
+            self.propose(&answered(key.clone(), outcome));
             return;
         }
         let Some(service) = self.service.as_mut() else {
@@ -380,6 +383,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             &request.message,
             request.lower,
             request.upper,
+            request.mode.into(),
             &gaps,
             request.best,
         );
@@ -499,12 +503,21 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             for c in covered {
                 if let Port::Slot(slot) = c.client {
                     if let Some(key) = self.slots.get(&slot).cloned() {
-                        let done = Command::RangeDone {
-                            key,
-                            lower: c.lower,
-                            upper: c.upper,
-                            hash: c.hash,
-                            nonce: c.nonce,
+                        let (lower, upper) = (c.lower, c.upper);
+                        let done = match c.covers {
+                            Covers::FirstHit | Covers::NoHit => Command::TargetDone {
+                                key,
+                                lower,
+                                upper,
+                                hit: (c.covers == Covers::FirstHit).then_some((c.hash, c.nonce)),
+                            },
+                            _ => Command::RangeDone {
+                                key,
+                                lower,
+                                upper,
+                                hash: c.hash,
+                                nonce: c.nonce,
+                            },
                         };
                         self.propose(&done);
                     }
@@ -526,8 +539,15 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                             continue;
                         };
                         self.slot_of.remove(&key);
-                        if let Ok(Message::Result { hash, nonce }) = Message::decode(&payload) {
-                            self.propose(&Command::Answered { key, hash, nonce });
+                        if let Ok(d) = Message::decode_full(&payload) {
+                            if let Message::Result { hash, nonce } = d.message {
+                                let outcome = if d.ext.found {
+                                    Outcome::Found { hash, nonce }
+                                } else {
+                                    Outcome::NotFound
+                                };
+                                self.propose(&answered(key, outcome));
+                            }
                         }
                     }
                 }
@@ -550,23 +570,33 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         let leader = self.replica.is_leader() && self.service.is_some();
         match outcome {
             Applied::Accepted { key, .. } if leader => {
-                if let Some(Some((hash, nonce))) =
-                    self.replica.state().request(&key).map(|r| r.answer)
+                if let Some(Some(outcome)) = self.replica.state().request(&key).map(|r| r.outcome())
                 {
-                    self.answer(&key, hash, nonce);
+                    self.answer(&key, outcome);
                 } else {
                     self.schedule(now, &key);
                 }
             }
-            Applied::Answered { key, hash, nonce } if leader => self.answer(&key, hash, nonce),
+            Applied::Answered { key, hash, nonce } if leader => {
+                self.answer(&key, Outcome::Found { hash, nonce })
+            }
+            Applied::NotFound { key } if leader => self.answer(&key, Outcome::NotFound),
             Applied::Ignored(_) if leader => {
                 // An answer the log refused (a RangeDone of it was lost with an earlier
                 // leadership): search what the log still lacks.
-                if let Command::Answered { key, .. } = command {
+                if let Command::Answered { key, .. } | Command::AnsweredNotFound { key } = command {
                     self.schedule(now, key);
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// The command that answers `key` with `outcome`.
+fn answered(key: RequestKey, outcome: Outcome) -> Command {
+    match outcome {
+        Outcome::Found { hash, nonce } => Command::Answered { key, hash, nonce },
+        Outcome::NotFound => Command::AnsweredNotFound { key },
     }
 }

@@ -18,20 +18,22 @@ fn request_with_id(data: &str, lower: u64, upper: u64, id: u64) -> Vec<u8> {
 
 /// Coordinators on a perfect network, each with its durable disk; what they write to
 /// client and miner connections is collected.
-struct Cluster {
-    nodes: BTreeMap<u64, Coordinator<u32>>,
+pub(super) struct Cluster {
+    pub(super) nodes: BTreeMap<u64, Coordinator<u32>>,
     disks: BTreeMap<u64, Disk>,
     n: u64,
     now: u64,
     raft: VecDeque<RaftMessage>,
-    writes: Vec<(u64, u32, Message)>,
-    closed: Vec<(u64, u32)>,
+    pub(super) writes: Vec<(u64, u32, Message)>,
+    /// The same writes as bytes, extension keys included.
+    pub(super) raw: Vec<(u64, u32, Vec<u8>)>,
+    pub(super) closed: Vec<(u64, u32)>,
     /// NotLeader messages written: (node, conn, the leader named).
     hints: Vec<(u64, u32, u64)>,
 }
 
 impl Cluster {
-    fn new(n: u64) -> Cluster {
+    pub(super) fn new(n: u64) -> Cluster {
         let voters: Vec<u64> = (1..=n).collect();
         let mut c = Cluster {
             nodes: BTreeMap::new(),
@@ -40,6 +42,7 @@ impl Cluster {
             now: 0,
             raft: VecDeque::new(),
             writes: Vec::new(),
+            raw: Vec::new(),
             closed: Vec::new(),
             hints: Vec::new(),
         };
@@ -49,11 +52,11 @@ impl Cluster {
         c
     }
 
-    fn at(&self) -> Timestamp {
+    pub(super) fn at(&self) -> Timestamp {
         Timestamp::from_millis(self.now)
     }
 
-    fn start(&mut self, id: u64) {
+    pub(super) fn start(&mut self, id: u64) {
         let config = ReplicaConfig::for_id(id, (1..=self.n).collect());
         let scheduler = Config {
             max_requests: 4,
@@ -83,6 +86,7 @@ impl Cluster {
                             }
                             self.writes
                                 .push((id, conn, Message::decode(&bytes).unwrap()));
+                            self.raw.push((id, conn, bytes));
                         }
                         CoordinatorEffect::Close(conn) => self.closed.push((id, conn)),
                     }
@@ -98,7 +102,7 @@ impl Cluster {
         }
     }
 
-    fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         self.now += 10;
         let now = self.at();
         for node in self.nodes.values_mut() {
@@ -110,7 +114,7 @@ impl Cluster {
         self.drain();
     }
 
-    fn leader(&mut self) -> u64 {
+    pub(super) fn leader(&mut self) -> u64 {
         for _ in 0..100 {
             if let Some((&id, _)) = self.nodes.iter().find(|(_, n)| n.replica().is_leader()) {
                 return id;
@@ -120,7 +124,7 @@ impl Cluster {
         panic!("no leader");
     }
 
-    fn send(&mut self, node: u64, conn: u32, payload: &[u8]) {
+    pub(super) fn send(&mut self, node: u64, conn: u32, payload: &[u8]) {
         let now = self.at();
         self.nodes
             .get_mut(&node)

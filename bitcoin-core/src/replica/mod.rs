@@ -17,12 +17,16 @@
 mod command;
 mod coordinator;
 #[cfg(test)]
+mod coordinator_target_tests;
+#[cfg(test)]
 mod coordinator_tests;
 mod disk;
 pub mod frames;
 mod node;
 pub mod redirect;
 mod state;
+#[cfg(test)]
+mod target_tests;
 #[cfg(test)]
 mod tests;
 
@@ -31,7 +35,7 @@ pub use coordinator::{Coordinator, CoordinatorEffect, CoordinatorStats, Port};
 pub use disk::{Disk, DiskOp};
 pub use node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError, ReplicaStats};
 pub use raft::eraftpb::{Entry, HardState, Message as RaftMessage, Snapshot};
-pub use state::{Applied, ReplicatedState, Request};
+pub use state::{Applied, Outcome, ReplicatedState, Request};
 
 /// A raft message as bytes for the wire (protobuf, as raft-rs defines it).
 #[must_use]

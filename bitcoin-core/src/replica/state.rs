@@ -1,6 +1,12 @@
 //! The replicated state machine: requests, the nonces covered and their best answer so far,
 //! and the answers given. Pure and deterministic (`BTreeMap`s only): every replica that
 //! applies the same log holds the same state, byte for byte in its snapshot.
+//!
+//! A minimum-mode request is answerable once every nonce is covered, with the least
+//! `(hash, nonce)`. A target-mode request is answerable once every nonce below its
+//! smallest known hit is covered (that hit is then the range's smallest qualifying nonce,
+//! whatever lies above it), or, with no hit, once every nonce is covered (`"Found": false`).
+//! Snapshots of minimum-mode requests are the same bytes as before target mode existed.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -21,10 +27,34 @@ pub struct Request {
     pub mode: Mode,
     /// Nonces searched: disjoint, non-adjacent inclusive intervals `start -> end`.
     pub covered: BTreeMap<u64, u64>,
-    /// The least `(hash, nonce)` over the covered nonces.
+    /// The least `(hash, nonce)` over the covered nonces; in target mode, the hit with the
+    /// smallest nonce.
     pub best: Option<(u64, u64)>,
     /// The answer given, once [`Command::Answered`] is applied.
     pub answer: Option<(u64, u64)>,
+    /// Whether the request was answered `"Found": false`
+    /// ([`Command::AnsweredNotFound`], target mode only). Absent from snapshots when
+    /// false, so that a minimum-mode request's snapshot is what it was before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub not_found: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// How a request is (or may be) answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A Result with this hash and nonce.
+    Found {
+        /// The hash.
+        hash: u64,
+        /// The nonce.
+        nonce: u64,
+    },
+    /// A target-mode Result with `"Found": false`.
+    NotFound,
 }
 
 impl Request {
@@ -34,9 +64,60 @@ impl Request {
         self.covered.get(&self.lower) == Some(&self.upper)
     }
 
-    /// The nonces of the range not yet searched, as inclusive intervals in ascending order.
+    /// Whether the request has been answered (found or not).
+    #[must_use]
+    pub fn answered(&self) -> bool {
+        self.answer.is_some() || self.not_found
+    }
+
+    /// The answer given, if any.
+    #[must_use]
+    pub fn outcome(&self) -> Option<Outcome> {
+        match (self.answer, self.not_found) {
+            (Some((hash, nonce)), _) => Some(Outcome::Found { hash, nonce }),
+            (None, true) => Some(Outcome::NotFound),
+            (None, false) => None,
+        }
+    }
+
+    /// The answer the covered nonces prove, if they prove one (see the
+    /// [module documentation](self)); `None` once answered.
+    #[must_use]
+    pub fn answerable(&self) -> Option<Outcome> {
+        if self.answered() {
+            return None;
+        }
+        let found = |(hash, nonce)| Outcome::Found { hash, nonce };
+        match self.mode {
+            Mode::Target { .. } => match self.best {
+                // Every nonce from `lower` up to the hit is covered (the hit itself is).
+                Some(hit) => self
+                    .covered
+                    .get(&self.lower)
+                    .is_some_and(|&end| end >= hit.1)
+                    .then(|| found(hit)),
+                None => self.complete().then_some(Outcome::NotFound),
+            },
+            _ => self.best.filter(|_| self.complete()).map(found),
+        }
+    }
+
+    /// The nonces still to search, as inclusive intervals in ascending order: those not
+    /// yet searched, and in target mode only those below the smallest known hit.
     #[must_use]
     pub fn gaps(&self) -> Vec<(u64, u64)> {
+        let mut gaps = self.uncovered();
+        if let (Mode::Target { .. }, Some((_, hit))) = (self.mode, self.best) {
+            gaps.retain(|&(start, _)| start < hit);
+            if let Some(last) = gaps.last_mut() {
+                last.1 = last.1.min(hit - 1);
+            }
+        }
+        gaps
+    }
+
+    /// The nonces of the range not yet searched, in ascending order.
+    fn uncovered(&self) -> Vec<(u64, u64)> {
         let mut gaps = Vec::new();
         let mut next = Some(self.lower);
         for (&start, &end) in &self.covered {
@@ -87,11 +168,12 @@ pub enum Applied {
         /// Whether it was new.
         fresh: bool,
     },
-    /// Nonces were covered; `complete` once the whole range is.
+    /// Nonces were covered; `complete` once the request is answerable
+    /// ([`Request::answerable`]: in minimum mode, once the whole range is searched).
     Covered {
         /// The request.
         key: RequestKey,
-        /// Whether the whole range is now searched.
+        /// Whether the request is now answerable.
         complete: bool,
     },
     /// The request is answered with `(hash, nonce)`.
@@ -102,6 +184,11 @@ pub enum Applied {
         hash: u64,
         /// The answer's nonce.
         nonce: u64,
+    },
+    /// The (target-mode) request is answered `"Found": false`.
+    NotFound {
+        /// The request.
+        key: RequestKey,
     },
     /// The command changed nothing, and why.
     Ignored(&'static str),
@@ -162,6 +249,7 @@ impl ReplicatedState {
                         covered: BTreeMap::new(),
                         best: None,
                         answer: None,
+                        not_found: false,
                     };
                     self.map.insert(key.clone(), request);
                 }
@@ -177,15 +265,11 @@ impl ReplicatedState {
                 hash,
                 nonce,
             } => {
-                let Some(request) = self.map.get_mut(key) else {
-                    return Applied::Ignored("unknown request");
+                let request = match self.searching(key, *lower, *upper) {
+                    Ok(r) if !r.mode.is_target() => r,
+                    Ok(_) => return Applied::Ignored("a minimum chunk of a target request"),
+                    Err(why) => return Applied::Ignored(why),
                 };
-                if request.answer.is_some() {
-                    return Applied::Ignored("already answered");
-                }
-                if lower > upper || *lower < request.lower || *upper > request.upper {
-                    return Applied::Ignored("range outside the request");
-                }
                 if nonce < lower || nonce > upper {
                     return Applied::Ignored("nonce outside the range");
                 }
@@ -194,33 +278,97 @@ impl ReplicatedState {
                 request.best = Some(request.best.map_or(candidate, |b| b.min(candidate)));
                 Applied::Covered {
                     key: key.clone(),
-                    complete: request.complete(),
+                    complete: request.answerable().is_some(),
+                }
+            }
+            Command::TargetDone {
+                key,
+                lower,
+                upper,
+                hit,
+            } => {
+                let request = match self.searching(key, *lower, *upper) {
+                    Ok(r) => r,
+                    Err(why) => return Applied::Ignored(why),
+                };
+                let Mode::Target { zeros, .. } = request.mode else {
+                    return Applied::Ignored("a target chunk of a minimum request");
+                };
+                match *hit {
+                    None => request.cover(*lower, *upper),
+                    Some((hash, nonce)) => {
+                        if nonce < *lower || nonce > *upper {
+                            return Applied::Ignored("nonce outside the range");
+                        }
+                        if !zeros.accepts(hash) {
+                            return Applied::Ignored("not a hit");
+                        }
+                        // Searched up to the hit; nothing is known above it.
+                        request.cover(*lower, nonce);
+                        if request.best.is_none_or(|(_, best)| nonce < best) {
+                            request.best = Some((hash, nonce));
+                        }
+                    }
+                }
+                Applied::Covered {
+                    key: key.clone(),
+                    complete: request.answerable().is_some(),
                 }
             }
             Command::Answered { key, hash, nonce } => {
-                let Some(request) = self.map.get_mut(key) else {
-                    return Applied::Ignored("unknown request");
-                };
-                if request.answer.is_some() {
-                    return Applied::Ignored("already answered");
-                }
-                if !request.complete() || request.best != Some((*hash, *nonce)) {
-                    return Applied::Ignored("not the best answer of a complete range");
-                }
-                request.answer = Some((*hash, *nonce));
-                request.covered.clear();
-                self.answered.push_back(key.clone());
-                while self.answered.len() > self.max_answered {
-                    if let Some(old) = self.answered.pop_front() {
-                        self.map.remove(&old);
-                    }
-                }
-                Applied::Answered {
-                    key: key.clone(),
+                let outcome = Outcome::Found {
                     hash: *hash,
                     nonce: *nonce,
-                }
+                };
+                self.answer(key, outcome)
             }
+            Command::AnsweredNotFound { key } => self.answer(key, Outcome::NotFound),
+        }
+    }
+
+    /// The unanswered request `key`, if `lower..=upper` is a range inside it.
+    fn searching(
+        &mut self,
+        key: &RequestKey,
+        lower: u64,
+        upper: u64,
+    ) -> Result<&mut Request, &'static str> {
+        let request = self.map.get_mut(key).ok_or("unknown request")?;
+        if request.answered() {
+            return Err("already answered");
+        }
+        if lower > upper || lower < request.lower || upper > request.upper {
+            return Err("range outside the request");
+        }
+        Ok(request)
+    }
+
+    /// Answers `key` with `outcome` if that is what its covered nonces prove.
+    fn answer(&mut self, key: &RequestKey, outcome: Outcome) -> Applied {
+        let Some(request) = self.map.get_mut(key) else {
+            return Applied::Ignored("unknown request");
+        };
+        if request.answered() {
+            return Applied::Ignored("already answered");
+        }
+        if request.answerable() != Some(outcome) {
+            return Applied::Ignored("not the answer the covered nonces prove");
+        }
+        match outcome {
+            Outcome::Found { hash, nonce } => request.answer = Some((hash, nonce)),
+            Outcome::NotFound => request.not_found = true,
+        }
+        request.covered.clear();
+        self.answered.push_back(key.clone());
+        while self.answered.len() > self.max_answered {
+            if let Some(old) = self.answered.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        let key = key.clone();
+        match outcome {
+            Outcome::Found { hash, nonce } => Applied::Answered { key, hash, nonce },
+            Outcome::NotFound => Applied::NotFound { key },
         }
     }
 
@@ -237,7 +385,7 @@ impl ReplicatedState {
 
     /// The requests not yet answered, in key order.
     pub fn unanswered(&self) -> impl Iterator<Item = (&RequestKey, &Request)> {
-        self.map.iter().filter(|(_, r)| r.answer.is_none())
+        self.map.iter().filter(|(_, r)| !r.answered())
     }
 
     /// Index of the last log entry applied.

@@ -142,7 +142,7 @@ pub use config::{
     Config, ConfigError, Order, MAX_JOBS_PER_MINER, MAX_JOB_DURATION, MAX_LEASE_FACTOR,
 };
 pub use effect::{Effect, RequestError, RequestId, Stats};
-pub use restore::Covered;
+pub use restore::{Covered, Covers};
 pub use verify::{HashFn, Misbehaviour, SPOT_CHECKS};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

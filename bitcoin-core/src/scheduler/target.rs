@@ -42,7 +42,7 @@ use super::answer::Verdict;
 use super::range::NonceRange;
 use super::state::{Assignment, ChunkId, Miner, CANCELLED_KEPT};
 use super::verify::{self, HashFn};
-use super::{Effect, Misbehaviour, RequestError, RequestId, Scheduler};
+use super::{Covered, Effect, Misbehaviour, RequestError, RequestId, Scheduler};
 use crate::hash::{Algo, Zeros};
 use crate::message::{Cap, Caps, Mode};
 
@@ -257,13 +257,16 @@ impl<K: Ord + Copy> Scheduler<K> {
     /// `(hash, nonce)`, or `None`. Cuts the request above a new smallest hit, and answers
     /// it once nothing below its hit (or nothing at all) is unanswered.
     pub(super) fn complete_target(&mut self, miner: K, chunk: ChunkId, hit: Option<(u64, u64)>) {
-        let Some(request) = self.chunks.get(&chunk).map(|c| c.request) else {
+        let Some((request, range)) = self.chunks.get(&chunk).map(|c| (c.request, c.range)) else {
             return;
         };
         self.drop_chunk(chunk, Some(miner));
         let Some(r) = self.requests.get_mut(&request) else {
             return;
         };
+        if let Some(covered) = self.covered.as_mut() {
+            covered.push_back(Covered::target(r.client, range, hit));
+        }
         if let Some((hash, nonce)) = hit {
             if r.best.is_none_or(|(_, best)| nonce < best) {
                 r.best = Some((hash, nonce));

@@ -5,6 +5,7 @@
 use lsp_core::Timestamp;
 
 use super::{CloseReason, MinerService};
+use crate::message::Mode;
 use crate::scheduler::Covered;
 
 impl<K: Ord + Copy> MinerService<K> {
@@ -20,10 +21,12 @@ impl<K: Ord + Copy> MinerService<K> {
         self.scheduler.poll_covered()
     }
 
-    /// A request from `client` (a key with no request) of which only `gaps` remain to be
-    /// searched, `best` being the least answer over the rest
-    /// ([`crate::scheduler::Scheduler::restore_request`]). Its Result is written to
-    /// `client` like any other. Refused as a Request would be, without closing anything.
+    /// A request from `client` (a key with no request) for `mode` of which only `gaps`
+    /// remain to be searched, `best` being the best answer over the rest (in target mode,
+    /// the smallest known hit: nothing above it is searched)
+    /// ([`crate::scheduler::Scheduler::restore_request`]). Its Result (or `"Found": false`)
+    /// is written to `client` like any other. Refused as a Request would be, without
+    /// closing anything.
     #[allow(clippy::too_many_arguments)]
     pub fn restore_request(
         &mut self,
@@ -32,14 +35,15 @@ impl<K: Ord + Copy> MinerService<K> {
         msg: &str,
         lower: u64,
         upper: u64,
+        mode: Mode,
         gaps: &[(u64, u64)],
         best: Option<(u64, u64)>,
     ) -> Result<(), CloseReason> {
-        crate::request_size::check(msg, upper).map_err(CloseReason::TooLong)?;
+        crate::request_size::check_mode(msg, upper, mode).map_err(CloseReason::TooLong)?;
         self.know(client);
         let restored = self
             .scheduler
-            .restore_request(now, client, msg, lower, upper, gaps, best)
+            .restore_request(now, client, msg, lower, upper, mode, gaps, best)
             .map(|_| ())
             .map_err(CloseReason::Refused);
         self.collect();
