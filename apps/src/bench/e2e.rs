@@ -73,10 +73,11 @@ pub struct Options {
     runs: usize,
 }
 
-/// A child process killed on drop; its stderr lines are forwarded to a channel.
+/// A child process killed on drop; its stderr lines are forwarded to a channel, each with
+/// the instant it was read.
 pub(super) struct Proc {
     child: Child,
-    lines: mpsc::Receiver<String>,
+    lines: mpsc::Receiver<(Instant, String)>,
 }
 
 impl Proc {
@@ -96,7 +97,7 @@ impl Proc {
         thread::spawn(move || {
             if let Some(stderr) = stderr {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
+                    let _ = tx.send((Instant::now(), line));
                 }
             }
         });
@@ -109,7 +110,7 @@ impl Proc {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(pattern) => return Ok(line),
+                Ok((_, line)) if line.contains(pattern) => return Ok(line),
                 Ok(_) => {}
                 Err(_) => return Err(format!("no {pattern:?} on stderr within {limit:?}")),
             }
@@ -123,7 +124,7 @@ impl Proc {
         let mut sent = 0u128;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
+            let (_, line) = self
                 .lines
                 .recv_timeout(left)
                 .map_err(|_| format!("the server logged no Result within {limit:?}"))?;
@@ -140,10 +141,40 @@ impl Proc {
         }
     }
 
+    /// The stderr lines read so far that were not consumed yet, with when each was read;
+    /// does not wait.
+    pub(super) fn take_lines(&self) -> Vec<(Instant, String)> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Kills the process (SIGKILL) and reaps it; the instant of the kill.
+    pub(super) fn kill(&mut self) -> Instant {
+        let at = Instant::now();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        at
+    }
+
     /// CPU seconds used so far (user + system).
-    fn cpu_seconds(&self) -> Result<f64, String> {
+    pub(super) fn cpu_seconds(&self) -> Result<f64, String> {
         cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
     }
+}
+
+/// The path of binary `name` next to the running `bench`, or how to build it.
+pub(super) fn binary(name: &str) -> Result<PathBuf, String> {
+    let dir = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the bench binary: {e}"))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    path.exists().then_some(path.clone()).ok_or_else(|| {
+        format!(
+            "{} is missing: build it with `cargo build --release -p apps`",
+            path.display()
+        )
+    })
 }
 
 impl Drop for Proc {
@@ -168,20 +199,7 @@ pub fn run(o: &Options) -> Result<(), String> {
             o.no_cancel,
         );
     }
-    let dir = std::env::current_exe()
-        .map_err(|e| format!("cannot locate the bench binary: {e}"))?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let bin = |name: &str| -> Result<PathBuf, String> {
-        let path = dir.join(name);
-        path.exists().then_some(path.clone()).ok_or_else(|| {
-            format!(
-                "{} is missing: build it with `cargo build --release -p apps`",
-                path.display()
-            )
-        })
-    };
+    let bin = binary;
     let (server_bin, miner_bin, client_bin) = (bin("server")?, bin("miner")?, bin("client")?);
     if let Some(rounds) = o.observe_rounds {
         let bins = observe::Bins {

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use apps::bench::{codec, e2e, echo, hash, schedule, scrape};
+use apps::bench::{codec, e2e, echo, failover, hash, replica_disk, replicas, schedule, scrape};
 use clap::{Parser, Subcommand};
 
 /// Benchmarks of this workspace: each prints its figures beside a baseline measured in the
@@ -37,6 +37,16 @@ enum Mode {
     /// One `/metrics` scrape of a server with many joined miners (default 1,000): time
     /// and size (build the server first: `cargo build --release -p apps`).
     Scrape(scrape::Options),
+    /// One request end to end on a plain server, a durable one (`--data-dir`) and a group
+    /// of replicas (`--cluster`), alternating: wall time and overhead against the plain
+    /// server (docs/replication.md; build the binaries first).
+    Replicas(replicas::Options),
+    /// Kill -9 the leader of a group of replicas mid-request: time to a new leader and
+    /// until the miners work again, against loss detection plus one election.
+    Failover(failover::Options),
+    /// A one-replica group with a real redb store through a million requests: disk after
+    /// compaction, snapshot size, time per request.
+    ReplicaDisk(replica_disk::Options),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +57,9 @@ fn main() -> ExitCode {
         Mode::Echo(options) => echo::run(&options),
         Mode::E2e(options) => e2e::run(&options),
         Mode::Scrape(options) => scrape::run(&options),
+        Mode::Replicas(options) => replicas::run(&options),
+        Mode::Failover(options) => failover::run(&options),
+        Mode::ReplicaDisk(options) => replica_disk::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
