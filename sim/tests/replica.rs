@@ -120,12 +120,11 @@ fn a_driver_that_acts_before_its_writes_are_durable_is_caught() {
 }
 
 #[test]
-#[ignore = "fails: bitcoin-core's Coordinator strands a request that its scheduler refused \
-            (docs/replication.md, Not done yet); run with --ignored once it is fixed"]
 fn with_room_for_two_requests_every_request_is_still_answered() {
-    // Accepts proposed together can take the log past `max_requests`; the scheduler then
-    // refuses the extra one (its connection is closed) while the log keeps it unanswered,
-    // and the same leader never schedules it, even when it is resubmitted.
+    // Accepts proposed together once took the log past `max_requests`; the scheduler then
+    // refused the extra one while the log kept it unanswered, and the same leader never
+    // scheduled it, even when resubmitted (seed 25 stalled). In-flight Accepts now count
+    // against the limit, and a request the scheduler has no room for waits for a slot.
     for seed in 0..200 {
         let case = ReplicaCase::generate(seed).with_max_requests(2);
         if let Err(failure) = run_case(&case, false) {

@@ -39,12 +39,14 @@ use super::command::{Command, Mode, RequestKey};
 use super::disk::{Disk, DiskOp};
 use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
 use super::redirect;
+use super::slots::Slots;
 use super::state::{Applied, Outcome};
 use super::RaftMessage;
 use crate::message::ext::encode_target_result;
 use crate::message::Message;
+use crate::scheduler::RequestError;
 use crate::scheduler::{Config, Covers};
-use crate::service::MinerService;
+use crate::service::{CloseReason, MinerService};
 
 /// The service's connection key under a coordinator: a real connection (a miner's), or
 /// the slot of one replicated request (its Result is proposed instead of written).
@@ -106,9 +108,7 @@ pub struct Coordinator<K> {
     replica: Replica,
     config: Config,
     service: Option<MinerService<Port<K>>>,
-    slots: BTreeMap<u64, RequestKey>,
-    slot_of: BTreeMap<RequestKey, u64>,
-    next_slot: u64,
+    slots: Slots,
     waiters: BTreeMap<RequestKey, BTreeSet<K>>,
     conns: BTreeSet<K>,
     /// Of `conns`, those whose payloads announced they understand a NotLeader.
@@ -141,9 +141,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             replica: Replica::new(replica, disk)?,
             config,
             service: None,
-            slots: BTreeMap::new(),
-            slot_of: BTreeMap::new(),
-            next_slot: 0,
+            slots: Slots::default(),
             waiters: BTreeMap::new(),
             conns: BTreeSet::new(),
             announced: BTreeSet::new(),
@@ -272,7 +270,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// The connections waiting for the request in `slot` (none once it is answered, or
     /// while its client has not resubmitted it to this leader).
     pub fn slot_clients(&self, slot: u64) -> impl Iterator<Item = K> + '_ {
-        let key = self.slots.get(&slot);
+        let key = self.slots.key(slot);
         key.and_then(|key| self.waiters.get(key))
             .into_iter()
             .flatten()
@@ -310,10 +308,12 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             self.effects.push_back(CoordinatorEffect::Close(conn));
             return;
         }
-        let known = self.replica.state().request(&key).is_some();
-        if !known && self.replica.state().unanswered().count() >= self.config.max_requests {
-            // The log holds as many unanswered requests as the scheduler may: refused, so
-            // that no client can grow the replicated state without a bound.
+        let known = self.replica.state().request(&key).is_some() || self.slots.is_proposed(&key);
+        let held = self.replica.state().unanswered().count() + self.slots.proposed_count();
+        if !known && held >= self.config.max_requests {
+            // The log holds (or will, once what this leader proposed is applied) as many
+            // unanswered requests as the scheduler may: refused, so that no client can grow
+            // the replicated state without a bound.
             self.stats.refused += 1;
             self.effects.push_back(CoordinatorEffect::Close(conn));
             return;
@@ -322,25 +322,32 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         self.want_progress(now, &key);
         match self.replica.state().request(&key).map(|r| r.outcome()) {
             Some(Some(outcome)) => self.answer(&key, outcome),
-            Some(None) => {}
+            // Accepted and unanswered: normally running already (then this does nothing);
+            // if the scheduler had no room for it, it is tried again.
+            Some(None) => self.schedule(now, &key),
+            None if self.slots.is_proposed(&key) => {}
             None => {
                 let accept = Command::Accept {
-                    key,
+                    key: key.clone(),
                     message: data,
                     lower,
                     upper,
                     mode,
                 };
-                self.propose(&accept);
+                if self.propose(&accept) {
+                    self.slots.proposed(key);
+                }
             }
         }
-        let _ = now;
     }
 
-    fn propose(&mut self, command: &Command) {
-        if self.replica.propose(command).is_err() {
+    /// Proposes `command`; whether raft-rs took it.
+    fn propose(&mut self, command: &Command) -> bool {
+        let taken = self.replica.propose(command).is_ok();
+        if !taken {
             self.stats.proposals_dropped += 1;
         }
+        taken
     }
 
     /// Writes the answer of `key` to every connection waiting for it: the bytes the plain
@@ -358,7 +365,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
 
     /// Hands request `key` (unanswered in the log) to the scheduler, with what is left.
     fn schedule(&mut self, now: Timestamp, key: &RequestKey) {
-        if self.slot_of.contains_key(key) {
+        if self.slots.slot(key).is_some() {
             return;
         }
         let Some(request) = self.replica.state().request(key).cloned() else {
@@ -374,8 +381,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         let Some(service) = self.service.as_mut() else {
             return;
         };
-        let slot = self.next_slot;
-        self.next_slot += 1;
+        let slot = self.slots.allocate();
         let gaps = request.gaps();
         let restored = service.restore_request(
             now,
@@ -389,10 +395,13 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         );
         match restored {
             Ok(()) => {
-                self.slots.insert(slot, key.clone());
-                self.slot_of.insert(key.clone(), slot);
+                self.slots.bind(slot, key.clone());
                 self.want_progress(now, key);
             }
+            // No room in the scheduler (the log is past the limit: Accepts of an earlier
+            // leader committed under this one): the request stays accepted, its clients
+            // keep waiting, and it is scheduled when a slot frees.
+            Err(CloseReason::Refused(RequestError::Full { .. })) => self.slots.defer(key.clone()),
             Err(_) => {
                 for conn in self.waiters.remove(key).unwrap_or_default() {
                     self.effects.push_back(CoordinatorEffect::Close(conn));
@@ -404,7 +413,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// Asks the service for Progress on `key`'s slot if a connection waiting for it asked
     /// for Progress messages (see `progress`).
     fn want_progress(&mut self, now: Timestamp, key: &RequestKey) {
-        let (Some(&slot), Some(service)) = (self.slot_of.get(key), self.service.as_mut()) else {
+        let (Some(slot), Some(service)) = (self.slots.slot(key), self.service.as_mut()) else {
             return;
         };
         let mut waiting = self.waiters.get(key).into_iter().flatten();
@@ -416,7 +425,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// Forwards a Progress the service wrote to `slot`, bytes unchanged, to the waiting
     /// connections that asked for Progress messages.
     fn forward_progress(&mut self, slot: u64, payload: &[u8]) {
-        let Some(waiting) = self.slots.get(&slot).and_then(|k| self.waiters.get(k)) else {
+        let Some(waiting) = self.slots.key(slot).and_then(|k| self.waiters.get(k)) else {
             return;
         };
         for &conn in waiting.intersection(&self.progress) {
@@ -449,7 +458,6 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     fn step_down(&mut self) {
         self.service = None;
         self.slots.clear();
-        self.slot_of.clear();
         self.waiters.clear();
         self.requests_on.clear();
         let announced = std::mem::take(&mut self.announced);
@@ -502,7 +510,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             moved |= !(covered.is_empty() && writes.is_empty() && closes.is_empty());
             for c in covered {
                 if let Port::Slot(slot) = c.client {
-                    if let Some(key) = self.slots.get(&slot).cloned() {
+                    if let Some(key) = self.slots.key(slot).cloned() {
                         let (lower, upper) = (c.lower, c.upper);
                         let done = match c.covers {
                             Covers::FirstHit | Covers::NoHit => Command::TargetDone {
@@ -523,6 +531,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                     }
                 }
             }
+            let mut freed = false;
             for (to, payload) in writes {
                 match to {
                     Port::Conn(conn) => self
@@ -535,10 +544,10 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                     }
                     Port::Slot(slot) => {
                         // The scheduler answered (and forgot) the request: log the answer.
-                        let Some(key) = self.slots.remove(&slot) else {
+                        let Some(key) = self.slots.release(slot) else {
                             continue;
                         };
-                        self.slot_of.remove(&key);
+                        freed = true;
                         if let Ok(d) = Message::decode_full(&payload) {
                             if let Message::Result { hash, nonce } = d.message {
                                 let outcome = if d.ext.found {
@@ -550,6 +559,12 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                             }
                         }
                     }
+                }
+            }
+            if freed {
+                // A slot freed: the requests the scheduler had no room for get their turn.
+                for key in self.slots.take_deferred() {
+                    self.schedule(now, &key);
                 }
             }
             for (conn, _) in closes {
@@ -567,6 +582,9 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     }
 
     fn applied(&mut self, now: Timestamp, command: &Command, outcome: Applied) {
+        if let Command::Accept { key, .. } = command {
+            self.slots.applied(key);
+        }
         let leader = self.replica.is_leader() && self.service.is_some();
         match outcome {
             Applied::Accepted { key, .. } if leader => {

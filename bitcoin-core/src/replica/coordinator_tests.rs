@@ -30,6 +30,8 @@ pub(super) struct Cluster {
     pub(super) closed: Vec<(u64, u32)>,
     /// NotLeader messages written: (node, conn, the leader named).
     hints: Vec<(u64, u32, u64)>,
+    /// The scheduler's `max_requests` of coordinators started from now on.
+    pub(super) max_requests: usize,
 }
 
 impl Cluster {
@@ -45,6 +47,7 @@ impl Cluster {
             raw: Vec::new(),
             closed: Vec::new(),
             hints: Vec::new(),
+            max_requests: 4,
         };
         for id in 1..=n {
             c.start(id);
@@ -59,7 +62,7 @@ impl Cluster {
     pub(super) fn start(&mut self, id: u64) {
         let config = ReplicaConfig::for_id(id, (1..=self.n).collect());
         let scheduler = Config {
-            max_requests: 4,
+            max_requests: self.max_requests,
             max_requests_per_client: 1,
             ..Config::default()
         };
@@ -384,6 +387,80 @@ fn the_log_holds_no_more_unanswered_requests_than_the_scheduler_may() {
     // A resubmission of a request already in the log is still taken.
     c.send(leader, 30, &request_with_id("flood", 0, 10, 0));
     assert_eq!(c.nodes[&leader].stats().refused, 2);
+}
+
+#[test]
+fn accepts_proposed_together_do_not_take_the_log_past_the_limit() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    // Six requests reach the leader before any of their Accepts is committed.
+    let now = c.at();
+    for id in 0..6u32 {
+        let request = request_with_id("together", 0, 10, u64::from(id));
+        let node = c.nodes.get_mut(&leader).unwrap();
+        node.handle_payload(now, 10 + id, &request);
+    }
+    // A resubmission of one still in flight is not proposed twice, nor refused.
+    let again = request_with_id("together", 0, 10, 0);
+    c.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .handle_payload(now, 30, &again);
+    c.drain();
+    let unanswered = c.nodes[&leader].replica().state().unanswered().count();
+    assert_eq!(
+        unanswered, 4,
+        "the Accepts in flight counted against max_requests"
+    );
+    assert_eq!(c.nodes[&leader].stats().refused, 2);
+    let mut closed: Vec<u32> = c.closed.iter().map(|(_, k)| *k).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [14, 15]);
+    // All four accepted, and the resubmission, are answered.
+    c.send(leader, 100, &Message::Join.encode());
+    c.mine(leader, &[100], 100);
+    let answer = scan("together", 0, 10);
+    let (hash, nonce) = answer;
+    for conn in [10, 11, 12, 13, 30] {
+        assert_eq!(
+            c.results_to(leader, conn),
+            [Message::Result { hash, nonce }]
+        );
+    }
+}
+
+#[test]
+fn requests_the_scheduler_has_no_room_for_wait_for_a_slot_and_are_answered() {
+    // A single durable server accepts four requests, and restarts with room for two
+    // (the log may also exceed the limit when Accepts of an earlier leader commit under
+    // a new one): the two it cannot schedule wait for a slot instead of being stranded.
+    let mut c = Cluster::new(1);
+    c.leader();
+    for id in 0..4u32 {
+        let request = request_with_id("room", 0, 999, u64::from(id));
+        c.send(1, 10 + id, &request);
+    }
+    assert_eq!(c.nodes[&1].replica().state().unanswered().count(), 4);
+    c.nodes.remove(&1);
+    c.max_requests = 2;
+    c.start(1);
+    c.leader();
+    assert_eq!(c.nodes[&1].stats().restored, 4);
+    for id in 0..4u32 {
+        let request = request_with_id("room", 0, 999, u64::from(id));
+        c.send(1, 20 + id, &request);
+    }
+    c.send(1, 100, &Message::Join.encode());
+    c.mine(1, &[100], 1_000);
+    let (hash, nonce) = scan("room", 0, 999);
+    for conn in 20..24 {
+        assert_eq!(
+            c.results_to(1, conn),
+            [Message::Result { hash, nonce }],
+            "connection {conn}"
+        );
+    }
+    assert_eq!(c.nodes[&1].replica().state().unanswered().count(), 0);
 }
 
 #[test]

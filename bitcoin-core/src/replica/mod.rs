@@ -24,6 +24,7 @@ mod disk;
 pub mod frames;
 mod node;
 pub mod redirect;
+mod slots;
 mod state;
 #[cfg(test)]
 mod target_tests;

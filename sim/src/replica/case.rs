@@ -120,7 +120,8 @@ pub struct ReplicaCase {
     /// A replica that stays down after the heal (a minority).
     pub stay_down: Option<u64>,
     /// Requests the leader's scheduler holds at most (`Config::max_requests`; the log
-    /// holds as many unanswered ones). The sweep keeps the default.
+    /// holds as many unanswered ones): 1 to 3 in one seed in four, so that requests are
+    /// refused, and Accepts race for the last places; the default otherwise.
     pub max_requests: usize,
     /// Planted bug.
     pub sabotage: Sabotage,
@@ -209,7 +210,12 @@ impl ReplicaCase {
             loss_ms: rng.range(60, 600),
             heal_ms,
             stay_down: (rng.below(3) == 0).then(|| rng.range(1, replicas)),
-            max_requests: Config::default().max_requests,
+            // Drawn last, so that the draws above stay what they were before it existed.
+            max_requests: if rng.below(4) == 0 {
+                rng.range(1, 3) as usize
+            } else {
+                Config::default().max_requests
+            },
             sabotage: Sabotage::None,
         }
     }
