@@ -154,6 +154,9 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
 
     /// One epoch: ticks the replica.
     pub fn tick(&mut self, now: Timestamp) {
+        for chunk in self.slots.take_unlogged() {
+            self.propose(&chunk);
+        }
         self.replica.tick();
         self.pump(now);
     }
@@ -527,7 +530,11 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                                 nonce: c.nonce,
                             },
                         };
-                        self.propose(&done);
+                        // Proposed at the next tick, with every chunk verified meanwhile:
+                        // one log append (one fsync, one message per follower) per tick
+                        // rather than per chunk. A leader that dies first loses them, and
+                        // its successor searches them again.
+                        self.slots.hold(done);
                     }
                 }
             }
@@ -548,6 +555,11 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                             continue;
                         };
                         freed = true;
+                        // Its chunks first: the log takes an answer only once it holds
+                        // the coverage that makes the request answerable.
+                        for chunk in self.slots.take_unlogged_of(&key) {
+                            self.propose(&chunk);
+                        }
                         if let Ok(d) = Message::decode_full(&payload) {
                             if let Message::Result { hash, nonce } = d.message {
                                 let outcome = if d.ext.found {

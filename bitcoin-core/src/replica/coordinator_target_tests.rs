@@ -152,6 +152,7 @@ fn a_target_request_is_answered_across_a_leader_change_without_searching_above_a
     );
     // The highest job answers first, with a hit: the log knows a hit above a gap.
     mine(&mut c, old, &[100, 101], 1);
+    c.tick(); // The leader logs the chunks verified since its last tick.
     let r = c.nodes[&old]
         .replica()
         .state()
@@ -221,6 +222,7 @@ fn a_target_request_without_a_hit_is_answered_not_found_across_a_leader_change()
     c.send(old, 7, &request(data, upper, mode, 3));
     let before = mine(&mut c, old, &[100], 1);
     assert_eq!(before.len(), 1);
+    c.tick(); // The leader logs the chunks verified since its last tick.
     c.nodes.remove(&old);
     c.raw.clear();
     let new = c.leader();

@@ -219,7 +219,8 @@ fn a_new_leader_resumes_a_request_from_the_log_and_answers_it_once() {
     c.send(old, 7, &request_with_id("failover", 0, 59_999, 9));
     let before = c.mine(old, &[100, 101], 3);
     assert!(before > 0 && before < 60_000);
-    // The leader dies; its disk survives. Someone else takes over.
+    c.tick(); // The leader logs the chunks verified since its last tick.
+              // The leader dies; its disk survives. Someone else takes over.
     c.nodes.remove(&old);
     c.writes.clear();
     let new = c.leader();
@@ -510,4 +511,42 @@ fn progress_goes_to_the_waiting_connections_that_asked_for_it_and_no_other() {
             "conn {conn}: a Progress does not end the request"
         );
     }
+}
+
+#[test]
+fn verified_chunks_are_logged_together_at_the_next_tick_or_before_the_answer() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    c.send(leader, 100, &Message::Join.encode());
+    c.send(leader, 101, &Message::Join.encode());
+    c.send(leader, 7, &request_with_id("batch", 0, 99_999, 3));
+    let applied = c.nodes[&leader].replica().state().applied_index();
+    let searched = c.mine(leader, &[100, 101], 4);
+    assert!(searched > 0 && searched < 100_000);
+    let state = |c: &Cluster| c.nodes[&leader].replica().state().clone();
+    assert_eq!(
+        state(&c).applied_index(),
+        applied,
+        "nothing logged per chunk"
+    );
+    c.tick();
+    let after = state(&c);
+    assert_eq!(
+        after.applied_index(),
+        applied + 4,
+        "the four chunks, at the tick"
+    );
+    let r = after
+        .request(&RequestKey {
+            client: "id".into(),
+            id: 3,
+        })
+        .unwrap();
+    let covered: u64 = r.covered.iter().map(|(a, b)| b - a + 1).sum();
+    assert_eq!(covered, searched);
+    // The rest is answered without another tick: its chunks go to the log before the
+    // answer, which the log takes only once they make the request answerable.
+    c.mine(leader, &[100, 101], 1_000);
+    let (hash, nonce) = scan("batch", 0, 99_999);
+    assert_eq!(c.results_to(leader, 7), [Message::Result { hash, nonce }]);
 }

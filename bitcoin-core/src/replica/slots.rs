@@ -1,13 +1,14 @@
 //! [`Slots`]: a leader's bookkeeping between the log's requests and its scheduler — which
 //! request runs in which scheduler slot, which Accepts it proposed that are not applied
-//! yet, and which requests the scheduler had no room for.
+//! yet, which requests the scheduler had no room for, and which verified chunks are not
+//! proposed to the log yet.
 //!
 //! Soft state, like the scheduler itself: it lives as long as one leadership and is
 //! cleared when the replica steps down.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::command::RequestKey;
+use super::command::{Command, RequestKey};
 
 /// See the [module documentation](self).
 #[derive(Debug, Default)]
@@ -22,6 +23,9 @@ pub(super) struct Slots {
     /// log can still hold more than the limit: Accepts a previous leader proposed may be
     /// committed under this one). Scheduled, oldest key first, as slots free.
     deferred: BTreeSet<RequestKey>,
+    /// Chunks verified and not yet proposed (`RangeDone`/`TargetDone`), oldest first:
+    /// proposed together at the next tick, or before their request's answer.
+    unlogged: Vec<Command>,
 }
 
 impl Slots {
@@ -94,6 +98,25 @@ impl Slots {
     pub(super) fn proposed_count(&self) -> usize {
         self.proposed.len()
     }
+
+    /// A verified chunk, to be proposed later.
+    pub(super) fn hold(&mut self, chunk: Command) {
+        self.unlogged.push(chunk);
+    }
+
+    /// Every chunk held, oldest first, taken out.
+    pub(super) fn take_unlogged(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.unlogged)
+    }
+
+    /// The chunks held for `key`, oldest first, taken out (the others stay).
+    pub(super) fn take_unlogged_of(&mut self, key: &RequestKey) -> Vec<Command> {
+        let (of_key, others) = std::mem::take(&mut self.unlogged)
+            .into_iter()
+            .partition(|c| c.key() == key);
+        self.unlogged = others;
+        of_key
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +154,21 @@ mod tests {
         s.proposed(key(4));
         assert!(s.is_proposed(&key(4)));
         assert_eq!(s.proposed_count(), 1);
+        let chunk = |id, lower| Command::RangeDone {
+            key: key(id),
+            lower,
+            upper: lower,
+            hash: 0,
+            nonce: lower,
+        };
+        s.hold(chunk(5, 1));
+        s.hold(chunk(6, 2));
+        s.hold(chunk(5, 3));
+        assert_eq!(s.take_unlogged_of(&key(5)), vec![chunk(5, 1), chunk(5, 3)]);
+        assert_eq!(s.take_unlogged(), vec![chunk(6, 2)]);
+        s.hold(chunk(7, 4));
         s.clear();
+        assert!(s.take_unlogged().is_empty());
         assert_eq!(s.proposed_count(), 0);
         assert!(s.allocate() > b, "slot numbers are never reused");
     }
