@@ -115,6 +115,24 @@ fn sloppy_miners_are_caught_and_escaped_lies_fail_the_true_minimum_checks() {
 }
 
 #[test]
+fn a_miner_given_a_job_its_caps_do_not_cover_is_caught() {
+    // Miners whose Join announces every capability, though the checks go by their plans
+    // (some without target, sha256d or cancel): the replicas' services then send them
+    // jobs and Cancels the caps check must refuse.
+    let caught = (0..100)
+        .filter_map(|seed| {
+            let case = ReplicaCase::generate(seed).with_sabotage(Sabotage::OverclaimingMiners);
+            run_case(&case, false).err()
+        })
+        .filter(|e| e.contains("(caps "))
+        .count();
+    assert!(
+        caught > 0,
+        "no job beyond a miner's caps caught in 100 runs"
+    );
+}
+
+#[test]
 fn a_replica_that_forgets_its_disk_breaks_safety_and_is_caught() {
     let caught: Vec<String> = (0..300)
         .filter_map(|seed| {

@@ -22,6 +22,10 @@ pub enum Sabotage {
     /// half's first hit or none): the spot checks of the real scheduler catch some of
     /// these lies, and the true-answer checks must catch those that escape.
     SloppyMiners,
+    /// Every miner's Join announces every capability, whatever its plan says: the
+    /// replicas then send target jobs, job ids and Cancels to miners the checks know
+    /// cannot take them, which the caps check must catch.
+    OverclaimingMiners,
     /// A restarted replica forgets its disk (votes and log), breaking Raft's durability
     /// assumption.
     ForgetDisk,

@@ -8,7 +8,7 @@
 //! does. A miner must never be given a job its capabilities do not cover, nor a job id or
 //! a Cancel unless it announced `cancel`.
 
-use bitcoin_core::message::{ext::encode_join, Cap, Message};
+use bitcoin_core::message::{ext::encode_join, Cap, Caps, Message};
 use bitcoin_core::miner::{Action, Job, JobOrder, MinerCore};
 use bitcoin_core::replica::redirect::{decode_not_leader, with_redirect};
 
@@ -98,7 +98,11 @@ impl ReplicaWorld {
         } else {
             JobOrder::Arrival
         })
-        .with_caps(self.case.miners[i].caps);
+        .with_caps(if self.case.sabotage == Sabotage::OverclaimingMiners {
+            Caps::ALL
+        } else {
+            self.case.miners[i].caps
+        });
         m.core.handle_connected();
         self.trace(&format!(
             "miner {i} connects to replica {target} (conn {k})"
