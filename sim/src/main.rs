@@ -397,11 +397,15 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
                 passed += 1;
                 total.ms += o.ms;
                 total.answered += o.answered;
+                total.target_answered += o.target_answered;
+                total.not_found += o.not_found;
                 total.disconnected += o.disconnected;
                 total.crashes += o.crashes;
                 total.terms += o.terms;
                 total.snapshots_installed += o.snapshots_installed;
                 total.searches += o.searches;
+                total.target_searches += o.target_searches;
+                total.cancels += o.cancels;
                 total.redirects += o.redirects;
                 total.restored += o.restored;
             }
@@ -419,15 +423,19 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered, {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
+        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered ({} target, {} of them Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored",
         passed + failed,
         total.ms as f64 / 1000.0,
         total.answered,
+        total.target_answered,
+        total.not_found,
         total.disconnected,
         total.crashes,
         total.terms,
         total.snapshots_installed,
         total.searches,
+        total.target_searches,
+        total.cancels,
         total.redirects,
         total.restored
     );
@@ -444,8 +452,8 @@ fn replay_raft(seed: u64, verbose: bool, max_requests: Option<usize>) -> (u64, u
     match replica::run_case(&case, verbose) {
         Ok(o) => {
             println!(
-                "passed: {} ms virtual, digest {:016x}; {} answered, {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched, {} redirects, {} requests restored",
-                o.ms, o.digest, o.answered, o.disconnected, o.crashes, o.terms, o.snapshots_installed, o.searches, o.redirects, o.restored
+                "passed: {} ms virtual, digest {:016x}; {} answered ({} target, {} Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored",
+                o.ms, o.digest, o.answered, o.target_answered, o.not_found, o.disconnected, o.crashes, o.terms, o.snapshots_installed, o.searches, o.target_searches, o.cancels, o.redirects, o.restored
             );
             (1, 0)
         }

@@ -1,6 +1,7 @@
 //! Replicated coordinators (raft-rs) in the simulator: a sweep of seeds, each run twice,
 //! and planted bugs that the checkers must catch.
 
+use bitcoin_core::message::Cap;
 use sim::replica::{check_seed, run_case, ReplicaCase, Sabotage};
 
 #[test]
@@ -11,10 +12,15 @@ fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
     let mut searches = 0;
     let mut redirects = 0;
     let mut restored = 0;
+    let (mut target_answered, mut not_found, mut target_searches, mut cancels) = (0, 0, 0, 0);
     for seed in 0..200 {
         match check_seed(seed) {
             Ok(o) => {
                 answered += o.answered;
+                target_answered += o.target_answered;
+                not_found += o.not_found;
+                target_searches += o.target_searches;
+                cancels += o.cancels;
                 disconnected += o.disconnected;
                 snapshots += o.snapshots_installed;
                 searches += o.searches;
@@ -53,6 +59,24 @@ fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
         restored > 0,
         "some new leader restored an unanswered request"
     );
+    assert!(target_answered > 0, "some target requests were answered");
+    assert!(
+        not_found > 0,
+        "some target requests were answered Found:false"
+    );
+    assert!(target_searches > 0, "miners searched target jobs");
+    assert!(cancels > 0, "some miner was sent a Cancel");
+    let uncapable = (0..200)
+        .filter(|&s| {
+            let case = ReplicaCase::generate(s);
+            case.requests.iter().any(|r| r.mode.is_target())
+                && case.miners.iter().any(|m| !m.caps.has(Cap::Target))
+        })
+        .count();
+    assert!(
+        uncapable > 0,
+        "some run had target requests and a miner that cannot take them"
+    );
 }
 
 #[test]
@@ -66,11 +90,12 @@ fn runs_are_a_function_of_their_seed() {
 
 #[test]
 fn sloppy_miners_are_caught_and_escaped_lies_fail_the_true_minimum_checks() {
-    // Miners that search half of each job: the real scheduler's spot checks catch most
-    // lies (and then requests stay unanswered: the liveness check fails); a lie that
-    // escapes must be caught by the true-minimum checks. A run passes only if each
-    // request's minimum happened to lie in the halves searched, and the reference
-    // clients that were not answered disconnected: rarely.
+    // Miners that search half of each job (the first of a minimum-mode job, the second of
+    // a target job): the real scheduler's spot checks catch most lies (and then requests
+    // stay unanswered: the liveness check fails); a lie that escapes must be caught by the
+    // true-answer checks, in both modes. A run passes only if each request's answer
+    // happened to lie in the halves searched, and the reference clients that were not
+    // answered disconnected: rarely.
     let failures: Vec<String> = (0..20)
         .map(|seed| {
             let case = ReplicaCase::generate(seed).with_sabotage(Sabotage::SloppyMiners);
@@ -82,6 +107,28 @@ fn sloppy_miners_are_caught_and_escaped_lies_fail_the_true_minimum_checks() {
     assert!(
         failures.iter().any(|e| e.contains("true minimum")),
         "no escaped lie caught by the true-minimum checks: {failures:?}"
+    );
+    assert!(
+        failures.iter().any(|e| e.contains("true first hit")),
+        "no escaped target-mode lie caught by the first-hit checks: {failures:?}"
+    );
+}
+
+#[test]
+fn a_miner_given_a_job_its_caps_do_not_cover_is_caught() {
+    // Miners whose Join announces every capability, though the checks go by their plans
+    // (some without target, sha256d or cancel): the replicas' services then send them
+    // jobs and Cancels the caps check must refuse.
+    let caught = (0..100)
+        .filter_map(|seed| {
+            let case = ReplicaCase::generate(seed).with_sabotage(Sabotage::OverclaimingMiners);
+            run_case(&case, false).err()
+        })
+        .filter(|e| e.contains("(caps "))
+        .count();
+    assert!(
+        caught > 0,
+        "no job beyond a miner's caps caught in 100 runs"
     );
 }
 

@@ -44,6 +44,7 @@ mod case;
 mod world;
 
 pub use case::{Behaviour, ClientPlan, MinerCase, MinerPlan, Node, Outage, Sabotage, MAX_NONCES};
+pub(crate) use world::first_hit;
 pub use world::{ClientEnd, MiningWorld, Outcome};
 
 /// Plays `case` to its end; `Err` names the first broken invariant (or a panic).

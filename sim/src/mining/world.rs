@@ -31,7 +31,7 @@ use crate::digest::Digest;
 use crate::net::{Addr, Network, Partition};
 use crate::rng::Rng;
 pub use outcome::{ClientEnd, Outcome};
-use target::first_hit;
+pub(crate) use target::first_hit;
 
 /// Who owns an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

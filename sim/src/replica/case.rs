@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bitcoin_core::hash::{Algo, Zeros};
+use bitcoin_core::message::{Cap, Caps, Mode};
 use bitcoin_core::scheduler::Config;
 
 use crate::rng::{Prob, Rng};
@@ -16,9 +18,14 @@ pub enum Sabotage {
     #[default]
     None,
     /// Every miner searches only the first half of each job and reports that half's
-    /// minimum as the job's: the spot checks of the real scheduler catch some of these
-    /// lies, and the true-minimum checks must catch those that escape.
+    /// minimum as the job's (of a target job, only the second half, and reports that
+    /// half's first hit or none): the spot checks of the real scheduler catch some of
+    /// these lies, and the true-answer checks must catch those that escape.
     SloppyMiners,
+    /// Every miner's Join announces every capability, whatever its plan says: the
+    /// replicas then send target jobs, job ids and Cancels to miners the checks know
+    /// cannot take them, which the caps check must catch.
+    OverclaimingMiners,
     /// A restarted replica forgets its disk (votes and log), breaking Raft's durability
     /// assumption.
     ForgetDisk,
@@ -52,6 +59,10 @@ pub struct MinerPlan {
     pub newest_first: bool,
     /// Whether its Join announces that it understands a NotLeader (`"Redirect": true`).
     pub redirect: bool,
+    /// The capabilities its Join announces (`"Caps"`): target jobs go only to a miner
+    /// whose caps cover their mode; with `cancel`, its jobs carry ids and may be
+    /// cancelled.
+    pub caps: Caps,
 }
 
 /// One client request (each client process sends one).
@@ -74,6 +85,9 @@ pub struct RequestPlan {
     pub upper: u64,
     /// When the client first sends it, in ms.
     pub at_ms: u64,
+    /// What it asks for: the minimum, or (one request in three) the first nonce with a
+    /// few leading zero bits, which a small range may lack (`"Found": false`).
+    pub mode: Mode,
 }
 
 /// A run's parameters.
@@ -173,9 +187,10 @@ impl ReplicaCase {
                 lower,
                 upper: lower + rng.below(1_500),
                 at_ms: rng.below(heal_ms),
+                mode: Mode::Minimum,
             });
         }
-        let miners = (0..rng.range(1, 3))
+        let mut miners: Vec<MinerPlan> = (0..rng.range(1, 3))
             .map(|_| MinerPlan {
                 at_ms: rng.below(heal_ms / 2),
                 first: rng.range(1, replicas),
@@ -186,8 +201,10 @@ impl ReplicaCase {
                 },
                 newest_first: rng.below(3) == 0,
                 redirect: rng.below(4) != 0,
+                caps: Caps::NONE,
             })
             .collect();
+        draw_modes(seed, &mut requests, &mut miners);
         ReplicaCase {
             seed,
             replicas,
@@ -236,6 +253,33 @@ impl ReplicaCase {
     }
 }
 
+/// Target mode and the miners' capabilities, from an Rng of their own: the other draws
+/// stay what they were before target mode existed. One request in three is a target
+/// request (2 to 10 zero bits, either algorithm). The first miner announces every
+/// capability (so that every request can be searched); the others most, some only
+/// `target` or none (such a miner must never be given a job it cannot take).
+fn draw_modes(seed: u64, requests: &mut [RequestPlan], miners: &mut [MinerPlan]) {
+    let mut rng = Rng::new(seed ^ 0x007a_26e7_cab5);
+    for r in requests {
+        if rng.below(3) == 0 {
+            let zeros = Zeros::try_from(rng.range(2, 10));
+            let algo = Algo::ALL[rng.below(2) as usize];
+            if let Ok(zeros) = zeros {
+                r.mode = Mode::Target { zeros, algo };
+            }
+        }
+    }
+    let no_cancel = Caps::NONE.with(Cap::Target).with(Cap::Sha256d);
+    let sha256_only = Caps::NONE.with(Cap::Target);
+    for (i, m) in miners.iter_mut().enumerate() {
+        m.caps = if i == 0 {
+            Caps::ALL
+        } else {
+            [Caps::ALL, Caps::ALL, no_cancel, sha256_only, Caps::NONE][rng.below(5) as usize]
+        };
+    }
+}
+
 impl fmt::Display for ReplicaCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -263,20 +307,21 @@ impl fmt::Display for ReplicaCase {
         for m in &self.miners {
             writeln!(
                 f,
-                "  miner from {} ms, first to replica {}, {} nonces/ms, newest first {}, redirect {}",
-                m.at_ms, m.first, m.speed, m.newest_first, m.redirect
+                "  miner from {} ms, first to replica {}, {} nonces/ms, newest first {}, redirect {}, caps {}",
+                m.at_ms, m.first, m.speed, m.newest_first, m.redirect, m.caps
             )?;
         }
         for r in &self.requests {
             writeln!(
                 f,
-                "  request {}#{}{} {:?} {}..={} at {} ms",
+                "  request {}#{}{} {:?} {}..={} {} at {} ms",
                 r.client,
                 r.id,
                 if r.with_id { "" } else { " (no Id)" },
                 r.message,
                 r.lower,
                 r.upper,
+                r.mode,
                 r.at_ms
             )?;
         }

@@ -4,8 +4,10 @@
 //! id to the next replica, or at once to the one a NotLeader names. Every Result it gets
 //! is checked ([`ReplicaWorld::client_answered`]).
 
+use bitcoin_core::message::ext::encode_request;
 use bitcoin_core::message::Message;
 use bitcoin_core::replica::redirect::decode_not_leader;
+use bitcoin_core::replica::Outcome as Answer;
 
 use super::case::{RequestPlan, TICK_MS};
 use super::conns::{ConnKey, Peer};
@@ -23,7 +25,7 @@ pub struct Client {
     sent_at: u64,
     next_try: u64,
     /// The answer it got, if any.
-    pub answer: Option<(u64, u64)>,
+    pub answer: Option<Answer>,
     /// A reference client (no `"Id"`) that lost its connection unanswered: it exited.
     pub disconnected: bool,
 }
@@ -48,15 +50,11 @@ impl Client {
     }
 }
 
-/// The client's Request: the reference's bytes, with `"Id"` added as the last key if the
-/// client sends it.
+/// The client's Request as the real client writes it: the reference's bytes in minimum
+/// mode, `"Zeros"` (and `"Algo"`) added in target mode ([`encode_request`]), and `"Id"`
+/// added as the last key if the client sends it.
 pub fn request_payload(plan: &RequestPlan) -> Vec<u8> {
-    let mut payload = Message::Request {
-        data: plan.message.clone(),
-        lower: plan.lower,
-        upper: plan.upper,
-    }
-    .encode();
+    let mut payload = encode_request(&plan.message, plan.lower, plan.upper, plan.mode);
     if plan.with_id && payload.last() == Some(&b'}') {
         payload.pop();
         payload.extend_from_slice(format!(r#","Id":{}}}"#, plan.id).as_bytes());
@@ -152,9 +150,15 @@ impl ReplicaWorld {
             self.trace(&format!("client {i} redirected to replica {leader}"));
             return Ok(());
         }
-        match Message::decode(payload) {
-            Ok(Message::Result { hash, nonce }) => {
-                self.client_answered(i, k, (hash, nonce))?;
+        let decoded = Message::decode_full(payload).map(|d| (d.message, d.ext.found));
+        match decoded {
+            Ok((Message::Result { hash, nonce }, found)) => {
+                let answer = if found {
+                    Answer::Found { hash, nonce }
+                } else {
+                    Answer::NotFound
+                };
+                self.client_answered(i, k, answer)?;
                 self.conns.close_by_peer(self.now, k);
                 self.clients[i].conn = None;
                 Ok(())

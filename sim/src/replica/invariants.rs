@@ -2,14 +2,17 @@
 //! - at most one leader per term ([`ReplicaWorld::check_leaders`], after every step);
 //! - every replica's disk holds the same entry at each committed index
 //!   ([`ReplicaWorld::check_log`], after every batch of effects);
-//! - every answer the replicated state holds is the true minimum, and one per request
-//!   across replicas ([`ReplicaWorld::check_state`], whenever a replica applied more);
-//! - every answer a client gets is the true minimum, never a second different one, and
-//!   the one the replicated state holds ([`ReplicaWorld::client_answered`]).
+//! - every request the replicated state holds has its client's mode, and every answer it
+//!   holds is the true one (the minimum, or in target mode the first hit or
+//!   `"Found": false`), one per request across replicas ([`ReplicaWorld::check_state`],
+//!   whenever a replica applied more);
+//! - every answer a client gets is the true one, never a second different one, and the
+//!   one the replicated state holds ([`ReplicaWorld::client_answered`]).
 
 use std::collections::BTreeMap;
 
-use bitcoin_core::replica::{Command, RequestKey};
+use bitcoin_core::message::Mode;
+use bitcoin_core::replica::{Command, Outcome as Answer, RequestKey};
 
 use super::conns::{ConnKey, Peer};
 use super::world::ReplicaWorld;
@@ -26,7 +29,7 @@ pub struct Checks {
     /// Replica → applied index at its last state check.
     checked_applied: BTreeMap<u64, u64>,
     /// Request (by the case's order) → the answer some replica's state holds, and its key.
-    logged: BTreeMap<usize, ((u64, u64), RequestKey)>,
+    logged: BTreeMap<usize, (Answer, RequestKey)>,
 }
 
 impl Checks {
@@ -108,8 +111,8 @@ impl ReplicaWorld {
         Ok(())
     }
 
-    /// The answers replica `id`'s state holds are true minima, the same on every replica,
-    /// and what clients got.
+    /// The requests replica `id`'s state holds have their clients' modes; the answers it
+    /// holds are the true ones, the same on every replica, and what clients got.
     pub(super) fn check_state(&mut self, id: u64) -> Result<(), String> {
         let Some(coord) = self.coords.get(&id) else {
             return Ok(());
@@ -121,10 +124,20 @@ impl ReplicaWorld {
         }
         self.checks.checked_applied.insert(id, applied);
         for (key, request) in state.requests() {
-            let Some(answer) = request.answer else {
+            let i = self.request_of(key);
+            if let Some(i) = i {
+                let mode = Mode::from(request.mode);
+                if mode != self.case.requests[i].mode {
+                    return Err(format!(
+                        "replica {id}'s state holds {key} in {mode}, its client asked for {}",
+                        self.case.requests[i].mode
+                    ));
+                }
+            }
+            let Some(answer) = request.outcome() else {
                 continue;
             };
-            let Some(i) = self.request_of(key) else {
+            let Some(i) = i else {
                 return Err(format!(
                     "replica {id} holds an answer to unknown request {key}"
                 ));
@@ -132,7 +145,8 @@ impl ReplicaWorld {
             let truth = self.truth[i];
             if answer != truth {
                 return Err(format!(
-                    "replica {id}'s state answers {key} {answer:?}, the true minimum is {truth:?}"
+                    "replica {id}'s state answers {key} {answer:?}, {}",
+                    self.truth_is(i)
                 ));
             }
             if let Some(got) = self.clients[i].answer.filter(|&got| got != answer) {
@@ -152,18 +166,28 @@ impl ReplicaWorld {
         Ok(())
     }
 
+    /// What request `i`'s true answer is, in words.
+    fn truth_is(&self, i: usize) -> String {
+        let truth = self.truth[i];
+        match self.case.requests[i].mode {
+            Mode::Minimum => format!("the true minimum is {truth:?}"),
+            mode => format!("the true first hit ({mode}) is {truth:?}"),
+        }
+    }
+
     /// Client `i` got `answer` on connection `k`.
     pub(super) fn client_answered(
         &mut self,
         i: usize,
         k: ConnKey,
-        answer: (u64, u64),
+        answer: Answer,
     ) -> Result<(), String> {
         let key = self.case.requests[i].id;
         let truth = self.truth[i];
         if truth != answer {
             return Err(format!(
-                "client {i} (#{key}) got {answer:?} on conn {k}, the true minimum is {truth:?}"
+                "client {i} (#{key}) got {answer:?} on conn {k}, {}",
+                self.truth_is(i)
             ));
         }
         match self.clients[i].answer {
@@ -176,6 +200,10 @@ impl ReplicaWorld {
             None => {
                 self.clients[i].answer = Some(answer);
                 self.outcome.answered += 1;
+                if self.case.requests[i].mode.is_target() {
+                    self.outcome.target_answered += 1;
+                    self.outcome.not_found += u64::from(answer == Answer::NotFound);
+                }
                 self.trace(&format!("client {i} (#{key}) answered {answer:?}"));
             }
         }

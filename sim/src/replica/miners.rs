@@ -3,15 +3,19 @@
 //! finished after a modelled compute time. A miner connects to the replica it believes
 //! leads and sends its Join (with `"Redirect": true` if its plan says it announces it);
 //! when its connection ends it tries the next replica, or at once the one a NotLeader
-//! names.
+//! names. Its Join announces its plan's capabilities: a target job is answered with the
+//! scalar scan's first hit (or none), a Cancel stops or drops a job, as the real miner
+//! does. A miner must never be given a job its capabilities do not cover, nor a job id or
+//! a Cancel unless it announced `cancel`.
 
-use bitcoin_core::message::{ext::encode_join, Message};
-use bitcoin_core::miner::{Action, JobOrder, MinerCore};
+use bitcoin_core::message::{ext::encode_join, Cap, Caps, Message};
+use bitcoin_core::miner::{Action, Job, JobOrder, MinerCore};
 use bitcoin_core::replica::redirect::{decode_not_leader, with_redirect};
 
 use super::case::{MinerPlan, Sabotage, TICK_MS};
 use super::conns::{ConnKey, Peer};
 use super::world::{scan, ReplicaWorld};
+use crate::mining::first_hit;
 
 /// A miner whose connection ended waits this long before connecting again.
 const RECONNECT_MS: u64 = 20;
@@ -23,7 +27,16 @@ pub struct Miner {
     next_connect: u64,
     core: MinerCore,
     /// The running search: done at (ms), with its answer.
-    search: Option<(u64, (u64, u64))>,
+    search: Option<(u64, Found)>,
+}
+
+/// A finished search's answer.
+#[derive(Clone, Copy)]
+enum Found {
+    /// A minimum-mode job's least (hash, nonce).
+    Minimum(u64, u64),
+    /// A target job's first hit, if any.
+    Target(Option<(u64, u64)>),
 }
 
 impl Miner {
@@ -56,10 +69,13 @@ impl ReplicaWorld {
                 self.miner_connect(i)?;
             }
             let m = &mut self.miners[i];
-            if let Some((done, (hash, nonce))) = m.search {
+            if let Some((done, found)) = m.search {
                 if done <= self.now {
                     m.search = None;
-                    m.core.handle_search_finished(hash, nonce);
+                    match found {
+                        Found::Minimum(hash, nonce) => m.core.handle_search_finished(hash, nonce),
+                        Found::Target(hit) => m.core.handle_target_finished(hit),
+                    }
                     self.miner_actions(i)?;
                 }
             }
@@ -81,6 +97,11 @@ impl ReplicaWorld {
             JobOrder::Newest
         } else {
             JobOrder::Arrival
+        })
+        .with_caps(if self.case.sabotage == Sabotage::OverclaimingMiners {
+            Caps::ALL
+        } else {
+            self.case.miners[i].caps
         });
         m.core.handle_connected();
         self.trace(&format!(
@@ -90,7 +111,7 @@ impl ReplicaWorld {
     }
 
     /// Carries out what miner `i`'s core asks for. A job must lie inside a request some
-    /// client sent (same text, nonces within its range).
+    /// client sent (same text and mode, nonces within its range).
     fn miner_actions(&mut self, i: usize) -> Result<(), String> {
         let plan = self.case.miners[i].clone();
         let sloppy = self.case.sabotage == Sabotage::SloppyMiners;
@@ -108,23 +129,20 @@ impl ReplicaWorld {
                 Action::SendTarget { job, hit } => job.encode_answer(hit),
                 Action::Search(job) => {
                     let inside = self.case.requests.iter().any(|r| {
-                        *r.message == *job.data && r.lower <= job.lower && job.upper <= r.upper
+                        *r.message == *job.data
+                            && r.mode == job.mode
+                            && r.lower <= job.lower
+                            && job.upper <= r.upper
                     });
                     if !inside {
                         return Err(format!(
                             "miner {i} got a job outside every request: {job:?} on conn {k}"
                         ));
                     }
-                    let upper = if sloppy && job.lower < job.upper {
-                        job.lower + (job.upper - job.lower) / 2
-                    } else {
-                        job.upper
-                    };
-                    let answer = scan(&job.data, job.lower, upper);
-                    let nonces = u64::try_from(job.nonces()).unwrap_or(u64::MAX);
-                    let done = self.now + 1 + nonces / plan.speed.max(1);
-                    self.miners[i].search = Some((done, answer));
+                    let (done, found) = search(&job, sloppy, plan.speed);
+                    self.miners[i].search = Some((self.now + done, found));
                     self.outcome.searches += 1;
+                    self.outcome.target_searches += u64::from(job.mode.is_target());
                     continue;
                 }
                 Action::Stop(_) => {
@@ -173,8 +191,47 @@ impl ReplicaWorld {
             self.trace(&format!("miner {i} redirected to replica {leader}"));
             return Ok(());
         }
+        self.check_job(i, k, payload)?;
         self.miners[i].core.handle_payload(payload);
         self.miner_actions(i)
+    }
+
+    /// A Request or Cancel the replica sent miner `i` on connection `k`: its mode must be
+    /// one the miner's Join announced, and it carries a job id (a Cancel is sent at all)
+    /// only if the miner announced `cancel`.
+    fn check_job(&mut self, i: usize, k: ConnKey, payload: &[u8]) -> Result<(), String> {
+        let caps = self.case.miners[i].caps;
+        let Ok(decoded) = Message::decode_full(payload) else {
+            return Err(format!("miner {i} got an undecodable payload on conn {k}"));
+        };
+        let id = decoded.ext.job;
+        match decoded.message {
+            Message::Request { .. } => {
+                let mode = decoded
+                    .ext
+                    .mode
+                    .map_err(|e| format!("miner {i} got a job with a bad mode: {e:?}"))?;
+                if !caps.covers(mode.needs()) {
+                    return Err(format!(
+                        "miner {i} (caps {caps}) got a {mode} job on conn {k}"
+                    ));
+                }
+                if id.is_some() != caps.has(Cap::Cancel) {
+                    return Err(format!(
+                        "miner {i} (caps {caps}) got a job with id {id:?} on conn {k}"
+                    ));
+                }
+            }
+            Message::Cancel { .. } if caps.has(Cap::Cancel) && id.is_some() => {
+                self.outcome.cancels += 1;
+            }
+            other => {
+                return Err(format!(
+                    "miner {i} (caps {caps}) got {other:?} (job id {id:?}) on conn {k}"
+                ))
+            }
+        }
+        Ok(())
     }
 
     /// Miner `i` notices that its connection `k` ended: it tries the next replica.
@@ -190,4 +247,24 @@ impl ReplicaWorld {
         m.next_connect = self.now + RECONNECT_MS;
         self.trace(&format!("miner {i} lost conn {k}"));
     }
+}
+
+/// Searches `job` by a scalar scan: how long it takes at `speed` nonces per ms (at least
+/// 1 ms; a target search stops at its hit), and what it finds. A `sloppy` miner searches
+/// only the first half of a minimum-mode job, and only the second half of a target job
+/// (whose first half most often holds the hit).
+fn search(job: &Job, sloppy: bool, speed: u64) -> (u64, Found) {
+    let half = sloppy && job.lower < job.upper;
+    let middle = job.lower + (job.upper - job.lower) / 2;
+    let upper = if half { middle } else { job.upper };
+    let (last, found) = if job.mode.is_target() {
+        let from = if half { middle + 1 } else { job.lower };
+        let hit = first_hit(&job.data, from, job.upper, job.mode);
+        (hit.map_or(job.upper, |(_, n)| n), Found::Target(hit))
+    } else {
+        let (hash, nonce) = scan(&job.data, job.lower, upper);
+        (job.upper, Found::Minimum(hash, nonce))
+    };
+    let nonces = last.saturating_sub(job.lower).saturating_add(1);
+    (1 + nonces / speed.max(1), found)
 }

@@ -4,8 +4,10 @@
 //! its disk, on a network that loses, delays and reorders raft messages and partitions a
 //! minority away; replicas crash (between steps, or while writing: see `world.rs`) and
 //! restart from their disks. Simulated miners (`miners.rs`: the real `MinerCore`, scalar
-//! scans after a modelled compute time) and clients (`clients.rs`: one request each, with
-//! an `"Id"`) talk to them by payloads over reliable, ordered connections with latency
+//! scans after a modelled compute time, announcing the capabilities their plan gives) and
+//! clients (`clients.rs`: one request each, most with an `"Id"`; one in three in target
+//! mode, `"Zeros"`/`"Algo"`) talk to them by payloads over reliable, ordered connections
+//! with latency
 //! (`conns.rs`), find the leader by trying the next replica or following a NotLeader, and
 //! resubmit when they lose it. Everything is drawn from the seed
 //! ([`ReplicaCase::generate`]).
@@ -14,10 +16,13 @@
 //! - at most one leader per term;
 //! - every replica's disk holds the same entry at each committed index;
 //! - every answer in a replica's replicated state, and every answer a client gets, is the
-//!   true minimum of its range (a scalar scan); no request is answered two different ways
-//!   (across replicas' states, or to its client); what a client got is what the
-//!   replicated state holds;
-//! - every job a miner gets lies inside a request some client sent;
+//!   true one (scalar scans): the minimum of its range, or in target mode the first hit or
+//!   `"Found": false`; each replicated request has its client's mode; no request is
+//!   answered two different ways (across replicas' states, or to its client); what a
+//!   client got is what the replicated state holds;
+//! - every job a miner gets lies inside a request some client sent, in its mode; a
+//!   miner gets only jobs its Join's caps cover, and job ids and Cancels only if it
+//!   announced `cancel`;
 //! - a NotLeader goes only to a client or miner that announced it understands it.
 //!
 //! At the end: once the network heals and every replica but at most one returns, every

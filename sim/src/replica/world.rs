@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bitcoin_core::hash::hash;
-use bitcoin_core::replica::{Coordinator, CoordinatorEffect, Disk, ReplicaConfig};
+use bitcoin_core::replica::{
+    Coordinator, CoordinatorEffect, Disk, Outcome as Answer, ReplicaConfig,
+};
 use bitcoin_core::scheduler::Config;
 use lsp_core::Timestamp;
 
+use super::case::RequestPlan;
 use super::case::{ReplicaCase, Sabotage, TICK_MS};
 use super::clients::Client;
 use super::conns::{ConnKey, Conns, Delivery, Peer};
@@ -25,6 +28,7 @@ use super::invariants::Checks;
 use super::miners::Miner;
 use super::raftnet::RaftNet;
 use crate::digest::Digest;
+use crate::mining::first_hit;
 use crate::rng::Rng;
 
 /// After the heal, every request must be answered within this long.
@@ -37,6 +41,10 @@ pub struct Outcome {
     pub ms: u64,
     /// Requests answered (to their clients).
     pub answered: u64,
+    /// Of those, target requests.
+    pub target_answered: u64,
+    /// Of those, answered `"Found": false`.
+    pub not_found: u64,
     /// Reference clients (no `"Id"`) that lost their connection unanswered and exited.
     pub disconnected: u64,
     /// Crashes.
@@ -47,6 +55,10 @@ pub struct Outcome {
     pub snapshots_installed: u64,
     /// Jobs the miners searched.
     pub searches: u64,
+    /// Of those, target jobs.
+    pub target_searches: u64,
+    /// Cancels the miners received.
+    pub cancels: u64,
     /// NotLeader redirects clients and miners followed.
     pub redirects: u64,
     /// Unanswered requests new leaders restored from the replicated state.
@@ -70,8 +82,8 @@ pub struct ReplicaWorld {
     pub(super) conns: Conns,
     pub(super) miners: Vec<Miner>,
     pub(super) clients: Vec<Client>,
-    /// Each request's true minimum (hash, nonce), by the case's order.
-    pub(super) truth: Vec<(u64, u64)>,
+    /// Each request's true answer, by the case's order ([`truth`]).
+    pub(super) truth: Vec<Answer>,
     pub(super) checks: Checks,
     pub(super) digest: Digest,
     pub(super) outcome: Outcome,
@@ -84,6 +96,17 @@ pub fn scan(message: &str, lower: u64, upper: u64) -> (u64, u64) {
         .map(|n| (hash(message, n), n))
         .min()
         .unwrap_or((u64::MAX, lower))
+}
+
+/// What `plan` must be answered, by scalar scans: its minimum in minimum mode; in target
+/// mode its first hit, or `"Found": false` if no nonce of its range qualifies.
+pub fn truth(plan: &RequestPlan) -> Answer {
+    let found = |(hash, nonce)| Answer::Found { hash, nonce };
+    if plan.mode.is_target() {
+        first_hit(&plan.message, plan.lower, plan.upper, plan.mode).map_or(Answer::NotFound, found)
+    } else {
+        found(scan(&plan.message, plan.lower, plan.upper))
+    }
 }
 
 /// The instant of virtual millisecond `ms`.
@@ -100,7 +123,7 @@ impl ReplicaWorld {
             if r.lower > r.upper {
                 return Err("empty request".into());
             }
-            truth.push(scan(&r.message, r.lower, r.upper));
+            truth.push(self::truth(r));
         }
         let miners = case.miners.iter().map(Miner::new).collect();
         let clients = case

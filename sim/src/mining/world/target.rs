@@ -9,7 +9,7 @@ use super::{ClientEnd, MiningWorld};
 /// Target mode: the smallest nonce of `lower ..= upper` whose hash under the mode's
 /// algorithm qualifies, with its hash, by a scalar scan; `None` if none does or for
 /// [`Mode::Minimum`].
-pub(super) fn first_hit(data: &str, lower: u64, upper: u64, mode: Mode) -> Option<(u64, u64)> {
+pub(crate) fn first_hit(data: &str, lower: u64, upper: u64, mode: Mode) -> Option<(u64, u64)> {
     let Mode::Target { zeros, algo } = mode else {
         return None;
     };
