@@ -15,10 +15,10 @@
 //! `ReplicaConfig::snapshot_log_percent`).
 //!
 //! After each transaction that writes a snapshot, [`Database::compact`] gives the free
-//! pages at the file's end back. Without it the file grew to 3 to 7 times what it holds:
-//! redb writes copy-on-write, its buddy allocator gives the snapshot (one value of up to
-//! ~19 MB) a contiguous power-of-two block, the new snapshot is written beside the old one,
-//! and the file never shrinks by itself. Snapshots are rare (the log must first reach the
+//! pages at the file's end back. Without it the file grew to 3 to 7 times what it holds
+//! (`bench replica-disk`): redb writes copy-on-write, so the new snapshot (one value of up
+//! to ~19 MB, likely in a power-of-two block) is written beside the old one, and the file
+//! never shrinks by itself. Snapshots are rare (the log must first reach the
 //! snapshot's size), so compacting then costs little per request (`bench replica-disk`).
 
 use std::fmt;
