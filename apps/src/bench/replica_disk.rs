@@ -7,15 +7,16 @@
 //! `0 ..= 999,999,999`), `--ranges` × `RangeDone` (synthetic answers: this measures storage,
 //! not mining) and `Answered`, each applied before the next is proposed. Like the server's
 //! group commit, the `Persist` effects of `--batch` requests go to the store in one
-//! transaction (one fsync). Snapshots and compaction happen as in the server, every
-//! `--snapshot-every` applied entries, and the state remembers `--max-answered` answered
-//! requests (the programs' values by default).
+//! transaction (one fsync). Snapshots and compaction happen as in the server, after at
+//! least `--snapshot-every` applied entries once their bytes reach `--snapshot-log-percent`
+//! of the last snapshot's, and the state remembers `--max-answered` answered requests (the
+//! programs' values by default).
 //!
 //! Printed: progress every tenth; then the redb file's size and allocated bytes, the
 //! snapshot's size, the entries left in the log, the time per request (split into the
 //! replica's own work, snapshots' JSON included, and the store's writes), the snapshots
 //! taken and their bytes written; and the time to reopen the store and rebuild the replica
-//! from it (a restart).
+//! from it (a restart: the snapshot restored, then the log after it applied again).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -39,9 +40,14 @@ pub struct Options {
     /// Requests whose entries are made durable in one transaction (one fsync).
     #[arg(long, default_value_t = 64)]
     batch: u64,
-    /// Snapshot and compact every this many applied entries (default: the programs').
+    /// Snapshot and compact after at least this many applied entries (default: the
+    /// programs').
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// ... and once their bytes reach this percent of the last snapshot's (default: the
+    /// programs'; 0: every `--snapshot-every` entries, whatever their size).
+    #[arg(long)]
+    snapshot_log_percent: Option<u64>,
     /// Answered requests remembered (default: the programs').
     #[arg(long)]
     max_answered: Option<usize>,
@@ -69,6 +75,9 @@ pub fn run(o: &Options) -> Result<(), String> {
     let defaults = ReplicaConfig::for_id(1, vec![1]);
     let config = ReplicaConfig {
         snapshot_every: o.snapshot_every.unwrap_or(defaults.snapshot_every).max(1),
+        snapshot_log_percent: o
+            .snapshot_log_percent
+            .unwrap_or(defaults.snapshot_log_percent),
         max_answered: o.max_answered.unwrap_or(defaults.max_answered).max(1),
         ..defaults
     };
@@ -80,12 +89,13 @@ pub fn run(o: &Options) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
-        "replica-disk: {} requests ({} RangeDone each), {} per transaction, snapshot every {} \
-         entries, {} answered remembered, in {}",
+        "replica-disk: {} requests ({} RangeDone each), {} per transaction, snapshot after {} \
+         entries and {} % of the last snapshot's bytes, {} answered remembered, in {}",
         o.requests,
         o.ranges,
         o.batch,
         config.snapshot_every,
+        config.snapshot_log_percent,
         config.max_answered,
         dir.display()
     );
@@ -97,7 +107,7 @@ pub fn run(o: &Options) -> Result<(), String> {
 }
 
 fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String> {
-    let store = Store::open(dir).map_err(|e| e.to_string())?;
+    let mut store = Store::open(dir).map_err(|e| e.to_string())?;
     let fresh = Disk::fresh(&[1]);
     let disk = store.load(&fresh).map_err(|e| e.to_string())?;
     let mut replica = Replica::new(config, disk).map_err(|e| e.to_string())?;
@@ -107,7 +117,7 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
         replica.tick();
         drain(&mut replica, &mut ops, &mut tally);
     }
-    flush(&store, &mut ops, &mut tally)?;
+    flush(&mut store, &mut ops, &mut tally)?;
     let started = Instant::now();
     let step = (o.requests / 10).max(1);
     let piece = 1_000_000_000 / o.ranges;
@@ -150,7 +160,7 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
             tally.replica += begun.elapsed();
         }
         if (id + 1) % o.batch == 0 {
-            flush(&store, &mut ops, &mut tally)?;
+            flush(&mut store, &mut ops, &mut tally)?;
         }
         if (id + 1) % step == 0 {
             println!(
@@ -162,7 +172,7 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
             );
         }
     }
-    flush(&store, &mut ops, &mut tally)?;
+    flush(&mut store, &mut ops, &mut tally)?;
     let elapsed = started.elapsed().as_secs_f64();
     if tally.answered != o.requests {
         return Err(format!(
@@ -198,17 +208,29 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
         tally.snapshot_bytes as f64 / 1e6,
         tally.snapshot_bytes as f64 / 1e3 / n
     );
+    let replica_applied = replica.state().applied_index();
+    let disk_entries = replica.disk().entries_ref().len();
     drop(replica);
     drop(store);
     let begun = Instant::now();
     let store = Store::open(dir).map_err(|e| e.to_string())?;
     let disk = store.load(&fresh).map_err(|e| e.to_string())?;
     let loaded = begun.elapsed().as_secs_f64();
-    let again = Replica::new(config, disk).map_err(|e| e.to_string())?;
+    let mut again = Replica::new(config, disk).map_err(|e| e.to_string())?;
+    let restored = begun.elapsed().as_secs_f64();
+    // The log kept after the snapshot is applied again as raft-rs hands it out.
+    let mut ops = Vec::new();
+    let mut replayed = Tally::default();
+    while !again.is_leader() || again.state().applied_index() < replica_applied {
+        again.tick();
+        drain(&mut again, &mut ops, &mut replayed);
+    }
     println!(
-        "  restart: store read in {loaded:.3} s, replica rebuilt (snapshot restored) in {:.3} s \
-         more; it remembers {} requests",
-        begun.elapsed().as_secs_f64() - loaded,
+        "  restart: store read in {loaded:.3} s, snapshot restored in {:.3} s more, {} \
+         entries of the log applied again in {:.3} s more; it remembers {} requests",
+        restored - loaded,
+        disk_entries,
+        begun.elapsed().as_secs_f64() - restored,
         again.state().requests().count()
     );
     Ok(())
@@ -238,7 +260,7 @@ fn drain(replica: &mut Replica, ops: &mut Vec<DiskOp>, tally: &mut Tally) {
 }
 
 /// Makes `ops` durable in one transaction.
-fn flush(store: &Store, ops: &mut Vec<DiskOp>, tally: &mut Tally) -> Result<(), String> {
+fn flush(store: &mut Store, ops: &mut Vec<DiskOp>, tally: &mut Tally) -> Result<(), String> {
     if ops.is_empty() {
         return Ok(());
     }

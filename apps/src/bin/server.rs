@@ -70,7 +70,8 @@ struct Cli {
     /// This replica's entry in --cluster, 1-based.
     #[arg(long, requires = "cluster")]
     id: Option<u64>,
-    /// Testing: snapshot and compact the log every N applied entries (default 1,000), so
+    /// Testing: snapshot and compact the log every N applied entries, whatever their size
+    /// (default: after at least 1,000, once their bytes reach the last snapshot's), so
     /// that tests can make a lagging replica be caught up by a snapshot.
     #[arg(long, hide = true, value_name = "N", requires = "data_dir")]
     snapshot_every: Option<u64>,

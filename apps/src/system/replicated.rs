@@ -68,8 +68,9 @@ pub struct Durable {
     pub data_dir: PathBuf,
     /// Its group; `None`: a group of one (a durable single server).
     pub cluster: Option<Cluster>,
-    /// Overrides [`ReplicaConfig::for_id`]'s compaction interval (tests make it small, so
-    /// that a lagging replica is caught up by a snapshot).
+    /// Overrides [`ReplicaConfig::for_id`]'s compaction policy with a snapshot every this
+    /// many entries, whatever their size (tests make it small, so that a lagging replica is
+    /// caught up by a snapshot).
     pub snapshot_every: Option<u64>,
 }
 
@@ -97,13 +98,15 @@ pub fn serve_replicated(
         peers: vec![server.local_addr()],
     });
     let voters: Vec<u64> = (1..=cluster.peers.len() as u64).collect();
-    let store = Store::open(data_dir).map_err(|e| ServeError::Io(e.to_string()))?;
+    let mut store = Store::open(data_dir).map_err(|e| ServeError::Io(e.to_string()))?;
     let disk = store
         .load(&Disk::fresh(&voters))
         .map_err(|e| ServeError::Io(e.to_string()))?;
     let mut replica = ReplicaConfig::for_id(cluster.id, voters);
     if let Some(every) = snapshot_every {
+        // A test's flag: every `every` entries exactly, whatever their size.
         replica.snapshot_every = every.max(1);
+        replica.snapshot_log_percent = 0;
     }
     let mut node = Coordinator::<ConnId>::new(&replica, disk, config)
         .map_err(|e| ServeError::Io(e.to_string()))?;

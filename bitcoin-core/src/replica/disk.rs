@@ -114,14 +114,15 @@ impl Disk {
         &self.entries
     }
 
-    /// Bytes held: snapshot data plus entry payloads (what compaction bounds).
+    /// Bytes held: snapshot data plus entry payloads and [`super::ENTRY_OVERHEAD`] per entry
+    /// (what compaction bounds).
     #[must_use]
     pub fn size(&self) -> usize {
         self.snapshot.data.len()
             + self
                 .entries
                 .iter()
-                .map(|e| e.data.len() + 24)
+                .map(|e| e.data.len() + super::node::ENTRY_OVERHEAD as usize)
                 .sum::<usize>()
     }
 

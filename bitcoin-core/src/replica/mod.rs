@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 mod command;
+#[cfg(test)]
+mod compaction_tests;
 mod coordinator;
 #[cfg(test)]
 mod coordinator_target_tests;
@@ -34,7 +36,7 @@ mod tests;
 pub use command::{Command, CommandError, Mode, RequestKey};
 pub use coordinator::{Coordinator, CoordinatorEffect, CoordinatorStats, Port};
 pub use disk::{Disk, DiskOp};
-pub use node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError, ReplicaStats};
+pub use node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError, ReplicaStats, ENTRY_OVERHEAD};
 pub use raft::eraftpb::{Entry, HardState, Message as RaftMessage, Snapshot};
 pub use state::{Applied, Outcome, ReplicatedState, Request};
 

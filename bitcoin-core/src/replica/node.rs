@@ -12,6 +12,10 @@ use super::command::Command;
 use super::disk::{Disk, DiskOp};
 use super::state::{Applied, ReplicatedState};
 
+/// Bytes counted for each log entry besides its payload (index, term, type, framing), in
+/// [`ReplicaConfig::snapshot_log_percent`]'s size trigger.
+pub const ENTRY_OVERHEAD: u64 = 24;
+
 /// A replica's parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaConfig {
@@ -30,8 +34,19 @@ pub struct ReplicaConfig {
     pub election_tick: usize,
     /// Ticks between the leader's heartbeats (less than `election_tick`).
     pub heartbeat_tick: usize,
-    /// A snapshot is taken, and the log compacted, every this many applied entries.
+    /// The fewest applied entries between two snapshots (and, with
+    /// `snapshot_log_percent` 0, exactly how many: a snapshot every this many).
     pub snapshot_every: u64,
+    /// Size trigger: a snapshot is also held back until the entries applied since the last
+    /// one add up to at least this percent of that snapshot's bytes (each entry counted as
+    /// its payload plus [`ENTRY_OVERHEAD`]). With 100, the log stays about the snapshot's
+    /// size, and the snapshot bytes written are at most the log bytes written, whatever
+    /// the state's size (amortized O(1) per logged byte). 0: `snapshot_every` alone
+    /// decides (tests use it to force frequent snapshots).
+    ///
+    /// Both counts are a pure function of the applied log and of the state at the last
+    /// snapshot's index, so the decision is deterministic.
+    pub snapshot_log_percent: u64,
     /// Answered requests remembered (to answer resubmissions the same way).
     pub max_answered: usize,
 }
@@ -39,7 +54,8 @@ pub struct ReplicaConfig {
 impl ReplicaConfig {
     /// The programs' configuration for replica `id` of `voters`: heartbeat every tick,
     /// election after `10 + 3 × (id − 1)` ticks (distinct per replica, so elections rarely
-    /// split), snapshots every 1,000 entries.
+    /// split), a snapshot after at least 1,000 entries once their bytes reach the last
+    /// snapshot's (`snapshot_log_percent` 100).
     #[must_use]
     pub fn for_id(id: u64, voters: Vec<u64>) -> Self {
         ReplicaConfig {
@@ -48,6 +64,7 @@ impl ReplicaConfig {
             election_tick: 10 + 3 * (id.saturating_sub(1) as usize % 64),
             heartbeat_tick: 1,
             snapshot_every: 1_000,
+            snapshot_log_percent: 100,
             max_answered: 100_000,
         }
     }
@@ -128,6 +145,10 @@ pub struct Replica {
     state: ReplicatedState,
     effects: VecDeque<ReplicaEffect>,
     snapshot_every: u64,
+    snapshot_log_percent: u64,
+    /// Bytes (payload plus [`ENTRY_OVERHEAD`]) of the entries applied after the last
+    /// snapshot's index: the size trigger's measure of the log.
+    log_bytes: u64,
     /// Leader only: ticks each follower has spent waiting for a snapshot.
     snapshot_wait: BTreeMap<u64, usize>,
     /// Ticks after which a snapshot not acknowledged is reported failed.
@@ -178,6 +199,8 @@ impl Replica {
             state,
             effects: VecDeque::new(),
             snapshot_every: config.snapshot_every.max(1),
+            snapshot_log_percent: config.snapshot_log_percent,
+            log_bytes: 0,
             snapshot_wait: BTreeMap::new(),
             snapshot_patience: config.election_tick.max(1),
             stats: ReplicaStats::default(),
@@ -351,6 +374,7 @@ impl Replica {
     }
 
     fn install(&mut self, snapshot: &Snapshot) {
+        self.log_bytes = 0;
         match ReplicatedState::restore(&snapshot.data) {
             Ok(state) => {
                 self.state = state;
@@ -363,6 +387,7 @@ impl Replica {
 
     fn apply(&mut self, entries: Vec<Entry>) {
         for entry in entries {
+            self.log_bytes += entry.data.len() as u64 + ENTRY_OVERHEAD;
             if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
                 continue;
             }
@@ -380,13 +405,18 @@ impl Replica {
         }
     }
 
-    /// Every `snapshot_every` applied entries: snapshot the state at the applied index and
-    /// drop the log up to it.
+    /// Once at least `snapshot_every` entries were applied since the last snapshot, and
+    /// their bytes reach `snapshot_log_percent` % of that snapshot's: snapshot the state at
+    /// the applied index and drop the log up to it.
     fn maybe_compact(&mut self) {
         let applied = self.node.raft.raft_log.applied;
         let store = self.node.store();
         let last_snapshot = store.snapshot_ref().get_metadata().index;
-        if applied < last_snapshot + self.snapshot_every {
+        let last_size = store.snapshot_ref().data.len() as u64;
+        if applied < last_snapshot + self.snapshot_every
+            || u128::from(self.log_bytes) * 100
+                < u128::from(last_size) * u128::from(self.snapshot_log_percent)
+        {
             return;
         }
         let Ok(term) = store.term(applied) else {
@@ -398,6 +428,7 @@ impl Replica {
         meta.index = applied;
         meta.term = term;
         self.stats.snapshots += 1;
+        self.log_bytes = 0;
         self.persist(vec![DiskOp::Compact(snapshot)]);
     }
 }

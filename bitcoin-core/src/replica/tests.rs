@@ -152,6 +152,7 @@ impl Group {
         for id in 1..=n {
             let config = ReplicaConfig {
                 snapshot_every,
+                snapshot_log_percent: 0,
                 ..ReplicaConfig::for_id(id, voters.clone())
             };
             g.disks.insert(id, Disk::fresh(&voters));

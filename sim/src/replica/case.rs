@@ -100,8 +100,12 @@ pub struct ReplicaCase {
     /// Each replica's election timeout in ticks: distinct, drawn from the seed (see
     /// `bitcoin_core::replica::ReplicaConfig::election_tick`).
     pub election_ticks: Vec<usize>,
-    /// Snapshot and compaction interval, in applied entries.
+    /// Snapshot and compaction interval, in applied entries (the fewest, with a size
+    /// trigger).
     pub snapshot_every: u64,
+    /// The size trigger (`ReplicaConfig::snapshot_log_percent`): 0 in two seeds in three
+    /// (a snapshot every `snapshot_every` entries, many snapshots), else 25 or 100.
+    pub snapshot_log_percent: u64,
     /// Answered requests each replicated state remembers (few, in one seed in four: a
     /// resubmission may then find its answer forgotten and be searched again).
     pub max_answered: usize,
@@ -234,6 +238,12 @@ impl ReplicaCase {
                 Config::default().max_requests
             },
             sabotage: Sabotage::None,
+            // Drawn last, so the other fields are what they were before it existed.
+            snapshot_log_percent: match rng.below(6) {
+                0 => 25,
+                1 => 100,
+                _ => 0,
+            },
         }
     }
 
@@ -284,8 +294,8 @@ impl fmt::Display for ReplicaCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries, {} answers remembered",
-            self.replicas, self.election_ticks, self.snapshot_every, self.max_answered
+            "  {} replicas, election ticks {:?} ({TICK_MS} ms each), snapshot every {} entries (size trigger {} %), {} answers remembered",
+            self.replicas, self.election_ticks, self.snapshot_every, self.snapshot_log_percent, self.max_answered
         )?;
         writeln!(
             f,

@@ -160,6 +160,7 @@ impl ReplicaWorld {
             election_tick: self.case.election_ticks[(id - 1) as usize],
             heartbeat_tick: 2,
             snapshot_every: self.case.snapshot_every,
+            snapshot_log_percent: self.case.snapshot_log_percent,
             max_answered: self.case.max_answered,
             ..ReplicaConfig::for_id(id, (1..=self.case.replicas).collect())
         }
