@@ -265,7 +265,9 @@ fn flush(store: &mut Store, ops: &mut Vec<DiskOp>, tally: &mut Tally) -> Result<
         return Ok(());
     }
     let begun = Instant::now();
-    store.apply(ops).map_err(|e| e.to_string())?;
+    if let Some(e) = store.apply(ops).map_err(|e| e.to_string())? {
+        return Err(format!("compacting the store failed: {e}"));
+    }
     tally.store += begun.elapsed();
     tally.transactions += 1;
     ops.clear();

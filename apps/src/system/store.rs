@@ -93,15 +93,20 @@ impl Store {
 
     /// Makes `ops` durable, in order, in one transaction: returns once they are on disk.
     /// When they hold a snapshot, the file is then compacted (see the module documentation).
-    pub fn apply(&mut self, ops: &[DiskOp]) -> Result<(), StoreError> {
+    /// A failed compaction loses nothing (the transaction is already durable): it is
+    /// returned as `Ok(Some(error))` for the caller to report, and the file is compacted
+    /// again after the next snapshot.
+    pub fn apply(&mut self, ops: &[DiskOp]) -> Result<Option<StoreError>, StoreError> {
         self.write(ops)?;
         let snapshot = ops
             .iter()
             .any(|op| matches!(op, DiskOp::Compact(_) | DiskOp::InstallSnapshot(_)));
         if snapshot {
-            self.db.compact().map_err(err)?;
+            if let Err(e) = self.db.compact() {
+                return Ok(Some(err(e)));
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn write(&self, ops: &[DiskOp]) -> Result<(), StoreError> {
@@ -233,7 +238,8 @@ mod size_tests {
             snapshot.data = vec![round; 1 << 20].into();
             snapshot.mut_metadata().index = index;
             snapshot.mut_metadata().term = 1;
-            store.apply(&[DiskOp::Compact(snapshot)]).unwrap();
+            let failed = store.apply(&[DiskOp::Compact(snapshot)]).unwrap();
+            assert!(failed.is_none(), "compaction failed: {failed:?}");
         }
         let len = std::fs::metadata(dir.join("replica.redb")).unwrap().len();
         let held = store.load(&fresh).unwrap().size() as u64;

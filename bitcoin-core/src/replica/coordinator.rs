@@ -154,8 +154,9 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
 
     /// One epoch: ticks the replica.
     pub fn tick(&mut self, now: Timestamp) {
-        for chunk in self.slots.take_unlogged() {
-            self.propose(&chunk);
+        let chunks = self.slots.take_unlogged();
+        if !chunks.is_empty() {
+            self.propose_all(&chunks);
         }
         self.replica.tick();
         self.pump(now);
@@ -346,7 +347,13 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
 
     /// Proposes `command`; whether raft-rs took it.
     fn propose(&mut self, command: &Command) -> bool {
-        let taken = self.replica.propose(command).is_ok();
+        self.propose_all(std::slice::from_ref(command))
+    }
+
+    /// Proposes `commands` as one batch ([`Replica::propose_all`]); whether raft-rs took
+    /// them all.
+    fn propose_all(&mut self, commands: &[Command]) -> bool {
+        let taken = self.replica.propose_all(commands).is_ok();
         if !taken {
             self.stats.proposals_dropped += 1;
         }
@@ -401,11 +408,16 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                 self.slots.bind(slot, key.clone());
                 self.want_progress(now, key);
             }
-            // No room in the scheduler (the log is past the limit: Accepts of an earlier
-            // leader committed under this one): the request stays accepted, its clients
-            // keep waiting, and it is scheduled when a slot frees.
-            Err(CloseReason::Refused(RequestError::Full { .. })) => self.slots.defer(key.clone()),
-            Err(_) => {
+            Err(refused) => {
+                // The service keeps a record of the port it was given: forget it.
+                service.handle_connection_gone(now, Port::Slot(slot));
+                // No room in the scheduler (the log is past the limit: Accepts of an
+                // earlier leader committed under this one): the request stays accepted,
+                // its clients keep waiting, and it is scheduled when a slot frees.
+                if matches!(refused, CloseReason::Refused(RequestError::Full { .. })) {
+                    self.slots.defer(key.clone());
+                    return;
+                }
                 for conn in self.waiters.remove(key).unwrap_or_default() {
                     self.effects.push_back(CoordinatorEffect::Close(conn));
                 }
@@ -538,7 +550,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                     }
                 }
             }
-            let mut freed = false;
+            let mut freed = Vec::new();
             for (to, payload) in writes {
                 match to {
                     Port::Conn(conn) => self
@@ -554,12 +566,10 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                         let Some(key) = self.slots.release(slot) else {
                             continue;
                         };
-                        freed = true;
-                        // Its chunks first: the log takes an answer only once it holds
-                        // the coverage that makes the request answerable.
-                        for chunk in self.slots.take_unlogged_of(&key) {
-                            self.propose(&chunk);
-                        }
+                        freed.push(slot);
+                        // Its chunks first, in the same batch: the log takes an answer
+                        // only once it holds the coverage that makes it answerable.
+                        let mut batch = self.slots.take_unlogged_of(&key);
                         if let Ok(d) = Message::decode_full(&payload) {
                             if let Message::Result { hash, nonce } = d.message {
                                 let outcome = if d.ext.found {
@@ -567,14 +577,21 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                                 } else {
                                     Outcome::NotFound
                                 };
-                                self.propose(&answered(key, outcome));
+                                batch.push(answered(key, outcome));
                             }
                         }
+                        self.propose_all(&batch);
                     }
                 }
             }
-            if freed {
-                // A slot freed: the requests the scheduler had no room for get their turn.
+            if !freed.is_empty() {
+                // The service forgets the answered slots (it keeps a record per port)...
+                if let Some(service) = self.service.as_mut() {
+                    for slot in freed {
+                        service.handle_connection_gone(now, Port::Slot(slot));
+                    }
+                }
+                // ...and the requests the scheduler had no room for get their turn.
                 for key in self.slots.take_deferred() {
                     self.schedule(now, &key);
                 }

@@ -70,6 +70,21 @@ impl Cluster {
         self.nodes.insert(id, node);
     }
 
+    /// Acts on effects taken from `node` by hand, then drains as usual.
+    fn replay(&mut self, node: u64, effects: Vec<CoordinatorEffect<u32>>) {
+        for effect in effects {
+            match effect {
+                CoordinatorEffect::Persist(ops) => {
+                    let disk = self.disks.get_mut(&node).unwrap();
+                    ops.iter().for_each(|op| disk.apply(op));
+                }
+                CoordinatorEffect::SendRaft(m) => self.raft.push_back(m),
+                _ => {}
+            }
+        }
+        self.drain();
+    }
+
     fn drain(&mut self) {
         loop {
             for (&id, node) in &mut self.nodes {
@@ -462,6 +477,9 @@ fn requests_the_scheduler_has_no_room_for_wait_for_a_slot_and_are_answered() {
         );
     }
     assert_eq!(c.nodes[&1].replica().state().unanswered().count(), 0);
+    // The service forgot every slot (answered or refused): it holds the miner only.
+    let service = c.nodes[&1].service().unwrap();
+    assert_eq!(service.pool(c.at()).totals.connections, 1);
 }
 
 #[test]
@@ -529,6 +547,27 @@ fn verified_chunks_are_logged_together_at_the_next_tick_or_before_the_answer() {
         applied,
         "nothing logged per chunk"
     );
+    // At the tick, one batch: one append message per follower carrying all four.
+    let now = c.at();
+    let node = c.nodes.get_mut(&leader).unwrap();
+    node.tick(now);
+    let mut appends = Vec::new();
+    let mut held = Vec::new();
+    while let Some(effect) = node.poll_effect() {
+        if let CoordinatorEffect::SendRaft(m) = &effect {
+            if m.get_msg_type() == raft::eraftpb::MessageType::MsgAppend {
+                appends.push((m.to, m.entries.len()));
+            }
+        }
+        held.push(effect);
+    }
+    appends.sort_unstable();
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    assert_eq!(
+        appends,
+        followers.iter().map(|&f| (f, 4)).collect::<Vec<_>>()
+    );
+    c.replay(leader, held);
     c.tick();
     let after = state(&c);
     assert_eq!(

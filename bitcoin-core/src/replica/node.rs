@@ -190,6 +190,9 @@ impl Replica {
             pre_vote: true,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            // Appends queued for one follower in one round go as one message: the
+            // coordinator proposes a tick's chunks together (`propose_all`).
+            batch_append: true,
             ..raft::Config::default()
         };
         let logger = slog::Logger::root(slog::Discard, slog::o!());
@@ -254,14 +257,28 @@ impl Replica {
     /// Proposes `command` to the log. Only the leader takes proposals; it is applied (and
     /// reported) once committed, which may never happen if leadership is lost meanwhile.
     pub fn propose(&mut self, command: &Command) -> Result<(), ReplicaError> {
+        self.propose_all(std::slice::from_ref(command))
+    }
+
+    /// Like [`Replica::propose`] for several commands, in order, as one batch: raft-rs
+    /// appends them together, so they cost one `Persist` and one append message per
+    /// follower rather than one per command. Stops at the first one raft-rs refuses
+    /// (those before it stay proposed).
+    pub fn propose_all(&mut self, commands: &[Command]) -> Result<(), ReplicaError> {
         if !self.is_leader() {
             return Err(ReplicaError::NotLeader {
                 leader: self.leader(),
             });
         }
-        let result = self.node.propose(Vec::new(), command.encode());
+        let mut result = Ok(());
+        for command in commands {
+            if let Err(e) = self.node.propose(Vec::new(), command.encode()) {
+                result = Err(ReplicaError::Raft(e));
+                break;
+            }
+        }
         self.drive();
-        result.map_err(ReplicaError::Raft)
+        result
     }
 
     /// The next effect, oldest first.

@@ -21,7 +21,7 @@ pub(super) struct Slots {
     proposed: BTreeSet<RequestKey>,
     /// Requests in the log, unanswered, that the scheduler refused for want of room (the
     /// log can still hold more than the limit: Accepts a previous leader proposed may be
-    /// committed under this one). Scheduled, oldest key first, as slots free.
+    /// committed under this one). Scheduled, in key order, as slots free.
     deferred: BTreeSet<RequestKey>,
     /// Chunks verified and not yet proposed (`RangeDone`/`TargetDone`), oldest first:
     /// proposed together at the next tick, or before their request's answer.
@@ -73,7 +73,7 @@ impl Slots {
         self.deferred.insert(key);
     }
 
-    /// The deferred requests, oldest key first, taken out (those still refused are
+    /// The deferred requests, in key order, taken out (those still refused are
     /// deferred again by the caller).
     pub(super) fn take_deferred(&mut self) -> Vec<RequestKey> {
         std::mem::take(&mut self.deferred).into_iter().collect()
