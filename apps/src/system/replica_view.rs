@@ -79,119 +79,28 @@ impl View {
         }
     }
 
-    /// The leader's service's `event` with connections for its ports; `None` for a kind
-    /// the view does not know.
-    pub fn event(
-        &mut self,
-        node: &Node,
-        event: PoolEvent<Port<ConnId>>,
-    ) -> Option<PoolEvent<ConnId>> {
-        let c = |port| self.conn(node, port);
-        let kind = match event.kind {
-            PoolEventKind::MinerJoined { miner } => PoolEventKind::MinerJoined { miner: c(miner) },
-            PoolEventKind::MinerLost {
-                miner,
-                jobs_returned,
-                totals,
-            } => PoolEventKind::MinerLost {
-                miner: c(miner),
-                jobs_returned,
-                totals,
-            },
-            PoolEventKind::MinerRejected {
-                miner,
-                reason,
-                totals,
-            } => PoolEventKind::MinerRejected {
-                miner: c(miner),
-                reason,
-                totals,
-            },
-            PoolEventKind::RequestAccepted {
-                client,
-                request,
-                msg,
-                lower,
-                upper,
-                mode,
-            } => {
-                let conn = c(client);
-                if let Port::Slot(slot) = client {
+    /// The leader's service's `event` with connections for its ports. A request's slot is
+    /// remembered under its connection when accepted, and forgotten when the request is
+    /// refused, answered or its client lost.
+    pub fn event(&mut self, node: &Node, event: PoolEvent<Port<ConnId>>) -> PoolEvent<ConnId> {
+        let slot = match event.kind.client() {
+            Some(&Port::Slot(slot)) => Some(slot),
+            _ => None,
+        };
+        let accepted = matches!(event.kind, PoolEventKind::RequestAccepted { .. });
+        let event = event.map_conns(|port| self.conn(node, port));
+        if let Some(slot) = slot {
+            match event.kind.client() {
+                Some(&conn) if accepted => {
                     self.slots
                         .insert(slot, Some(conn).filter(|&k| k != NO_CONN));
                 }
-                PoolEventKind::RequestAccepted {
-                    client: conn,
-                    request,
-                    msg,
-                    lower,
-                    upper,
-                    mode,
+                _ => {
+                    self.slots.remove(&slot);
                 }
             }
-            PoolEventKind::RequestRefused { client, reason } => {
-                let conn = c(client);
-                self.forget(client);
-                PoolEventKind::RequestRefused {
-                    client: conn,
-                    reason,
-                }
-            }
-            PoolEventKind::RequestAnswered {
-                client,
-                request,
-                msg,
-                lower,
-                upper,
-                mode,
-                answer,
-                nonces,
-                took,
-            } => {
-                let conn = c(client);
-                self.forget(client);
-                PoolEventKind::RequestAnswered {
-                    client: conn,
-                    request,
-                    msg,
-                    lower,
-                    upper,
-                    mode,
-                    answer,
-                    nonces,
-                    took,
-                }
-            }
-            PoolEventKind::JobReissued {
-                request,
-                from,
-                to,
-                lower,
-                upper,
-            } => PoolEventKind::JobReissued {
-                request,
-                from: c(from),
-                to: c(to),
-                lower,
-                upper,
-            },
-            PoolEventKind::ClientLost { client, dropped } => {
-                let conn = c(client);
-                self.forget(client);
-                PoolEventKind::ClientLost {
-                    client: conn,
-                    dropped,
-                }
-            }
-            _ => return None,
-        };
-        Some(PoolEvent { at: event.at, kind })
-    }
-
-    fn forget(&mut self, port: Port<ConnId>) {
-        if let Port::Slot(slot) = port {
-            self.slots.remove(&slot);
         }
+        event
     }
 
     /// Remembers the connections that came to wait for requests restored without one,
@@ -393,7 +302,7 @@ mod tests {
     fn events(node: &mut Node, view: &mut View) -> Vec<PoolEvent<ConnId>> {
         let mut told = Vec::new();
         while let Some(event) = node.poll_event() {
-            told.extend(view.event(node, event));
+            told.push(view.event(node, event));
         }
         told
     }

@@ -362,9 +362,7 @@ fn observe(
 ) {
     let mut told = false;
     while let Some(event) = node.poll_event() {
-        let Some(event) = view.event(node, event) else {
-            continue;
-        };
+        let event = view.event(node, event);
         let addr = super::events::subject(&event).and_then(|conn| peer_address(server, conn));
         told |= observers.pool_event(event, departure, addr.as_deref());
     }

@@ -18,6 +18,19 @@ pub struct PoolEvent<K> {
     pub kind: PoolEventKind<K>,
 }
 
+impl<K> PoolEvent<K> {
+    /// The same event with every connection key passed through `f`: for a driver that
+    /// tells its connections by other names than the service's keys (a replicated
+    /// leader's request slots, told by the connection waiting for each).
+    #[must_use]
+    pub fn map_conns<L>(self, f: impl FnMut(K) -> L) -> PoolEvent<L> {
+        PoolEvent {
+            at: self.at,
+            kind: self.kind.map_conns(f),
+        }
+    }
+}
+
 /// What happened. `K` is the driver's connection key.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -130,4 +143,144 @@ pub struct MinerTotals {
     pub invalid: u64,
     /// Its jobs re-issued to another miner because their lease ended.
     pub reissued_away: u64,
+}
+
+impl<K> PoolEventKind<K> {
+    /// The same event with every connection key passed through `f`, in field order
+    /// (see [`PoolEvent::map_conns`]).
+    #[must_use]
+    pub fn map_conns<L>(self, mut f: impl FnMut(K) -> L) -> PoolEventKind<L> {
+        match self {
+            PoolEventKind::MinerJoined { miner } => PoolEventKind::MinerJoined { miner: f(miner) },
+            PoolEventKind::MinerLost {
+                miner,
+                jobs_returned,
+                totals,
+            } => PoolEventKind::MinerLost {
+                miner: f(miner),
+                jobs_returned,
+                totals,
+            },
+            PoolEventKind::MinerRejected {
+                miner,
+                reason,
+                totals,
+            } => PoolEventKind::MinerRejected {
+                miner: f(miner),
+                reason,
+                totals,
+            },
+            PoolEventKind::RequestAccepted {
+                client,
+                request,
+                msg,
+                lower,
+                upper,
+                mode,
+            } => PoolEventKind::RequestAccepted {
+                client: f(client),
+                request,
+                msg,
+                lower,
+                upper,
+                mode,
+            },
+            PoolEventKind::RequestRefused { client, reason } => PoolEventKind::RequestRefused {
+                client: f(client),
+                reason,
+            },
+            PoolEventKind::RequestAnswered {
+                client,
+                request,
+                msg,
+                lower,
+                upper,
+                mode,
+                answer,
+                nonces,
+                took,
+            } => PoolEventKind::RequestAnswered {
+                client: f(client),
+                request,
+                msg,
+                lower,
+                upper,
+                mode,
+                answer,
+                nonces,
+                took,
+            },
+            PoolEventKind::JobReissued {
+                request,
+                from,
+                to,
+                lower,
+                upper,
+            } => {
+                let from = f(from);
+                PoolEventKind::JobReissued {
+                    request,
+                    from,
+                    to: f(to),
+                    lower,
+                    upper,
+                }
+            }
+            PoolEventKind::ClientLost { client, dropped } => PoolEventKind::ClientLost {
+                client: f(client),
+                dropped,
+            },
+        }
+    }
+
+    /// The client a request event is about (accepted, refused, answered, or its client
+    /// lost); `None` for a miner's or a job's event.
+    #[must_use]
+    pub fn client(&self) -> Option<&K> {
+        match self {
+            PoolEventKind::RequestAccepted { client, .. }
+            | PoolEventKind::RequestRefused { client, .. }
+            | PoolEventKind::RequestAnswered { client, .. }
+            | PoolEventKind::ClientLost { client, .. } => Some(client),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_conns_renames_every_connection_and_keeps_the_rest() {
+        let reissued = PoolEventKind::JobReissued {
+            request: RequestId(3),
+            from: 1u32,
+            to: 2,
+            lower: 5,
+            upper: 9,
+        };
+        assert_eq!(reissued.client(), None);
+        let mapped = reissued.map_conns(|k| u64::from(k) * 10);
+        assert_eq!(
+            mapped,
+            PoolEventKind::JobReissued {
+                request: RequestId(3),
+                from: 10u64,
+                to: 20,
+                lower: 5,
+                upper: 9,
+            }
+        );
+        let lost = PoolEvent {
+            at: Timestamp::from_millis(7),
+            kind: PoolEventKind::ClientLost {
+                client: 4u32,
+                dropped: 2,
+            },
+        };
+        let mapped = lost.map_conns(|k| k + 1);
+        assert_eq!(mapped.at, Timestamp::from_millis(7));
+        assert_eq!(mapped.kind.client(), Some(&5));
+    }
 }
