@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::http::{get_fresh, http_addr};
 use support::{
-    million_nonce_vector, min_hash_vectors, miner, progress_client, progress_shares, Proc, FAST,
-    PATIENCE,
+    million_nonce_vector, min_hash_vectors, miner, progress_client, progress_shares, Proc, Vector,
+    FAST, PATIENCE,
 };
 
 fn free_port() -> u16 {
@@ -151,6 +151,30 @@ fn a_durable_server_killed_mid_target_request_answers_it_in_target_mode_after_it
 /// snapshot.
 const SNAPSHOT_EVERY: [&str; 2] = ["--snapshot-every", "2"];
 
+/// A request under way on the group `list`: the replica that leads, two slow miners (the
+/// first has started two jobs), and the client waiting for the million-nonce vector.
+struct UnderWay {
+    leader: usize,
+    miners: [Proc; 2],
+    client: Proc,
+    vector: Vector,
+}
+
+fn under_way(replicas: &[Proc], list: &str) -> UnderWay {
+    let leader = first_to_log(&replicas.iter().collect::<Vec<_>>(), ": leader");
+    let slow = ["--threads", "1", "--max-rate", "500000"];
+    let miners = [miner(list, &slow), miner(list, &slow)];
+    let vector = million_nonce_vector();
+    let client = client(list, &vector.msg, vector.lower, vector.upper);
+    miners[0].wait_stderr_count("job ", 2);
+    UnderWay {
+        leader,
+        miners,
+        client,
+        vector,
+    }
+}
+
 #[test]
 fn three_replicas_survive_the_leaders_death_mid_request_and_it_catches_up_on_restart() {
     let (ports, list, dirs) = three_replicas("r");
@@ -164,12 +188,12 @@ fn three_replicas_survive_the_leaders_death_mid_request_and_it_catches_up_on_res
             )
         })
         .collect();
-    let leader = first_to_log(&replicas.iter().collect::<Vec<_>>(), ": leader");
-    let slow = ["--threads", "1", "--max-rate", "500000"];
-    let miners = [miner(&list, &slow), miner(&list, &slow)];
-    let v = million_nonce_vector();
-    let mut c = client(&list, &v.msg, v.lower, v.upper);
-    miners[0].wait_stderr_count("job ", 2);
+    let UnderWay {
+        leader,
+        miners,
+        client: mut c,
+        vector: v,
+    } = under_way(&replicas, &list);
     let jobs_before: usize = miners.iter().map(|m| m.count_stderr("job ")).sum();
     assert!(!c.has_exited(), "answered before the leader died");
     let killed = Instant::now();
@@ -228,12 +252,12 @@ fn without_a_majority_nothing_is_answered_and_a_returning_replica_restores_progr
     let mut replicas: Vec<Proc> = (0..3)
         .map(|i| replica(ports[i], &dirs[i], Some((&list, i as u64 + 1))))
         .collect();
-    let leader = first_to_log(&replicas.iter().collect::<Vec<_>>(), ": leader");
-    let slow = ["--threads", "1", "--max-rate", "500000"];
-    let miners = [miner(&list, &slow), miner(&list, &slow)];
-    let v = million_nonce_vector();
-    let mut c = client(&list, &v.msg, v.lower, v.upper);
-    miners[0].wait_stderr_count("job ", 2);
+    let UnderWay {
+        leader,
+        miners: _miners,
+        client: mut c,
+        vector: v,
+    } = under_way(&replicas, &list);
     assert!(!c.has_exited(), "answered before the followers died");
     // Both followers die: the leader loses its quorum and steps down.
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
