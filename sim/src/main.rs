@@ -222,40 +222,34 @@ fn run_conformance(seed: u64, seeds: u64, only: Option<&str>, verbose: bool) -> 
 
 fn run_sweep(start: u64, seeds: u64, shrink_budget: usize, max_failures: u64) -> (u64, u64) {
     let started = Instant::now();
-    let (mut passed, mut failed) = (0u64, 0u64);
     let mut virtual_total = std::time::Duration::ZERO;
     let mut steps = 0u64;
-    for seed in start..start.saturating_add(seeds) {
-        match check_seed(seed) {
-            Ok(stats) => {
-                passed += 1;
-                virtual_total += stats.virtual_time;
-                steps += stats.steps;
-            }
-            Err(failure) => {
-                failed += 1;
-                let case = Case::generate(seed);
-                println!("FAIL seed {seed}: {failure}");
-                print!("{case}");
-                println!("  replay: cargo run --release -p sim -- replay --seed {seed} -v");
-                if shrink_budget > 0 {
-                    let shrunk = minimize(case, failure, shrink_budget);
-                    println!(
-                        "  shrunk in {} steps ({} cases tried) to: {}",
-                        shrunk.steps, shrunk.tries, shrunk.failure
-                    );
-                    print!("{}", shrunk.case);
-                    println!(
-                        "  replay the shrunk case: cargo run --release -p sim -- replay --seed {seed} --shrunk -v"
-                    );
-                }
-                if failed >= max_failures {
-                    println!("stopping after {failed} failures");
-                    break;
-                }
-            }
+    let pass = |stats: sim::sweep::RunStats| {
+        virtual_total += stats.virtual_time;
+        steps += stats.steps;
+    };
+    let fail = |seed, failure| {
+        let case = Case::generate(seed);
+        print_failure(seed, &failure, &case, "replay");
+        if shrink_budget > 0 {
+            let shrunk = minimize(case, failure, shrink_budget);
+            println!(
+                "  shrunk in {} steps ({} cases tried) to: {}",
+                shrunk.steps, shrunk.tries, shrunk.failure
+            );
+            print!("{}", shrunk.case);
+            println!(
+                "  replay the shrunk case: cargo run --release -p sim -- replay --seed {seed} --shrunk -v"
+            );
         }
-    }
+    };
+    let (passed, failed) = sweep_seeds(
+        start..start.saturating_add(seeds),
+        max_failures,
+        check_seed,
+        pass,
+        fail,
+    );
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let runs = passed + failed;
     println!(
@@ -302,40 +296,29 @@ fn replay(seed: u64, verbose: bool, shrunk: bool, shrink_budget: usize) -> (u64,
 
 fn sweep_miner(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     let started = Instant::now();
-    let (mut passed, mut failed) = (0u64, 0u64);
     let mut total = mining::Outcome::default();
     let mut virtual_secs = 0.0;
-    for seed in start..start.saturating_add(seeds) {
-        match mining::check_seed(seed) {
-            Ok(o) => {
-                passed += 1;
-                virtual_secs += o.virtual_time.as_secs_f64();
-                total.steps += o.steps;
-                total.answered += o.answered;
-                total.crashed += o.crashed;
-                total.lost += o.lost;
-                total.jobs += o.jobs;
-                total.backups += o.backups;
-                total.requeued += o.requeued;
-                total.target_answered += o.target_answered;
-                total.cancels += o.cancels;
-                total.target_lazy_answers += o.target_lazy_answers;
-                total.target_lazy_caught += o.target_lazy_caught;
-                total.crossed_answers += o.crossed_answers;
-                total.crossed_misleading += o.crossed_misleading;
-            }
-            Err(failure) => {
-                failed += 1;
-                println!("FAIL seed {seed}: {failure}");
-                print!("{}", MinerCase::generate(seed));
-                println!("  replay: cargo run --release -p sim -- replay-miner --seed {seed} -v");
-                if failed >= max_failures {
-                    println!("stopping after {failed} failures");
-                    break;
-                }
-            }
-        }
-    }
+    let pass = |o: mining::Outcome| {
+        virtual_secs += o.virtual_time.as_secs_f64();
+        total.steps += o.steps;
+        total.answered += o.answered;
+        total.crashed += o.crashed;
+        total.lost += o.lost;
+        total.jobs += o.jobs;
+        total.backups += o.backups;
+        total.requeued += o.requeued;
+        total.target_answered += o.target_answered;
+        total.cancels += o.cancels;
+        total.target_lazy_answers += o.target_lazy_answers;
+        total.target_lazy_caught += o.target_lazy_caught;
+        total.crossed_answers += o.crossed_answers;
+        total.crossed_misleading += o.crossed_misleading;
+    };
+    let fail = |seed, failure: String| {
+        print_failure(seed, &failure, &MinerCase::generate(seed), "replay-miner");
+    };
+    let seeds = start..start.saturating_add(seeds);
+    let (passed, failed) = sweep_seeds(seeds, max_failures, mining::check_seed, pass, fail);
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let runs = passed + failed;
     println!(
@@ -389,38 +372,27 @@ fn replay_miner(seed: u64, verbose: bool) -> (u64, u64) {
 
 fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     let started = Instant::now();
-    let (mut passed, mut failed) = (0u64, 0u64);
     let mut total = replica::Outcome::default();
-    for seed in start..start.saturating_add(seeds) {
-        match replica::check_seed(seed) {
-            Ok(o) => {
-                passed += 1;
-                total.ms += o.ms;
-                total.answered += o.answered;
-                total.target_answered += o.target_answered;
-                total.not_found += o.not_found;
-                total.disconnected += o.disconnected;
-                total.crashes += o.crashes;
-                total.terms += o.terms;
-                total.snapshots_installed += o.snapshots_installed;
-                total.searches += o.searches;
-                total.target_searches += o.target_searches;
-                total.cancels += o.cancels;
-                total.redirects += o.redirects;
-                total.restored += o.restored;
-            }
-            Err(failure) => {
-                failed += 1;
-                println!("FAIL seed {seed}: {failure}");
-                print!("{}", ReplicaCase::generate(seed));
-                println!("  replay: cargo run --release -p sim -- replay-raft --seed {seed} -v");
-                if failed >= max_failures {
-                    println!("stopping after {failed} failures");
-                    break;
-                }
-            }
-        }
-    }
+    let pass = |o: replica::Outcome| {
+        total.ms += o.ms;
+        total.answered += o.answered;
+        total.target_answered += o.target_answered;
+        total.not_found += o.not_found;
+        total.disconnected += o.disconnected;
+        total.crashes += o.crashes;
+        total.terms += o.terms;
+        total.snapshots_installed += o.snapshots_installed;
+        total.searches += o.searches;
+        total.target_searches += o.target_searches;
+        total.cancels += o.cancels;
+        total.redirects += o.redirects;
+        total.restored += o.restored;
+    };
+    let fail = |seed, failure: String| {
+        print_failure(seed, &failure, &ReplicaCase::generate(seed), "replay-raft");
+    };
+    let seeds = start..start.saturating_add(seeds);
+    let (passed, failed) = sweep_seeds(seeds, max_failures, replica::check_seed, pass, fail);
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     println!(
         "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered ({} target, {} of them Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored",
@@ -462,4 +434,46 @@ fn replay_raft(seed: u64, verbose: bool, max_requests: Option<usize>) -> (u64, u
             (0, 1)
         }
     }
+}
+
+/// Runs `check` on every seed of `seeds`: a passing run's outcome goes to `pass`, a failure
+/// to `fail` (which reports it); stops after `max_failures` failures. Returns how many
+/// passed and failed.
+fn sweep_seeds<O, E>(
+    seeds: std::ops::Range<u64>,
+    max_failures: u64,
+    check: impl Fn(u64) -> Result<O, E>,
+    mut pass: impl FnMut(O),
+    mut fail: impl FnMut(u64, E),
+) -> (u64, u64) {
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for seed in seeds {
+        match check(seed) {
+            Ok(outcome) => {
+                passed += 1;
+                pass(outcome);
+            }
+            Err(failure) => {
+                failed += 1;
+                fail(seed, failure);
+                if failed >= max_failures {
+                    println!("stopping after {failed} failures");
+                    break;
+                }
+            }
+        }
+    }
+    (passed, failed)
+}
+
+/// Prints a failing seed: the failure, its case, and the command that replays it.
+fn print_failure(
+    seed: u64,
+    failure: &impl std::fmt::Display,
+    case: &impl std::fmt::Display,
+    replay: &str,
+) {
+    println!("FAIL seed {seed}: {failure}");
+    print!("{case}");
+    println!("  replay: cargo run --release -p sim -- {replay} --seed {seed} -v");
 }
