@@ -122,10 +122,7 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
     let step = (o.requests / 10).max(1);
     let piece = 1_000_000_000 / o.ranges;
     for id in 0..o.requests {
-        let key = RequestKey {
-            client: "id".into(),
-            id,
-        };
+        let key = RequestKey::of_id(id);
         let mut commands = vec![Command::Accept {
             key: key.clone(),
             message: format!("request-{id:08}"),

@@ -18,6 +18,18 @@ pub struct RequestKey {
     pub id: u64,
 }
 
+impl RequestKey {
+    /// The key of a request that carried `"Id": id`: shared by every client, so that a
+    /// client resubmitting it to another replica is answered once.
+    #[must_use]
+    pub fn of_id(id: u64) -> Self {
+        RequestKey {
+            client: "id".into(),
+            id,
+        }
+    }
+}
+
 impl fmt::Display for RequestKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}", self.client, self.id)

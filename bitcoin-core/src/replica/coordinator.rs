@@ -283,10 +283,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
 
     fn key_of(&mut self, conn: K, payload: &[u8]) -> RequestKey {
         match serde_json::from_slice::<IdField>(payload) {
-            Ok(IdField { id: Some(id) }) => RequestKey {
-                client: "id".into(),
-                id,
-            },
+            Ok(IdField { id: Some(id) }) => RequestKey::of_id(id),
             _ => {
                 let seq = self.requests_on.entry(conn).or_insert(0);
                 *seq += 1;

@@ -107,10 +107,7 @@ fn plain_answer(request: &[u8]) -> Vec<u8> {
 }
 
 fn key(id: u64) -> RequestKey {
-    RequestKey {
-        client: "id".into(),
-        id,
-    }
+    RequestKey::of_id(id)
 }
 
 /// The answer bytes written to `conn` by `node`.

@@ -55,6 +55,18 @@ impl Cluster {
         c
     }
 
+    /// Three replicas, and on the leader two miners (connections 100 and 101) and a
+    /// client (connection 7) asking for `data` over `0..=upper` with `"Id": id`. Returns
+    /// the cluster and its leader.
+    fn two_miners_and_a_request(data: &str, upper: u64, id: u64) -> (Cluster, u64) {
+        let mut c = Cluster::new(3);
+        let leader = c.leader();
+        c.send(leader, 100, &Message::Join.encode());
+        c.send(leader, 101, &Message::Join.encode());
+        c.send(leader, 7, &request_with_id(data, 0, upper, id));
+        (c, leader)
+    }
+
     pub(super) fn at(&self) -> Timestamp {
         Timestamp::from_millis(self.now)
     }
@@ -206,10 +218,7 @@ fn the_leader_answers_through_the_log_and_followers_serve_no_one() {
     assert_eq!(c.mine(leader, &[100], 1_000), 30_000);
     let (hash, nonce) = scan("log", 0, 29_999);
     assert_eq!(c.results_to(leader, 7), [Message::Result { hash, nonce }]);
-    let key = RequestKey {
-        client: "id".into(),
-        id: 42,
-    };
+    let key = RequestKey::of_id(42);
     for node in c.nodes.values() {
         let answer = node.replica().state().request(&key).and_then(|r| r.answer);
         assert_eq!(
@@ -227,11 +236,7 @@ fn the_leader_answers_through_the_log_and_followers_serve_no_one() {
 
 #[test]
 fn a_new_leader_resumes_a_request_from_the_log_and_answers_it_once() {
-    let mut c = Cluster::new(3);
-    let old = c.leader();
-    c.send(old, 100, &Message::Join.encode());
-    c.send(old, 101, &Message::Join.encode());
-    c.send(old, 7, &request_with_id("failover", 0, 59_999, 9));
+    let (mut c, old) = Cluster::two_miners_and_a_request("failover", 59_999, 9);
     let before = c.mine(old, &[100, 101], 3);
     assert!(before > 0 && before < 60_000);
     c.tick(); // The leader logs the chunks verified since its last tick.
@@ -256,10 +261,7 @@ fn a_new_leader_resumes_a_request_from_the_log_and_answers_it_once() {
     for _ in 0..5 {
         c.tick();
     }
-    let key = RequestKey {
-        client: "id".into(),
-        id: 9,
-    };
+    let key = RequestKey::of_id(9);
     let answer = c.nodes[&old]
         .replica()
         .state()
@@ -533,11 +535,7 @@ fn progress_goes_to_the_waiting_connections_that_asked_for_it_and_no_other() {
 
 #[test]
 fn verified_chunks_are_logged_together_at_the_next_tick_or_before_the_answer() {
-    let mut c = Cluster::new(3);
-    let leader = c.leader();
-    c.send(leader, 100, &Message::Join.encode());
-    c.send(leader, 101, &Message::Join.encode());
-    c.send(leader, 7, &request_with_id("batch", 0, 99_999, 3));
+    let (mut c, leader) = Cluster::two_miners_and_a_request("batch", 99_999, 3);
     let applied = c.nodes[&leader].replica().state().applied_index();
     let searched = c.mine(leader, &[100, 101], 4);
     assert!(searched > 0 && searched < 100_000);
@@ -575,12 +573,7 @@ fn verified_chunks_are_logged_together_at_the_next_tick_or_before_the_answer() {
         applied + 4,
         "the four chunks, at the tick"
     );
-    let r = after
-        .request(&RequestKey {
-            client: "id".into(),
-            id: 3,
-        })
-        .unwrap();
+    let r = after.request(&RequestKey::of_id(3)).unwrap();
     let covered: u64 = r.covered.iter().map(|(a, b)| b - a + 1).sum();
     assert_eq!(covered, searched);
     // The rest is answered without another tick: its chunks go to the log before the

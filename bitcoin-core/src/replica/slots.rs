@@ -124,10 +124,7 @@ mod tests {
     use super::*;
 
     fn key(id: u64) -> RequestKey {
-        RequestKey {
-            client: "id".into(),
-            id,
-        }
+        RequestKey::of_id(id)
     }
 
     #[test]

@@ -55,10 +55,7 @@ fn old_entries_decode_and_minimum_entries_encode_as_before() {
     assert_eq!(
         decoded,
         Command::Accept {
-            key: RequestKey {
-                client: "id".into(),
-                id: 7
-            },
+            key: RequestKey::of_id(7),
             message: "m".into(),
             lower: 0,
             upper: 9,
