@@ -190,8 +190,35 @@ impl Proc {
     }
 }
 
+/// How many of its last stderr lines a process shows when a test fails.
+const SHOWN_ON_FAILURE: usize = 150;
+
 impl Drop for Proc {
+    /// Kills the process; if the test is failing, first shows whether it was still running
+    /// and the end of its stderr, so that a failure on a machine nobody can log in to (CI)
+    /// says what every process of the scene was doing, not only the one waited for.
     fn drop(&mut self) {
+        if thread::panicking() {
+            let state = match self.child.try_wait() {
+                Ok(Some(status)) => format!("exited: {status}"),
+                Ok(None) => "still running".to_string(),
+                Err(e) => format!("unknown: {e}"),
+            };
+            let text = self.stderr_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let skipped = lines.len().saturating_sub(SHOWN_ON_FAILURE);
+            eprintln!(
+                "--- {} (pid {}, {state}); stderr{}:\n{}",
+                self.name,
+                self.pid(),
+                if skipped > 0 {
+                    format!(" without its first {skipped} lines")
+                } else {
+                    String::new()
+                },
+                lines[skipped..].join("\n")
+            );
+        }
         self.kill();
     }
 }
