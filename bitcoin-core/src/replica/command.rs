@@ -36,6 +36,35 @@ impl fmt::Display for RequestKey {
     }
 }
 
+/// What a client asked for: an [`Command::Accept`] without its key. A request id that
+/// comes again must ask for the same, or it is refused: it would otherwise be given the
+/// answer to another request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asked {
+    /// The text whose nonces are hashed.
+    pub message: String,
+    /// First nonce, inclusive.
+    pub lower: u64,
+    /// Last nonce, inclusive.
+    pub upper: u64,
+    /// What is searched for.
+    pub mode: Mode,
+}
+
+impl Asked {
+    /// The Accept of this request under `key`.
+    #[must_use]
+    pub fn accept(self, key: RequestKey) -> Command {
+        Command::Accept {
+            key,
+            message: self.message,
+            lower: self.lower,
+            upper: self.upper,
+            mode: self.mode,
+        }
+    }
+}
+
 /// What a request searches for, as the log holds it (the wire's
 /// [`crate::message::Mode`], with a stable JSON form).
 ///

@@ -35,8 +35,9 @@ use std::fmt;
 use lsp_core::Timestamp;
 use serde::Deserialize;
 
-use super::command::{Command, Mode, RequestKey};
-use super::disk::{Disk, DiskOp};
+use super::command::{Asked, Command, RequestKey};
+use super::disk::Disk;
+pub use super::interface::{CoordinatorEffect, CoordinatorStats, Port};
 use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
 use super::redirect;
 use super::slots::Slots;
@@ -47,55 +48,6 @@ use crate::message::Message;
 use crate::scheduler::RequestError;
 use crate::scheduler::{Config, Covers};
 use crate::service::{CloseReason, MinerService};
-
-/// The service's connection key under a coordinator: a real connection (a miner's), or
-/// the slot of one replicated request (its Result is proposed instead of written).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Port<K> {
-    /// A connection of the driver.
-    Conn(K),
-    /// One replicated request.
-    Slot(u64),
-}
-
-/// What the driver must do, in order.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum CoordinatorEffect<K> {
-    /// Make these durable before acting on any later effect.
-    Persist(Vec<DiskOp>),
-    /// Send this raft message to replica `to`.
-    SendRaft(RaftMessage),
-    /// Write this payload (a job, to a miner) to connection `K`. It depends on nothing
-    /// durable: the driver may write it before the `Persist` effects queued ahead of it.
-    Write(K, Vec<u8>),
-    /// Write this Result to client connection `K`. It depends on the log: only once every
-    /// `Persist` queued ahead of it is durable.
-    Answer(K, Vec<u8>),
-    /// Close connection `K` (a follower's client or miner, or a refused request).
-    Close(K),
-}
-
-/// Counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CoordinatorStats {
-    /// Connections closed because this replica does not lead.
-    pub not_leader: u64,
-    /// Connections told which replica leads before being closed, by a follower or by a
-    /// leader stepping down (a NotLeader message, see
-    /// [`redirect`](super::redirect)).
-    pub redirected: u64,
-    /// Requests restored by this replica on becoming leader.
-    pub restored: u64,
-    /// Proposals refused by raft-rs (leadership lost meanwhile).
-    pub proposals_dropped: u64,
-    /// Requests refused because the log already holds `Config::max_requests` unanswered
-    /// ones (their connections are closed).
-    pub refused: u64,
-    /// Requests refused because their `Zeros` or `Algo` ask for no valid mode, as the
-    /// plain server refuses them (their connections are closed).
-    pub unsupported_mode: u64,
-}
 
 #[derive(Deserialize)]
 struct IdField {
@@ -194,7 +146,13 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         match decoded.map(|d| (d.message, d.ext.mode)) {
             Ok((Message::Request { data, lower, upper }, Ok(mode))) => {
                 let key = self.key_of(conn, payload);
-                self.request(now, conn, key, data, (lower, upper), mode.into());
+                let asked = Asked {
+                    message: data,
+                    lower,
+                    upper,
+                    mode: mode.into(),
+                };
+                self.request(now, conn, key, asked);
             }
             Ok((Message::Request { .. }, Err(_))) => {
                 // A bad Zeros/Algo: refused, as the plain server refuses it.
@@ -295,21 +253,24 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         }
     }
 
-    fn request(
-        &mut self,
-        now: Timestamp,
-        conn: K,
-        key: RequestKey,
-        data: String,
-        (lower, upper): (u64, u64),
-        mode: Mode,
-    ) {
-        let fits = crate::request_size::check_mode(&data, upper, mode.into()).is_ok();
-        if lower > upper || !fits {
+    fn request(&mut self, now: Timestamp, conn: K, key: RequestKey, asked: Asked) {
+        let fits = crate::request_size::check_mode(&asked.message, asked.upper, asked.mode.into());
+        if asked.lower > asked.upper || fits.is_err() {
             self.effects.push_back(CoordinatorEffect::Close(conn));
             return;
         }
-        let known = self.replica.state().request(&key).is_some() || self.slots.is_proposed(&key);
+        let known = match self.replica.state().request(&key) {
+            Some(request) => Some(request.asks(&asked)),
+            None => self.slots.proposed_asking(&key).map(|a| *a == asked),
+        };
+        if known == Some(false) {
+            // The id names another request: answering this one with its answer would be
+            // wrong, so it is refused like any request the server cannot take.
+            self.stats.id_conflicts += 1;
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+            return;
+        }
+        let known = known.is_some();
         let held = self.replica.state().unanswered().count() + self.slots.proposed_count();
         if !known && held >= self.config.max_requests {
             // The log holds (or will, once what this leader proposed is applied) as many
@@ -328,17 +289,19 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             Some(None) => self.schedule(now, &key),
             None if self.slots.is_proposed(&key) => {}
             None => {
-                let accept = Command::Accept {
-                    key: key.clone(),
-                    message: data,
-                    lower,
-                    upper,
-                    mode,
-                };
-                if self.propose(&accept) {
-                    self.slots.proposed(key);
+                if self.propose(&asked.clone().accept(key.clone())) {
+                    self.slots.proposed(key, asked);
                 }
             }
+        }
+    }
+
+    /// Closes every connection waiting for `key`, as requests whose id names another
+    /// request.
+    fn refuse_waiters(&mut self, key: &RequestKey) {
+        for conn in self.waiters.remove(key).unwrap_or_default() {
+            self.stats.id_conflicts += 1;
+            self.effects.push_back(CoordinatorEffect::Close(conn));
         }
     }
 
@@ -609,7 +572,15 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
 
     fn applied(&mut self, now: Timestamp, command: &Command, outcome: Applied) {
         if let Command::Accept { key, .. } = command {
-            self.slots.applied(key);
+            let asked = self.slots.applied(key);
+            let logged = self.replica.state().request(key);
+            if let (Some(asked), Some(logged)) = (asked, logged) {
+                if !logged.asks(&asked) {
+                    // Another leader's Accept of this id, asking something else, came
+                    // first: those waiting here asked for what this leader proposed.
+                    self.refuse_waiters(key);
+                }
+            }
         }
         let leader = self.replica.is_leader() && self.service.is_some();
         match outcome {

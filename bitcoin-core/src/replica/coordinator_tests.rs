@@ -7,11 +7,11 @@ use crate::hash::hash;
 use crate::message::Message;
 use crate::scheduler::Config;
 
-fn scan(msg: &str, lower: u64, upper: u64) -> (u64, u64) {
+pub(super) fn scan(msg: &str, lower: u64, upper: u64) -> (u64, u64) {
     (lower..=upper).map(|n| (hash(msg, n), n)).min().unwrap()
 }
 
-fn request_with_id(data: &str, lower: u64, upper: u64, id: u64) -> Vec<u8> {
+pub(super) fn request_with_id(data: &str, lower: u64, upper: u64, id: u64) -> Vec<u8> {
     format!(r#"{{"Type":1,"Data":"{data}","Lower":{lower},"Upper":{upper},"Hash":0,"Nonce":0,"Id":{id}}}"#)
         .into_bytes()
 }
@@ -32,6 +32,8 @@ pub(super) struct Cluster {
     hints: Vec<(u64, u32, u64)>,
     /// The scheduler's `max_requests` of coordinators started from now on.
     pub(super) max_requests: usize,
+    /// Raft messages the network loses (none unless a test says so).
+    pub(super) lose: Box<dyn Fn(&RaftMessage) -> bool>,
 }
 
 impl Cluster {
@@ -48,6 +50,7 @@ impl Cluster {
             closed: Vec::new(),
             hints: Vec::new(),
             max_requests: 4,
+            lose: Box::new(|_| false),
         };
         for id in 1..=n {
             c.start(id);
@@ -83,7 +86,7 @@ impl Cluster {
     }
 
     /// Acts on effects taken from `node` by hand, then drains as usual.
-    fn replay(&mut self, node: u64, effects: Vec<CoordinatorEffect<u32>>) {
+    pub(super) fn replay(&mut self, node: u64, effects: Vec<CoordinatorEffect<u32>>) {
         for effect in effects {
             match effect {
                 CoordinatorEffect::Persist(ops) => {
@@ -97,7 +100,7 @@ impl Cluster {
         self.drain();
     }
 
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         loop {
             for (&id, node) in &mut self.nodes {
                 while let Some(effect) = node.poll_effect() {
@@ -126,6 +129,9 @@ impl Cluster {
                 return;
             };
             let now = self.at();
+            if (self.lose)(&m) {
+                continue;
+            }
             if let Some(node) = self.nodes.get_mut(&m.to) {
                 node.step_raft(now, m);
             }
@@ -164,7 +170,7 @@ impl Cluster {
     }
 
     /// Answers up to `max` jobs written to `node`'s miners, truly; returns the nonces.
-    fn mine(&mut self, node: u64, miners: &[u32], max: usize) -> u64 {
+    pub(super) fn mine(&mut self, node: u64, miners: &[u32], max: usize) -> u64 {
         let mut nonces = 0;
         for _ in 0..max {
             let job = self.writes.iter().position(|(n, conn, m)| {
@@ -182,7 +188,7 @@ impl Cluster {
         nonces
     }
 
-    fn results_to(&self, node: u64, conn: u32) -> Vec<Message> {
+    pub(super) fn results_to(&self, node: u64, conn: u32) -> Vec<Message> {
         self.writes
             .iter()
             .filter(|(n, c, m)| *n == node && *c == conn && matches!(m, Message::Result { .. }))

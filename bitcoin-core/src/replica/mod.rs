@@ -19,11 +19,14 @@ mod command;
 mod compaction_tests;
 mod coordinator;
 #[cfg(test)]
+mod coordinator_id_tests;
+#[cfg(test)]
 mod coordinator_target_tests;
 #[cfg(test)]
 mod coordinator_tests;
 mod disk;
 pub mod frames;
+mod interface;
 mod node;
 pub mod redirect;
 mod slots;
@@ -33,7 +36,7 @@ mod target_tests;
 #[cfg(test)]
 mod tests;
 
-pub use command::{Command, CommandError, Mode, RequestKey};
+pub use command::{Asked, Command, CommandError, Mode, RequestKey};
 pub use coordinator::{Coordinator, CoordinatorEffect, CoordinatorStats, Port};
 pub use disk::{Disk, DiskOp};
 pub use node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError, ReplicaStats, ENTRY_OVERHEAD};

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::command::{Command, RequestKey};
+use super::command::{Asked, Command, RequestKey};
 
 /// See the [module documentation](self).
 #[derive(Debug, Default)]
@@ -16,9 +16,10 @@ pub(super) struct Slots {
     by_slot: BTreeMap<u64, RequestKey>,
     by_key: BTreeMap<RequestKey, u64>,
     next: u64,
-    /// Accepts this leader proposed that are not applied yet. They count against the
-    /// request limit, so that Accepts proposed together cannot take the log past it.
-    proposed: BTreeSet<RequestKey>,
+    /// Accepts this leader proposed that are not applied yet, with what they ask. They
+    /// count against the request limit, so that Accepts proposed together cannot take the
+    /// log past it.
+    proposed: BTreeMap<RequestKey, Asked>,
     /// Requests in the log, unanswered, that the scheduler refused for want of room (the
     /// log can still hold more than the limit: Accepts a previous leader proposed may be
     /// committed under this one). Scheduled, in key order, as slots free.
@@ -79,19 +80,25 @@ impl Slots {
         std::mem::take(&mut self.deferred).into_iter().collect()
     }
 
-    /// This leader proposed an Accept of `key`.
-    pub(super) fn proposed(&mut self, key: RequestKey) {
-        self.proposed.insert(key);
+    /// This leader proposed an Accept of `key` asking `asked`.
+    pub(super) fn proposed(&mut self, key: RequestKey, asked: Asked) {
+        self.proposed.insert(key, asked);
     }
 
-    /// An Accept of `key` was applied (or dropped): it is no longer pending.
-    pub(super) fn applied(&mut self, key: &RequestKey) {
-        self.proposed.remove(key);
+    /// An Accept of `key` was applied (or dropped): it is no longer pending. Returns what
+    /// this leader's Accept of `key` asked, if it proposed one.
+    pub(super) fn applied(&mut self, key: &RequestKey) -> Option<Asked> {
+        self.proposed.remove(key)
     }
 
     /// Whether an Accept of `key` is proposed and not applied yet.
     pub(super) fn is_proposed(&self, key: &RequestKey) -> bool {
-        self.proposed.contains(key)
+        self.proposed.contains_key(key)
+    }
+
+    /// What the Accept of `key` proposed and not applied yet asks, if there is one.
+    pub(super) fn proposed_asking(&self, key: &RequestKey) -> Option<&Asked> {
+        self.proposed.get(key)
     }
 
     /// Accepts proposed and not applied yet.
@@ -148,8 +155,16 @@ mod tests {
         assert_eq!(s.release(a), Some(key(1)));
         assert_eq!(s.release(a), None);
         assert_eq!(s.slot(&key(1)), None);
-        s.proposed(key(4));
+        let asked = Asked {
+            message: "m".into(),
+            lower: 0,
+            upper: 9,
+            mode: Default::default(),
+        };
+        s.proposed(key(4), asked.clone());
         assert!(s.is_proposed(&key(4)));
+        assert_eq!(s.proposed_asking(&key(4)), Some(&asked));
+        assert_eq!(s.proposed_asking(&key(3)), None);
         assert_eq!(s.proposed_count(), 1);
         let chunk = |id, lower| Command::RangeDone {
             key: key(id),

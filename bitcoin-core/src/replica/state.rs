@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{Command, Mode, RequestKey};
+use super::command::{Asked, Command, Mode, RequestKey};
 
 /// One request as the log knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,15 @@ pub struct Request {
     /// false, so that a minimum-mode request's snapshot is what it was before.
     #[serde(default, skip_serializing_if = "is_false")]
     pub not_found: bool,
+}
+
+impl Request {
+    /// Whether this is the request `asked` describes (same text, range and mode).
+    #[must_use]
+    pub fn asks(&self, asked: &Asked) -> bool {
+        self.message == asked.message
+            && (self.lower, self.upper, self.mode) == (asked.lower, asked.upper, asked.mode)
+    }
 }
 
 fn is_false(b: &bool) -> bool {
