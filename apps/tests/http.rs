@@ -161,6 +161,16 @@ struct Replication {
     not_leader: u64,
     restored: u64,
     snapshots_installed: u64,
+    refused: Refused,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Refused {
+    full: u64,
+    mode: u64,
+    id_conflict: u64,
 }
 
 #[derive(Deserialize, Debug)]
@@ -560,5 +570,42 @@ fn a_durable_server_is_observed_like_a_plain_one_and_says_it_leads() {
     );
     assert!(one(&m, "miner_replica_persisted_batches_total", &[]) >= 1.0);
     assert_eq!(one(&m, "miner_pool_requests_answered_total", &[]), 1.0);
+    // A request whose "Id" already names another request is refused, and counted so.
+    let params = lsp_core::Params {
+        epoch_millis: 100,
+        epoch_limit: 10,
+        ..lsp_core::Params::default()
+    };
+    let with_id = |data: &str| {
+        format!(r#"{{"Type":1,"Data":"{data}","Lower":0,"Upper":10,"Hash":0,"Nonce":0,"Id":77}}"#)
+            .into_bytes()
+    };
+    let first = lsp_mio::Client::connect(addr.parse().unwrap(), 0, params).expect("connects");
+    first.write(with_id("first")).expect("written");
+    assert!(
+        first.read().is_ok(),
+        "the first request under id 77 is answered"
+    );
+    let other = lsp_mio::Client::connect(addr.parse().unwrap(), 0, params).expect("connects");
+    other.write(with_id("other")).expect("written");
+    assert!(other.read().is_err(), "the other one is refused");
+    let m = scrape(http);
+    let refused = |reason| {
+        one(
+            &m,
+            "miner_replica_requests_refused_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(
+        (refused("id_conflict"), refused("full"), refused("mode")),
+        (1.0, 0.0, 0.0)
+    );
+    let s = status_when(http, |s| {
+        s.replication
+            .as_ref()
+            .is_some_and(|r| r.refused.id_conflict == 1)
+    });
+    assert_eq!(s.replication.map(|r| r.refused.full), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,7 +17,7 @@ use bitcoin_core::accounting::{
 use bitcoin_core::replica::{Coordinator, Port};
 use lsp_core::{ConnId, Timestamp};
 
-use super::http::replication::Replication;
+use super::http::replication::{Refused, Replication};
 use super::observe::empty_report;
 use super::replica_events::{ReplicaEvent, ReplicaEventKind};
 
@@ -242,6 +242,11 @@ impl View {
             not_leader: stats.not_leader,
             restored: stats.restored,
             snapshots_installed: replica.stats().snapshots_installed,
+            refused: Refused {
+                full: stats.refused,
+                mode: stats.unsupported_mode,
+                id_conflict: stats.id_conflicts,
+            },
         }
     }
 }

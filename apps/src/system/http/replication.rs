@@ -45,6 +45,21 @@ pub struct Replication {
     pub restored: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// Requests refused by this replica as leader, by reason: the log already held as
+    /// many unanswered requests as the scheduler may (`full`), their `Zeros`/`Algo` named
+    /// no valid mode (`mode`), or their `"Id"` named another request (`id_conflict`).
+    pub refused: Refused,
+}
+
+/// Requests a leader refused, by reason (see [`Replication::refused`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// The log was full (`CoordinatorStats::refused`).
+    pub full: u64,
+    /// No valid mode (`CoordinatorStats::unsupported_mode`).
+    pub mode: u64,
+    /// The id named another request (`CoordinatorStats::id_conflicts`).
+    pub id_conflict: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +70,11 @@ struct RoleLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
     direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 /// Registers `replication`'s metrics in `r`.
@@ -113,6 +133,20 @@ pub fn register(r: &mut Registry, replication: &Replication) {
         "miner_replica_raft_messages",
         "Raft messages exchanged with the other replicas",
         messages,
+    );
+    let refused = Family::<ReasonLabels, Counter>::default();
+    let Refused {
+        full,
+        mode,
+        id_conflict,
+    } = replication.refused;
+    for (reason, n) in [("full", full), ("mode", mode), ("id_conflict", id_conflict)] {
+        refused.get_or_create(&ReasonLabels { reason }).inc_by(n);
+    }
+    r.register(
+        "miner_replica_requests_refused",
+        "Requests refused by this replica as leader, by reason",
+        refused,
     );
     let counters = [
         (
