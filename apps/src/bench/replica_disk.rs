@@ -15,7 +15,9 @@
 //! Printed: progress every tenth; then the redb file's size and allocated bytes, the
 //! snapshot's size, the entries left in the log, the time per request (split into the
 //! replica's own work, snapshots' JSON included, and the store's writes), the snapshots
-//! taken and their bytes written; and the time to reopen the store and rebuild the replica
+//! taken and their bytes written; the longest single step of each (what one turn of the
+//! server's loop would stall for: a snapshot's JSON, a transaction writing it); and the
+//! time to reopen the store and rebuild the replica
 //! from it (a restart: the snapshot restored, then the log after it applied again).
 
 use std::os::unix::fs::MetadataExt;
@@ -65,6 +67,11 @@ struct Tally {
     snapshots: u64,
     snapshot_bytes: u64,
     answered: u64,
+    /// The longest single proposal's work in the replica (one that took a snapshot: its
+    /// JSON), which the server's loop would spend without serving anything.
+    longest_step: Duration,
+    /// The longest single store transaction (one that wrote a snapshot and compacted).
+    longest_transaction: Duration,
 }
 
 /// Runs the benchmark (see the module documentation).
@@ -154,7 +161,9 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
             let begun = Instant::now();
             replica.propose(command).map_err(|e| e.to_string())?;
             drain(&mut replica, &mut ops, &mut tally);
-            tally.replica += begun.elapsed();
+            let took = begun.elapsed();
+            tally.replica += took;
+            tally.longest_step = tally.longest_step.max(took);
         }
         if (id + 1) % o.batch == 0 {
             flush(&mut store, &mut ops, &mut tally)?;
@@ -204,6 +213,12 @@ fn measure(o: &Options, config: &ReplicaConfig, dir: &Path) -> Result<(), String
         tally.snapshots,
         tally.snapshot_bytes as f64 / 1e6,
         tally.snapshot_bytes as f64 / 1e3 / n
+    );
+    println!(
+        "  longest stall of a loop turn: replica {:.1} ms (a proposal that took a snapshot), \
+         store {:.1} ms (a transaction that wrote one and compacted)",
+        tally.longest_step.as_secs_f64() * 1e3,
+        tally.longest_transaction.as_secs_f64() * 1e3
     );
     let replica_applied = replica.state().applied_index();
     let disk_entries = replica.disk().entries_ref().len();
@@ -265,7 +280,9 @@ fn flush(store: &mut Store, ops: &mut Vec<DiskOp>, tally: &mut Tally) -> Result<
     if let Some(e) = store.apply(ops).map_err(|e| e.to_string())? {
         return Err(format!("compacting the store failed: {e}"));
     }
-    tally.store += begun.elapsed();
+    let took = begun.elapsed();
+    tally.store += took;
+    tally.longest_transaction = tally.longest_transaction.max(took);
     tally.transactions += 1;
     ops.clear();
     Ok(())
