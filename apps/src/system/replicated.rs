@@ -308,7 +308,9 @@ pub fn serve_replicated(
                     }
                 }
                 CoordinatorEffect::Close(conn) => {
-                    log.info(format_args!("conn {conn}: closed"));
+                    // The closing is told at `-v` once, when the server reports the
+                    // connection closed (the departure below).
+                    log.debug(format_args!("conn {conn}: closing"));
                     let _ = server.close_conn(conn);
                 }
                 _ => {}
