@@ -387,6 +387,7 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
         total.cancels += o.cancels;
         total.redirects += o.redirects;
         total.restored += o.restored;
+        total.id_conflicts += o.id_conflicts;
     };
     let fail = |seed, failure: String| {
         print_failure(seed, &failure, &ReplicaCase::generate(seed), "replay-raft");
@@ -395,7 +396,7 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     let (passed, failed) = sweep_seeds(seeds, max_failures, replica::check_seed, pass, fail);
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered ({} target, {} of them Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored",
+        "{} seeds in {wall:.2} s (each run twice), {:.0} s virtual; {} answered ({} target, {} of them Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored, {} refused for an Id naming another request",
         passed + failed,
         total.ms as f64 / 1000.0,
         total.answered,
@@ -409,7 +410,8 @@ fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
         total.target_searches,
         total.cancels,
         total.redirects,
-        total.restored
+        total.restored,
+        total.id_conflicts
     );
     (passed, failed)
 }
@@ -424,8 +426,8 @@ fn replay_raft(seed: u64, verbose: bool, max_requests: Option<usize>) -> (u64, u
     match replica::run_case(&case, verbose) {
         Ok(o) => {
             println!(
-                "passed: {} ms virtual, digest {:016x}; {} answered ({} target, {} Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored",
-                o.ms, o.digest, o.answered, o.target_answered, o.not_found, o.disconnected, o.crashes, o.terms, o.snapshots_installed, o.searches, o.target_searches, o.cancels, o.redirects, o.restored
+                "passed: {} ms virtual, digest {:016x}; {} answered ({} target, {} Found:false), {} disconnected, {} crashes, {} terms, {} snapshots installed, {} jobs searched ({} target), {} Cancels, {} redirects, {} requests restored, {} Id conflicts",
+                o.ms, o.digest, o.answered, o.target_answered, o.not_found, o.disconnected, o.crashes, o.terms, o.snapshots_installed, o.searches, o.target_searches, o.cancels, o.redirects, o.restored, o.id_conflicts
             );
             (1, 0)
         }

@@ -11,6 +11,7 @@ fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
     let mut snapshots = 0;
     let mut searches = 0;
     let mut redirects = 0;
+    let mut refused = 0;
     let mut restored = 0;
     let (mut target_answered, mut not_found, mut target_searches, mut cancels) = (0, 0, 0, 0);
     for seed in 0..200 {
@@ -26,6 +27,7 @@ fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
                 searches += o.searches;
                 redirects += o.redirects;
                 restored += o.restored;
+                refused += o.refused_for_good;
             }
             Err(failure) => panic!(
                 "seed {seed}: {failure}\n{}  replay: cargo run --release -p sim -- replay-raft --seed {seed} -v",
@@ -42,10 +44,22 @@ fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
             case.requests.iter().filter(|r| !r.with_id).count() as u64
         })
         .sum();
+    let sharing = (0..200)
+        .filter(|&s| {
+            let case = ReplicaCase::generate(s);
+            let ids: std::collections::BTreeSet<u64> = case.requests.iter().map(|r| r.id).collect();
+            ids.len() < case.requests.len()
+        })
+        .count() as u64;
     assert_eq!(
-        answered + disconnected,
+        answered + disconnected + refused,
         requests,
-        "every client answered once, or a reference client disconnected"
+        "every client answered once, or a reference client disconnected, or refused for an Id \
+         naming another request"
+    );
+    assert!(
+        refused > 0 && refused <= sharing,
+        "at most one client refused per seed that shares an id ({refused} in {sharing} seeds)"
     );
     assert!(disconnected <= without_id, "only reference clients give up");
     assert!(

@@ -70,8 +70,9 @@ pub struct MinerPlan {
 pub struct RequestPlan {
     /// The client's name.
     pub client: String,
-    /// The request's `"Id"`, unique in the run (the coordinator names requests by it
-    /// alone, whichever client sends it).
+    /// The request's `"Id"` (the coordinator names requests by it alone, whichever client
+    /// sends it): unique in the run, except that in one seed in four a client reuses
+    /// another's for a different request (`share_an_id`).
     pub id: u64,
     /// Whether the client sends the `"Id"` (one given several addresses). One that does
     /// not is the reference client: it sends once, to the replica leading when it starts,
@@ -209,7 +210,7 @@ impl ReplicaCase {
             })
             .collect();
         draw_modes(seed, &mut requests, &mut miners);
-        ReplicaCase {
+        let mut case = ReplicaCase {
             seed,
             replicas,
             election_ticks,
@@ -244,7 +245,10 @@ impl ReplicaCase {
                 1 => 100,
                 _ => 0,
             },
-        }
+        };
+        // Drawn after everything else, for the same reason.
+        share_an_id(&mut rng, &mut case.requests);
+        case
     }
 
     /// The same case with room for only `max` requests in the leader's scheduler (at
@@ -268,6 +272,26 @@ impl ReplicaCase {
 /// request (2 to 10 zero bits, either algorithm). The first miner announces every
 /// capability (so that every request can be searched); the others most, some only
 /// `target` or none (such a miner must never be given a job it cannot take).
+/// In one seed in four with two clients that send an `"Id"`: the last of them reuses an
+/// earlier one's id for its own (other) request, as a buggy or hostile client would. The
+/// group must then answer one of the two, the one whose Accept the log took, and refuse
+/// the other for good (`CoordinatorStats::id_conflicts`), never answering it with the
+/// other's answer.
+fn share_an_id(rng: &mut Rng, requests: &mut [RequestPlan]) {
+    let with_id: Vec<usize> = (0..requests.len())
+        .filter(|&i| requests[i].with_id)
+        .collect();
+    if with_id.len() < 2 || rng.below(4) != 0 {
+        return;
+    }
+    let [earlier @ .., last] = with_id.as_slice() else {
+        return;
+    };
+    let from = earlier[rng.below(earlier.len() as u64) as usize];
+    let last = *last;
+    requests[last].id = requests[from].id;
+}
+
 fn draw_modes(seed: u64, requests: &mut [RequestPlan], miners: &mut [MinerPlan]) {
     let mut rng = Rng::new(seed ^ 0x007a_26e7_cab5);
     for r in requests {

@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use bitcoin_core::message::Mode;
-use bitcoin_core::replica::{Command, Outcome as Answer, RequestKey};
+use bitcoin_core::replica::{Asked, Command, Outcome as Answer, Request, RequestKey};
+
+use super::case::RequestPlan;
 
 use super::conns::{ConnKey, Peer};
 use super::world::ReplicaWorld;
@@ -124,7 +126,7 @@ impl ReplicaWorld {
         }
         self.checks.checked_applied.insert(id, applied);
         for (key, request) in state.requests() {
-            let i = self.request_of(key);
+            let i = self.request_of(key, request);
             if let Some(i) = i {
                 let mode = Mode::from(request.mode);
                 if mode != self.case.requests[i].mode {
@@ -218,20 +220,51 @@ impl ReplicaWorld {
         }
     }
 
-    /// The case's request a replicated request key names: `id:N` by its `"Id"`, and
+    /// The case's request a replicated request key names: `id:N` by its `"Id"` (of the
+    /// clients sending that id, the one asking what the log holds), and
     /// `leader.term.conn` (a request without one) by the client on that connection.
-    fn request_of(&self, key: &RequestKey) -> Option<usize> {
+    fn request_of(&self, key: &RequestKey, logged: &Request) -> Option<usize> {
         if key.client == "id" {
             return self
                 .case
                 .requests
                 .iter()
-                .position(|r| r.with_id && r.id == key.id);
+                .position(|r| r.with_id && r.id == key.id && logged.asks(&asked(r)));
         }
         let conn: u64 = key.client.rsplit('.').next()?.parse().ok()?;
         match self.conns.all.get(&conn)?.peer {
             Peer::Client(i) if !self.case.requests[i].with_id && key.id == 1 => Some(i),
             _ => None,
         }
+    }
+}
+
+/// What the client of `plan` asks for, as the coordinator compares it.
+fn asked(plan: &RequestPlan) -> Asked {
+    Asked {
+        message: plan.message.clone(),
+        lower: plan.lower,
+        upper: plan.upper,
+        mode: plan.mode.into(),
+    }
+}
+
+impl ReplicaWorld {
+    /// Whether client `i` can never be answered: its `"Id"` names, in some replica's
+    /// state, a request of another client (it is refused each time it tries).
+    pub(super) fn refused_for_good(&self, i: usize) -> bool {
+        let plan = &self.case.requests[i];
+        if !plan.with_id {
+            return false;
+        }
+        let key = RequestKey::of_id(plan.id);
+        let mine = asked(plan);
+        self.coords.values().any(|coord| {
+            coord
+                .replica()
+                .state()
+                .request(&key)
+                .is_some_and(|logged| !logged.asks(&mine))
+        })
     }
 }

@@ -63,6 +63,11 @@ pub struct Outcome {
     pub redirects: u64,
     /// Unanswered requests new leaders restored from the replicated state.
     pub restored: u64,
+    /// Requests refused because their `"Id"` named another client's request (each try
+    /// counts).
+    pub id_conflicts: u64,
+    /// Clients never answered because their `"Id"` names another client's request.
+    pub refused_for_good: u64,
     /// The trace digest.
     pub digest: u64,
 }
@@ -210,6 +215,7 @@ impl ReplicaWorld {
     fn count(&mut self, coord: &Coordinator<ConnKey>) {
         self.outcome.snapshots_installed += coord.replica().stats().snapshots_installed;
         self.outcome.restored += coord.stats().restored;
+        self.outcome.id_conflicts += coord.stats().id_conflicts;
     }
 
     fn crash(&mut self, id: u64) {
@@ -296,7 +302,12 @@ impl ReplicaWorld {
         while self.now <= deadline {
             self.step()?;
             self.check_leaders()?;
-            if self.healed() && self.clients.iter().all(Client::done) {
+            let finished =
+                (0..self.clients.len()).all(|i| self.clients[i].done() || self.refused_for_good(i));
+            if self.healed() && finished {
+                self.outcome.refused_for_good = (0..self.clients.len())
+                    .filter(|&i| !self.clients[i].done())
+                    .count() as u64;
                 self.outcome.ms = self.now;
                 self.outcome.terms = self.checks.terms();
                 for coord in std::mem::take(&mut self.coords).values() {
@@ -312,8 +323,9 @@ impl ReplicaWorld {
             .requests
             .iter()
             .zip(&self.clients)
-            .filter(|(_, c)| !c.done())
-            .map(|(r, _)| r.id)
+            .enumerate()
+            .filter(|(i, (_, c))| !c.done() && !self.refused_for_good(*i))
+            .map(|(_, (r, _))| r.id)
             .collect();
         Err(format!(
             "liveness: requests {waiting:?} unanswered {LIVENESS_MS} ms after the heal"
