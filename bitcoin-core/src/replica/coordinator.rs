@@ -39,6 +39,7 @@ use super::command::{Asked, Command, RequestKey};
 use super::disk::Disk;
 pub use super::interface::{CoordinatorEffect, CoordinatorStats, Port};
 use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
+use super::orphans::Orphans;
 use super::redirect;
 use super::slots::Slots;
 use super::state::{Applied, Outcome};
@@ -69,6 +70,11 @@ pub struct Coordinator<K> {
     /// the plain server decides): the only ones a slot's Progress is forwarded to.
     progress: BTreeSet<K>,
     requests_on: BTreeMap<K, u64>,
+    /// Announced connections held after stepping down with no leader known.
+    orphans: Orphans<K>,
+    /// How many ticks [`Coordinator::orphans`] are held at most: twice this replica's
+    /// election timeout, time for an election to finish.
+    orphan_ticks: usize,
     effects: VecDeque<CoordinatorEffect<K>>,
     stats: CoordinatorStats,
 }
@@ -99,6 +105,8 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             announced: BTreeSet::new(),
             progress: BTreeSet::new(),
             requests_on: BTreeMap::new(),
+            orphans: Orphans::default(),
+            orphan_ticks: 2 * replica.election_tick.max(1),
             effects: VecDeque::new(),
             stats: CoordinatorStats::default(),
         })
@@ -112,6 +120,26 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         }
         self.replica.tick();
         self.pump(now);
+        self.tell_orphans();
+    }
+
+    /// Tells the connections held since stepping down where the leader is, once one is
+    /// known (this replica included), or closes them when their bound has passed.
+    fn tell_orphans(&mut self) {
+        let leader = self.replica.leader();
+        let conns = if leader == 0 {
+            self.orphans.tick()
+        } else {
+            self.orphans.take()
+        };
+        for conn in conns {
+            if leader != 0 {
+                self.stats.redirected += 1;
+                let hint = redirect::encode_not_leader(leader);
+                self.effects.push_back(CoordinatorEffect::Write(conn, hint));
+            }
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+        }
     }
 
     /// A raft message from a peer replica.
@@ -123,6 +151,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// A payload from a client or miner connection.
     pub fn handle_payload(&mut self, now: Timestamp, conn: K, payload: &[u8]) {
         if !self.replica.is_leader() {
+            self.orphans.remove(conn);
             self.stats.not_leader += 1;
             let leader = self.replica.leader();
             if leader != 0 && leader != self.replica.id() && redirect::announces(payload) {
@@ -171,6 +200,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// Connection `conn` is gone. Its requests stay in the log (it may resubmit them to
     /// another replica); if it was a miner, its jobs go back.
     pub fn handle_connection_gone(&mut self, now: Timestamp, conn: K) {
+        self.orphans.remove(conn);
         self.conns.remove(&conn);
         self.announced.remove(&conn);
         self.progress.remove(&conn);
@@ -439,14 +469,21 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         self.progress.clear();
         let leader = self.replica.leader();
         let known = leader != 0 && leader != self.replica.id();
+        let mut orphans = Vec::new();
         for conn in std::mem::take(&mut self.conns) {
-            if known && announced.contains(&conn) {
+            if announced.contains(&conn) {
+                if !known {
+                    // Kept until a leader is known (see `orphans`).
+                    orphans.push(conn);
+                    continue;
+                }
                 self.stats.redirected += 1;
                 let hint = redirect::encode_not_leader(leader);
                 self.effects.push_back(CoordinatorEffect::Write(conn, hint));
             }
             self.effects.push_back(CoordinatorEffect::Close(conn));
         }
+        self.orphans.hold(orphans, self.orphan_ticks);
     }
 
     /// Moves outputs along until nothing moves: the replica's effects (applying what was

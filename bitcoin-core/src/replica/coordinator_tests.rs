@@ -29,7 +29,7 @@ pub(super) struct Cluster {
     pub(super) raw: Vec<(u64, u32, Vec<u8>)>,
     pub(super) closed: Vec<(u64, u32)>,
     /// NotLeader messages written: (node, conn, the leader named).
-    hints: Vec<(u64, u32, u64)>,
+    pub(super) hints: Vec<(u64, u32, u64)>,
     /// The scheduler's `max_requests` of coordinators started from now on.
     pub(super) max_requests: usize,
     /// Raft messages the network loses (none unless a test says so).

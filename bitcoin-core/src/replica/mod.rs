@@ -21,6 +21,8 @@ mod coordinator;
 #[cfg(test)]
 mod coordinator_id_tests;
 #[cfg(test)]
+mod coordinator_orphan_tests;
+#[cfg(test)]
 mod coordinator_target_tests;
 #[cfg(test)]
 mod coordinator_tests;
@@ -28,6 +30,7 @@ mod disk;
 pub mod frames;
 mod interface;
 mod node;
+mod orphans;
 pub mod redirect;
 mod slots;
 mod state;

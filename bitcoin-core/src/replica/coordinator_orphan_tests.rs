@@ -1,0 +1,71 @@
+//! A leader that steps down without knowing who leads next keeps the connections that
+//! understand a NotLeader, for a bounded time, and tells them the leader once one is known.
+
+use super::coordinator_tests::{request_with_id, Cluster};
+use super::redirect;
+use crate::message::Message;
+
+/// Three replicas; on the leader a miner that announced NotLeader (100), a reference miner
+/// (101) and a client sending an `"Id"` (7). Both followers then die: the leader loses its
+/// quorum and steps down. Returns the cluster, the old leader and the followers.
+fn a_leader_alone() -> (Cluster, u64, Vec<u64>) {
+    let mut c = Cluster::new(3);
+    let leader = c.leader();
+    c.send(
+        leader,
+        100,
+        &redirect::with_redirect(Message::Join.encode()),
+    );
+    c.send(leader, 101, &Message::Join.encode());
+    c.send(leader, 7, &request_with_id("alone", 0, 59_999, 5));
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    for f in &followers {
+        c.nodes.remove(f);
+    }
+    let mut ticks = 0;
+    while c.nodes[&leader].replica().is_leader() {
+        c.tick();
+        ticks += 1;
+        assert!(ticks < 200, "the leader never noticed it lost its quorum");
+    }
+    (c, leader, followers)
+}
+
+#[test]
+fn a_leader_without_quorum_tells_its_peers_the_next_leader_when_it_is_known() {
+    let (mut c, old, followers) = a_leader_alone();
+    assert_eq!(
+        c.closed,
+        [(old, 101)],
+        "the reference miner is closed at once"
+    );
+    assert!(c.hints.is_empty(), "no leader known yet");
+    // A follower returns: a leader is elected, and the two kept are told who it is.
+    c.start(followers[0]);
+    let leader = c.leader();
+    c.tick();
+    let mut hinted: Vec<(u32, u64)> = c
+        .hints
+        .iter()
+        .filter(|(n, _, _)| *n == old)
+        .map(|(_, conn, l)| (*conn, *l))
+        .collect();
+    hinted.sort_unstable();
+    assert_eq!(hinted, [(7, leader), (100, leader)]);
+    let mut closed: Vec<u32> = c.closed.iter().map(|(_, k)| *k).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [7, 100, 101]);
+}
+
+#[test]
+fn with_no_leader_in_time_they_are_closed_without_a_hint() {
+    let (mut c, old, _) = a_leader_alone();
+    for _ in 0..100 {
+        c.tick();
+    }
+    assert!(c.hints.is_empty());
+    let mut closed: Vec<u32> = c.closed.iter().map(|(_, k)| *k).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [7, 100, 101]);
+    assert!(c.closed.iter().all(|(n, _)| *n == old));
+}
