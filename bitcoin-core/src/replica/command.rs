@@ -6,6 +6,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hash::{Algo, Zeros};
 use crate::message::Mode as MessageMode;
+use crate::scheduler::{Covered, Covers};
+
+use super::state::Outcome;
 
 /// Names a request across replicas and restarts: the client's key (its address, or the id
 /// it chose) and the request's id within it.
@@ -27,6 +30,20 @@ impl RequestKey {
             client: "id".into(),
             id,
         }
+    }
+}
+
+impl RequestKey {
+    /// The `"Id"` a Request's payload carries, if any (read exactly as `Id`; a value that
+    /// is not a u64 is as none).
+    #[must_use]
+    pub fn id_in(payload: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct IdField {
+            #[serde(rename = "Id")]
+            id: Option<u64>,
+        }
+        serde_json::from_slice::<IdField>(payload).ok()?.id
     }
 }
 
@@ -252,5 +269,38 @@ impl Command {
 impl CommandError {
     pub(super) fn from_json(error: serde_json::Error) -> Self {
         CommandError(error)
+    }
+}
+
+impl Command {
+    /// The command that logs the chunk `c` of request `key` the scheduler verified:
+    /// `TargetDone` for a target chunk (with its first hit, or none), `RangeDone` else.
+    #[must_use]
+    pub fn chunk_done<K>(key: RequestKey, c: &Covered<K>) -> Command {
+        let (lower, upper) = (c.lower, c.upper);
+        match c.covers {
+            Covers::FirstHit | Covers::NoHit => Command::TargetDone {
+                key,
+                lower,
+                upper,
+                hit: (c.covers == Covers::FirstHit).then_some((c.hash, c.nonce)),
+            },
+            _ => Command::RangeDone {
+                key,
+                lower,
+                upper,
+                hash: c.hash,
+                nonce: c.nonce,
+            },
+        }
+    }
+
+    /// The command that answers `key` with `outcome`.
+    #[must_use]
+    pub fn answering(key: RequestKey, outcome: Outcome) -> Command {
+        match outcome {
+            Outcome::Found { hash, nonce } => Command::Answered { key, hash, nonce },
+            Outcome::NotFound => Command::AnsweredNotFound { key },
+        }
     }
 }

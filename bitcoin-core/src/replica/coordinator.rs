@@ -33,7 +33,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use lsp_core::Timestamp;
-use serde::Deserialize;
 
 use super::command::{Asked, Command, RequestKey};
 use super::disk::Disk;
@@ -46,15 +45,9 @@ use super::state::{Applied, Outcome};
 use super::RaftMessage;
 use crate::message::ext::encode_target_result;
 use crate::message::Message;
+use crate::scheduler::Config;
 use crate::scheduler::RequestError;
-use crate::scheduler::{Config, Covers};
 use crate::service::{CloseReason, MinerService};
-
-#[derive(Deserialize)]
-struct IdField {
-    #[serde(rename = "Id")]
-    id: Option<u64>,
-}
 
 /// One replica's miner server. See the [module documentation](self).
 pub struct Coordinator<K> {
@@ -270,9 +263,9 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     }
 
     fn key_of(&mut self, conn: K, payload: &[u8]) -> RequestKey {
-        match serde_json::from_slice::<IdField>(payload) {
-            Ok(IdField { id: Some(id) }) => RequestKey::of_id(id),
-            _ => {
+        match RequestKey::id_in(payload) {
+            Some(id) => RequestKey::of_id(id),
+            None => {
                 let seq = self.requests_on.entry(conn).or_insert(0);
                 *seq += 1;
                 RequestKey {
@@ -375,7 +368,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             return;
         }
         if let Some(outcome) = request.answerable() {
-            self.propose(&answered(key.clone(), outcome));
+            self.propose(&Command::answering(key.clone(), outcome));
             return;
         }
         let Some(service) = self.service.as_mut() else {
@@ -523,22 +516,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             for c in covered {
                 if let Port::Slot(slot) = c.client {
                     if let Some(key) = self.slots.key(slot).cloned() {
-                        let (lower, upper) = (c.lower, c.upper);
-                        let done = match c.covers {
-                            Covers::FirstHit | Covers::NoHit => Command::TargetDone {
-                                key,
-                                lower,
-                                upper,
-                                hit: (c.covers == Covers::FirstHit).then_some((c.hash, c.nonce)),
-                            },
-                            _ => Command::RangeDone {
-                                key,
-                                lower,
-                                upper,
-                                hash: c.hash,
-                                nonce: c.nonce,
-                            },
-                        };
+                        let done = Command::chunk_done(key, &c);
                         // Proposed at the next tick, with every chunk verified meanwhile:
                         // one log append (one fsync, one message per follower) per tick
                         // rather than per chunk. A leader that dies first loses them, and
@@ -574,7 +552,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                                 } else {
                                     Outcome::NotFound
                                 };
-                                batch.push(answered(key, outcome));
+                                batch.push(Command::answering(key, outcome));
                             }
                         }
                         self.propose_all(&batch);
@@ -642,13 +620,5 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             }
             _ => {}
         }
-    }
-}
-
-/// The command that answers `key` with `outcome`.
-fn answered(key: RequestKey, outcome: Outcome) -> Command {
-    match outcome {
-        Outcome::Found { hash, nonce } => Command::Answered { key, hash, nonce },
-        Outcome::NotFound => Command::AnsweredNotFound { key },
     }
 }
