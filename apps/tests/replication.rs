@@ -176,6 +176,49 @@ fn under_way(replicas: &[Proc], list: &str) -> UnderWay {
 }
 
 #[test]
+fn a_leader_asked_to_leave_hands_over_and_names_the_new_leader_to_its_peers() {
+    let (ports, list, dirs) = three_replicas("t");
+    let replicas: Vec<Proc> = (0..3)
+        .map(|i| replica(ports[i], &dirs[i], Some((&list, i as u64 + 1))))
+        .collect();
+    let UnderWay {
+        leader,
+        miners,
+        client: mut c,
+        vector: v,
+    } = under_way(&replicas, &list);
+    assert!(!c.has_exited(), "answered before the leader left");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &replicas[leader].pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    // It hands over instead of leaving the group to an election timeout, and tells each
+    // miner and the client where the new leader is instead of leaving them to their loss
+    // detection.
+    let handing = replicas[leader].wait_stderr("leaving: handing leadership to replica ");
+    let to = handing.rsplit(' ').next().expect("an id").to_string();
+    replicas[leader].wait_stderr(&format!("told replica {to} leads, and closed"));
+    replicas[leader].wait_stderr("left (term ");
+    for m in &miners {
+        m.wait_stderr(&format!("does not lead: replica {to} does"));
+        assert_eq!(m.count_stderr("server lost"), 0, "{}", m.stderr_text());
+    }
+    let (status, stdout) = c.wait_exit();
+    assert!(status.success());
+    assert_eq!(stdout, v.expected);
+    assert!(
+        c.stderr_text()
+            .contains(&format!("does not lead: replica {to} does")),
+        "{}",
+        c.stderr_text()
+    );
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
 fn three_replicas_survive_the_leaders_death_mid_request_and_it_catches_up_on_restart() {
     let (ports, list, dirs) = three_replicas("r");
     let mut replicas: Vec<Proc> = (0..3)

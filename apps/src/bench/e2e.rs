@@ -155,6 +155,20 @@ impl Proc {
         at
     }
 
+    /// Asks the process to leave (SIGTERM, sent with `kill`) without waiting for it; the
+    /// instant it was sent.
+    pub(super) fn terminate(&mut self) -> Result<Instant, String> {
+        let at = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("cannot run kill: {e}"))?;
+        if !status.success() {
+            return Err(format!("kill -TERM {}: {status}", self.child.id()));
+        }
+        Ok(at)
+    }
+
     /// CPU seconds used so far (user + system).
     pub(super) fn cpu_seconds(&self) -> Result<f64, String> {
         cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))

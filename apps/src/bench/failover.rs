@@ -5,11 +5,13 @@
 //! `--epoch-millis` and loss after `--epoch-limit` of them) start; once one logs `leader`,
 //! `--miners` miners (`-vv`, every address) join it, and a client (every address) asks for
 //! `--msg` over `0 ..= --max-nonce`. Once the miners have started `--kill-after-jobs` jobs
-//! of that request, the leader is killed (SIGKILL). Measured from the kill, with the time
-//! each log line was read:
+//! of that request, the leader is killed (SIGKILL), or with `--graceful` asked to leave
+//! (SIGTERM: it hands its leadership to a follower and names it to its peers first).
+//! Measured from the kill, with the time each log line was read:
 //!
 //! - **elected**: the first survivor's `: leader (term` line;
-//! - **lost**: each miner's `server lost` line (its own loss detection);
+//! - **lost**: each miner's `server lost` line (its own loss detection), or its
+//!   `does not lead` line (the leaving leader's NotLeader);
 //! - **working**: each miner's first `job` line after its `joined <new leader>` line (a
 //!   job the new leader sent; jobs the dead leader had queued do not count); the first
 //!   miner and the last.
@@ -59,6 +61,9 @@ pub struct Options {
     /// Jobs the miners start (all together) on the request before the leader is killed.
     #[arg(long, default_value_t = 4)]
     kill_after_jobs: usize,
+    /// Ask the leader to leave (SIGTERM) instead of killing it (SIGKILL).
+    #[arg(long)]
+    graceful: bool,
 }
 
 /// One run's figures, in seconds from the kill.
@@ -141,10 +146,12 @@ pub fn run(o: &Options) -> Result<(), String> {
                 "the client ended ({status}) before the kill: raise --max-nonce"
             ));
         }
-        let killed = servers.procs[old]
-            .as_mut()
-            .map(Proc::kill)
-            .ok_or("no leader to kill")?;
+        let leader = servers.procs[old].as_mut().ok_or("no leader to kill")?;
+        let killed = if o.graceful {
+            leader.terminate()?
+        } else {
+            leader.kill()
+        };
         let survivors: Vec<usize> = (0..o.replicas).filter(|&i| i != old).collect();
         let (new, elected_at) = servers.first_to_log(&survivors, ": leader (term", READY)?;
         let joined = format!("joined {} ", servers.addrs[new]);
@@ -158,7 +165,8 @@ pub fn run(o: &Options) -> Result<(), String> {
                     if at < killed {
                         continue;
                     }
-                    if line.contains("server lost") && lost[i].is_none() {
+                    let left = line.contains("server lost") || line.contains("does not lead");
+                    if left && lost[i].is_none() {
                         lost[i] = Some(at);
                     } else if line.contains(" joined ") {
                         on_new[i] = line.contains(&joined);
@@ -193,10 +201,15 @@ pub fn run(o: &Options) -> Result<(), String> {
         };
         let goal = loss + election(new as u64 + 1);
         println!(
-            "  run {r}: leader {} killed; {} elected after {:.3} s ({:.1} epochs); miners lost \
+            "  run {r}: leader {} {}; {} elected after {:.3} s ({:.1} epochs); miners lost \
              it after {:.3} s; working for the new leader after {:.3} s (first) {:.3} s (last) \
              = {:.1} epochs; goal {goal:.3} s; {answer}",
             old + 1,
+            if o.graceful {
+                "left (SIGTERM)"
+            } else {
+                "killed"
+            },
             new + 1,
             run.elected,
             run.elected / epoch,

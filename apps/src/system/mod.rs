@@ -9,6 +9,7 @@ pub mod clock;
 pub mod events;
 pub mod hashrate;
 pub mod http;
+pub mod leaving;
 pub mod local;
 pub mod log;
 pub mod miner;

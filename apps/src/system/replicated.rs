@@ -19,6 +19,11 @@
 //! Only the leader serves clients and miners; a follower closes their connections at
 //! their first payload (they then try the next address of their list).
 //!
+//! **Leaving.** SIGTERM or SIGINT ([`super::leaving`]) makes a leader hand its leadership
+//! to a follower and name it to its peers before the loop ends
+//! ([`Coordinator::hand_over`]); a follower just stops. The LSP server is then closed,
+//! which delivers what was written first.
+//!
 //! Observed like the plain server ([`super::observe`]): the leader's pool events, and this
 //! replica's own ([`super::replica_events`]), go to the `-v` narration, the event log and
 //! the HTTP board, requests told under the connection waiting for them
@@ -42,6 +47,7 @@ use lsp_mio::{Client, ConnId, Server, ServerReadError};
 
 use super::clock::Clock;
 use super::http::board::Board;
+use super::leaving::Leaving;
 use super::log::Log;
 use super::narrate::Departure;
 use super::observe::{peer_address, Observers};
@@ -149,6 +155,10 @@ pub fn serve_replicated(
     ));
     let mut was_leader = false;
     let mut last_commit = 0;
+    let leaving = Leaving::on_signals().map_err(ServeError::Spawn)?;
+    // While leaving: until when the hand-over may take (twice an election timeout).
+    let mut leave_by: Option<lsp_core::Timestamp> = None;
+    let hand_over_bound = tick * 2 * u32::try_from(replica.election_tick).unwrap_or(u32::MAX);
     'serve: loop {
         let deadline = node.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
         let wait = observers
@@ -336,6 +346,27 @@ pub fn serve_replicated(
                 Some(view.replication(&node)),
             )
         });
+        if leaving.asked() {
+            // Leaving on purpose: hand the leadership over and let the step-down name the
+            // new leader to the peers (the effects of this turn are out already), then stop.
+            match leave_by {
+                None => match node.hand_over(now) {
+                    Some(to) => {
+                        log.info(format_args!("leaving: handing leadership to replica {to}"));
+                        leave_by = Some(now + hand_over_bound);
+                    }
+                    None => break 'serve,
+                },
+                // Stepped down, and every peer that understands it told who leads.
+                Some(by)
+                    if now >= by
+                        || (!node.replica().is_leader() && node.awaiting_leader() == 0) =>
+                {
+                    break 'serve
+                }
+                Some(_) => {}
+            }
+        }
         let leader = node.replica().is_leader();
         if leader != was_leader {
             was_leader = leader;
@@ -349,6 +380,14 @@ pub fn serve_replicated(
                 ),
             );
         }
+    }
+    if leaving.asked() {
+        // What was written (a NotLeader, an answer) is delivered before the process exits,
+        // unless its peer is lost first.
+        if let Err(e) = server.close() {
+            log.info(format_args!("leaving: {e}"));
+        }
+        log.info(format_args!("left (term {})", node.replica().term()));
     }
     Ok(observers.finish())
 }

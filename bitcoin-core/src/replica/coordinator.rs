@@ -39,6 +39,8 @@ use super::disk::Disk;
 pub use super::interface::{CoordinatorEffect, CoordinatorStats, Port};
 use super::node::{Replica, ReplicaConfig, ReplicaEffect, ReplicaError};
 use super::orphans::Orphans;
+
+mod leaving;
 use super::redirect;
 use super::slots::Slots;
 use super::state::{Applied, Outcome};
@@ -116,25 +118,6 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         self.tell_orphans();
     }
 
-    /// Tells the connections held since stepping down where the leader is, once one is
-    /// known (this replica included), or closes them when their bound has passed.
-    fn tell_orphans(&mut self) {
-        let leader = self.replica.leader();
-        let conns = if leader == 0 {
-            self.orphans.tick()
-        } else {
-            self.orphans.take()
-        };
-        for conn in conns {
-            if leader != 0 {
-                self.stats.redirected += 1;
-                let hint = redirect::encode_not_leader(leader);
-                self.effects.push_back(CoordinatorEffect::Write(conn, hint));
-            }
-            self.effects.push_back(CoordinatorEffect::Close(conn));
-        }
-    }
-
     /// A raft message from a peer replica.
     pub fn step_raft(&mut self, now: Timestamp, message: RaftMessage) {
         self.replica.step(message);
@@ -144,10 +127,17 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// A payload from a client or miner connection.
     pub fn handle_payload(&mut self, now: Timestamp, conn: K, payload: &[u8]) {
         if !self.replica.is_leader() {
-            self.orphans.remove(conn);
             self.stats.not_leader += 1;
             let leader = self.replica.leader();
-            if leader != 0 && leader != self.replica.id() && redirect::announces(payload) {
+            let orphan = self.orphans.contains(conn);
+            if orphan && leader == 0 {
+                // Kept until a leader is known (see `orphans`); what it sent (a miner's
+                // answer, say) is dropped, as a follower drops it.
+                return;
+            }
+            self.orphans.remove(conn);
+            let known = leader != 0 && leader != self.replica.id();
+            if known && (orphan || redirect::announces(payload)) {
                 // Written before the close, so it is delivered: the peer moves on at once
                 // instead of waiting for its loss detection.
                 self.stats.redirected += 1;
@@ -448,35 +438,6 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             self.stats.restored += 1;
             self.schedule(now, &key);
         }
-    }
-
-    /// Leadership lost: every connection is closed, after a NotLeader naming the new
-    /// leader to those that announced they understand it, if this replica knows it
-    /// (stepping down on hearing it, not on losing its quorum).
-    fn step_down(&mut self) {
-        self.service = None;
-        self.slots.clear();
-        self.waiters.clear();
-        self.requests_on.clear();
-        let announced = std::mem::take(&mut self.announced);
-        self.progress.clear();
-        let leader = self.replica.leader();
-        let known = leader != 0 && leader != self.replica.id();
-        let mut orphans = Vec::new();
-        for conn in std::mem::take(&mut self.conns) {
-            if announced.contains(&conn) {
-                if !known {
-                    // Kept until a leader is known (see `orphans`).
-                    orphans.push(conn);
-                    continue;
-                }
-                self.stats.redirected += 1;
-                let hint = redirect::encode_not_leader(leader);
-                self.effects.push_back(CoordinatorEffect::Write(conn, hint));
-            }
-            self.effects.push_back(CoordinatorEffect::Close(conn));
-        }
-        self.orphans.hold(orphans, self.orphan_ticks);
     }
 
     /// Moves outputs along until nothing moves: the replica's effects (applying what was

@@ -1,5 +1,7 @@
 //! A leader that steps down without knowing who leads next keeps the connections that
-//! understand a NotLeader, for a bounded time, and tells them the leader once one is known.
+//! understand a NotLeader, for a bounded time, and tells them the leader once one is known;
+//! a leader that leaves on purpose hands its leadership over first, and names the new
+//! leader to them.
 
 use super::coordinator_tests::{request_with_id, Cluster};
 use super::redirect;
@@ -40,6 +42,10 @@ fn a_leader_without_quorum_tells_its_peers_the_next_leader_when_it_is_known() {
         "the reference miner is closed at once"
     );
     assert!(c.hints.is_empty(), "no leader known yet");
+    // What a kept miner sends meanwhile (an answer) is dropped; the miner stays kept.
+    let answer = Message::Result { hash: 1, nonce: 2 }.encode();
+    c.send(old, 100, &answer);
+    assert_eq!(c.closed.len(), 1, "still kept");
     // A follower returns: a leader is elected, and the two kept are told who it is.
     c.start(followers[0]);
     let leader = c.leader();
@@ -68,4 +74,41 @@ fn with_no_leader_in_time_they_are_closed_without_a_hint() {
     closed.sort_unstable();
     assert_eq!(closed, [7, 100, 101]);
     assert!(c.closed.iter().all(|(n, _)| *n == old));
+}
+
+#[test]
+fn a_leader_that_leaves_hands_over_and_names_the_new_leader() {
+    let mut c = Cluster::new(3);
+    let old = c.leader();
+    c.send(old, 100, &redirect::with_redirect(Message::Join.encode()));
+    c.send(old, 101, &Message::Join.encode());
+    c.send(old, 7, &request_with_id("leaving", 0, 59_999, 5));
+    let now = c.at();
+    let to = c.nodes.get_mut(&old).unwrap().hand_over(now);
+    let to = to.expect("a leader with followers hands over");
+    assert_ne!(to, old);
+    c.drain();
+    for _ in 0..3 {
+        c.tick();
+    }
+    assert_eq!(
+        c.leader(),
+        to,
+        "the chosen follower leads, without an election timeout"
+    );
+    assert!(!c.nodes[&old].replica().is_leader());
+    let mut hinted: Vec<(u32, u64)> = c
+        .hints
+        .iter()
+        .filter(|(n, _, _)| *n == old)
+        .map(|(_, conn, l)| (*conn, *l))
+        .collect();
+    hinted.sort_unstable();
+    assert_eq!(hinted, [(7, to), (100, to)]);
+    let mut closed: Vec<u32> = c.closed.iter().map(|(_, k)| *k).collect();
+    closed.sort_unstable();
+    assert_eq!(closed, [7, 100, 101]);
+    // A follower has nothing to hand over.
+    let now = c.at();
+    assert_eq!(c.nodes.get_mut(&old).unwrap().hand_over(now), None);
 }

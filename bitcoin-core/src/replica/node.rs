@@ -305,6 +305,30 @@ impl Replica {
         }
     }
 
+    /// Asks raft-rs to hand this replica's leadership to the follower whose log matches
+    /// the most of it (ties to the lowest id), so that it can leave without an election
+    /// timeout: the follower is told to campaign at once, once its log is up to date. Until
+    /// the transfer succeeds or raft-rs abandons it (after an election timeout), proposals
+    /// are dropped. Returns the follower, or `None` if this replica does not lead or has
+    /// no other voter.
+    pub fn transfer_leadership(&mut self) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        let me = self.id();
+        let to = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(&id, _)| id != me)
+            .max_by_key(|(&id, progress)| (progress.matched, std::cmp::Reverse(id)))
+            .map(|(&id, _)| id)?;
+        self.node.transfer_leader(to);
+        self.drive();
+        Some(to)
+    }
+
     /// The leader this replica knows of (0: none).
     #[must_use]
     pub fn leader(&self) -> u64 {

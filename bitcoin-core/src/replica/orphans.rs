@@ -35,6 +35,11 @@ impl<K: Ord + Copy> Orphans<K> {
         self.ticks_left = ticks;
     }
 
+    /// Whether `conn` is kept.
+    pub(super) fn contains(&self, conn: K) -> bool {
+        self.conns.contains(&conn)
+    }
+
     /// Forgets `conn` (it is gone, or has been dealt with otherwise).
     pub(super) fn remove(&mut self, conn: K) {
         self.conns.remove(&conn);
@@ -60,7 +65,6 @@ impl<K: Ord + Copy> Orphans<K> {
     }
 
     /// How many connections are kept.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.conns.len()
     }
