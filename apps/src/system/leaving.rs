@@ -2,6 +2,10 @@
 //! leader then hands its leadership to a follower and names it to its peers before it
 //! exits (docs/replication.md, "Leaving on purpose"). A second signal ends the process at
 //! once, as the first would have without this.
+//!
+//! The handlers are process-wide and stay installed: [`Leaving::on_signals`] is for a
+//! process that serves once and then exits (the `server` binary). The flag is read once per
+//! turn of the server's loop, so a signal during start-up takes effect when it begins.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -237,6 +237,25 @@ pub fn serve_replicated(
         if node.poll_timeout().is_some_and(|t| t <= now) {
             node.handle_timeout(now);
         }
+        if leaving.asked() {
+            // Leaving on purpose: hand the leadership over (again, if the transfer was
+            // abandoned or this replica won the election after all), before this turn's
+            // effects go out, so that the transfer's messages leave now.
+            let leader = node.replica().is_leader() && !node.replica().transferring();
+            if leave_by.is_none() || leader {
+                match node.hand_over(now) {
+                    Some(to) => {
+                        log.info(format_args!("leaving: handing leadership to replica {to}"));
+                        leave_by.get_or_insert(now + hand_over_bound);
+                    }
+                    // Nothing to hand over (a follower, or a group of one): stop at the end
+                    // of this turn, its effects done.
+                    None => {
+                        leave_by.get_or_insert(now);
+                    }
+                }
+            }
+        }
         observe(&mut node, &mut view, &mut observers, &server, None);
         // Every Persist of this round in one transaction, before any other effect but the
         // miners' jobs (which depend on nothing durable, so they need not wait for the
@@ -347,24 +366,11 @@ pub fn serve_replicated(
             )
         });
         if leaving.asked() {
-            // Leaving on purpose: hand the leadership over and let the step-down name the
-            // new leader to the peers (the effects of this turn are out already), then stop.
-            match leave_by {
-                None => match node.hand_over(now) {
-                    Some(to) => {
-                        log.info(format_args!("leaving: handing leadership to replica {to}"));
-                        leave_by = Some(now + hand_over_bound);
-                    }
-                    None => break 'serve,
-                },
-                // Stepped down, and every peer that understands it told who leads.
-                Some(by)
-                    if now >= by
-                        || (!node.replica().is_leader() && node.awaiting_leader() == 0) =>
-                {
-                    break 'serve
-                }
-                Some(_) => {}
+            // Stepped down, and every peer that understands it told who leads (the step-
+            // down's effects went out above); or out of time.
+            let done = !node.replica().is_leader() && node.awaiting_leader() == 0;
+            if leave_by.is_some_and(|by| done || now >= by) {
+                break 'serve;
             }
         }
         let leader = node.replica().is_leader();

@@ -19,7 +19,9 @@
 //! afresh as miners join it. A replica that is not the leader serves no one: it closes
 //! every client or miner connection that sends it anything (after a NotLeader naming the
 //! leader, to a peer that announced it: [`redirect`](super::redirect)), and on losing
-//! leadership it closes all of them, so they look for the leader.
+//! leadership it closes all of them, so they look for the leader: those that announced it
+//! after a NotLeader, kept until a leader is known if none is yet (`coordinator/leaving.rs`,
+//! which also hands leadership over on purpose).
 //!
 //! Requests are named by [`RequestKey`]: a Request carrying `"Id": N` (an extension the
 //! reference never sends) is `id:N`, so a client that resubmits it to the next leader is
@@ -110,12 +112,23 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
     /// One epoch: ticks the replica.
     pub fn tick(&mut self, now: Timestamp) {
         let chunks = self.slots.take_unlogged();
-        if !chunks.is_empty() {
-            self.propose_all(&chunks);
+        if !chunks.is_empty() && !self.propose_all(&chunks) {
+            self.hold_again(chunks);
         }
         self.replica.tick();
+        self.age_orphans();
         self.pump(now);
-        self.tell_orphans();
+    }
+
+    /// Commands a leader could not propose (raft-rs drops proposals while it hands its
+    /// leadership over): kept for the next tick, unless this replica no longer leads (its
+    /// successor restores from the log what they covered).
+    fn hold_again(&mut self, commands: Vec<Command>) {
+        if self.replica.is_leader() {
+            for command in commands {
+                self.slots.hold(command);
+            }
+        }
     }
 
     /// A raft message from a peer replica.
@@ -304,6 +317,13 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             None => {
                 if self.propose(&asked.clone().accept(key.clone())) {
                     self.slots.proposed(key, asked);
+                } else {
+                    // Not taken (a hand-over is under way): nothing would ever answer
+                    // this waiter. Closed, so that its client resubmits.
+                    if let Some(waiting) = self.waiters.get_mut(&key) {
+                        waiting.remove(&conn);
+                    }
+                    self.effects.push_back(CoordinatorEffect::Close(conn));
                 }
             }
         }
@@ -450,6 +470,7 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
             } else if !self.replica.is_leader() && self.service.is_some() {
                 self.step_down();
             }
+            self.tell_orphans();
             while let Some(effect) = self.replica.poll_effect() {
                 moved = true;
                 match effect {
@@ -516,7 +537,9 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
                                 batch.push(Command::answering(key, outcome));
                             }
                         }
-                        self.propose_all(&batch);
+                        if !self.propose_all(&batch) {
+                            self.hold_again(batch);
+                        }
                     }
                 }
             }

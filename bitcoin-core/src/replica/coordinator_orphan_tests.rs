@@ -88,6 +88,12 @@ fn a_leader_that_leaves_hands_over_and_names_the_new_leader() {
     let to = to.expect("a leader with followers hands over");
     assert_ne!(to, old);
     c.drain();
+    // No tick passed: the follower campaigned at once, and the old leader named it as
+    // soon as it heard from it.
+    assert!(
+        c.nodes[&to].replica().is_leader(),
+        "leads without an election timeout"
+    );
     for _ in 0..3 {
         c.tick();
     }
@@ -111,4 +117,22 @@ fn a_leader_that_leaves_hands_over_and_names_the_new_leader() {
     // A follower has nothing to hand over.
     let now = c.at();
     assert_eq!(c.nodes.get_mut(&old).unwrap().hand_over(now), None);
+}
+
+#[test]
+fn a_request_arriving_while_a_hand_over_stalls_is_closed_not_stranded() {
+    let mut c = Cluster::new(3);
+    let old = c.leader();
+    // The hand-over cannot complete: nothing reaches the chosen follower.
+    let now = c.at();
+    let node = c.nodes.get_mut(&old).unwrap();
+    let to = node.hand_over(now).expect("a follower to hand over to");
+    c.lose = Box::new(move |m| m.to == to);
+    c.drain();
+    assert!(c.nodes[&old].replica().transferring());
+    // raft-rs drops proposals meanwhile: the request is closed (its client resubmits),
+    // not left waiting for an Accept that was never proposed.
+    c.send(old, 8, &request_with_id("stalled", 0, 99, 9));
+    assert_eq!(c.closed, [(old, 8)]);
+    assert!(c.nodes[&old].stats().proposals_dropped >= 1);
 }

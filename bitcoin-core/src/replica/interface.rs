@@ -36,7 +36,8 @@ pub enum CoordinatorEffect<K> {
 /// Counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoordinatorStats {
-    /// Connections closed because this replica does not lead.
+    /// Payloads received while this replica does not lead. Their connections are closed,
+    /// except one kept after a step-down until a leader is known (its payloads dropped).
     pub not_leader: u64,
     /// Connections told which replica leads before being closed, by a follower or by a
     /// leader stepping down (a NotLeader message, see

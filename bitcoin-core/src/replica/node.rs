@@ -329,6 +329,13 @@ impl Replica {
         Some(to)
     }
 
+    /// Whether this leader is handing its leadership over ([`Replica::transfer_leadership`]),
+    /// not yet done nor abandoned.
+    #[must_use]
+    pub fn transferring(&self) -> bool {
+        self.is_leader() && self.node.raft.lead_transferee.is_some()
+    }
+
     /// The leader this replica knows of (0: none).
     #[must_use]
     pub fn leader(&self) -> u64 {

@@ -28,28 +28,37 @@ impl<K: Ord + Copy + fmt::Debug> Coordinator<K> {
         self.orphans.len()
     }
 
-    /// Tells the connections held since stepping down where the leader is, once one is
-    /// known (this replica included), or closes them when their bound has passed.
+    /// Tells the connections held since stepping down where the leader is, as soon as one
+    /// is known (this replica included: they then come back here, and re-join the new
+    /// service). Runs whenever the coordinator's outputs move, so after any input.
     pub(super) fn tell_orphans(&mut self) {
         let leader = self.replica.leader();
-        let conns = if leader == 0 {
-            self.orphans.tick()
-        } else {
-            self.orphans.take()
-        };
-        for conn in conns {
-            if leader != 0 {
-                self.stats.redirected += 1;
-                let hint = redirect::encode_not_leader(leader);
-                self.effects.push_back(CoordinatorEffect::Write(conn, hint));
-            }
+        if leader == 0 || self.orphans.len() == 0 {
+            return;
+        }
+        for conn in self.orphans.take() {
+            self.stats.redirected += 1;
+            let hint = redirect::encode_not_leader(leader);
+            self.effects.push_back(CoordinatorEffect::Write(conn, hint));
             self.effects.push_back(CoordinatorEffect::Close(conn));
         }
     }
 
-    /// Leadership lost: every connection is closed, after a NotLeader naming the new
-    /// leader to those that announced they understand it, if this replica knows it
-    /// (stepping down on hearing it, not on losing its quorum).
+    /// One tick with no leader known: closes the held connections, without a hint, once
+    /// their bound has passed.
+    pub(super) fn age_orphans(&mut self) {
+        if self.replica.leader() != 0 {
+            return;
+        }
+        for conn in self.orphans.tick() {
+            self.effects.push_back(CoordinatorEffect::Close(conn));
+        }
+    }
+
+    /// Leadership lost: the service's state is dropped. Every connection that announced
+    /// it understands a NotLeader is sent one naming the new leader and closed, or, if no
+    /// leader is known yet (the quorum was lost, or a vote began), kept until one is (see
+    /// `orphans`); every other connection is closed at once.
     pub(super) fn step_down(&mut self) {
         self.service = None;
         self.slots.clear();
