@@ -181,13 +181,9 @@ fn a_leader_asked_to_leave_hands_over_and_names_the_new_leader_to_its_peers() {
     let replicas: Vec<Proc> = (0..3)
         .map(|i| replica(ports[i], &dirs[i], Some((&list, i as u64 + 1))))
         .collect();
-    let UnderWay {
-        leader,
-        miners,
-        client: mut c,
-        vector: v,
-    } = under_way(&replicas, &list);
-    assert!(!c.has_exited(), "answered before the leader left");
+    let mut w = under_way(&replicas, &list);
+    let leader = w.leader;
+    assert!(!w.client.has_exited(), "answered before the leader left");
     let term = std::process::Command::new("kill")
         .args(["-TERM", &replicas[leader].pid().to_string()])
         .status()
@@ -200,18 +196,17 @@ fn a_leader_asked_to_leave_hands_over_and_names_the_new_leader_to_its_peers() {
     let to = handing.rsplit(' ').next().expect("an id").to_string();
     replicas[leader].wait_stderr(&format!("told replica {to} leads, and closed"));
     replicas[leader].wait_stderr("left (term ");
-    for m in &miners {
+    for m in &w.miners {
         m.wait_stderr(&format!("does not lead: replica {to} does"));
         assert_eq!(m.count_stderr("server lost"), 0, "{}", m.stderr_text());
     }
-    let (status, stdout) = c.wait_exit();
+    let (status, stdout) = w.client.wait_exit();
     assert!(status.success());
-    assert_eq!(stdout, v.expected);
+    assert_eq!(stdout, w.vector.expected);
+    let told = w.client.stderr_text();
     assert!(
-        c.stderr_text()
-            .contains(&format!("does not lead: replica {to} does")),
-        "{}",
-        c.stderr_text()
+        told.contains(&format!("does not lead: replica {to} does")),
+        "{told}"
     );
     for dir in &dirs {
         let _ = std::fs::remove_dir_all(dir);
