@@ -373,22 +373,7 @@ fn replay_miner(seed: u64, verbose: bool) -> (u64, u64) {
 fn sweep_raft(start: u64, seeds: u64, max_failures: u64) -> (u64, u64) {
     let started = Instant::now();
     let mut total = replica::Outcome::default();
-    let pass = |o: replica::Outcome| {
-        total.ms += o.ms;
-        total.answered += o.answered;
-        total.target_answered += o.target_answered;
-        total.not_found += o.not_found;
-        total.disconnected += o.disconnected;
-        total.crashes += o.crashes;
-        total.terms += o.terms;
-        total.snapshots_installed += o.snapshots_installed;
-        total.searches += o.searches;
-        total.target_searches += o.target_searches;
-        total.cancels += o.cancels;
-        total.redirects += o.redirects;
-        total.restored += o.restored;
-        total.id_conflicts += o.id_conflicts;
-    };
+    let pass = |o: replica::Outcome| total.add(&o);
     let fail = |seed, failure: String| {
         print_failure(seed, &failure, &ReplicaCase::generate(seed), "replay-raft");
     };

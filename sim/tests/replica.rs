@@ -6,35 +6,30 @@ use sim::replica::{check_seed, run_case, ReplicaCase, Sabotage};
 
 #[test]
 fn a_sweep_of_seeds_keeps_every_invariant_and_answers_every_request() {
-    let mut answered = 0;
-    let mut disconnected = 0;
-    let mut snapshots = 0;
-    let mut searches = 0;
-    let mut redirects = 0;
-    let mut refused = 0;
-    let mut restored = 0;
-    let (mut target_answered, mut not_found, mut target_searches, mut cancels) = (0, 0, 0, 0);
+    let mut total = sim::replica::Outcome::default();
     for seed in 0..200 {
         match check_seed(seed) {
-            Ok(o) => {
-                answered += o.answered;
-                target_answered += o.target_answered;
-                not_found += o.not_found;
-                target_searches += o.target_searches;
-                cancels += o.cancels;
-                disconnected += o.disconnected;
-                snapshots += o.snapshots_installed;
-                searches += o.searches;
-                redirects += o.redirects;
-                restored += o.restored;
-                refused += o.refused_for_good;
-            }
+            Ok(o) => total.add(&o),
             Err(failure) => panic!(
                 "seed {seed}: {failure}\n{}  replay: cargo run --release -p sim -- replay-raft --seed {seed} -v",
                 ReplicaCase::generate(seed)
             ),
         }
     }
+    let sim::replica::Outcome {
+        answered,
+        target_answered,
+        not_found,
+        target_searches,
+        cancels,
+        disconnected,
+        snapshots_installed: snapshots,
+        searches,
+        redirects,
+        restored,
+        refused_for_good: refused,
+        ..
+    } = total;
     let requests: u64 = (0..200)
         .map(|s| ReplicaCase::generate(s).requests.len() as u64)
         .sum();

@@ -72,6 +72,28 @@ pub struct Outcome {
     pub digest: u64,
 }
 
+impl Outcome {
+    /// Adds `other`'s counts (and virtual time) to these, for a sweep's totals; the digest
+    /// is a run's own and is left as it is.
+    pub fn add(&mut self, other: &Outcome) {
+        self.ms += other.ms;
+        self.answered += other.answered;
+        self.target_answered += other.target_answered;
+        self.not_found += other.not_found;
+        self.disconnected += other.disconnected;
+        self.crashes += other.crashes;
+        self.terms += other.terms;
+        self.snapshots_installed += other.snapshots_installed;
+        self.searches += other.searches;
+        self.target_searches += other.target_searches;
+        self.cancels += other.cancels;
+        self.redirects += other.redirects;
+        self.restored += other.restored;
+        self.id_conflicts += other.id_conflicts;
+        self.refused_for_good += other.refused_for_good;
+    }
+}
+
 /// One run in progress.
 pub struct ReplicaWorld {
     pub(super) case: ReplicaCase,
